@@ -1,0 +1,29 @@
+-- Nodes and deployments. Times are Unix epoch seconds (REAL); JSON is stored as TEXT.
+CREATE TABLE nodes (
+    id            TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL UNIQUE,
+    ip            TEXT NOT NULL,
+    capabilities  TEXT NOT NULL,
+    tags          TEXT NOT NULL DEFAULT '[]',
+    token_hash    TEXT NOT NULL UNIQUE,
+    registered_at REAL NOT NULL,
+    last_seen     REAL NOT NULL,
+    metrics       TEXT
+);
+
+CREATE TABLE deployments (
+    deployment_id    TEXT PRIMARY KEY NOT NULL,
+    template_id      TEXT NOT NULL,
+    rendered_compose TEXT NOT NULL,
+    env              TEXT NOT NULL DEFAULT '{}',
+    action           TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    message          TEXT NOT NULL,
+    node_id          TEXT REFERENCES nodes(id) ON DELETE SET NULL,
+    revision         INTEGER NOT NULL,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL
+);
+
+CREATE INDEX deployments_by_created ON deployments (created_at, deployment_id);
+CREATE INDEX deployments_by_node ON deployments (node_id);

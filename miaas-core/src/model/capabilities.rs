@@ -1,0 +1,148 @@
+//! What a node offers: the `capabilities` object of a registration.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// One GPU of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GpuInfo {
+    /// The GPU's index on its node (as `nvidia-smi` numbers them).
+    pub id: u32,
+    /// Model name, e.g. `RTX 3090`.
+    pub model: String,
+    /// GPU memory in MB.
+    pub mem_mb: u64,
+}
+
+/// The Docker engine of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DockerInfo {
+    /// Engine version, e.g. `24.0.0`.
+    pub version: String,
+    /// Whether the engine answers.
+    pub available: bool,
+}
+
+/// A node's capabilities. Fields the server does not know (for example `k8s`) are
+/// kept in `extra` and returned as they were sent, beside the known ones.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "os": "linux", "cpu_count": 8, "mem_mb": 16000, "disk_mb": 500000,
+    "gpus": [{"id": 0, "model": "RTX 3090", "mem_mb": 24000}],
+    "docker": {"version": "24.0.0", "available": true}
+}))]
+pub struct NodeCapabilities {
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// Number of CPU cores.
+    pub cpu_count: u32,
+    /// Memory in MB.
+    pub mem_mb: u64,
+    /// Disk in MB.
+    pub disk_mb: u64,
+    /// GPUs, empty when the node has none.
+    #[serde(default)]
+    pub gpus: Vec<GpuInfo>,
+    /// The Docker engine, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerInfo>,
+    /// Capability fields the server does not interpret, kept verbatim.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extra: Map<String, Value>,
+}
+
+/// The known fields, deserialized with field paths in their errors.
+#[derive(Deserialize)]
+struct KnownCapabilities {
+    os: String,
+    cpu_count: u32,
+    mem_mb: u64,
+    disk_mb: u64,
+    #[serde(default)]
+    gpus: Vec<GpuInfo>,
+    #[serde(default)]
+    docker: Option<DockerInfo>,
+}
+
+const KNOWN_FIELDS: [&str; 6] = ["os", "cpu_count", "mem_mb", "disk_mb", "gpus", "docker"];
+
+impl<'de> Deserialize<'de> for NodeCapabilities {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = Map::<String, Value>::deserialize(deserializer)?;
+        let known: Map<String, Value> = KNOWN_FIELDS
+            .iter()
+            .filter_map(|key| fields.remove(*key).map(|v| (key.to_string(), v)))
+            .collect();
+        let parsed: KnownCapabilities = serde_path_to_error::deserialize(Value::Object(known))
+            .map_err(|err| {
+                let path = err.path().to_string();
+                if path == "." {
+                    D::Error::custom(err.into_inner())
+                } else {
+                    D::Error::custom(format!("{path}: {}", err.into_inner()))
+                }
+            })?;
+        Ok(NodeCapabilities {
+            os: parsed.os,
+            cpu_count: parsed.cpu_count,
+            mem_mb: parsed.mem_mb,
+            disk_mb: parsed.disk_mb,
+            gpus: parsed.gpus,
+            docker: parsed.docker,
+            extra: fields,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let sent = json!({
+            "os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 1000,
+            "gpus": [], "docker": {"version": "24.0.0", "available": true},
+            "k8s": {"version": "1.30"}
+        });
+        let caps: NodeCapabilities = serde_json::from_value(sent.clone()).unwrap();
+        assert_eq!(caps.extra["k8s"], json!({"version": "1.30"}));
+        assert_eq!(serde_json::to_value(&caps).unwrap(), sent);
+    }
+
+    #[test]
+    fn a_mistyped_field_is_named() {
+        let err = serde_json::from_value::<NodeCapabilities>(json!({
+            "os": "linux", "cpu_count": "eight", "mem_mb": 1, "disk_mb": 1
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("cpu_count"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_and_negative_sizes_are_refused() {
+        let missing =
+            serde_json::from_value::<NodeCapabilities>(json!({"os": "linux", "cpu_count": 1}))
+                .unwrap_err();
+        assert!(missing.to_string().contains("mem_mb"), "{missing}");
+        let negative = serde_json::from_value::<NodeCapabilities>(json!({
+            "os": "linux", "cpu_count": 1, "mem_mb": -5, "disk_mb": 1
+        }))
+        .unwrap_err();
+        assert!(negative.to_string().contains("mem_mb"), "{negative}");
+    }
+
+    #[test]
+    fn gpus_and_docker_are_optional() {
+        let caps: NodeCapabilities = serde_json::from_value(json!({
+            "os": "linux", "cpu_count": 1, "mem_mb": 1, "disk_mb": 1
+        }))
+        .unwrap();
+        assert!(caps.gpus.is_empty());
+        assert!(caps.docker.is_none());
+    }
+}

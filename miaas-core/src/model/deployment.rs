@@ -1,0 +1,187 @@
+//! Deployments: a docker-compose document plus environment, and its state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Result;
+use crate::validate;
+
+/// What a deployment request asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentAction {
+    /// Create the deployment, or update it when the id exists.
+    #[default]
+    Apply,
+    /// Remove the deployment (as `DELETE` does).
+    Remove,
+}
+
+impl DeploymentAction {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Remove => "remove",
+        }
+    }
+
+    /// Parses the JSON name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "apply" => Some(Self::Apply),
+            "remove" => Some(Self::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// Where a deployment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// Accepted; no node runs it yet.
+    Pending,
+    /// A node was chosen (`node_id` is set).
+    Scheduled,
+    /// The node reports it running.
+    Running,
+    /// The node reports it failed.
+    Failed,
+    /// Marked for removal; the node is to remove it.
+    Deleting,
+    /// Removed.
+    Deleted,
+    /// Its node went offline.
+    Lost,
+}
+
+impl DeploymentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Scheduled,
+        Self::Running,
+        Self::Failed,
+        Self::Deleting,
+        Self::Deleted,
+        Self::Lost,
+    ];
+
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Scheduled => "scheduled",
+            Self::Running => "running",
+            Self::Failed => "failed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// Parses the JSON name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the deployment is on its way out (`deleting` or `deleted`).
+    pub fn is_removal(self) -> bool {
+        matches!(self, Self::Deleting | Self::Deleted)
+    }
+}
+
+/// `POST /api/v1/deployments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "deployment_id": "deploy-123", "template_id": "postgres",
+    "rendered_compose": "version: '3.8'\nservices:\n  postgres:\n    image: postgres:16",
+    "env": {"POSTGRES_PASSWORD": "secret"}, "action": "apply"
+}))]
+pub struct DeploymentRequest {
+    /// Client-chosen id; posting an existing id with `apply` updates it.
+    pub deployment_id: String,
+    /// The template this deployment was rendered from.
+    pub template_id: String,
+    /// The docker-compose document to run.
+    pub rendered_compose: String,
+    /// Environment for the compose document.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `apply` (default) or `remove`.
+    #[serde(default)]
+    pub action: DeploymentAction,
+}
+
+/// The largest compose document accepted, in bytes.
+pub const MAX_COMPOSE_BYTES: usize = 512 * 1024;
+
+impl DeploymentRequest {
+    /// Checks every field; the error names the first one that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        validate::identifier("deployment_id", &self.deployment_id)?;
+        validate::name("template_id", &self.template_id)?;
+        if self.action == DeploymentAction::Apply {
+            validate::non_blank("rendered_compose", &self.rendered_compose)?;
+        }
+        validate::list_len(
+            "rendered_compose",
+            self.rendered_compose.len(),
+            MAX_COMPOSE_BYTES,
+        )?;
+        for key in self.env.keys() {
+            validate::env_key(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// `202` answer to a deployment request, and `200` answer to a `DELETE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentAck {
+    /// The deployment concerned.
+    pub deployment_id: String,
+    /// `accepted` for a request, `deleting` for a deletion.
+    pub status: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// A deployment as stored and shown by `GET /api/v1/deployments[/{id}]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    /// Client-chosen id.
+    pub deployment_id: String,
+    /// The template it was rendered from.
+    pub template_id: String,
+    /// The last action requested.
+    pub action: DeploymentAction,
+    /// Where it is in its life.
+    pub status: DeploymentStatus,
+    /// Human-readable state.
+    pub message: String,
+    /// The node it is placed on; null until placed.
+    pub node_id: Option<String>,
+    /// Environment for the compose document.
+    pub env: BTreeMap<String, String>,
+    /// The docker-compose document.
+    pub rendered_compose: String,
+    /// 1 at creation, +1 for each apply that changed it.
+    pub revision: u32,
+    /// Creation time (epoch seconds).
+    pub created_at: f64,
+    /// Last change (epoch seconds).
+    pub updated_at: f64,
+}
+
+impl Deployment {
+    /// Whether `request` asks for exactly what this deployment already is.
+    pub fn has_spec_of(&self, request: &DeploymentRequest) -> bool {
+        self.template_id == request.template_id
+            && self.rendered_compose == request.rendered_compose
+            && self.env == request.env
+    }
+}

@@ -1,0 +1,152 @@
+//! Nodes: registration, the stored node, and how it is shown.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::NodeCapabilities;
+use crate::validate;
+use crate::{Error, Result};
+
+/// `POST /api/v1/nodes/register`: a node announces itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "worker-01", "ip": "192.168.1.10",
+    "capabilities": {
+        "os": "linux", "cpu_count": 8, "mem_mb": 16000, "disk_mb": 500000,
+        "gpus": [{"id": 0, "model": "RTX 3090", "mem_mb": 24000}],
+        "docker": {"version": "24.0.0", "available": true}
+    }
+}))]
+pub struct NodeRegistration {
+    /// Unique node name (1 to 253 characters); registering a known name updates it.
+    pub name: String,
+    /// The node's IPv4 or IPv6 address.
+    pub ip: String,
+    /// What the node offers.
+    pub capabilities: NodeCapabilities,
+    /// Free-form labels; a `key=value` tag is matched by placement constraints.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl NodeRegistration {
+    /// Checks every field; the error names the first one that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        validate::name("name", &self.name)?;
+        validate::ip("ip", &self.ip)?;
+        validate::name("capabilities.os", &self.capabilities.os)?;
+        for gpu in &self.capabilities.gpus {
+            validate::name("capabilities.gpus.model", &gpu.model)?;
+        }
+        let mut ids: Vec<u32> = self.capabilities.gpus.iter().map(|g| g.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::Invalid(
+                "capabilities.gpus: GPU ids must be unique on a node".into(),
+            ));
+        }
+        validate::tags("tags", &self.tags)
+    }
+}
+
+/// `201` answer to a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegistrationResponse {
+    /// The node's id; stable across re-registrations of the same name.
+    pub node_id: String,
+    /// Bearer token for this node's heartbeats; shown once, stored only hashed.
+    pub node_token: String,
+    /// The URL the node should use to reach the control plane.
+    pub control_plane_url: String,
+}
+
+/// Whether a node has been heard from within the heartbeat timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Seen (registered or heartbeat) within the heartbeat timeout.
+    Online,
+    /// Not seen for longer than the heartbeat timeout.
+    Offline,
+}
+
+/// The latest metrics a node reported in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeMetrics {
+    /// CPU usage in percent (0 to 100).
+    pub cpu_usage: f64,
+    /// Memory usage in percent (0 to 100).
+    pub mem_usage: f64,
+    /// Free disk in MB.
+    pub disk_free_mb: u64,
+    /// Names of the containers running on the node.
+    pub running_containers: Vec<String>,
+    /// When these metrics arrived (epoch seconds).
+    pub reported_at: f64,
+}
+
+/// A node as stored, without derived state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    /// Stable id (a UUID).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Address.
+    pub ip: String,
+    /// What it offers.
+    pub capabilities: NodeCapabilities,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// First registration (epoch seconds).
+    pub registered_at: f64,
+    /// Last registration or heartbeat (epoch seconds).
+    pub last_seen: f64,
+    /// Latest heartbeat metrics, if any heartbeat arrived.
+    pub metrics: Option<NodeMetrics>,
+}
+
+/// A node as the API shows it: `GET /api/v1/nodes[/{node_id}]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    /// Stable id (a UUID).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Address.
+    pub ip: String,
+    /// What it offers, as registered (unknown fields included).
+    pub capabilities: NodeCapabilities,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Last registration or heartbeat (epoch seconds).
+    pub last_seen: f64,
+    /// `online` while `last_seen` is within the heartbeat timeout, else `offline`.
+    pub status: NodeStatus,
+    /// First registration (epoch seconds).
+    pub registered_at: f64,
+    /// Latest heartbeat metrics; null until the first heartbeat.
+    pub metrics: Option<NodeMetrics>,
+}
+
+impl Node {
+    /// Shows a stored node as seen at `now` with the given heartbeat timeout (seconds).
+    pub fn from_record(record: NodeRecord, now: f64, heartbeat_timeout: f64) -> Self {
+        let status = if now - record.last_seen <= heartbeat_timeout {
+            NodeStatus::Online
+        } else {
+            NodeStatus::Offline
+        };
+        Node {
+            id: record.id,
+            name: record.name,
+            ip: record.ip,
+            capabilities: record.capabilities,
+            tags: record.tags,
+            last_seen: record.last_seen,
+            status,
+            registered_at: record.registered_at,
+            metrics: record.metrics,
+        }
+    }
+}

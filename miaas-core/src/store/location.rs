@@ -1,0 +1,147 @@
+//! Which database a URL names.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Where the data lives, decided from a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite database.
+    Sqlite(SqliteTarget),
+}
+
+/// A SQLite database: a file or private memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteTarget {
+    /// A file, created on first use.
+    File(PathBuf),
+    /// An in-memory database that lives as long as the store.
+    Memory,
+}
+
+impl DatabaseLocation {
+    /// Parses a database URL (see [`crate::store::connect`] for the accepted forms).
+    pub fn parse(url: &str) -> Result<Self> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::DatabaseUrl("the database URL is empty".into()));
+        }
+        if let Some(rest) = strip_scheme(url, "sqlite") {
+            return sqlite_target(rest).map(Self::Sqlite);
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(Error::DatabaseUrl(format!(
+                "unsupported scheme {scheme:?} (supported: sqlite)"
+            )));
+        }
+        Ok(Self::Sqlite(SqliteTarget::File(PathBuf::from(url))))
+    }
+}
+
+fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    let (head, rest) = url.split_once(':')?;
+    head.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// Interprets what follows `sqlite:`. Three slashes are ambiguous between SQLAlchemy
+/// (`sqlite:///rel.db` is relative) and sqlx (`sqlite:///abs.db` is absolute): a path
+/// starting `./` or `../`, or a file directly under `/`, or one whose parent folder
+/// does not exist is read as relative; an existing absolute folder wins otherwise.
+fn sqlite_target(rest: &str) -> Result<SqliteTarget> {
+    let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if rest == ":memory:" || rest == "//:memory:" {
+        return Ok(SqliteTarget::Memory);
+    }
+    let path = match rest.strip_prefix("//") {
+        None => rest.to_string(),
+        Some(after) => match after.strip_prefix('/') {
+            None => after.to_string(),
+            Some(triple) if triple.starts_with('/') => triple.to_string(),
+            Some(triple) => {
+                let absolute = format!("/{triple}");
+                if reads_as_absolute(&absolute) {
+                    absolute
+                } else {
+                    triple.to_string()
+                }
+            }
+        },
+    };
+    if path.is_empty() {
+        return Err(Error::DatabaseUrl("the SQLite URL names no file".into()));
+    }
+    Ok(SqliteTarget::File(PathBuf::from(path)))
+}
+
+fn reads_as_absolute(absolute: &str) -> bool {
+    if absolute.starts_with("/./") || absolute.starts_with("/../") {
+        return false;
+    }
+    match Path::new(absolute).parent() {
+        Some(parent) if parent != Path::new("/") => parent.is_dir(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(url: &str) -> PathBuf {
+        match DatabaseLocation::parse(url).unwrap() {
+            DatabaseLocation::Sqlite(SqliteTarget::File(path)) => path,
+            other => panic!("{url} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sqlalchemy_relative_form_means_the_relative_file() {
+        assert_eq!(
+            file("sqlite:///./control_plane.db"),
+            PathBuf::from("./control_plane.db")
+        );
+        assert_eq!(
+            file("sqlite:///control_plane.db"),
+            PathBuf::from("control_plane.db")
+        );
+        assert_eq!(
+            file("sqlite:////var/lib/miaas.db"),
+            PathBuf::from("/var/lib/miaas.db")
+        );
+    }
+
+    #[test]
+    fn sqlx_forms_work() {
+        assert_eq!(
+            file("sqlite://control_plane.db"),
+            PathBuf::from("control_plane.db")
+        );
+        assert_eq!(file("sqlite:data/x.db"), PathBuf::from("data/x.db"));
+        assert_eq!(
+            file("sqlite:///tmp/x.db?mode=rwc"),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(file("/tmp/plain.db"), PathBuf::from("/tmp/plain.db"));
+        assert_eq!(
+            DatabaseLocation::parse("sqlite::memory:").unwrap(),
+            DatabaseLocation::Sqlite(SqliteTarget::Memory)
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_urls_are_refused() {
+        assert!(matches!(
+            DatabaseLocation::parse("mysql://x"),
+            Err(Error::DatabaseUrl(_))
+        ));
+        assert!(matches!(
+            DatabaseLocation::parse(""),
+            Err(Error::DatabaseUrl(_))
+        ));
+        assert!(matches!(
+            DatabaseLocation::parse("sqlite://"),
+            Err(Error::DatabaseUrl(_))
+        ));
+    }
+}

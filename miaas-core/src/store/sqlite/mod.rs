@@ -1,0 +1,247 @@
+//! The SQLite backend: one writer connection (SQLite allows one writer at a time, so
+//! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::{DeploymentChange, Modified, NodeUpsert, SqliteTarget, Store};
+use crate::Result;
+use crate::model::{Deployment, NodeMetrics, NodeRecord};
+use rows::{DeploymentRow, NodeRow, encode_json};
+
+/// How long a statement waits for SQLite's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a pooled connection before "unavailable".
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const READERS: u32 = 4;
+
+macro_rules! node_columns {
+    () => {
+        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics"
+    };
+}
+macro_rules! deployment_columns {
+    () => {
+        "deployment_id, template_id, rendered_compose, env, action, status, message, \
+         node_id, revision, created_at, updated_at"
+    };
+}
+
+/// A SQLite database file (or memory) behind the [`Store`] trait.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies the embedded migrations.
+    pub async fn open(target: SqliteTarget) -> Result<Self> {
+        // synchronous=FULL: a commit is on disk before it is acknowledged, so a 2xx
+        // survives power loss too, not only a crash of the process.
+        let base = SqliteConnectOptions::new()
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let store = match target {
+            SqliteTarget::Memory => {
+                let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+                    .foreign_keys(true)
+                    .busy_timeout(BUSY_TIMEOUT);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                Self {
+                    writer: pool.clone(),
+                    reader: pool,
+                }
+            }
+            SqliteTarget::File(path) => {
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(base.clone().filename(&path).create_if_missing(true))
+                    .await?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(READERS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(base.filename(&path).read_only(true))
+                    .await?;
+                Self { writer, reader }
+            }
+        };
+        sqlx::migrate!("migrations/sqlite")
+            .run(&store.writer)
+            .await?;
+        Ok(store)
+    }
+
+    async fn fetch_deployment(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: &str,
+    ) -> Result<Option<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE deployment_id = ?"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
+    }
+
+    async fn write_deployment(tx: &mut Transaction<'_, Sqlite>, d: &Deployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
+             status, message, node_id, revision, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
+             rendered_compose = excluded.rendered_compose, env = excluded.env, \
+             action = excluded.action, status = excluded.status, message = excluded.message, \
+             node_id = excluded.node_id, revision = excluded.revision, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&d.deployment_id)
+        .bind(&d.template_id)
+        .bind(&d.rendered_compose)
+        .bind(encode_json(&d.env)?)
+        .bind(d.action.as_str())
+        .bind(d.status.as_str())
+        .bind(&d.message)
+        .bind(&d.node_id)
+        .bind(i64::from(d.revision))
+        .bind(d.created_at)
+        .bind(d.updated_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
+        let id: (String,) = sqlx::query_as(
+            "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
+             last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
+             capabilities = excluded.capabilities, tags = excluded.tags, \
+             token_hash = excluded.token_hash, last_seen = excluded.last_seen \
+             RETURNING id",
+        )
+        .bind(node.new_id)
+        .bind(node.name)
+        .bind(node.ip)
+        .bind(encode_json(node.capabilities)?)
+        .bind(encode_json(&node.tags)?)
+        .bind(node.token_hash)
+        .bind(node.now)
+        .bind(node.now)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(id.0)
+    }
+
+    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
+        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = ?");
+        sqlx::query_as::<_, NodeRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(NodeRecord::try_from)
+            .transpose()
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        sqlx::query_as::<_, NodeRow>(sql)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect()
+    }
+
+    async fn node_id_by_token_hash(&self, token_hash: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM nodes WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<bool> {
+        let done = sqlx::query("UPDATE nodes SET last_seen = ?, metrics = ? WHERE id = ?")
+            .bind(metrics.reported_at)
+            .bind(encode_json(metrics)?)
+            .bind(node_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE deployment_id = ?"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect()
+    }
+
+    async fn modify_deployment(&self, id: &str, change: DeploymentChange<'_>) -> Result<Modified> {
+        // BEGIN IMMEDIATE is implied: the single writer connection serializes writers.
+        let mut tx = self.writer.begin().await?;
+        let before = Self::fetch_deployment(&mut tx, id).await?;
+        let after = match change(before.as_ref())? {
+            Some(next) => {
+                Self::write_deployment(&mut tx, &next).await?;
+                tx.commit().await?;
+                Some(next)
+            }
+            None => before.clone(),
+        };
+        Ok(Modified { before, after })
+    }
+}

@@ -1,0 +1,89 @@
+//! Row structs of the SQLite backend and their mapping to domain types.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+use crate::model::{Deployment, DeploymentAction, DeploymentStatus, NodeMetrics, NodeRecord};
+use crate::{Error, Result};
+
+pub(super) fn decode_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| Error::Corrupt(format!("{column}: {err}")))
+}
+
+pub(super) fn encode_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| Error::Corrupt(err.to_string()))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct NodeRow {
+    id: String,
+    name: String,
+    ip: String,
+    capabilities: String,
+    tags: String,
+    registered_at: f64,
+    last_seen: f64,
+    metrics: Option<String>,
+}
+
+impl TryFrom<NodeRow> for NodeRecord {
+    type Error = Error;
+
+    fn try_from(row: NodeRow) -> Result<Self> {
+        let metrics: Option<NodeMetrics> = row
+            .metrics
+            .as_deref()
+            .map(|text| decode_json("metrics", text))
+            .transpose()?;
+        Ok(NodeRecord {
+            capabilities: decode_json("capabilities", &row.capabilities)?,
+            tags: decode_json("tags", &row.tags)?,
+            id: row.id,
+            name: row.name,
+            ip: row.ip,
+            registered_at: row.registered_at,
+            last_seen: row.last_seen,
+            metrics,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeploymentRow {
+    deployment_id: String,
+    template_id: String,
+    rendered_compose: String,
+    env: String,
+    action: String,
+    status: String,
+    message: String,
+    node_id: Option<String>,
+    revision: i64,
+    created_at: f64,
+    updated_at: f64,
+}
+
+impl TryFrom<DeploymentRow> for Deployment {
+    type Error = Error;
+
+    fn try_from(row: DeploymentRow) -> Result<Self> {
+        let env: BTreeMap<String, String> = decode_json("env", &row.env)?;
+        Ok(Deployment {
+            action: DeploymentAction::parse(&row.action)
+                .ok_or_else(|| Error::Corrupt(format!("action: {:?}", row.action)))?,
+            status: DeploymentStatus::parse(&row.status)
+                .ok_or_else(|| Error::Corrupt(format!("status: {:?}", row.status)))?,
+            revision: u32::try_from(row.revision)
+                .map_err(|_| Error::Corrupt(format!("revision: {}", row.revision)))?,
+            deployment_id: row.deployment_id,
+            template_id: row.template_id,
+            rendered_compose: row.rendered_compose,
+            env,
+            message: row.message,
+            node_id: row.node_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! Building and running the server: bind, wire the layers, serve until told to stop.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
+use miaas_core::service::{Service, ServiceSettings};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::routes;
+use crate::state::AppState;
+
+/// A bound, ready-to-serve server. Tests build it on port 0 and read [`Self::port`].
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    public_url: String,
+}
+
+impl Application {
+    /// Opens the database (migrating it), binds the listener and wires the routes.
+    pub async fn build(config: &ServerConfig) -> Result<Self, ServerError> {
+        let cors = cors_layer(&config.cors_origins)?;
+        let store = miaas_core::store::connect(&config.database_url).await?;
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("cannot listen on {}:{}", config.host, config.port),
+                source,
+            })?;
+        let addr = local_addr(&listener)?;
+        let public_url = config
+            .public_url
+            .clone()
+            .map(|url| url.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| default_public_url(addr));
+        let service = Service::new(
+            store,
+            ServiceSettings {
+                heartbeat_timeout: config.heartbeat_timeout,
+            },
+        );
+        let state = AppState {
+            service,
+            public_url: Arc::from(public_url.as_str()),
+        };
+        let router = routes::router(state)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(cors)
+            .layer(TraceLayer::new_for_http());
+        Ok(Self {
+            listener,
+            router,
+            public_url,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        local_addr(&self.listener)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The URL handed to nodes as `control_plane_url`.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: "server failed".into(),
+                source,
+            })
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Io {
+        context: "cannot read the bound address".into(),
+        source,
+    })
+}
+
+/// `http://<host>:<port>`, with `localhost` when bound to every interface.
+fn default_public_url(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("http://localhost:{}", addr.port()),
+        IpAddr::V6(ip) => format!("http://[{ip}]:{}", addr.port()),
+        IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
+    }
+}
+
+fn cors_layer(origins: &str) -> Result<CorsLayer, ServerError> {
+    let origins = origins.trim();
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    if origins == "*" || origins.is_empty() {
+        return Ok(layer.allow_origin(Any));
+    }
+    let list = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .map_err(|_| ServerError::Config(format!("CORS_ORIGINS: invalid origin {o:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(layer.allow_origin(AllowOrigin::list(list)))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+/// Sets up logging, builds the server from `config` and serves until SIGINT/SIGTERM.
+/// `miaas-server` and `miaas serve` both call this.
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    crate::telemetry::init(&config.log_level, config.log_format)?;
+    let app = Application::build(&config).await?;
+    tracing::info!(
+        address = %app.local_addr()?,
+        public_url = %app.public_url(),
+        "MIaaS control plane listening"
+    );
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_defaults_to_localhost_for_unspecified_hosts() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(default_public_url(any), "http://localhost:8080");
+        let v6: SocketAddr = "[::1]:9000".parse().unwrap();
+        assert_eq!(default_public_url(v6), "http://[::1]:9000");
+        let v4: SocketAddr = "10.0.0.5:80".parse().unwrap();
+        assert_eq!(default_public_url(v4), "http://10.0.0.5:80");
+    }
+
+    #[test]
+    fn cors_origins_must_be_valid_header_values() {
+        assert!(cors_layer("*").is_ok());
+        assert!(cors_layer("http://a.example, http://b.example").is_ok());
+        assert!(cors_layer("http://bad\norigin").is_err());
+    }
+}

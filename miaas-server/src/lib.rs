@@ -1,0 +1,28 @@
+//! # miaas-server
+//!
+//! The MIaaS control plane over HTTP (axum): the original API's paths, JSON and
+//! status codes, an OpenAPI document generated from the code, and Swagger UI / ReDoc
+//! served from the binary.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), miaas_server::ServerError> {
+//! let mut config = miaas_server::ServerConfig::with_database("sqlite://control_plane.db");
+//! config.port = 0; // any free port
+//! let app = miaas_server::Application::build(&config).await?;
+//! println!("listening on {}", app.port());
+//! app.run_until(miaas_server::shutdown_signal()).await
+//! # }
+//! ```
+
+mod app;
+pub mod config;
+mod error;
+mod extract;
+mod routes;
+mod state;
+pub mod telemetry;
+
+pub use app::{Application, run, shutdown_signal};
+pub use config::{LogFormat, ServerConfig};
+pub use error::{ApiError, ErrorBody, ServerError};
+pub use routes::openapi;

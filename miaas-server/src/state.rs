@@ -1,0 +1,14 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use miaas_core::service::Service;
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct AppState {
+    /// The control plane's rules.
+    pub service: Service,
+    /// The URL handed to nodes as `control_plane_url`.
+    pub public_url: Arc<str>,
+}
