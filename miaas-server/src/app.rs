@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
 use miaas_core::service::{Service, ServiceSettings};
+use miaas_core::store::Store;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -23,13 +24,22 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     public_url: String,
+    service: Service,
 }
 
 impl Application {
     /// Opens the database (migrating it), binds the listener and wires the routes.
     pub async fn build(config: &ServerConfig) -> Result<Self, ServerError> {
-        let cors = cors_layer(&config.cors_origins)?;
         let store = miaas_core::store::connect(&config.database_url).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    /// As [`Self::build`], on a store the caller opened (`config.database_url` unused).
+    pub async fn build_with_store(
+        config: &ServerConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ServerError> {
+        let cors = cors_layer(&config.cors_origins)?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
             .map_err(|source| ServerError::Io {
@@ -49,7 +59,7 @@ impl Application {
             },
         );
         let state = AppState {
-            service,
+            service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
         };
         let router = routes::router(state)
@@ -60,6 +70,7 @@ impl Application {
             listener,
             router,
             public_url,
+            service,
         })
     }
 
@@ -78,18 +89,20 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, finishes the requests in flight, then
+    /// closes the database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: "server failed".into(),
-                source,
-            })
+            .await;
+        self.service.close().await;
+        served.map_err(|source| ServerError::Io {
+            context: "server failed".into(),
+            source,
+        })
     }
 }
 

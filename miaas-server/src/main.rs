@@ -1,5 +1,7 @@
 //! `miaas-server`: the MIaaS control plane HTTP server.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 /// MIaaS control plane: node registry, deployments and placement over HTTP.
@@ -11,8 +13,13 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    miaas_server::run(cli.config).await?;
-    Ok(())
+    match miaas_server::run(cli.config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {:#}", anyhow::Error::from(err));
+            ExitCode::FAILURE
+        }
+    }
 }

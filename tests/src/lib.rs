@@ -1,1 +1,177 @@
+//! Helpers for the end-to-end tests: a real server on 127.0.0.1, port 0, over a fresh
+//! SQLite file, in this process ([`TestServer`]) or as the real binary
+//! ([`ServerProcess`]).
 
+mod process;
+
+use std::sync::Arc;
+
+use miaas_core::store::Store;
+use miaas_server::{Application, ServerConfig};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub use process::{ServerProcess, binary};
+
+/// A server running inside the test process on its own database.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A plain HTTP client.
+    pub client: reqwest::Client,
+    /// The server's store, for tests that act on the database directly.
+    pub store: Arc<dyn Store>,
+    /// The database URL the server uses.
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// A server with the default configuration.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server whose configuration `tweak` adjusts (host and port are then forced
+    /// to 127.0.0.1:0).
+    pub async fn spawn_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let mut config = ServerConfig::with_database(&database_url);
+        tweak(&mut config);
+        config.host = "127.0.0.1".into();
+        config.port = 0;
+        let store = miaas_core::store::connect(&config.database_url)
+            .await
+            .expect("open store");
+        let app = Application::build_with_store(&config, store.clone())
+            .await
+            .expect("build server");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stop = async {
+                let _ = rx.await;
+            };
+            app.run_until(stop).await.expect("server runs");
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            database_url,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET `path`; returns status and JSON body (`Null` when the body is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.client.get(self.url(path))).await
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// POST `body` as JSON to `path` with `Authorization: Bearer <token>`.
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// DELETE `path`.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.client.delete(self.url(path))).await
+    }
+
+    /// Registers `name`; returns `(node_id, node_token)`.
+    pub async fn register(&self, name: &str) -> (String, String) {
+        let (status, body) = self
+            .post("/api/v1/nodes/register", &registration(name))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["node_id"].as_str().expect("node_id").to_string(),
+            body["node_token"].as_str().expect("node_token").to_string(),
+        )
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends a request; returns status and JSON body (`Null` when the body is not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request reaches the server");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("response body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A registration body for `name`, shaped like the original README's example.
+pub fn registration(name: &str) -> Value {
+    json!({
+        "name": name,
+        "ip": "192.168.1.10",
+        "capabilities": {
+            "os": "linux",
+            "cpu_count": 8,
+            "mem_mb": 16000,
+            "disk_mb": 500000,
+            "gpus": [{"id": 0, "model": "RTX 3090", "mem_mb": 24000}],
+            "docker": {"version": "24.0.0", "available": true}
+        }
+    })
+}
+
+/// A heartbeat body, as in the original README.
+pub fn heartbeat() -> Value {
+    json!({
+        "cpu_usage": 45.5,
+        "mem_usage": 60.2,
+        "disk_free_mb": 450000,
+        "running_containers": ["postgres", "redis"]
+    })
+}
+
+/// A deployment request for `id`.
+pub fn deployment(id: &str) -> Value {
+    json!({
+        "deployment_id": id,
+        "template_id": "postgres",
+        "rendered_compose": "version: '3.8'\nservices:\n  postgres:\n    image: postgres:16\n",
+        "env": {"POSTGRES_PASSWORD": "secret"},
+        "action": "apply"
+    })
+}

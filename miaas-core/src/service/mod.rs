@@ -65,6 +65,11 @@ impl Service {
         self.store.ping().await
     }
 
+    /// Closes the store: called once serving has stopped.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     fn now(&self) -> f64 {
         self.clock.now()
     }

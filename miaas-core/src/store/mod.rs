@@ -55,6 +55,10 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;
 
+    /// Closes the connections after the work in flight; later calls fail as
+    /// unavailable.
+    async fn close(&self);
+
     /// Inserts a node, or updates the node with the same name (keeping its id and
     /// first registration time); returns the node's id.
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String>;

@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::{DeploymentChange, Modified, NodeUpsert, SqliteTarget, Store};
-use crate::Result;
 use crate::model::{Deployment, NodeMetrics, NodeRecord};
+use crate::{Error, Result};
 use rows::{DeploymentRow, NodeRow, encode_json};
 
 /// How long a statement waits for SQLite's write lock before failing.
@@ -71,16 +71,24 @@ impl SqliteStore {
                 }
             }
             SqliteTarget::File(path) => {
+                let cannot_open = |err: sqlx::Error| {
+                    Error::Unavailable(format!(
+                        "cannot open SQLite database {}: {err}",
+                        path.display()
+                    ))
+                };
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(base.clone().filename(&path).create_if_missing(true))
-                    .await?;
+                    .await
+                    .map_err(cannot_open)?;
                 let reader = SqlitePoolOptions::new()
                     .max_connections(READERS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(base.filename(&path).read_only(true))
-                    .await?;
+                    .await
+                    .map_err(cannot_open)?;
                 Self { writer, reader }
             }
         };
@@ -140,6 +148,11 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
     }
 
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {

@@ -1,0 +1,120 @@
+//! The real binaries, started as child processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Path of a binary of this workspace (`miaas-server`, `miaas`), built by
+/// `cargo test --workspace` beside the test executables.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// A server binary running as a child process, stopped (SIGTERM) when dropped.
+pub struct ServerProcess {
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `args` in `cwd` (port 0 on 127.0.0.1 unless `args` say
+    /// otherwise) and waits until it logs the address it listens on.
+    pub fn start(binary: &Path, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("DATABASE_URL")
+            .env("LOG_LEVEL", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start server binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + START_DEADLINE;
+        let mut seen = Vec::new();
+        let address = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("address="))
+                    {
+                        break addr.to_string();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("server did not start; its log:\n{}", seen.join("\n"));
+                }
+            }
+        };
+        Self {
+            child: Some(child),
+            base: format!("http://{address}"),
+            log: rx,
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its status and the
+    /// log lines it wrote after starting.
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let mut child = self.child.take().expect("running child");
+        signal_term(&child);
+        let status = child.wait().expect("wait for server");
+        let log = self.log.try_iter().collect();
+        (status, log)
+    }
+}
+
+fn signal_term(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal_term(&child);
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Heartbeats: authentication, metrics, last_seen.
+
+use miaas_tests::{TestServer, heartbeat, send};
+use serde_json::json;
+
+#[tokio::test]
+async fn heartbeat_with_the_nodes_token_is_recorded_and_shown() {
+    let server = TestServer::spawn().await;
+    let (id, token) = server.register("worker-01").await;
+    let (_, before) = server.get(&format!("/api/v1/nodes/{id}")).await;
+
+    let (status, ack) = server
+        .post_as(
+            &token,
+            &format!("/api/v1/nodes/{id}/heartbeat"),
+            &heartbeat(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ack["status"], "ok");
+    let timestamp = ack["timestamp"].as_f64().unwrap();
+
+    let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
+    assert_eq!(node["last_seen"].as_f64().unwrap(), timestamp);
+    assert!(timestamp >= before["last_seen"].as_f64().unwrap());
+    let metrics = &node["metrics"];
+    assert_eq!(metrics["cpu_usage"], 45.5);
+    assert_eq!(metrics["mem_usage"], 60.2);
+    assert_eq!(metrics["disk_free_mb"], 450000);
+    assert_eq!(metrics["running_containers"], json!(["postgres", "redis"]));
+}
+
+#[tokio::test]
+async fn heartbeat_without_a_token_is_401() {
+    let server = TestServer::spawn().await;
+    let (id, _) = server.register("worker-01").await;
+    let (status, body) = server
+        .post(&format!("/api/v1/nodes/{id}/heartbeat"), &heartbeat())
+        .await;
+    assert_eq!(status, 401);
+    assert!(body["detail"].is_string());
+    let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
+    assert!(
+        node["metrics"].is_null(),
+        "a refused heartbeat must change nothing"
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_with_an_invalid_token_is_401() {
+    let server = TestServer::spawn().await;
+    let (id, _) = server.register("worker-01").await;
+    let path = format!("/api/v1/nodes/{id}/heartbeat");
+    let (status, _) = server.post_as("not-a-token", &path, &heartbeat()).await;
+    assert_eq!(status, 401);
+    // the original's predictable token form must not work
+    let predictable = format!("node-token-{id}");
+    let (status, _) = server.post_as(&predictable, &path, &heartbeat()).await;
+    assert_eq!(status, 401);
+    // a non-Bearer scheme is no credential
+    let request = server
+        .client
+        .post(server.url(&path))
+        .basic_auth("node", Some("x"))
+        .json(&heartbeat());
+    assert_eq!(send(request).await.0, 401);
+}
+
+#[tokio::test]
+async fn heartbeat_with_another_nodes_token_is_403() {
+    let server = TestServer::spawn().await;
+    let (a, _) = server.register("a").await;
+    let (_, b_token) = server.register("b").await;
+    let (status, body) = server
+        .post_as(
+            &b_token,
+            &format!("/api/v1/nodes/{a}/heartbeat"),
+            &heartbeat(),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, node) = server.get(&format!("/api/v1/nodes/{a}")).await;
+    assert!(node["metrics"].is_null());
+}
+
+#[tokio::test]
+async fn heartbeat_for_an_unknown_node_is_404() {
+    let server = TestServer::spawn().await;
+    let (_, token) = server.register("a").await;
+    let (status, _) = server
+        .post_as(&token, "/api/v1/nodes/no-such-node/heartbeat", &heartbeat())
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn heartbeat_with_bad_metrics_is_422_and_changes_nothing() {
+    let server = TestServer::spawn().await;
+    let (id, token) = server.register("a").await;
+    let path = format!("/api/v1/nodes/{id}/heartbeat");
+    for (field, value) in [
+        ("cpu_usage", json!(-1.0)),
+        ("mem_usage", json!(101.0)),
+        ("disk_free_mb", json!(-5)),
+        ("cpu_usage", json!("high")),
+    ] {
+        let mut body = heartbeat();
+        body[field] = value;
+        let (status, error) = server.post_as(&token, &path, &body).await;
+        assert_eq!(status, 422, "{field}: {error}");
+        assert!(error["detail"].as_str().unwrap().contains(field), "{error}");
+    }
+    let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
+    assert!(node["metrics"].is_null());
+}
