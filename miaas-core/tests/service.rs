@@ -1,0 +1,282 @@
+//! The service's rules over a real store, with a clock the test moves.
+//!
+//! Each test runs against every backend in [`backend_urls`], so a new backend joins
+//! the suite by adding its URL there.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miaas_core::Error;
+use miaas_core::clock::ManualClock;
+use miaas_core::model::{
+    DeploymentAction, DeploymentRequest, DeploymentStatus, Heartbeat, NodeRegistration, NodeStatus,
+};
+use miaas_core::service::{Service, ServiceSettings};
+use serde_json::json;
+use tempfile::TempDir;
+
+const T0: f64 = 1_700_000_000.0;
+
+struct Fixture {
+    service: Service,
+    clock: Arc<ManualClock>,
+    url: String,
+    dir: Arc<TempDir>,
+}
+
+/// The database URLs every test runs on, inside `dir`.
+fn backend_urls(dir: &Path) -> Vec<String> {
+    vec![format!("sqlite://{}", dir.join("core.db").display())]
+}
+
+async fn fixtures() -> Vec<Fixture> {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut out = Vec::new();
+    for url in backend_urls(dir.path()) {
+        out.push(fixture_on(url, dir.clone()).await);
+    }
+    out
+}
+
+async fn fixture_on(url: String, dir: Arc<TempDir>) -> Fixture {
+    let store = miaas_core::store::connect(&url).await.expect("open store");
+    let clock = Arc::new(ManualClock::new(T0));
+    let settings = ServiceSettings {
+        heartbeat_timeout: Duration::from_secs(30),
+    };
+    Fixture {
+        service: Service::with_clock(store, clock.clone(), settings),
+        clock,
+        url,
+        dir,
+    }
+}
+
+fn registration(name: &str) -> NodeRegistration {
+    serde_json::from_value(json!({
+        "name": name, "ip": "10.0.0.1",
+        "capabilities": {"os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 100000}
+    }))
+    .unwrap()
+}
+
+fn beat(cpu: f64) -> Heartbeat {
+    Heartbeat {
+        cpu_usage: cpu,
+        mem_usage: 10.0,
+        disk_free_mb: 5,
+        running_containers: vec!["web".into()],
+    }
+}
+
+fn request(id: &str, image: &str) -> DeploymentRequest {
+    DeploymentRequest {
+        deployment_id: id.into(),
+        template_id: "web".into(),
+        rendered_compose: format!("services:\n  web:\n    image: {image}\n"),
+        env: Default::default(),
+        action: DeploymentAction::Apply,
+    }
+}
+
+#[tokio::test]
+async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
+    for f in fixtures().await {
+        let first = f.service.register_node(&registration("n1")).await.unwrap();
+        f.clock.advance(5.0);
+        let second = f.service.register_node(&registration("n1")).await.unwrap();
+        assert_eq!(first.node_id, second.node_id, "{}", f.url);
+        assert_ne!(first.node_token, second.node_token);
+        let old = f
+            .service
+            .authenticate_node(&first.node_id, Some(&first.node_token))
+            .await;
+        assert!(matches!(old, Err(Error::Unauthorized(_))), "{old:?}");
+        f.service
+            .authenticate_node(&second.node_id, Some(&second.node_token))
+            .await
+            .unwrap();
+        let node = f.service.get_node(&first.node_id).await.unwrap();
+        assert_eq!(node.registered_at, T0, "first registration time is kept");
+        assert_eq!(
+            node.last_seen,
+            T0 + 5.0,
+            "re-registration counts as being seen"
+        );
+    }
+}
+
+#[tokio::test]
+async fn node_authentication_distinguishes_missing_invalid_foreign_and_unknown() {
+    for f in fixtures().await {
+        let a = f.service.register_node(&registration("a")).await.unwrap();
+        let b = f.service.register_node(&registration("b")).await.unwrap();
+        let s = &f.service;
+        assert!(matches!(
+            s.authenticate_node(&a.node_id, None).await,
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            s.authenticate_node(&a.node_id, Some("bogus")).await,
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            s.authenticate_node(&a.node_id, Some(&b.node_token)).await,
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            s.authenticate_node("nope", Some(&b.node_token)).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn status_follows_last_seen_and_the_heartbeat_timeout() {
+    for f in fixtures().await {
+        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        let status = || async { f.service.get_node(&creds.node_id).await.unwrap().status };
+        assert_eq!(status().await, NodeStatus::Online);
+        f.clock.advance(30.0);
+        assert_eq!(status().await, NodeStatus::Online, "exactly at the timeout");
+        f.clock.advance(0.5);
+        assert_eq!(status().await, NodeStatus::Offline);
+
+        let ack = f
+            .service
+            .heartbeat(&creds.node_id, Some(&creds.node_token), beat(12.5))
+            .await
+            .unwrap();
+        assert_eq!(ack.timestamp, T0 + 30.5);
+        let node = f.service.get_node(&creds.node_id).await.unwrap();
+        assert_eq!(node.status, NodeStatus::Online);
+        assert_eq!(node.last_seen, T0 + 30.5);
+        let metrics = node.metrics.unwrap();
+        assert_eq!(metrics.cpu_usage, 12.5);
+        assert_eq!(metrics.running_containers, vec!["web".to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_before_anything_is_written() {
+    for f in fixtures().await {
+        let mut bad = registration("n");
+        bad.ip = "300.0.0.1".into();
+        assert!(matches!(
+            f.service.register_node(&bad).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(f.service.list_nodes().await.unwrap().is_empty());
+
+        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        let refused = f
+            .service
+            .heartbeat(&creds.node_id, Some(&creds.node_token), beat(250.0))
+            .await;
+        assert!(matches!(refused, Err(Error::Invalid(_))));
+        let node = f.service.get_node(&creds.node_id).await.unwrap();
+        assert!(node.metrics.is_none());
+
+        let mut empty = request("d", "nginx");
+        empty.rendered_compose = "  ".into();
+        assert!(matches!(
+            f.service.submit_deployment(&empty).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(f.service.list_deployments().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn deployments_are_created_revised_and_marked_for_deletion() {
+    for f in fixtures().await {
+        let s = &f.service;
+        s.submit_deployment(&request("d", "nginx:1")).await.unwrap();
+        let created = s.get_deployment("d").await.unwrap();
+        assert_eq!(created.status, DeploymentStatus::Pending);
+        assert_eq!(created.revision, 1);
+        assert_eq!(created.created_at, T0);
+
+        f.clock.advance(1.0);
+        let same = s.submit_deployment(&request("d", "nginx:1")).await.unwrap();
+        assert!(same.message.contains("unchanged"), "{}", same.message);
+        assert_eq!(s.get_deployment("d").await.unwrap(), created);
+
+        s.submit_deployment(&request("d", "nginx:2")).await.unwrap();
+        let revised = s.get_deployment("d").await.unwrap();
+        assert_eq!(revised.revision, 2);
+        assert_eq!(revised.updated_at, T0 + 1.0);
+        assert_eq!(revised.created_at, T0);
+
+        let ack = s.delete_deployment("d").await.unwrap();
+        assert_eq!(ack.status, "deleting");
+        let deleting = s.get_deployment("d").await.unwrap();
+        assert_eq!(deleting.status, DeploymentStatus::Deleting);
+        assert_eq!(deleting.action, DeploymentAction::Remove);
+        assert!(matches!(
+            s.delete_deployment("nope").await,
+            Err(Error::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_applies_to_one_deployment_serialize() {
+    for f in fixtures().await {
+        f.service
+            .submit_deployment(&request("d", "v0"))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (1..=40)
+            .map(|i| {
+                let service = f.service.clone();
+                tokio::spawn(async move {
+                    service
+                        .submit_deployment(&request("d", &format!("v{i}")))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        // every apply changed the spec, so none may be lost: 1 + 40 revisions
+        let revision = f.service.get_deployment("d").await.unwrap().revision;
+        assert_eq!(revision, 41);
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_database() {
+    for f in fixtures().await {
+        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        f.service
+            .submit_deployment(&request("d", "nginx"))
+            .await
+            .unwrap();
+        let nodes = f.service.list_nodes().await.unwrap();
+        let deployments = f.service.list_deployments().await.unwrap();
+        f.service.close().await;
+
+        let reopened = fixture_on(f.url.clone(), f.dir.clone()).await;
+        assert_eq!(reopened.service.list_nodes().await.unwrap(), nodes);
+        assert_eq!(
+            reopened.service.list_deployments().await.unwrap(),
+            deployments
+        );
+        reopened
+            .service
+            .authenticate_node(&creds.node_id, Some(&creds.node_token))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_in_memory_store_works_for_library_users() {
+    let store = miaas_core::store::connect("sqlite::memory:").await.unwrap();
+    let service = Service::new(store, ServiceSettings::default());
+    let creds = service.register_node(&registration("m")).await.unwrap();
+    assert_eq!(service.list_nodes().await.unwrap()[0].id, creds.node_id);
+}
