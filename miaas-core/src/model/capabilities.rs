@@ -9,10 +9,19 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GpuInfo {
     /// The GPU's index on its node (as `nvidia-smi` numbers them).
+    #[serde(deserialize_with = "super::number::deserialize_whole_u32")]
+    #[schema(schema_with = super::number::count_schema)]
     pub id: u32,
     /// Model name, e.g. `RTX 3090`.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub model: String,
     /// GPU memory in MB.
+    #[serde(deserialize_with = "super::number::deserialize_whole")]
+    #[schema(schema_with = super::number::whole_schema)]
     pub mem_mb: u64,
 }
 
@@ -26,7 +35,7 @@ pub struct DockerInfo {
 }
 
 /// A node's capabilities. Fields the server does not know (for example `k8s`) are
-/// kept in `extra` and returned as they were sent, beside the known ones.
+/// kept and returned as they were sent, beside the known ones.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[schema(example = json!({
     "os": "linux", "cpu_count": 8, "mem_mb": 16000, "disk_mb": 500000,
@@ -35,12 +44,20 @@ pub struct DockerInfo {
 }))]
 pub struct NodeCapabilities {
     /// Operating system, e.g. `linux`.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub os: String,
     /// Number of CPU cores.
+    #[schema(schema_with = super::number::count_schema)]
     pub cpu_count: u32,
     /// Memory in MB.
+    #[schema(schema_with = super::number::whole_schema)]
     pub mem_mb: u64,
     /// Disk in MB.
+    #[schema(schema_with = super::number::whole_schema)]
     pub disk_mb: u64,
     /// GPUs, empty when the node has none.
     #[serde(default)]
@@ -58,8 +75,11 @@ pub struct NodeCapabilities {
 #[derive(Deserialize)]
 struct KnownCapabilities {
     os: String,
+    #[serde(deserialize_with = "super::number::deserialize_whole_u32")]
     cpu_count: u32,
+    #[serde(deserialize_with = "super::number::deserialize_whole")]
     mem_mb: u64,
+    #[serde(deserialize_with = "super::number::deserialize_whole")]
     disk_mb: u64,
     #[serde(default)]
     gpus: Vec<GpuInfo>,

@@ -102,14 +102,27 @@ impl DeploymentStatus {
     "env": {"POSTGRES_PASSWORD": "secret"}, "action": "apply"
 }))]
 pub struct DeploymentRequest {
-    /// Client-chosen id; posting an existing id with `apply` updates it.
+    /// Client-chosen id; posting an existing id with `apply` updates it. 1 to 253
+    /// characters, none of them whitespace or `/ ? # % \\`.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^[^\s/?#%\\\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub deployment_id: String,
     /// The template this deployment was rendered from.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub template_id: String,
-    /// The docker-compose document to run.
+    /// The docker-compose document to run (not blank, at most 512 KiB).
+    #[schema(min_length = 1, max_length = 524288, pattern = r"\S")]
     pub rendered_compose: String,
-    /// Environment for the compose document.
+    /// Environment for the compose document (variable names: no `=`, not empty).
     #[serde(default)]
+    #[schema(schema_with = super::env_schema)]
     pub env: BTreeMap<String, String>,
     /// `apply` (default) or `remove`.
     #[serde(default)]

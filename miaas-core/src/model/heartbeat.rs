@@ -14,10 +14,14 @@ use crate::validate;
 }))]
 pub struct Heartbeat {
     /// CPU usage in percent (0 to 100).
+    #[schema(schema_with = super::number::percent_schema)]
     pub cpu_usage: f64,
     /// Memory usage in percent (0 to 100).
+    #[schema(schema_with = super::number::percent_schema)]
     pub mem_usage: f64,
     /// Free disk in MB.
+    #[serde(deserialize_with = "super::number::deserialize_whole")]
+    #[schema(schema_with = super::number::whole_schema)]
     pub disk_free_mb: u64,
     /// Names of the containers running on the node.
     #[serde(default)]

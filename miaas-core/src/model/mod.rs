@@ -4,6 +4,10 @@ mod capabilities;
 mod deployment;
 mod heartbeat;
 mod node;
+pub mod number;
+pub mod schema;
+
+use schema::{env_schema, tag_list_schema};
 
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{

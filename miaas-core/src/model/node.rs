@@ -19,13 +19,21 @@ use crate::{Error, Result};
 }))]
 pub struct NodeRegistration {
     /// Unique node name (1 to 253 characters); registering a known name updates it.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub name: String,
     /// The node's IPv4 or IPv6 address.
+    #[schema(schema_with = super::schema::ip_schema)]
     pub ip: String,
     /// What the node offers.
     pub capabilities: NodeCapabilities,
-    /// Free-form labels; a `key=value` tag is matched by placement constraints.
+    /// Free-form labels (at most 100, no whitespace); a `key=value` tag is matched by
+    /// placement constraints.
     #[serde(default)]
+    #[schema(max_items = 100, schema_with = super::tag_list_schema)]
     pub tags: Vec<String>,
 }
 
