@@ -33,7 +33,7 @@ impl Visitor<'_> for WholeVisitor {
 
     fn visit_f64<E: Error>(self, v: f64) -> Result<u64, E> {
         // 2^63 is exactly representable; MAX_WHOLE is not (it rounds up to 2^63).
-        if v.is_finite() && v >= 0.0 && v < 9_223_372_036_854_775_808.0 {
+        if (0.0..9_223_372_036_854_775_808.0).contains(&v) {
             // Truncation is the point: 450000.7 MB free is 450000 whole MB.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             return Ok(v.trunc() as u64);
