@@ -40,8 +40,10 @@
 //! ```
 
 pub mod clock;
+pub mod compose;
 mod error;
 pub mod model;
+pub mod placement;
 pub mod service;
 pub mod store;
 pub mod token;

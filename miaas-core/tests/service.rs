@@ -1,84 +1,12 @@
-//! The service's rules over a real store, with a clock the test moves.
-//!
-//! Each test runs against every backend in [`backend_urls`], so a new backend joins
-//! the suite by adding its URL there.
+//! The service's rules over a real store, with a clock the test moves. Each test
+//! runs against every backend in `common::backend_urls`.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use common::{T0, beat, fixture_on, fixtures, registration, request};
 use miaas_core::Error;
-use miaas_core::clock::ManualClock;
-use miaas_core::model::{
-    DeploymentAction, DeploymentRequest, DeploymentStatus, Heartbeat, NodeRegistration, NodeStatus,
-};
+use miaas_core::model::{DeploymentAction, DeploymentStatus, NodeStatus};
 use miaas_core::service::{Service, ServiceSettings};
-use serde_json::json;
-use tempfile::TempDir;
-
-const T0: f64 = 1_700_000_000.0;
-
-struct Fixture {
-    service: Service,
-    clock: Arc<ManualClock>,
-    url: String,
-    dir: Arc<TempDir>,
-}
-
-/// The database URLs every test runs on, inside `dir`.
-fn backend_urls(dir: &Path) -> Vec<String> {
-    vec![format!("sqlite://{}", dir.join("core.db").display())]
-}
-
-async fn fixtures() -> Vec<Fixture> {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut out = Vec::new();
-    for url in backend_urls(dir.path()) {
-        out.push(fixture_on(url, dir.clone()).await);
-    }
-    out
-}
-
-async fn fixture_on(url: String, dir: Arc<TempDir>) -> Fixture {
-    let store = miaas_core::store::connect(&url).await.expect("open store");
-    let clock = Arc::new(ManualClock::new(T0));
-    let settings = ServiceSettings {
-        heartbeat_timeout: Duration::from_secs(30),
-    };
-    Fixture {
-        service: Service::with_clock(store, clock.clone(), settings),
-        clock,
-        url,
-        dir,
-    }
-}
-
-fn registration(name: &str) -> NodeRegistration {
-    serde_json::from_value(json!({
-        "name": name, "ip": "10.0.0.1",
-        "capabilities": {"os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 100000}
-    }))
-    .unwrap()
-}
-
-fn beat(cpu: f64) -> Heartbeat {
-    Heartbeat {
-        cpu_usage: cpu,
-        mem_usage: 10.0,
-        disk_free_mb: 5,
-        running_containers: vec!["web".into()],
-    }
-}
-
-fn request(id: &str, image: &str) -> DeploymentRequest {
-    DeploymentRequest {
-        deployment_id: id.into(),
-        template_id: "web".into(),
-        rendered_compose: format!("services:\n  web:\n    image: {image}\n"),
-        env: Default::default(),
-        action: DeploymentAction::Apply,
-    }
-}
 
 #[tokio::test]
 async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
@@ -208,6 +136,12 @@ async fn deployments_are_created_revised_and_marked_for_deletion() {
         assert_eq!(revised.revision, 2);
         assert_eq!(revised.updated_at, T0 + 1.0);
         assert_eq!(revised.created_at, T0);
+
+        // a node appears: the pending deployment is placed on it
+        let node = s.register_node(&registration("n1")).await.unwrap();
+        let placed = s.get_deployment("d").await.unwrap();
+        assert_eq!(placed.status, DeploymentStatus::Scheduled);
+        assert_eq!(placed.node_id.as_deref(), Some(node.node_id.as_str()));
 
         let ack = s.delete_deployment("d").await.unwrap();
         assert_eq!(ack.status, "deleting");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
-use miaas_core::service::{Service, ServiceSettings};
+use miaas_core::service::Service;
 use miaas_core::store::Store;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -25,6 +25,7 @@ pub struct Application {
     router: Router,
     public_url: String,
     service: Service,
+    sweep_interval: std::time::Duration,
 }
 
 impl Application {
@@ -52,12 +53,7 @@ impl Application {
             .clone()
             .map(|url| url.trim_end_matches('/').to_string())
             .unwrap_or_else(|| default_public_url(addr));
-        let service = Service::new(
-            store,
-            ServiceSettings {
-                heartbeat_timeout: config.heartbeat_timeout,
-            },
-        );
+        let service = Service::new(store, config.service_settings());
         let state = AppState {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
@@ -71,6 +67,7 @@ impl Application {
             router,
             public_url,
             service,
+            sweep_interval: config.sweep_interval,
         })
     }
 
@@ -95,14 +92,30 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
+        sweeper.abort();
+        let _ = sweeper.await;
         self.service.close().await;
         served.map_err(|source| ServerError::Io {
             context: "server failed".into(),
             source,
         })
+    }
+}
+
+/// Periodically marks deployments of offline nodes lost, re-places lost ones and
+/// places pending ones (the service decides; this only keeps time).
+async fn sweep(service: Service, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = service.reconcile().await {
+            tracing::warn!(error = %err, "background reconcile failed; retrying");
+        }
     }
 }
 

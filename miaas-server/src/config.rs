@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use miaas_core::placement::{PlacementSettings, Strategy, Weights};
+use miaas_core::service::ServiceSettings;
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -53,6 +56,40 @@ pub struct ServerConfig {
     /// with `localhost` for an unspecified host].
     #[arg(long, env = "MIAAS_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Deployments of an offline node stay `lost` this long before they are placed
+    /// on other nodes (e.g. `60s`, `5m`).
+    #[arg(long, env = "MIAAS_RESCHEDULE_GRACE", default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub reschedule_grace: Duration,
+
+    /// Place lost deployments on other nodes after the grace (`false` leaves them
+    /// `lost` until their node returns).
+    #[arg(long, env = "MIAAS_RESCHEDULE_LOST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reschedule_lost: bool,
+
+    /// Placement strategy: `binpack` fills nodes, `spread` balances them.
+    #[arg(long, env = "MIAAS_PLACEMENT_STRATEGY", default_value = "binpack")]
+    pub placement_strategy: Strategy,
+
+    /// Scoring weight of CPU reservation.
+    #[arg(long, env = "MIAAS_WEIGHT_CPU", default_value_t = 1.0, value_parser = parse_weight)]
+    pub weight_cpu: f64,
+
+    /// Scoring weight of memory reservation.
+    #[arg(long, env = "MIAAS_WEIGHT_MEMORY", default_value_t = 1.0, value_parser = parse_weight)]
+    pub weight_memory: f64,
+
+    /// Scoring weight of GPU fit (GPU work packs GPU nodes; other work avoids them).
+    #[arg(long, env = "MIAAS_WEIGHT_GPU", default_value_t = 1.0, value_parser = parse_weight)]
+    pub weight_gpu: f64,
+
+    /// Scoring weight of live load (heartbeat CPU usage; lower scores higher).
+    #[arg(long, env = "MIAAS_WEIGHT_LOAD", default_value_t = 0.5, value_parser = parse_weight)]
+    pub weight_load: f64,
+
+    /// How often the server looks for offline nodes, lost and pending deployments.
+    #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
 }
 
 impl ServerConfig {
@@ -67,7 +104,48 @@ impl ServerConfig {
             cors_origins: "*".into(),
             heartbeat_timeout: Duration::from_secs(30),
             public_url: None,
+            reschedule_grace: Duration::from_secs(60),
+            reschedule_lost: true,
+            placement_strategy: Strategy::Binpack,
+            weight_cpu: 1.0,
+            weight_memory: 1.0,
+            weight_gpu: 1.0,
+            weight_load: 0.5,
+            sweep_interval: Duration::from_secs(2),
         }
+    }
+
+    /// The service settings this configuration asks for.
+    pub fn service_settings(&self) -> ServiceSettings {
+        ServiceSettings {
+            heartbeat_timeout: self.heartbeat_timeout,
+            reschedule_grace: self.reschedule_grace,
+            reschedule_lost: self.reschedule_lost,
+            placement: PlacementSettings {
+                strategy: self.placement_strategy,
+                weights: Weights {
+                    cpu: self.weight_cpu,
+                    memory: self.weight_memory,
+                    gpu: self.weight_gpu,
+                    load: self.weight_load,
+                },
+            },
+        }
+    }
+}
+
+/// As [`parse_duration`], but zero is allowed.
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
+}
+
+fn parse_weight(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
+        _ => Err(format!("{text:?} is not a weight (a number >= 0)")),
     }
 }
 

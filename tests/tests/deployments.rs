@@ -59,8 +59,19 @@ async fn unknown_deployment_is_404_on_get_and_delete() {
 }
 
 #[tokio::test]
+async fn deleting_a_never_placed_deployment_answers_deleting_and_ends_deleted() {
+    let server = TestServer::spawn().await;
+    server.post("/api/v1/deployments", &deployment("d1")).await;
+    let (status, body) = server.delete("/api/v1/deployments/d1").await;
+    assert_eq!((status, body["status"].clone()), (200, json!("deleting")));
+    let (_, d) = server.get("/api/v1/deployments/d1").await;
+    assert_eq!(d["status"], "deleted");
+}
+
+#[tokio::test]
 async fn delete_marks_deleting_and_is_idempotent() {
     let server = TestServer::spawn().await;
+    server.register("worker-01").await;
     server.post("/api/v1/deployments", &deployment("d1")).await;
     let (status, body) = server.delete("/api/v1/deployments/d1").await;
     assert_eq!(status, 200);
@@ -76,6 +87,7 @@ async fn delete_marks_deleting_and_is_idempotent() {
 #[tokio::test]
 async fn action_remove_behaves_like_delete() {
     let server = TestServer::spawn().await;
+    server.register("worker-01").await;
     server.post("/api/v1/deployments", &deployment("d1")).await;
     let mut remove = deployment("d1");
     remove["action"] = json!("remove");

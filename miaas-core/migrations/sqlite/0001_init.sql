@@ -8,7 +8,8 @@ CREATE TABLE nodes (
     token_hash    TEXT NOT NULL UNIQUE,
     registered_at REAL NOT NULL,
     last_seen     REAL NOT NULL,
-    metrics       TEXT
+    metrics       TEXT,
+    schedulable   INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE deployments (
@@ -20,6 +21,10 @@ CREATE TABLE deployments (
     status           TEXT NOT NULL,
     message          TEXT NOT NULL,
     node_id          TEXT REFERENCES nodes(id) ON DELETE SET NULL,
+    previous_node_id TEXT REFERENCES nodes(id) ON DELETE SET NULL,
+    requirements     TEXT NOT NULL DEFAULT '{}',
+    gpu_ids          TEXT NOT NULL DEFAULT '[]',
+    placement        TEXT,
     revision         INTEGER NOT NULL,
     created_at       REAL NOT NULL,
     updated_at       REAL NOT NULL
@@ -27,3 +32,4 @@ CREATE TABLE deployments (
 
 CREATE INDEX deployments_by_created ON deployments (created_at, deployment_id);
 CREATE INDEX deployments_by_node ON deployments (node_id);
+CREATE INDEX deployments_by_previous_node ON deployments (previous_node_id);

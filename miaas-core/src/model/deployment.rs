@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Result;
+use super::Requirements;
 use crate::validate;
 
 /// What a deployment request asks for.
@@ -38,7 +39,11 @@ impl DeploymentAction {
     }
 }
 
-/// Where a deployment is in its life.
+/// Where a deployment is in its life: `pending` (no node fits yet; `placement`
+/// says why), `scheduled` (a node was chosen; `node_id` is set), `running` and
+/// `failed` (reported by the node), `deleting` (the node is to remove it),
+/// `deleted` (removed; its resources are free), `lost` (its node went offline; it is
+/// placed elsewhere after the reschedule grace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentStatus {
@@ -92,6 +97,14 @@ impl DeploymentStatus {
     pub fn is_removal(self) -> bool {
         matches!(self, Self::Deleting | Self::Deleted)
     }
+
+    /// Whether a deployment in this status keeps its node's resources reserved.
+    pub fn holds_resources(self) -> bool {
+        matches!(
+            self,
+            Self::Scheduled | Self::Running | Self::Failed | Self::Deleting | Self::Lost
+        )
+    }
 }
 
 /// `POST /api/v1/deployments`.
@@ -127,6 +140,9 @@ pub struct DeploymentRequest {
     /// `apply` (default) or `remove`.
     #[serde(default)]
     pub action: DeploymentAction,
+    /// What the deployment needs; derived from the compose document when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Requirements>,
 }
 
 /// The largest compose document accepted, in bytes.
@@ -147,6 +163,9 @@ impl DeploymentRequest {
         )?;
         for key in self.env.keys() {
             validate::env_key(key)?;
+        }
+        if let Some(requirements) = &self.requirements {
+            requirements.validate()?;
         }
         Ok(())
     }
@@ -178,6 +197,18 @@ pub struct Deployment {
     pub message: String,
     /// The node it is placed on; null until placed.
     pub node_id: Option<String>,
+    /// A node it was moved away from, which is still to remove its copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_node_id: Option<String>,
+    /// The requirements placement used (given, or derived from the compose document).
+    #[serde(default)]
+    pub requirements: Requirements,
+    /// The GPUs of its node assigned to it, by id.
+    #[serde(default)]
+    pub gpu_ids: Vec<u32>,
+    /// Why no node fits, while `pending`.
+    #[serde(default)]
+    pub placement: Option<PlacementSummary>,
     /// Environment for the compose document.
     pub env: BTreeMap<String, String>,
     /// The docker-compose document.
@@ -191,10 +222,29 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Whether `request` asks for exactly what this deployment already is.
-    pub fn has_spec_of(&self, request: &DeploymentRequest) -> bool {
+    /// Whether `request` (with `requirements` as it resolves to) asks for exactly
+    /// what this deployment already is.
+    pub fn has_spec_of(&self, request: &DeploymentRequest, requirements: &Requirements) -> bool {
         self.template_id == request.template_id
             && self.rendered_compose == request.rendered_compose
             && self.env == request.env
+            && &self.requirements == requirements
     }
+
+    /// Whether it holds resources on `node_id` (placed there and not yet released).
+    pub fn holds_resources(&self) -> bool {
+        self.node_id.is_some() && self.status.holds_resources()
+    }
+}
+
+/// Why a deployment is not placed: counted per reason, as Nomad and kube-scheduler
+/// explain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlacementSummary {
+    /// For people: e.g. "no node fits: 3 nodes offline, 2 lacked a GPU".
+    pub message: String,
+    /// How many nodes were considered.
+    pub nodes_evaluated: usize,
+    /// Nodes rejected per reason (a node counts once, for the first filter it failed).
+    pub reasons: BTreeMap<String, usize>,
 }

@@ -1,18 +1,25 @@
 //! Domain types; their serde form is exactly the API's JSON.
 
+mod agent;
 mod capabilities;
 mod deployment;
 mod heartbeat;
 mod node;
+mod requirements;
 pub mod number;
 pub mod schema;
 
 use schema::{env_schema, tag_list_schema};
 
+pub use agent::{DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus, StatusReport};
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
-    MAX_COMPOSE_BYTES,
+    MAX_COMPOSE_BYTES, PlacementSummary,
 };
 pub use heartbeat::{Heartbeat, HeartbeatAck};
-pub use node::{Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, RegistrationResponse};
+pub use node::{
+    Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,
+    RegistrationResponse, free_resources,
+};
+pub use requirements::{Requirements, Resources, parse_version_req};

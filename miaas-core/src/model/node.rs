@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::NodeCapabilities;
+use super::{NodeCapabilities, Resources};
 use crate::validate;
 use crate::{Error, Result};
 
@@ -112,6 +112,24 @@ pub struct NodeRecord {
     pub last_seen: f64,
     /// Latest heartbeat metrics, if any heartbeat arrived.
     pub metrics: Option<NodeMetrics>,
+    /// Whether new deployments may be placed here (false: cordoned).
+    pub schedulable: bool,
+}
+
+impl NodeRecord {
+    /// Whether the node was seen within `heartbeat_timeout` seconds of `now`.
+    pub fn is_online(&self, now: f64, heartbeat_timeout: f64) -> bool {
+        now - self.last_seen <= heartbeat_timeout
+    }
+}
+
+/// What a node's placed deployments take from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeUsage {
+    /// Resources reserved by deployments placed on the node.
+    pub reserved: Resources,
+    /// Ids of the deployments placed on the node (not yet removed).
+    pub deployments: Vec<String>,
 }
 
 /// A node as the API shows it: `GET /api/v1/nodes[/{node_id}]`.
@@ -135,16 +153,31 @@ pub struct Node {
     pub registered_at: f64,
     /// Latest heartbeat metrics; null until the first heartbeat.
     pub metrics: Option<NodeMetrics>,
+    /// Whether new deployments may be placed here (false: cordoned).
+    pub schedulable: bool,
+    /// Resources reserved by the deployments placed here.
+    pub reserved: Resources,
+    /// Capabilities minus reservations.
+    pub free: Resources,
+    /// Ids of the deployments placed here.
+    pub deployments: Vec<String>,
 }
 
 impl Node {
-    /// Shows a stored node as seen at `now` with the given heartbeat timeout (seconds).
-    pub fn from_record(record: NodeRecord, now: f64, heartbeat_timeout: f64) -> Self {
-        let status = if now - record.last_seen <= heartbeat_timeout {
+    /// Shows a stored node as seen at `now` with the given heartbeat timeout
+    /// (seconds) and what its deployments use.
+    pub fn from_record(
+        record: NodeRecord,
+        now: f64,
+        heartbeat_timeout: f64,
+        usage: NodeUsage,
+    ) -> Self {
+        let status = if record.is_online(now, heartbeat_timeout) {
             NodeStatus::Online
         } else {
             NodeStatus::Offline
         };
+        let free = free_resources(&record.capabilities, &usage.reserved);
         Node {
             id: record.id,
             name: record.name,
@@ -155,6 +188,39 @@ impl Node {
             status,
             registered_at: record.registered_at,
             metrics: record.metrics,
+            schedulable: record.schedulable,
+            reserved: usage.reserved,
+            free,
+            deployments: usage.deployments,
         }
     }
+}
+
+/// Capabilities minus reservations (never below zero).
+pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> Resources {
+    let gpu_ids: Vec<u32> = capabilities
+        .gpus
+        .iter()
+        .map(|g| g.id)
+        .filter(|id| !reserved.gpu_ids.contains(id))
+        .collect();
+    Resources {
+        cpus: (f64::from(capabilities.cpu_count) - reserved.cpus).max(0.0),
+        mem_mb: capabilities.mem_mb.saturating_sub(reserved.mem_mb),
+        disk_mb: capabilities.disk_mb.saturating_sub(reserved.disk_mb),
+        gpus: u32::try_from(gpu_ids.len()).unwrap_or(u32::MAX),
+        gpu_ids,
+    }
+}
+
+/// `PATCH /api/v1/nodes/{node_id}`: cordon/uncordon and set tags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeUpdate {
+    /// `false` cordons the node (no new placements), `true` uncordons it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedulable: Option<bool>,
+    /// Replaces the node's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::tag_list_schema)]
+    pub tags: Option<Vec<String>>,
 }

@@ -1,19 +1,34 @@
-//! Deployment rules: create, update, remove, read.
+//! Deployment rules: apply, remove, read, and the plan (dry run).
 
+use std::sync::Mutex;
+
+use super::lifecycle::{Planner, deleted_message, placed_message};
 use super::Service;
+use crate::compose::requirements_from_compose;
 use crate::model::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
+    Requirements,
 };
-use crate::store::Modified;
+use crate::placement::{Candidate, Cluster, PlacementPlan};
 use crate::{Error, Result};
 
 /// The message a new deployment is acknowledged with, as the original server says it.
 pub const ACCEPTED_MESSAGE: &str = "Deployment request accepted and queued for processing";
 
+/// What a plan evaluates: explicit requirements or a compose document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanInput {
+    /// Requirements as given.
+    Requirements(Requirements),
+    /// A compose document to derive them from.
+    Compose(String),
+}
+
 impl Service {
-    /// Applies or removes a deployment as `request.action` says. `apply` creates it,
-    /// updates it (new revision) when its spec changed, and changes nothing when the
-    /// same spec is sent again; `remove` marks it `deleting`.
+    /// Applies or removes a deployment as `request.action` says. `apply` creates it
+    /// and places it, updates it (new revision; placed again when its requirements
+    /// changed), or changes nothing when the same spec is sent again; `remove` is
+    /// [`Service::delete_deployment`].
     pub async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
         request.validate()?;
         match request.action {
@@ -27,26 +42,46 @@ impl Service {
     }
 
     async fn apply_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
-        let now = self.now();
-        let change = |current: Option<&Deployment>| -> Result<Option<Deployment>> {
-            Ok(match current {
-                None => Some(new_deployment(request, now)),
-                Some(existing)
-                    if existing.has_spec_of(request) && !existing.status.is_removal() =>
-                {
-                    None
-                }
-                Some(existing) => Some(revise(existing, request, now)),
-            })
+        let requirements = match &request.requirements {
+            Some(given) => given.clone(),
+            None => requirements_from_compose(&request.rendered_compose)?,
         };
-        let Modified { before, after } = self
-            .store
-            .modify_deployment(&request.deployment_id, &change)
-            .await?;
-        let after = after.ok_or_else(|| Error::Conflict("deployment vanished".into()))?;
+        // Also check the document when requirements are given: it must be compose.
+        if request.requirements.is_some() {
+            requirements_from_compose(&request.rendered_compose)?;
+        }
+        let now = self.now();
+        let outcome = Mutex::new(None::<(Option<u32>, Deployment)>);
+        let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
+            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let before = planner.get(&request.deployment_id).cloned();
+            let after = match &before {
+                None => {
+                    let mut created = new_deployment(request, &requirements, now);
+                    planner.place(&mut created);
+                    planner.put(created.clone());
+                    created
+                }
+                Some(existing)
+                    if !existing.status.is_removal()
+                        && existing.has_spec_of(request, &requirements) =>
+                {
+                    existing.clone()
+                }
+                Some(existing) => {
+                    let revised = revise(&mut planner, existing, request, &requirements);
+                    planner.put(revised.clone());
+                    revised
+                }
+            };
+            set(&outcome, (before.map(|b| b.revision), after));
+            Ok(planner.into_writes())
+        };
+        self.store.transact(&change).await?;
+        let (before, after) = take(outcome)?;
         let message = match before {
             None => ACCEPTED_MESSAGE.to_string(),
-            Some(before) if before.revision == after.revision => format!(
+            Some(revision) if revision == after.revision => format!(
                 "Deployment '{}' is unchanged at revision {}",
                 after.deployment_id, after.revision
             ),
@@ -55,7 +90,13 @@ impl Service {
                 after.deployment_id, after.revision
             ),
         };
-        tracing::info!(deployment_id = %after.deployment_id, revision = after.revision, "deployment applied");
+        tracing::info!(
+            deployment_id = %after.deployment_id,
+            revision = after.revision,
+            status = after.status.as_str(),
+            node_id = after.node_id.as_deref().unwrap_or("-"),
+            "deployment applied"
+        );
         Ok(DeploymentAck {
             deployment_id: after.deployment_id,
             status: "accepted".into(),
@@ -63,22 +104,35 @@ impl Service {
         })
     }
 
-    /// Marks a deployment for deletion. The answer always says `deleting`.
+    /// Marks a deployment for deletion: `deleting` until its node confirms removal
+    /// (which releases its reservation), or `deleted` at once when it was never
+    /// placed. The answer always says `deleting`.
     pub async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
         let now = self.now();
-        let change = |current: Option<&Deployment>| -> Result<Option<Deployment>> {
-            let existing = current.ok_or_else(|| deployment_not_found(deployment_id))?;
+        let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
+            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let existing = planner
+                .get(deployment_id)
+                .cloned()
+                .ok_or_else(|| deployment_not_found(deployment_id))?;
             if existing.status.is_removal() {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let mut next = existing.clone();
             next.action = DeploymentAction::Remove;
-            next.status = DeploymentStatus::Deleting;
-            next.message = format!("Deployment '{}' marked for deletion", existing.template_id);
             next.updated_at = now;
-            Ok(Some(next))
+            next.placement = None;
+            if existing.holds_resources() {
+                next.status = DeploymentStatus::Deleting;
+                next.message = format!("Deployment '{}' marked for deletion", existing.template_id);
+            } else {
+                next.status = DeploymentStatus::Deleted;
+                next.message = deleted_message(&existing.template_id);
+            }
+            planner.put(next);
+            Ok(planner.into_writes())
         };
-        self.store.modify_deployment(deployment_id, &change).await?;
+        self.store.transact(&change).await?;
         tracing::info!(%deployment_id, "deployment marked for deletion");
         Ok(DeploymentAck {
             deployment_id: deployment_id.to_string(),
@@ -99,20 +153,60 @@ impl Service {
     pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         self.store.list_deployments().await
     }
+
+    /// Ranks every node for the requirements, changing nothing.
+    pub async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
+        let requirements = match input {
+            PlanInput::Requirements(requirements) => {
+                requirements.validate()?;
+                requirements.clone()
+            }
+            PlanInput::Compose(compose) => requirements_from_compose(compose)?,
+        };
+        let cluster = self.cluster_view().await?;
+        Ok(self.engine.plan(cluster.candidates(), &requirements))
+    }
+
+    /// The nodes with their reservations, as placement sees them now.
+    pub(super) async fn cluster_view(&self) -> Result<Cluster> {
+        let nodes = self.store.list_nodes().await?;
+        let deployments = self.store.list_deployments().await?;
+        let now = self.now();
+        let timeout = self.settings.heartbeat_timeout.as_secs_f64();
+        let candidates = nodes
+            .iter()
+            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
+        Ok(Cluster::new(candidates, &deployments))
+    }
 }
 
-fn pending_message(template_id: &str) -> String {
-    format!("Deployment '{template_id}' is pending: waiting for placement")
+/// Stores a value computed inside a transaction closure (which may run once).
+pub(super) fn set<T>(slot: &Mutex<Option<T>>, value: T) {
+    if let Ok(mut guard) = slot.lock() {
+        *guard = Some(value);
+    }
 }
 
-fn new_deployment(request: &DeploymentRequest, now: f64) -> Deployment {
+/// Takes the value [`set`] stored.
+pub(super) fn take<T>(slot: Mutex<Option<T>>) -> Result<T> {
+    slot.into_inner()
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::Conflict("the change was not applied; try again".into()))
+}
+
+fn new_deployment(request: &DeploymentRequest, requirements: &Requirements, now: f64) -> Deployment {
     Deployment {
         deployment_id: request.deployment_id.clone(),
         template_id: request.template_id.clone(),
         action: DeploymentAction::Apply,
         status: DeploymentStatus::Pending,
-        message: pending_message(&request.template_id),
+        message: String::new(),
         node_id: None,
+        previous_node_id: None,
+        requirements: requirements.clone(),
+        gpu_ids: Vec::new(),
+        placement: None,
         env: request.env.clone(),
         rendered_compose: request.rendered_compose.clone(),
         revision: 1,
@@ -121,15 +215,44 @@ fn new_deployment(request: &DeploymentRequest, now: f64) -> Deployment {
     }
 }
 
-fn revise(existing: &Deployment, request: &DeploymentRequest, now: f64) -> Deployment {
-    Deployment {
-        revision: existing.revision.saturating_add(1),
-        created_at: existing.created_at,
-        node_id: existing.node_id.clone(),
-        ..new_deployment(request, now)
+/// A new revision of `existing`: kept on its node when its requirements did not
+/// change and it still holds its place there, placed again otherwise.
+fn revise(
+    planner: &mut Planner<'_>,
+    existing: &Deployment,
+    request: &DeploymentRequest,
+    requirements: &Requirements,
+) -> Deployment {
+    let mut next = existing.clone();
+    next.template_id = request.template_id.clone();
+    next.rendered_compose = request.rendered_compose.clone();
+    next.env = request.env.clone();
+    next.action = DeploymentAction::Apply;
+    next.revision = existing.revision.saturating_add(1);
+    next.updated_at = planner.now();
+    let keeps_place = existing.holds_resources()
+        && !existing.status.is_removal()
+        && &existing.requirements == requirements;
+    if keeps_place {
+        if existing.status != DeploymentStatus::Lost {
+            next.status = DeploymentStatus::Scheduled;
+        }
+        let node = existing.node_id.as_deref().unwrap_or_default();
+        next.message = placed_message(&next.template_id, node);
+        return next;
     }
+    // Release with the old requirements, then place with the new ones.
+    planner.release(existing);
+    next.requirements = requirements.clone();
+    let old_node = next.node_id.take();
+    let old_had_copy = existing.holds_resources();
+    planner.place(&mut next);
+    if old_had_copy && old_node.is_some() && old_node != next.node_id {
+        next.previous_node_id = old_node;
+    }
+    next
 }
 
-fn deployment_not_found(deployment_id: &str) -> Error {
+pub(super) fn deployment_not_found(deployment_id: &str) -> Error {
     Error::NotFound(format!("deployment {deployment_id} not found"))
 }

@@ -1,7 +1,9 @@
 //! The rules of the control plane, over a [`Store`] and a [`Clock`]. The server's
 //! handlers and the CLI's local mode both call this, so they cannot disagree.
 
+mod agent;
 mod deployments;
+mod lifecycle;
 mod nodes;
 
 use std::sync::Arc;
@@ -9,21 +11,33 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
+use crate::placement::{PlacementEngine, PlacementSettings};
 use crate::store::Store;
 
-pub use nodes::NodeCredentials;
+pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
+pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
 /// Tunables of the service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSettings {
     /// A node not seen for longer than this is `offline`.
     pub heartbeat_timeout: Duration,
+    /// How long deployments of an offline node stay `lost` before they are placed
+    /// elsewhere, so a flapping network does not reshuffle the fleet.
+    pub reschedule_grace: Duration,
+    /// Whether lost deployments are placed elsewhere after the grace.
+    pub reschedule_lost: bool,
+    /// How placement scores nodes.
+    pub placement: PlacementSettings,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
         Self {
             heartbeat_timeout: Duration::from_secs(30),
+            reschedule_grace: Duration::from_secs(60),
+            reschedule_lost: true,
+            placement: PlacementSettings::default(),
         }
     }
 }
@@ -34,6 +48,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
+    engine: PlacementEngine,
 }
 
 impl Service {
@@ -51,6 +66,7 @@ impl Service {
         Self {
             store,
             clock,
+            engine: PlacementEngine::new(settings.placement),
             settings,
         }
     }

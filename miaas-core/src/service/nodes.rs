@@ -2,9 +2,21 @@
 
 use uuid::Uuid;
 
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
 use super::Service;
-use crate::model::{Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRegistration};
-use crate::store::NodeUpsert;
+use super::deployments::{set, take};
+use super::lifecycle::Planner;
+use crate::model::{
+    Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
+    NodeRegistration, NodeUpdate,
+};
+use crate::placement::Cluster;
+use crate::store::{NodeUpsert, Snapshot};
+use crate::validate;
 use crate::token::{generate_node_token, hash_token};
 use crate::{Error, Result};
 
@@ -38,6 +50,8 @@ impl Service {
             })
             .await?;
         tracing::info!(%node_id, name = %registration.name, "node registered");
+        // New or changed capacity: pending deployments may fit now.
+        self.reconcile().await?;
         Ok(NodeCredentials {
             node_id,
             node_token: token,
@@ -81,8 +95,14 @@ impl Service {
             running_containers: heartbeat.running_containers,
             reported_at: now,
         };
-        if !self.store.record_heartbeat(node_id, &metrics).await? {
-            return Err(node_not_found(node_id));
+        let previous = self
+            .store
+            .record_heartbeat(node_id, &metrics)
+            .await?
+            .ok_or_else(|| node_not_found(node_id))?;
+        if now - previous > self.settings.heartbeat_timeout.as_secs_f64() {
+            tracing::info!(%node_id, "node is back online");
+            self.reconcile().await?;
         }
         Ok(HeartbeatAck {
             status: "ok".into(),
@@ -90,28 +110,166 @@ impl Service {
         })
     }
 
-    /// One node with its current status.
+    /// One node with its current status, reservations and deployments.
     pub async fn get_node(&self, node_id: &str) -> Result<Node> {
         let record = self
             .store
             .get_node(node_id)
             .await?
             .ok_or_else(|| node_not_found(node_id))?;
-        Ok(self.show_node(record))
+        let cluster = self.cluster_view().await?;
+        Ok(self.show_node(record, &cluster))
     }
 
     /// Every node with its current status, ordered by name.
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+        let cluster = self.cluster_view().await?;
         let records = self.store.list_nodes().await?;
-        Ok(records.into_iter().map(|r| self.show_node(r)).collect())
+        Ok(records
+            .into_iter()
+            .map(|r| self.show_node(r, &cluster))
+            .collect())
     }
 
-    fn show_node(&self, record: crate::model::NodeRecord) -> Node {
+    /// Cordons/uncordons a node and/or replaces its tags; returns it as it is now.
+    pub async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node> {
+        if let Some(tags) = &update.tags {
+            validate::tags("tags", tags)?;
+        }
+        if !self.store.update_node(node_id, update).await? {
+            return Err(node_not_found(node_id));
+        }
+        tracing::info!(%node_id, ?update, "node updated");
+        self.reconcile().await?;
+        self.get_node(node_id).await
+    }
+
+    /// Cordons a node and places its deployments elsewhere (pending where nothing
+    /// fits); the node is told to remove its copies.
+    pub async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        let cordon = NodeUpdate {
+            schedulable: Some(false),
+            tags: None,
+        };
+        if !self.store.update_node(node_id, &cordon).await? {
+            return Err(node_not_found(node_id));
+        }
+        let report = self.evacuate(node_id, true).await?;
+        tracing::info!(%node_id, moved = report.moved.len(), pending = report.pending.len(), "node drained");
+        Ok(report)
+    }
+
+    /// Removes a node: its deployments are placed elsewhere (pending where nothing
+    /// fits) and its token stops working.
+    pub async fn deregister_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        let cordon = NodeUpdate {
+            schedulable: Some(false),
+            tags: None,
+        };
+        if !self.store.update_node(node_id, &cordon).await? {
+            return Err(node_not_found(node_id));
+        }
+        let report = self.evacuate(node_id, false).await?;
+        self.store.delete_node(node_id).await?;
+        tracing::info!(%node_id, "node deregistered");
+        self.reconcile().await?;
+        Ok(report)
+    }
+
+    async fn evacuate(&self, node_id: &str, keep_node: bool) -> Result<NodeEvacuation> {
+        let now = self.now();
+        let outcome = Mutex::new(None);
+        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut report = NodeEvacuation {
+                node_id: node_id.to_string(),
+                moved: Vec::new(),
+                pending: Vec::new(),
+            };
+            for id in planner.ids() {
+                let Some(current) = planner.get(&id).cloned() else {
+                    continue;
+                };
+                let on_node = current.node_id.as_deref() == Some(node_id);
+                let mut next = current.clone();
+                if on_node && current.status == DeploymentStatus::Deleting && !keep_node {
+                    // the node is going away: nothing is left to remove
+                    planner.release(&current);
+                    next.status = DeploymentStatus::Deleted;
+                    next.node_id = None;
+                    next.updated_at = now;
+                    planner.put(next);
+                } else if on_node && current.holds_resources() && !current.status.is_removal() {
+                    if planner.move_off(&mut next, keep_node) {
+                        report.moved.push(MovedDeployment {
+                            deployment_id: id.clone(),
+                            node_id: next.node_id.clone().unwrap_or_default(),
+                        });
+                    } else {
+                        report.pending.push(id.clone());
+                    }
+                    planner.put(next);
+                } else if !keep_node && current.previous_node_id.as_deref() == Some(node_id) {
+                    next.previous_node_id = None;
+                    planner.put(next);
+                }
+            }
+            set(&outcome, report);
+            Ok(planner.into_writes())
+        };
+        self.store.transact(&change).await?;
+        take(outcome)
+    }
+
+    /// Marks deployments of offline nodes `lost`, re-places lost ones after the
+    /// grace, and places pending ones where they now fit. Runs after every change
+    /// that may free or add capacity, and periodically from the server.
+    pub async fn reconcile(&self) -> Result<()> {
+        let now = self.now();
+        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            planner.reconcile();
+            Ok(planner.into_writes())
+        };
+        let written = self.store.transact(&change).await?;
+        for d in &written {
+            tracing::info!(
+                deployment_id = %d.deployment_id,
+                status = d.status.as_str(),
+                node_id = d.node_id.as_deref().unwrap_or("-"),
+                "deployment reconciled"
+            );
+        }
+        Ok(())
+    }
+
+    fn show_node(&self, record: NodeRecord, cluster: &Cluster) -> Node {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        Node::from_record(record, self.now(), timeout)
+        let usage = cluster.usage(&record.id);
+        Node::from_record(record, self.now(), timeout, usage)
     }
 }
 
-fn node_not_found(node_id: &str) -> Error {
+/// What draining or deregistering a node did with its deployments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeEvacuation {
+    /// The node.
+    pub node_id: String,
+    /// Deployments placed on other nodes.
+    pub moved: Vec<MovedDeployment>,
+    /// Deployments that fit nowhere and wait as `pending`.
+    pub pending: Vec<String>,
+}
+
+/// A deployment moved to another node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MovedDeployment {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Its new node.
+    pub node_id: String,
+}
+
+pub(super) fn node_not_found(node_id: &str) -> Error {
     Error::NotFound(format!("node {node_id} not found"))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord};
+use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
 pub use location::{DatabaseLocation, SqliteTarget};
 
@@ -34,19 +34,19 @@ pub struct NodeUpsert<'a> {
     pub now: f64,
 }
 
-/// Decides the new state of one deployment from its current state (`None`: absent).
-/// `Ok(None)` leaves it as it is; an error aborts without writing.
-pub type DeploymentChange<'a> =
-    &'a (dyn Fn(Option<&Deployment>) -> Result<Option<Deployment>> + Send + Sync);
-
-/// The states of one deployment around an atomic [`Store::modify_deployment`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Modified {
-    /// As it was before (`None`: it did not exist).
-    pub before: Option<Deployment>,
-    /// As it is now (`None`: it still does not exist).
-    pub after: Option<Deployment>,
+/// Everything placement needs, read inside one write transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Every node.
+    pub nodes: Vec<NodeRecord>,
+    /// Every deployment, oldest first.
+    pub deployments: Vec<Deployment>,
 }
+
+/// Decides, from a consistent [`Snapshot`], which deployments to write (inserted or
+/// replaced whole). An error aborts the transaction without writing.
+pub type ClusterChange<'a> =
+    &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
 
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
@@ -59,8 +59,8 @@ pub trait Store: Send + Sync + 'static {
     /// unavailable.
     async fn close(&self);
 
-    /// Inserts a node, or updates the node with the same name (keeping its id and
-    /// first registration time); returns the node's id.
+    /// Inserts a node, or updates the node with the same name (keeping its id,
+    /// first registration time and schedulability); returns the node's id.
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String>;
 
     /// One node by id.
@@ -69,12 +69,19 @@ pub trait Store: Send + Sync + 'static {
     /// All nodes, ordered by name.
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
 
+    /// Sets a node's schedulability and/or tags; `false` when it does not exist.
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool>;
+
+    /// Removes a node (its token stops working); `false` when it did not exist.
+    async fn delete_node(&self, id: &str) -> Result<bool>;
+
     /// The id of the node whose current token has this hash.
     async fn node_id_by_token_hash(&self, token_hash: &str) -> Result<Option<String>>;
 
-    /// Stores a heartbeat: `last_seen` becomes `metrics.reported_at`. `false` when
-    /// the node does not exist.
-    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<bool>;
+    /// Stores a heartbeat: `last_seen` becomes `metrics.reported_at`. Returns the
+    /// previous `last_seen`, or `None` when the node does not exist.
+    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics)
+    -> Result<Option<f64>>;
 
     /// One deployment by id.
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>>;
@@ -82,9 +89,13 @@ pub trait Store: Send + Sync + 'static {
     /// All deployments, oldest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
-    /// Reads deployment `id`, lets `change` decide its new state, and writes that,
-    /// all in one transaction: concurrent changes to one deployment serialize.
-    async fn modify_deployment(&self, id: &str, change: DeploymentChange<'_>) -> Result<Modified>;
+    /// Deployments placed on `node_id` or still to be removed from it.
+    async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>>;
+
+    /// Reads a [`Snapshot`], lets `change` decide, and writes what it returns, all
+    /// in one transaction: concurrent changes serialize, so placement can never
+    /// book the same free resources twice. Returns what was written.
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>>;
 }
 
 /// Opens the store a URL names, creating and migrating the database as needed.

@@ -4,6 +4,7 @@
 mod deployments;
 mod docs;
 mod nodes;
+mod placement;
 mod system;
 
 use axum::Router;
@@ -25,6 +26,7 @@ use crate::state::AppState;
     tags(
         (name = "nodes", description = "Node registration, status and heartbeats"),
         (name = "deployments", description = "Deployments: compose documents plus environment"),
+        (name = "placement", description = "Placement dry runs"),
         (name = "system", description = "Health and API information"),
     )
 )]
@@ -57,6 +59,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(system::router())
         .merge(nodes::router())
         .merge(deployments::router())
+        .merge(placement::router())
 }
 
 /// The whole application: API routes, documentation, and JSON answers for unknown

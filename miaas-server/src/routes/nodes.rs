@@ -3,7 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use miaas_core::model::{Heartbeat, HeartbeatAck, Node, NodeRegistration, RegistrationResponse};
+use miaas_core::model::{
+    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate,
+    RegistrationResponse,
+};
+use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,8 +20,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register_node))
         .routes(routes!(list_nodes))
-        .routes(routes!(get_node))
+        .routes(routes!(get_node, update_node, deregister_node))
         .routes(routes!(heartbeat))
+        .routes(routes!(drain_node))
+        .routes(routes!(desired_state))
 }
 
 /// Register a node, or update the node of the same name.
@@ -103,4 +109,85 @@ async fn heartbeat(
         .heartbeat(&node_id, token.as_deref(), heartbeat)
         .await?;
     Ok(Json(ack))
+}
+
+/// Cordon/uncordon a node (`schedulable`) and/or replace its `tags`.
+///
+/// Uncordoning and new tags may let pending deployments fit: they are placed at once.
+#[utoipa::path(
+    patch, path = "/api/v1/nodes/{node_id}", tag = "nodes",
+    params(("node_id" = String, Path, description = "The node's id")),
+    request_body = NodeUpdate,
+    responses(
+        (status = 200, description = "The node as it is now", body = Node),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn update_node(
+    State(state): State<AppState>,
+    ApiPath(node_id): ApiPath<String>,
+    ApiJson(update): ApiJson<NodeUpdate>,
+) -> Result<Json<Node>, ApiError> {
+    Ok(Json(state.service.update_node(&node_id, &update).await?))
+}
+
+/// Deregister a node: its deployments are placed elsewhere (or wait as `pending`)
+/// and its token stops working.
+#[utoipa::path(
+    delete, path = "/api/v1/nodes/{node_id}", tag = "nodes",
+    params(("node_id" = String, Path, description = "The node's id")),
+    responses(
+        (status = 200, description = "Deregistered; where its deployments went", body = NodeEvacuation),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+    )
+)]
+async fn deregister_node(
+    State(state): State<AppState>,
+    ApiPath(node_id): ApiPath<String>,
+) -> Result<Json<NodeEvacuation>, ApiError> {
+    Ok(Json(state.service.deregister_node(&node_id).await?))
+}
+
+/// Drain a node: cordon it and place its deployments elsewhere (or `pending`); the
+/// node is told to remove its copies.
+#[utoipa::path(
+    post, path = "/api/v1/nodes/{node_id}/drain", tag = "nodes",
+    params(("node_id" = String, Path, description = "The node's id")),
+    responses(
+        (status = 200, description = "Drained; where its deployments went", body = NodeEvacuation),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+    )
+)]
+async fn drain_node(
+    State(state): State<AppState>,
+    ApiPath(node_id): ApiPath<String>,
+) -> Result<Json<NodeEvacuation>, ApiError> {
+    Ok(Json(state.service.drain_node(&node_id).await?))
+}
+
+/// The node's desired state: the deployments to run (compose, env, revision, GPUs)
+/// and those to remove. Needs `Authorization: Bearer <node_token>` of that node.
+#[utoipa::path(
+    get, path = "/api/v1/nodes/{node_id}/deployments", tag = "nodes",
+    params(("node_id" = String, Path, description = "The node's id")),
+    security(("node_token" = [])),
+    responses(
+        (status = 200, description = "What to run and what to remove", body = DesiredState),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another node's token", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+    )
+)]
+async fn desired_state(
+    State(state): State<AppState>,
+    ApiPath(node_id): ApiPath<String>,
+    BearerToken(token): BearerToken,
+) -> Result<Json<DesiredState>, ApiError> {
+    Ok(Json(
+        state.service.desired_state(&node_id, token.as_deref()).await?,
+    ))
 }

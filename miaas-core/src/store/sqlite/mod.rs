@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{DeploymentChange, Modified, NodeUpsert, SqliteTarget, Store};
-use crate::model::{Deployment, NodeMetrics, NodeRecord};
+use super::{ClusterChange, NodeUpsert, Snapshot, SqliteTarget, Store};
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::{Error, Result};
 use rows::{DeploymentRow, NodeRow, encode_json};
 
@@ -25,13 +25,14 @@ const READERS: u32 = 4;
 
 macro_rules! node_columns {
     () => {
-        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics"
+        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
     };
 }
 macro_rules! deployment_columns {
     () => {
         "deployment_id, template_id, rendered_compose, env, action, status, message, \
-         node_id, revision, created_at, updated_at"
+         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
+         updated_at"
     };
 }
 
@@ -98,32 +99,18 @@ impl SqliteStore {
         Ok(store)
     }
 
-    async fn fetch_deployment(
-        tx: &mut Transaction<'_, Sqlite>,
-        id: &str,
-    ) -> Result<Option<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE deployment_id = ?"
-        );
-        sqlx::query_as::<_, DeploymentRow>(sql)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(Deployment::try_from)
-            .transpose()
-    }
-
     async fn write_deployment(tx: &mut Transaction<'_, Sqlite>, d: &Deployment) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
-             status, message, node_id, revision, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
+             revision, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
              rendered_compose = excluded.rendered_compose, env = excluded.env, \
              action = excluded.action, status = excluded.status, message = excluded.message, \
-             node_id = excluded.node_id, revision = excluded.revision, \
+             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
+             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
+             placement = excluded.placement, revision = excluded.revision, \
              updated_at = excluded.updated_at",
         )
         .bind(&d.deployment_id)
@@ -134,6 +121,10 @@ impl SqliteStore {
         .bind(d.status.as_str())
         .bind(&d.message)
         .bind(&d.node_id)
+        .bind(&d.previous_node_id)
+        .bind(encode_json(&d.requirements)?)
+        .bind(encode_json(&d.gpu_ids)?)
+        .bind(d.placement.as_ref().map(encode_json).transpose()?)
         .bind(i64::from(d.revision))
         .bind(d.created_at)
         .bind(d.updated_at)
@@ -205,14 +196,65 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.0))
     }
 
-    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<bool> {
-        let done = sqlx::query("UPDATE nodes SET last_seen = ?, metrics = ? WHERE id = ?")
-            .bind(metrics.reported_at)
-            .bind(encode_json(metrics)?)
+    async fn record_heartbeat(
+        &self,
+        node_id: &str,
+        metrics: &NodeMetrics,
+    ) -> Result<Option<f64>> {
+        let mut tx = self.writer.begin().await?;
+        let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = ?")
             .bind(node_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if previous.is_some() {
+            sqlx::query("UPDATE nodes SET last_seen = ?, metrics = ? WHERE id = ?")
+                .bind(metrics.reported_at)
+                .bind(encode_json(metrics)?)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(previous.map(|p| p.0))
+    }
+
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+        let tags = update.tags.as_ref().map(encode_json).transpose()?;
+        let done = sqlx::query(
+            "UPDATE nodes SET schedulable = COALESCE(?, schedulable), tags = COALESCE(?, tags) \
+             WHERE id = ?",
+        )
+        .bind(update.schedulable)
+        .bind(tags)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_node(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM nodes WHERE id = ?")
+            .bind(id)
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE node_id = ? OR previous_node_id = ? \
+             ORDER BY created_at, deployment_id"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(node_id)
+            .bind(node_id)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect()
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
@@ -243,18 +285,33 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn modify_deployment(&self, id: &str, change: DeploymentChange<'_>) -> Result<Modified> {
-        // BEGIN IMMEDIATE is implied: the single writer connection serializes writers.
-        let mut tx = self.writer.begin().await?;
-        let before = Self::fetch_deployment(&mut tx, id).await?;
-        let after = match change(before.as_ref())? {
-            Some(next) => {
-                Self::write_deployment(&mut tx, &next).await?;
-                tx.commit().await?;
-                Some(next)
-            }
-            None => before.clone(),
-        };
-        Ok(Modified { before, after })
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
+        // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
+        // stale even if another process writes the same file.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let deployments_sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let writes = change(&Snapshot { nodes, deployments })?;
+        for deployment in &writes {
+            Self::write_deployment(&mut tx, deployment).await?;
+        }
+        tx.commit().await?;
+        Ok(writes)
     }
 }

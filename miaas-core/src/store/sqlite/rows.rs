@@ -25,6 +25,7 @@ pub(super) struct NodeRow {
     registered_at: f64,
     last_seen: f64,
     metrics: Option<String>,
+    schedulable: bool,
 }
 
 impl TryFrom<NodeRow> for NodeRecord {
@@ -45,6 +46,7 @@ impl TryFrom<NodeRow> for NodeRecord {
             registered_at: row.registered_at,
             last_seen: row.last_seen,
             metrics,
+            schedulable: row.schedulable,
         })
     }
 }
@@ -59,6 +61,10 @@ pub(super) struct DeploymentRow {
     status: String,
     message: String,
     node_id: Option<String>,
+    previous_node_id: Option<String>,
+    requirements: String,
+    gpu_ids: String,
+    placement: Option<String>,
     revision: i64,
     created_at: f64,
     updated_at: f64,
@@ -82,6 +88,14 @@ impl TryFrom<DeploymentRow> for Deployment {
             env,
             message: row.message,
             node_id: row.node_id,
+            previous_node_id: row.previous_node_id,
+            requirements: decode_json("requirements", &row.requirements)?,
+            gpu_ids: decode_json("gpu_ids", &row.gpu_ids)?,
+            placement: row
+                .placement
+                .as_deref()
+                .map(|text| decode_json("placement", text))
+                .transpose()?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -1,0 +1,139 @@
+//! The nodes placement chooses from, with what is already reserved on them.
+
+use std::collections::HashMap;
+
+use crate::model::{
+    Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUsage, Requirements, Resources,
+};
+
+/// A node as placement sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Node id.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// Seen within the heartbeat timeout.
+    pub online: bool,
+    /// Not cordoned.
+    pub schedulable: bool,
+    /// What it offers.
+    pub capabilities: NodeCapabilities,
+    /// Its labels.
+    pub tags: Vec<String>,
+    /// What deployments placed on it already reserve.
+    pub reserved: Resources,
+    /// Latest heartbeat metrics.
+    pub metrics: Option<NodeMetrics>,
+}
+
+impl Candidate {
+    /// A candidate from a stored node, nothing reserved yet.
+    pub fn from_record(record: &NodeRecord, online: bool) -> Self {
+        Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            online,
+            schedulable: record.schedulable,
+            capabilities: record.capabilities.clone(),
+            tags: record.tags.clone(),
+            reserved: Resources::default(),
+            metrics: record.metrics.clone(),
+        }
+    }
+
+    fn add(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {
+        let r = &mut self.reserved;
+        r.cpus += requirements.cpus;
+        r.mem_mb = r.mem_mb.saturating_add(requirements.mem_mb);
+        r.disk_mb = r.disk_mb.saturating_add(requirements.disk_mb);
+        r.gpu_ids.extend_from_slice(gpu_ids);
+        r.gpu_ids.sort_unstable();
+        r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+    }
+
+    fn remove(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {
+        let r = &mut self.reserved;
+        r.cpus = (r.cpus - requirements.cpus).max(0.0);
+        r.mem_mb = r.mem_mb.saturating_sub(requirements.mem_mb);
+        r.disk_mb = r.disk_mb.saturating_sub(requirements.disk_mb);
+        r.gpu_ids.retain(|id| !gpu_ids.contains(id));
+        r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+    }
+}
+
+/// Every node with its reservations: the ledger placement decisions update as they
+/// are made, so a batch of decisions never double-books a node.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    candidates: Vec<Candidate>,
+    index: HashMap<String, usize>,
+    placed: HashMap<String, Vec<String>>,
+}
+
+impl Cluster {
+    /// Builds the ledger from the nodes and the deployments holding resources.
+    pub fn new<'a>(
+        nodes: impl IntoIterator<Item = Candidate>,
+        deployments: impl IntoIterator<Item = &'a Deployment>,
+    ) -> Self {
+        let mut cluster = Self::default();
+        for node in nodes {
+            cluster.index.insert(node.id.clone(), cluster.candidates.len());
+            cluster.candidates.push(node);
+        }
+        for deployment in deployments {
+            if deployment.holds_resources() {
+                if let Some(node_id) = &deployment.node_id {
+                    cluster.reserve(node_id, deployment);
+                }
+            }
+        }
+        cluster
+    }
+
+    /// The candidates, in the order given.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    /// One candidate by id.
+    pub fn get(&self, node_id: &str) -> Option<&Candidate> {
+        self.index.get(node_id).map(|&i| &self.candidates[i])
+    }
+
+    /// Finds a node by id or name.
+    pub fn find(&self, id_or_name: &str) -> Option<&Candidate> {
+        self.get(id_or_name)
+            .or_else(|| self.candidates.iter().find(|c| c.name == id_or_name))
+    }
+
+    /// Books `deployment`'s requirements and GPUs on `node_id`.
+    pub fn reserve(&mut self, node_id: &str, deployment: &Deployment) {
+        if let Some(&i) = self.index.get(node_id) {
+            self.candidates[i].add(&deployment.requirements, &deployment.gpu_ids);
+            self.placed
+                .entry(node_id.to_string())
+                .or_default()
+                .push(deployment.deployment_id.clone());
+        }
+    }
+
+    /// Frees what `deployment` booked on `node_id`.
+    pub fn release(&mut self, node_id: &str, deployment: &Deployment) {
+        if let Some(&i) = self.index.get(node_id) {
+            self.candidates[i].remove(&deployment.requirements, &deployment.gpu_ids);
+            if let Some(ids) = self.placed.get_mut(node_id) {
+                ids.retain(|id| id != &deployment.deployment_id);
+            }
+        }
+    }
+
+    /// What node `node_id`'s deployments use.
+    pub fn usage(&self, node_id: &str) -> NodeUsage {
+        NodeUsage {
+            reserved: self.get(node_id).map(|c| c.reserved.clone()).unwrap_or_default(),
+            deployments: self.placed.get(node_id).cloned().unwrap_or_default(),
+        }
+    }
+}

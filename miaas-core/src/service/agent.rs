@@ -1,0 +1,156 @@
+//! The node's side: its desired state, and the status it reports.
+
+use std::sync::Mutex;
+
+use super::Service;
+use super::deployments::{deployment_not_found, set, take};
+use super::lifecycle::{Planner, deleted_message};
+use crate::model::{
+    Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder,
+    ReportedStatus, StatusReport,
+};
+use crate::store::Snapshot;
+use crate::token::hash_token;
+use crate::validate;
+use crate::{Error, Result};
+
+impl Service {
+    /// What node `node_id` should run and remove, for that node's token only.
+    pub async fn desired_state(&self, node_id: &str, token: Option<&str>) -> Result<DesiredState> {
+        self.authenticate_node(node_id, token).await?;
+        let mut state = DesiredState {
+            node_id: node_id.to_string(),
+            deployments: Vec::new(),
+            remove: Vec::new(),
+        };
+        for d in self.store.deployments_of_node(node_id).await? {
+            let here = d.node_id.as_deref() == Some(node_id);
+            if here && d.holds_resources() && d.status != DeploymentStatus::Deleting {
+                state.deployments.push(DesiredDeployment {
+                    deployment_id: d.deployment_id,
+                    template_id: d.template_id,
+                    revision: d.revision,
+                    rendered_compose: d.rendered_compose,
+                    env: d.env,
+                    gpu_ids: d.gpu_ids,
+                    status: d.status,
+                });
+            } else if here && d.status == DeploymentStatus::Deleting {
+                state.remove.push(RemovalOrder {
+                    deployment_id: d.deployment_id,
+                    reason: "deleted".into(),
+                });
+            } else if d.previous_node_id.as_deref() == Some(node_id) {
+                state.remove.push(RemovalOrder {
+                    deployment_id: d.deployment_id,
+                    reason: "moved".into(),
+                });
+            }
+        }
+        Ok(state)
+    }
+
+    /// Records a node's report on a deployment. Only the node it is placed on (or,
+    /// for `deleted`, the node it moved away from) may report; `deleted` from its
+    /// node completes a deletion and releases the reservation.
+    pub async fn report_status(
+        &self,
+        token: Option<&str>,
+        deployment_id: &str,
+        report: &StatusReport,
+    ) -> Result<Deployment> {
+        let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
+        let reporter = self
+            .store
+            .node_id_by_token_hash(&hash_token(token))
+            .await?
+            .ok_or_else(|| Error::Unauthorized("invalid node token".into()))?;
+        if let Some(message) = &report.message {
+            validate::list_len("message", message.len(), 4096)?;
+        }
+        let now = self.now();
+        let outcome = Mutex::new(None);
+        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let current = planner
+                .get(deployment_id)
+                .cloned()
+                .ok_or_else(|| deployment_not_found(deployment_id))?;
+            let next = apply_report(&mut planner, &current, &reporter, report)?;
+            let released = next.status == DeploymentStatus::Deleted;
+            planner.put(next.clone());
+            if released {
+                planner.reconcile();
+            }
+            set(&outcome, next);
+            Ok(planner.into_writes())
+        };
+        self.store.transact(&change).await?;
+        let next: Deployment = take(outcome)?;
+        tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
+        Ok(next)
+    }
+}
+
+fn apply_report(
+    planner: &mut Planner<'_>,
+    current: &Deployment,
+    reporter: &str,
+    report: &StatusReport,
+) -> Result<Deployment> {
+    let mut next = current.clone();
+    next.updated_at = planner.now();
+    let here = current.node_id.as_deref() == Some(reporter);
+    if !here {
+        if current.previous_node_id.as_deref() == Some(reporter) {
+            if report.status != ReportedStatus::Deleted {
+                return Err(Error::Conflict(format!(
+                    "deployment {} moved to another node; remove it here",
+                    current.deployment_id
+                )));
+            }
+            next.previous_node_id = None;
+            return Ok(next);
+        }
+        return Err(Error::Forbidden(format!(
+            "deployment {} is not placed on this node",
+            current.deployment_id
+        )));
+    }
+    let template = &current.template_id;
+    match (report.status, current.status) {
+        (ReportedStatus::Deleted, DeploymentStatus::Deleting) => {
+            planner.release(current);
+            next.status = DeploymentStatus::Deleted;
+            next.message = report
+                .message
+                .clone()
+                .unwrap_or_else(|| deleted_message(template));
+        }
+        (_, DeploymentStatus::Deleting | DeploymentStatus::Deleted) => {
+            return Err(Error::Conflict(format!(
+                "deployment {} is being deleted; remove it and report `deleted`",
+                current.deployment_id
+            )));
+        }
+        (ReportedStatus::Deleted, _) => {
+            return Err(Error::Conflict(format!(
+                "deployment {} should run on this node; it is not being deleted",
+                current.deployment_id
+            )));
+        }
+        (status, _) => {
+            next.status = match status {
+                ReportedStatus::Running => DeploymentStatus::Running,
+                _ => DeploymentStatus::Failed,
+            };
+            next.message = report.message.clone().unwrap_or_else(|| {
+                format!(
+                    "Deployment '{template}' {} on node {reporter}",
+                    next.status.as_str()
+                )
+            });
+        }
+    }
+    Ok(next)
+}

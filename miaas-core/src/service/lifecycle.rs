@@ -1,0 +1,209 @@
+//! The lifecycle rules as pure decisions over a [`Snapshot`]: placing, releasing,
+//! marking lost, re-placing. The store runs them inside one transaction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::ServiceSettings;
+use crate::model::{Deployment, DeploymentStatus};
+use crate::placement::{Candidate, Cluster, Decision, PlacementEngine};
+use crate::store::Snapshot;
+
+/// Deployment decisions over one snapshot; collects what to write.
+pub(super) struct Planner<'a> {
+    engine: &'a PlacementEngine,
+    settings: &'a ServiceSettings,
+    now: f64,
+    cluster: Cluster,
+    deployments: HashMap<String, Deployment>,
+    order: Vec<String>,
+    changed: BTreeSet<String>,
+}
+
+impl<'a> Planner<'a> {
+    pub(super) fn new(
+        engine: &'a PlacementEngine,
+        settings: &'a ServiceSettings,
+        now: f64,
+        snapshot: &Snapshot,
+    ) -> Self {
+        let timeout = settings.heartbeat_timeout.as_secs_f64();
+        let candidates = snapshot
+            .nodes
+            .iter()
+            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
+        let cluster = Cluster::new(candidates, &snapshot.deployments);
+        Self {
+            engine,
+            settings,
+            now,
+            cluster,
+            deployments: snapshot
+                .deployments
+                .iter()
+                .map(|d| (d.deployment_id.clone(), d.clone()))
+                .collect(),
+            order: snapshot
+                .deployments
+                .iter()
+                .map(|d| d.deployment_id.clone())
+                .collect(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    pub(super) fn now(&self) -> f64 {
+        self.now
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Deployment> {
+        self.deployments.get(id)
+    }
+
+    /// Ids of every deployment, oldest first.
+    pub(super) fn ids(&self) -> Vec<String> {
+        self.order.clone()
+    }
+
+    /// Records `deployment` as changed.
+    pub(super) fn put(&mut self, deployment: Deployment) {
+        let id = deployment.deployment_id.clone();
+        if !self.deployments.contains_key(&id) {
+            self.order.push(id.clone());
+        }
+        self.deployments.insert(id.clone(), deployment);
+        self.changed.insert(id);
+    }
+
+    /// The changed deployments, oldest first.
+    pub(super) fn into_writes(mut self) -> Vec<Deployment> {
+        self.order
+            .iter()
+            .filter(|id| self.changed.contains(*id))
+            .filter_map(|id| self.deployments.remove(id))
+            .collect()
+    }
+
+    /// Frees what `deployment` holds on its node.
+    pub(super) fn release(&mut self, deployment: &Deployment) {
+        if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
+            self.cluster.release(node, deployment);
+        }
+    }
+
+    /// Places a deployment that holds nothing: `scheduled` on the best node, or
+    /// `pending` with the explanation. Returns whether it was placed.
+    pub(super) fn place(&mut self, deployment: &mut Deployment) -> bool {
+        deployment.updated_at = self.now;
+        match self
+            .engine
+            .decide(self.cluster.candidates(), &deployment.requirements)
+        {
+            Decision::Placed {
+                node_id, gpu_ids, ..
+            } => {
+                deployment.status = DeploymentStatus::Scheduled;
+                deployment.message = placed_message(&deployment.template_id, &node_id);
+                deployment.gpu_ids = gpu_ids;
+                deployment.placement = None;
+                deployment.node_id = Some(node_id.clone());
+                self.cluster.reserve(&node_id, deployment);
+                true
+            }
+            Decision::Unplaceable(summary) => {
+                deployment.status = DeploymentStatus::Pending;
+                deployment.message = format!(
+                    "Deployment '{}' is pending: {}",
+                    deployment.template_id, summary.message
+                );
+                deployment.node_id = None;
+                deployment.gpu_ids.clear();
+                deployment.placement = Some(summary);
+                false
+            }
+        }
+    }
+
+    /// Moves a deployment off its node: releases it there, remembers that node as
+    /// the one to remove the old copy (when `remember` and the node still exists),
+    /// and places it again.
+    pub(super) fn move_off(&mut self, deployment: &mut Deployment, remember: bool) -> bool {
+        self.release(deployment);
+        let old = deployment.node_id.take();
+        if remember {
+            if let Some(old) = old.filter(|id| self.cluster.get(id).is_some()) {
+                deployment.previous_node_id = Some(old);
+            }
+        }
+        let placed = self.place(deployment);
+        if deployment.node_id.is_some() && deployment.node_id == deployment.previous_node_id {
+            deployment.previous_node_id = None;
+        }
+        placed
+    }
+
+    fn node_online(&self, node_id: &str) -> Option<bool> {
+        self.cluster.get(node_id).map(|c| c.online)
+    }
+
+    /// Marks deployments of offline nodes `lost`, brings them back when their node
+    /// returns, re-places them elsewhere after the grace, and places pending ones.
+    pub(super) fn reconcile(&mut self) {
+        let grace = self.settings.reschedule_grace.as_secs_f64();
+        for id in self.ids() {
+            let Some(current) = self.deployments.get(&id).cloned() else {
+                continue;
+            };
+            let mut next = current.clone();
+            let online = current.node_id.as_deref().and_then(|n| self.node_online(n));
+            match current.status {
+                DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed
+                    if online != Some(true) =>
+                {
+                    next.status = DeploymentStatus::Lost;
+                    next.message = format!(
+                        "Deployment '{}' is lost: node {} went offline",
+                        current.template_id,
+                        current.node_id.as_deref().unwrap_or("?")
+                    );
+                    next.updated_at = self.now;
+                    self.put(next);
+                }
+                DeploymentStatus::Lost if online == Some(true) => {
+                    next.status = DeploymentStatus::Scheduled;
+                    let node = current.node_id.as_deref().unwrap_or_default();
+                    next.message = placed_message(&current.template_id, node);
+                    next.updated_at = self.now;
+                    self.put(next);
+                }
+                DeploymentStatus::Lost
+                    if self.settings.reschedule_lost && self.now - current.updated_at >= grace =>
+                {
+                    self.move_off(&mut next, true);
+                    self.put(next);
+                }
+                DeploymentStatus::Pending => {
+                    let placed = self.place(&mut next);
+                    if placed || next.placement != current.placement {
+                        self.put(next);
+                    }
+                }
+                DeploymentStatus::Deleting if current.node_id.is_none() => {
+                    next.status = DeploymentStatus::Deleted;
+                    next.message = deleted_message(&current.template_id);
+                    next.updated_at = self.now;
+                    self.put(next);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `Deployment '<template_id>' on node <node_id>`, as the original server says it.
+pub(super) fn placed_message(template_id: &str, node_id: &str) -> String {
+    format!("Deployment '{template_id}' on node {node_id}")
+}
+
+pub(super) fn deleted_message(template_id: &str) -> String {
+    format!("Deployment '{template_id}' deleted")
+}

@@ -1,0 +1,89 @@
+//! Shared fixtures of the core's tests: a service over every backend, with a clock
+//! the test moves.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miaas_core::clock::ManualClock;
+use miaas_core::model::{DeploymentAction, DeploymentRequest, Heartbeat, NodeRegistration};
+use miaas_core::service::{Service, ServiceSettings};
+use serde_json::json;
+use tempfile::TempDir;
+
+pub const T0: f64 = 1_700_000_000.0;
+
+pub struct Fixture {
+    pub service: Service,
+    pub clock: Arc<ManualClock>,
+    pub url: String,
+    pub dir: Arc<TempDir>,
+}
+
+/// The database URLs every test runs on, inside `dir`.
+pub fn backend_urls(dir: &Path) -> Vec<String> {
+    vec![format!("sqlite://{}", dir.join("core.db").display())]
+}
+
+pub async fn fixtures() -> Vec<Fixture> {
+    fixtures_with(ServiceSettings::default()).await
+}
+
+/// One fixture per backend, with these settings.
+pub async fn fixtures_with(settings: ServiceSettings) -> Vec<Fixture> {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut out = Vec::new();
+    for url in backend_urls(dir.path()) {
+        out.push(fixture_on_with(url, dir.clone(), settings.clone()).await);
+    }
+    out
+}
+
+pub async fn fixture_on(url: String, dir: Arc<TempDir>) -> Fixture {
+    fixture_on_with(url, dir, ServiceSettings::default()).await
+}
+
+pub async fn fixture_on_with(url: String, dir: Arc<TempDir>, settings: ServiceSettings) -> Fixture {
+    let store = miaas_core::store::connect(&url).await.expect("open store");
+    let clock = Arc::new(ManualClock::new(T0));
+    let settings = ServiceSettings {
+        heartbeat_timeout: Duration::from_secs(30),
+        ..settings
+    };
+    Fixture {
+        service: Service::with_clock(store, clock.clone(), settings),
+        clock,
+        url,
+        dir,
+    }
+}
+
+pub fn registration(name: &str) -> NodeRegistration {
+    serde_json::from_value(json!({
+        "name": name, "ip": "10.0.0.1",
+        "capabilities": {"os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 100000}
+    }))
+    .unwrap()
+}
+
+pub fn beat(cpu: f64) -> Heartbeat {
+    Heartbeat {
+        cpu_usage: cpu,
+        mem_usage: 10.0,
+        disk_free_mb: 5,
+        running_containers: vec!["web".into()],
+    }
+}
+
+pub fn request(id: &str, image: &str) -> DeploymentRequest {
+    DeploymentRequest {
+        deployment_id: id.into(),
+        template_id: "web".into(),
+        rendered_compose: format!("services:\n  web:\n    image: {image}\n"),
+        env: Default::default(),
+        action: DeploymentAction::Apply,
+        requirements: None,
+    }
+}
+

@@ -1,0 +1,62 @@
+//! `/api/v1/placement/plan`: the placement dry run.
+
+use axum::Json;
+use axum::extract::State;
+use miaas_core::model::Requirements;
+use miaas_core::placement::PlacementPlan;
+use miaas_core::service::PlanInput;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// The placement routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(plan))
+}
+
+/// What to plan for: `requirements`, or a `rendered_compose` to derive them from.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"requirements": {"cpus": 2, "mem_mb": 4096, "gpus": 1}}))]
+pub struct PlanRequest {
+    /// Requirements as given.
+    #[serde(default)]
+    pub requirements: Option<Requirements>,
+    /// A compose document whose reservations and constraints are the requirements.
+    #[serde(default)]
+    pub rendered_compose: Option<String>,
+}
+
+/// Dry run: the ranked candidates with their scores and the rejected nodes with
+/// their reasons. Changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/placement/plan", tag = "placement",
+    request_body = PlanRequest,
+    responses(
+        (status = 200, description = "Candidates and rejections", body = PlacementPlan),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Neither or both inputs, or an invalid one", body = ErrorBody),
+    )
+)]
+async fn plan(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<PlanRequest>,
+) -> Result<Json<PlacementPlan>, ApiError> {
+    let input = match (request.requirements, request.rendered_compose) {
+        (Some(requirements), None) => PlanInput::Requirements(requirements),
+        (None, Some(compose)) => PlanInput::Compose(compose),
+        _ => {
+            return Err(miaas_core::Error::Invalid(
+                "give exactly one of `requirements` and `rendered_compose`".into(),
+            )
+            .into());
+        }
+    };
+    Ok(Json(state.service.plan(&input).await?))
+}
