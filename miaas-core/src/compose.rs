@@ -67,9 +67,11 @@ fn replicas(deploy: &Value, path: &str) -> Result<u64> {
     }
     match deploy.get("replicas") {
         None | Some(Value::Null) => Ok(1),
-        Some(value) => value
-            .as_u64()
-            .ok_or_else(|| invalid(format_args!("{path}.deploy.replicas: must be a whole number"))),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            invalid(format_args!(
+                "{path}.deploy.replicas: must be a whole number"
+            ))
+        }),
     }
 }
 
@@ -88,7 +90,9 @@ fn add_reservations(
     if let Some(memory) = reservations.get("memory").filter(|v| !v.is_null()) {
         let mb = memory_mb(memory)
             .ok_or_else(|| invalid(format_args!("{path}.memory: {memory} is not a size")))?;
-        requirements.mem_mb = requirements.mem_mb.saturating_add(mb.saturating_mul(replicas));
+        requirements.mem_mb = requirements
+            .mem_mb
+            .saturating_add(mb.saturating_mul(replicas));
     }
     if let Some(devices) = reservations.get("devices").filter(|v| !v.is_null()) {
         let list = devices
@@ -154,7 +158,11 @@ pub fn parse_size_bytes(text: &str) -> Option<f64> {
 fn gpu_count(device: &Value, path: &str) -> Result<u32> {
     let is_gpu = device
         .get("capabilities")
-        .map(|caps| flat_strings(caps).iter().any(|c| c.eq_ignore_ascii_case("gpu")))
+        .map(|caps| {
+            flat_strings(caps)
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case("gpu"))
+        })
         .unwrap_or(false);
     if !is_gpu {
         return Ok(0);
@@ -237,7 +245,6 @@ fn pin(requirements: &mut Requirements, node: &str, path: &str) -> Result<()> {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -349,16 +356,27 @@ mod tests {
 
     #[test]
     fn documents_without_services_are_refused() {
-        for doc in ["version: '3.8'", "services: [a, b]", "just text", "", "services:"] {
+        for doc in [
+            "version: '3.8'",
+            "services: [a, b]",
+            "just text",
+            "",
+            "services:",
+        ] {
             let err = requirements_from_compose(doc).unwrap_err().to_string();
-            assert!(err.contains("services") || err.contains("YAML"), "{doc:?}: {err}");
+            assert!(
+                err.contains("services") || err.contains("YAML"),
+                "{doc:?}: {err}"
+            );
         }
     }
 
     #[test]
     fn bad_sizes_and_unsupported_constraints_are_refused() {
         let bad_memory = "services:\n  a:\n    deploy:\n      resources:\n        reservations:\n          memory: lots\n";
-        let err = requirements_from_compose(bad_memory).unwrap_err().to_string();
+        let err = requirements_from_compose(bad_memory)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("memory"), "{err}");
         let not_equal = "services:\n  a:\n    deploy:\n      placement:\n        constraints: ['node.labels.a != b']\n";
         assert!(requirements_from_compose(not_equal).is_err());

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::Result;
 use super::Requirements;
+use crate::Result;
 use crate::validate;
 
 /// What a deployment request asks for.

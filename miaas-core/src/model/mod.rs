@@ -5,8 +5,8 @@ mod capabilities;
 mod deployment;
 mod heartbeat;
 mod node;
-mod requirements;
 pub mod number;
+mod requirements;
 pub mod schema;
 
 use schema::{env_schema, tag_list_schema};

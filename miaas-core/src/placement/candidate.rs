@@ -79,7 +79,9 @@ impl Cluster {
     ) -> Self {
         let mut cluster = Self::default();
         for node in nodes {
-            cluster.index.insert(node.id.clone(), cluster.candidates.len());
+            cluster
+                .index
+                .insert(node.id.clone(), cluster.candidates.len());
             cluster.candidates.push(node);
         }
         for deployment in deployments {
@@ -132,7 +134,10 @@ impl Cluster {
     /// What node `node_id`'s deployments use.
     pub fn usage(&self, node_id: &str) -> NodeUsage {
         NodeUsage {
-            reserved: self.get(node_id).map(|c| c.reserved.clone()).unwrap_or_default(),
+            reserved: self
+                .get(node_id)
+                .map(|c| c.reserved.clone())
+                .unwrap_or_default(),
             deployments: self.placed.get(node_id).cloned().unwrap_or_default(),
         }
     }

@@ -66,7 +66,10 @@ impl Rejection {
 }
 
 /// The GPUs assigned if `node` took the deployment, or the first reason it cannot.
-pub fn first_rejection(node: &Candidate, requirements: &Requirements) -> Result<Vec<u32>, Rejection> {
+pub fn first_rejection(
+    node: &Candidate,
+    requirements: &Requirements,
+) -> Result<Vec<u32>, Rejection> {
     let checks = checks(node, requirements);
     if let Some((rejection, _)) = checks.into_iter().find_map(|c| c.err()).map(|r| (r.0, r.1)) {
         return Err(rejection);
@@ -92,16 +95,21 @@ fn checks(node: &Candidate, req: &Requirements) -> Vec<Check> {
     let caps = &node.capabilities;
     let reserved = &node.reserved;
     let mut out = Vec::with_capacity(10);
-    out.push(if node.online { Ok(()) } else { fail(Rejection::Offline, "offline".into()) });
+    out.push(if node.online {
+        Ok(())
+    } else {
+        fail(Rejection::Offline, "offline".into())
+    });
     out.push(if node.schedulable {
         Ok(())
     } else {
         fail(Rejection::Cordoned, "cordoned (not schedulable)".into())
     });
     out.push(match &req.node {
-        Some(pin) if pin != &node.id && pin != &node.name => {
-            fail(Rejection::NotPinned, format!("the deployment is pinned to {pin}"))
-        }
+        Some(pin) if pin != &node.id && pin != &node.name => fail(
+            Rejection::NotPinned,
+            format!("the deployment is pinned to {pin}"),
+        ),
         _ => Ok(()),
     });
     out.push(match &req.os {
@@ -120,7 +128,10 @@ fn checks(node: &Candidate, req: &Requirements) -> Vec<Check> {
     out.push(if missing.is_empty() {
         Ok(())
     } else {
-        fail(Rejection::Tags, format!("lacks tags {}", missing.join(", ")))
+        fail(
+            Rejection::Tags,
+            format!("lacks tags {}", missing.join(", ")),
+        )
     });
     out.push(match pick_gpus(node, req) {
         Some(_) => Ok(()),
@@ -147,13 +158,19 @@ fn checks(node: &Candidate, req: &Requirements) -> Vec<Check> {
     out.push(if req.mem_mb <= free_mem {
         Ok(())
     } else {
-        fail(Rejection::Memory, format!("needs {} MB memory, {free_mem} MB free", req.mem_mb))
+        fail(
+            Rejection::Memory,
+            format!("needs {} MB memory, {free_mem} MB free", req.mem_mb),
+        )
     });
     let free_disk = caps.disk_mb.saturating_sub(reserved.disk_mb);
     out.push(if req.disk_mb <= free_disk {
         Ok(())
     } else {
-        fail(Rejection::Disk, format!("needs {} MB disk, {free_disk} MB free", req.disk_mb))
+        fail(
+            Rejection::Disk,
+            format!("needs {} MB disk, {free_disk} MB free", req.disk_mb),
+        )
     });
     out
 }
@@ -167,7 +184,10 @@ fn docker_check(node: &Candidate, req: &Requirements) -> Check {
         return Ok(());
     };
     let Some(docker) = docker else {
-        return fail(Rejection::Docker, format!("needs Docker {wanted}, reports none"));
+        return fail(
+            Rejection::Docker,
+            format!("needs Docker {wanted}, reports none"),
+        );
     };
     let matches = match (parse_version_req(wanted), lenient_version(&docker.version)) {
         (Ok(req), Some(version)) => req.matches(&version),
@@ -190,7 +210,10 @@ pub fn lenient_version(text: &str) -> Option<semver::Version> {
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
-    let mut parts = numeric.split('.').filter(|p| !p.is_empty()).map(str::parse::<u64>);
+    let mut parts = numeric
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(str::parse::<u64>);
     let major = parts.next()?.ok()?;
     let minor = parts.next().transpose().ok()?.unwrap_or(0);
     let patch = parts.next().transpose().ok()?.unwrap_or(0);
@@ -205,7 +228,11 @@ fn gpu_filter_text(req: &Requirements) -> String {
     if let Some(mem) = req.gpu_mem_mb {
         parts.push(format!("at least {mem} MB"));
     }
-    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 fn matching_free_gpus(node: &Candidate, req: &Requirements) -> Vec<u32> {
@@ -215,7 +242,11 @@ fn matching_free_gpus(node: &Candidate, req: &Requirements) -> Vec<u32> {
         .gpus
         .iter()
         .filter(|g| !node.reserved.gpu_ids.contains(&g.id))
-        .filter(|g| model.as_ref().is_none_or(|m| g.model.to_ascii_lowercase().contains(m)))
+        .filter(|g| {
+            model
+                .as_ref()
+                .is_none_or(|m| g.model.to_ascii_lowercase().contains(m))
+        })
         .filter(|g| req.gpu_mem_mb.is_none_or(|mem| g.mem_mb >= mem))
         .map(|g| g.id)
         .collect();

@@ -176,7 +176,10 @@ impl PlacementEngine {
                     candidates[0].name
                 ),
                 nodes_evaluated: nodes.len(),
-                reasons: reasons.iter().map(|(r, n)| (r.key().to_string(), *n)).collect(),
+                reasons: reasons
+                    .iter()
+                    .map(|(r, n)| (r.key().to_string(), *n))
+                    .collect(),
             }
         };
         PlacementPlan {
@@ -207,6 +210,12 @@ fn summarize(evaluated: usize, reasons: &BTreeMap<Rejection, usize>) -> Placemen
     PlacementSummary {
         message,
         nodes_evaluated: evaluated,
-        reasons: reasons.iter().map(|(r, n)| (r.key().to_string(), *n)).collect(),
+        reasons: reasons
+            .iter()
+            .map(|(r, n)| (r.key().to_string(), *n))
+            .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;

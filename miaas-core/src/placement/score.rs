@@ -23,7 +23,9 @@ impl std::str::FromStr for Strategy {
         match text.trim().to_ascii_lowercase().as_str() {
             "binpack" => Ok(Self::Binpack),
             "spread" => Ok(Self::Spread),
-            other => Err(format!("unknown placement strategy {other:?} (binpack or spread)")),
+            other => Err(format!(
+                "unknown placement strategy {other:?} (binpack or spread)"
+            )),
         }
     }
 }
@@ -54,7 +56,11 @@ impl Default for Weights {
 }
 
 fn ratio(used: f64, total: f64) -> f64 {
-    if total <= 0.0 { 1.0 } else { (used / total).clamp(0.0, 1.0) }
+    if total <= 0.0 {
+        1.0
+    } else {
+        (used / total).clamp(0.0, 1.0)
+    }
 }
 
 /// The node's score for `req` (0 to 1, higher is better).
@@ -71,9 +77,16 @@ pub fn score(node: &Candidate, req: &Requirements, settings: &PlacementSettings)
     let total_gpus = caps.gpus.len() as f64;
     let gpu_term = if req.gpus == 0 {
         // keep GPU nodes for GPU work: a node whose GPUs are all busy (or absent) is best
-        if total_gpus == 0.0 { 1.0 } else { reserved.gpu_ids.len() as f64 / total_gpus }
+        if total_gpus == 0.0 {
+            1.0
+        } else {
+            reserved.gpu_ids.len() as f64 / total_gpus
+        }
     } else {
-        fill(ratio((reserved.gpu_ids.len() as u64 + u64::from(req.gpus)) as f64, total_gpus))
+        fill(ratio(
+            (reserved.gpu_ids.len() as u64 + u64::from(req.gpus)) as f64,
+            total_gpus,
+        ))
     };
     let load_term = node
         .metrics

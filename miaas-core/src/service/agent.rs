@@ -6,8 +6,8 @@ use super::Service;
 use super::deployments::{deployment_not_found, set, take};
 use super::lifecycle::{Planner, deleted_message};
 use crate::model::{
-    Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder,
-    ReportedStatus, StatusReport,
+    Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus,
+    StatusReport,
 };
 use crate::store::Snapshot;
 use crate::token::hash_token;

@@ -2,12 +2,11 @@
 
 use std::sync::Mutex;
 
-use super::lifecycle::{Planner, deleted_message, placed_message};
 use super::Service;
+use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::compose::requirements_from_compose;
 use crate::model::{
-    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
-    Requirements,
+    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, Requirements,
 };
 use crate::placement::{Candidate, Cluster, PlacementPlan};
 use crate::{Error, Result};
@@ -195,7 +194,11 @@ pub(super) fn take<T>(slot: Mutex<Option<T>>) -> Result<T> {
         .ok_or_else(|| Error::Conflict("the change was not applied; try again".into()))
 }
 
-fn new_deployment(request: &DeploymentRequest, requirements: &Requirements, now: f64) -> Deployment {
+fn new_deployment(
+    request: &DeploymentRequest,
+    requirements: &Requirements,
+    now: f64,
+) -> Deployment {
     Deployment {
         deployment_id: request.deployment_id.clone(),
         template_id: request.template_id.clone(),

@@ -156,7 +156,9 @@ impl<'a> Planner<'a> {
             let mut next = current.clone();
             let online = current.node_id.as_deref().and_then(|n| self.node_online(n));
             match current.status {
-                DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed
+                DeploymentStatus::Scheduled
+                | DeploymentStatus::Running
+                | DeploymentStatus::Failed
                     if online != Some(true) =>
                 {
                     next.status = DeploymentStatus::Lost;

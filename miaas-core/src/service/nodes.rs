@@ -16,8 +16,8 @@ use crate::model::{
 };
 use crate::placement::Cluster;
 use crate::store::{NodeUpsert, Snapshot};
-use crate::validate;
 use crate::token::{generate_node_token, hash_token};
+use crate::validate;
 use crate::{Error, Result};
 
 /// What a registration hands back to the node, once.

@@ -45,8 +45,7 @@ pub struct Snapshot {
 
 /// Decides, from a consistent [`Snapshot`], which deployments to write (inserted or
 /// replaced whole). An error aborts the transaction without writing.
-pub type ClusterChange<'a> =
-    &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
+pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
 
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
@@ -80,8 +79,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a heartbeat: `last_seen` becomes `metrics.reported_at`. Returns the
     /// previous `last_seen`, or `None` when the node does not exist.
-    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics)
-    -> Result<Option<f64>>;
+    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>>;
 
     /// One deployment by id.
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>>;

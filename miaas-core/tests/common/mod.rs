@@ -86,4 +86,3 @@ pub fn request(id: &str, image: &str) -> DeploymentRequest {
         requirements: None,
     }
 }
-

@@ -4,8 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use miaas_core::model::{
-    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate,
-    RegistrationResponse,
+    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate, RegistrationResponse,
 };
 use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
@@ -188,6 +187,9 @@ async fn desired_state(
     BearerToken(token): BearerToken,
 ) -> Result<Json<DesiredState>, ApiError> {
     Ok(Json(
-        state.service.desired_state(&node_id, token.as_deref()).await?,
+        state
+            .service
+            .desired_state(&node_id, token.as_deref())
+            .await?,
     ))
 }

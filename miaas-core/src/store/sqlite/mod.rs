@@ -196,11 +196,7 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.0))
     }
 
-    async fn record_heartbeat(
-        &self,
-        node_id: &str,
-        metrics: &NodeMetrics,
-    ) -> Result<Option<f64>> {
+    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
         let mut tx = self.writer.begin().await?;
         let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = ?")
             .bind(node_id)

@@ -1,0 +1,357 @@
+//! Unit tests of the filters, the scorers, the strategies and the explanations.
+
+use serde_json::json;
+
+use super::*;
+use crate::model::{NodeCapabilities, NodeMetrics, Resources};
+
+fn caps(cpus: u32, mem_mb: u64, gpus: &[(u32, &str, u64)]) -> NodeCapabilities {
+    serde_json::from_value(json!({
+        "os": "linux", "cpu_count": cpus, "mem_mb": mem_mb, "disk_mb": 100_000,
+        "gpus": gpus.iter().map(|(id, model, mem)| json!({"id": id, "model": model, "mem_mb": mem})).collect::<Vec<_>>(),
+        "docker": {"version": "24.0.7", "available": true}
+    }))
+    .unwrap()
+}
+
+fn node(name: &str, cpus: u32, mem_mb: u64) -> Candidate {
+    Candidate {
+        id: format!("id-{name}"),
+        name: name.into(),
+        online: true,
+        schedulable: true,
+        capabilities: caps(cpus, mem_mb, &[]),
+        tags: Vec::new(),
+        reserved: Resources::default(),
+        metrics: None,
+    }
+}
+
+fn gpu_node(name: &str, gpus: &[(u32, &str, u64)]) -> Candidate {
+    Candidate {
+        capabilities: caps(16, 64_000, gpus),
+        ..node(name, 16, 64_000)
+    }
+}
+
+fn reqs(value: serde_json::Value) -> Requirements {
+    serde_json::from_value(value).unwrap()
+}
+
+fn engine(strategy: Strategy) -> PlacementEngine {
+    PlacementEngine::new(PlacementSettings {
+        strategy,
+        weights: Weights::default(),
+    })
+}
+
+fn rejection(node: &Candidate, r: &Requirements) -> Option<Rejection> {
+    filters::first_rejection(node, r).err()
+}
+
+#[test]
+fn each_filter_rejects_for_its_own_reason() {
+    let base = node("a", 4, 8000);
+    let none = Requirements::default();
+    assert_eq!(rejection(&base, &none), None);
+
+    let offline = Candidate {
+        online: false,
+        ..base.clone()
+    };
+    assert_eq!(rejection(&offline, &none), Some(Rejection::Offline));
+    let cordoned = Candidate {
+        schedulable: false,
+        ..base.clone()
+    };
+    assert_eq!(rejection(&cordoned, &none), Some(Rejection::Cordoned));
+    assert_eq!(
+        rejection(&base, &reqs(json!({"node": "b"}))),
+        Some(Rejection::NotPinned)
+    );
+    assert_eq!(rejection(&base, &reqs(json!({"node": "a"}))), None);
+    assert_eq!(rejection(&base, &reqs(json!({"node": "id-a"}))), None);
+    assert_eq!(
+        rejection(&base, &reqs(json!({"os": "windows"}))),
+        Some(Rejection::Os)
+    );
+    assert_eq!(rejection(&base, &reqs(json!({"os": "Linux"}))), None);
+    assert_eq!(
+        rejection(&base, &reqs(json!({"docker_version": ">=25"}))),
+        Some(Rejection::Docker)
+    );
+    assert_eq!(
+        rejection(&base, &reqs(json!({"docker_version": ">=24"}))),
+        None
+    );
+    assert_eq!(
+        rejection(&base, &reqs(json!({"tags": ["zone=eu"]}))),
+        Some(Rejection::Tags)
+    );
+    let tagged = Candidate {
+        tags: vec!["zone=eu".into(), "ssd".into()],
+        ..base.clone()
+    };
+    assert_eq!(
+        rejection(&tagged, &reqs(json!({"tags": ["zone=eu", "ssd"]}))),
+        None
+    );
+    assert_eq!(
+        rejection(&base, &reqs(json!({"gpus": 1}))),
+        Some(Rejection::Gpus)
+    );
+    assert_eq!(
+        rejection(&base, &reqs(json!({"cpus": 4.5}))),
+        Some(Rejection::Cpu)
+    );
+    assert_eq!(rejection(&base, &reqs(json!({"cpus": 4.0}))), None);
+    assert_eq!(
+        rejection(&base, &reqs(json!({"mem_mb": 8001}))),
+        Some(Rejection::Memory)
+    );
+    assert_eq!(
+        rejection(&base, &reqs(json!({"disk_mb": 100_001}))),
+        Some(Rejection::Disk)
+    );
+}
+
+#[test]
+fn docker_unavailable_rejects_even_without_a_version_requirement() {
+    let mut n = node("a", 4, 8000);
+    n.capabilities.docker = Some(crate::model::DockerInfo {
+        version: "24.0.0".into(),
+        available: false,
+    });
+    assert_eq!(
+        rejection(&n, &Requirements::default()),
+        Some(Rejection::Docker)
+    );
+}
+
+#[test]
+fn lenient_docker_versions_parse() {
+    assert_eq!(
+        filters::lenient_version("24").unwrap(),
+        semver::Version::new(24, 0, 0)
+    );
+    assert_eq!(
+        filters::lenient_version("v20.10.17-ce").unwrap(),
+        semver::Version::new(20, 10, 17)
+    );
+    assert!(filters::lenient_version("unknown").is_none());
+}
+
+#[test]
+fn free_resources_account_for_reservations() {
+    let mut n = node("a", 4, 8000);
+    n.reserved = Resources {
+        cpus: 3.5,
+        mem_mb: 7000,
+        disk_mb: 0,
+        gpus: 0,
+        gpu_ids: vec![],
+    };
+    assert_eq!(
+        rejection(&n, &reqs(json!({"cpus": 0.5, "mem_mb": 1000}))),
+        None
+    );
+    assert_eq!(
+        rejection(&n, &reqs(json!({"cpus": 0.6}))),
+        Some(Rejection::Cpu)
+    );
+    assert_eq!(
+        rejection(&n, &reqs(json!({"mem_mb": 1001}))),
+        Some(Rejection::Memory)
+    );
+}
+
+#[test]
+fn gpus_are_picked_by_id_matching_model_and_memory_and_never_shared() {
+    let mut n = gpu_node(
+        "g",
+        &[
+            (0, "RTX 3090", 24_000),
+            (1, "A100", 80_000),
+            (2, "A100", 40_000),
+            (3, "A100", 80_000),
+        ],
+    );
+    let two_big = reqs(json!({"gpus": 2, "gpu_model": "a100", "gpu_mem_mb": 80_000}));
+    assert_eq!(filters::pick_gpus(&n, &two_big), Some(vec![1, 3]));
+    n.reserved.gpu_ids = vec![1];
+    assert_eq!(filters::pick_gpus(&n, &two_big), None, "GPU 1 is taken");
+    let one_big = reqs(json!({"gpus": 1, "gpu_model": "A100", "gpu_mem_mb": 80_000}));
+    assert_eq!(filters::pick_gpus(&n, &one_big), Some(vec![3]));
+    let any = reqs(json!({"gpus": 3}));
+    assert_eq!(filters::pick_gpus(&n, &any), Some(vec![0, 2, 3]));
+}
+
+#[test]
+fn binpack_fills_the_fuller_node_and_spread_the_emptier() {
+    let mut full = node("full", 8, 16_000);
+    full.reserved = Resources {
+        cpus: 6.0,
+        mem_mb: 12_000,
+        ..Resources::default()
+    };
+    let empty = node("empty", 8, 16_000);
+    let nodes = vec![empty.clone(), full.clone()];
+    let r = reqs(json!({"cpus": 1, "mem_mb": 1000}));
+    assert_eq!(
+        engine(Strategy::Binpack).select_node(&nodes, &r).as_deref(),
+        Some("id-full")
+    );
+    assert_eq!(
+        engine(Strategy::Spread).select_node(&nodes, &r).as_deref(),
+        Some("id-empty")
+    );
+}
+
+#[test]
+fn lower_live_load_scores_higher() {
+    let mut busy = node("busy", 8, 16_000);
+    busy.metrics = Some(NodeMetrics {
+        cpu_usage: 95.0,
+        mem_usage: 10.0,
+        disk_free_mb: 1,
+        running_containers: vec![],
+        reported_at: 0.0,
+    });
+    let mut idle = busy.clone();
+    idle.name = "idle".into();
+    idle.id = "id-idle".into();
+    idle.metrics.as_mut().unwrap().cpu_usage = 5.0;
+    let r = Requirements::default();
+    let settings = PlacementSettings::default();
+    assert!(score::score(&idle, &r, &settings) > score::score(&busy, &r, &settings));
+}
+
+#[test]
+fn work_without_gpus_keeps_off_gpu_nodes_and_gpu_work_packs_them() {
+    let plain = node("plain", 16, 64_000);
+    let gpu = gpu_node("gpu", &[(0, "A100", 80_000), (1, "A100", 80_000)]);
+    let nodes = vec![gpu.clone(), plain.clone()];
+    let cpu_only = reqs(json!({"cpus": 1}));
+    assert_eq!(
+        engine(Strategy::Binpack)
+            .select_node(&nodes, &cpu_only)
+            .as_deref(),
+        Some("id-plain")
+    );
+    assert_eq!(
+        engine(Strategy::Spread)
+            .select_node(&nodes, &cpu_only)
+            .as_deref(),
+        Some("id-plain")
+    );
+    let gpu_work = reqs(json!({"gpus": 1}));
+    match engine(Strategy::Binpack).decide(&nodes, &gpu_work) {
+        Decision::Placed {
+            node_id, gpu_ids, ..
+        } => {
+            assert_eq!(node_id, "id-gpu");
+            assert_eq!(gpu_ids, vec![0]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ties_break_by_name_then_id_whatever_the_input_order() {
+    let a = node("alpha", 4, 8000);
+    let b = node("bravo", 4, 8000);
+    let r = Requirements::default();
+    for nodes in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+        assert_eq!(
+            engine(Strategy::Binpack).select_node(&nodes, &r).as_deref(),
+            Some("id-alpha")
+        );
+        assert_eq!(
+            engine(Strategy::Spread).select_node(&nodes, &r).as_deref(),
+            Some("id-alpha")
+        );
+    }
+}
+
+#[test]
+fn no_fit_is_explained_with_counts_per_reason() {
+    let mut nodes = vec![
+        Candidate {
+            online: false,
+            ..node("o1", 4, 8000)
+        },
+        Candidate {
+            online: false,
+            ..node("o2", 4, 8000)
+        },
+        node("small1", 4, 1000),
+        node("small2", 4, 1000),
+        gpu_node("g", &[(0, "T4", 16_000)]),
+    ];
+    nodes[4].reserved.mem_mb = 64_000;
+    let r = reqs(json!({"mem_mb": 4000}));
+    let Decision::Unplaceable(summary) = engine(Strategy::Binpack).decide(&nodes, &r) else {
+        panic!("nothing should fit");
+    };
+    assert_eq!(summary.nodes_evaluated, 5);
+    assert_eq!(summary.reasons["offline"], 2);
+    assert_eq!(summary.reasons["insufficient_memory"], 3);
+    assert_eq!(
+        summary.message,
+        "no node fits: 2 nodes offline, 3 nodes had too little free memory"
+    );
+    let Decision::Unplaceable(empty) = engine(Strategy::Binpack).decide(&[], &r) else {
+        panic!("no nodes");
+    };
+    assert!(empty.message.contains("no nodes"), "{}", empty.message);
+}
+
+#[test]
+fn a_plan_ranks_candidates_and_lists_every_reason_of_the_rejected() {
+    let mut fuller = node("fuller", 8, 16_000);
+    fuller.reserved.cpus = 4.0;
+    let nodes = vec![
+        node("roomy", 8, 16_000),
+        fuller,
+        Candidate {
+            online: false,
+            ..node("gone", 1, 100)
+        },
+    ];
+    let plan = engine(Strategy::Binpack).plan(&nodes, &reqs(json!({"cpus": 2, "mem_mb": 1000})));
+    let names: Vec<_> = plan.candidates.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["fuller", "roomy"]);
+    assert!(plan.candidates[0].score > plan.candidates[1].score);
+    assert_eq!(plan.rejected.len(), 1);
+    let reasons = &plan.rejected[0].reasons;
+    assert_eq!(reasons.len(), 3, "offline, cpu and memory: {reasons:?}");
+    assert!(reasons[0].contains("offline"));
+}
+
+#[test]
+fn the_cluster_ledger_books_and_frees() {
+    let mut cluster = Cluster::new(vec![node("a", 4, 8000)], std::iter::empty());
+    let d: crate::model::Deployment = serde_json::from_value(json!({
+        "deployment_id": "d", "template_id": "t", "action": "apply", "status": "scheduled",
+        "message": "", "node_id": "id-a", "env": {}, "rendered_compose": "services: {}",
+        "revision": 1, "created_at": 0.0, "updated_at": 0.0,
+        "requirements": {"cpus": 3, "mem_mb": 5000}
+    }))
+    .unwrap();
+    cluster.reserve("id-a", &d);
+    assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
+    assert_eq!(cluster.usage("id-a").deployments, vec!["d".to_string()]);
+    let r = reqs(json!({"cpus": 2}));
+    assert!(
+        engine(Strategy::Binpack)
+            .select_node(cluster.candidates(), &r)
+            .is_none()
+    );
+    cluster.release("id-a", &d);
+    assert_eq!(cluster.usage("id-a").reserved, Resources::default());
+    assert!(
+        engine(Strategy::Binpack)
+            .select_node(cluster.candidates(), &r)
+            .is_some()
+    );
+}

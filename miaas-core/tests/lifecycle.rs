@@ -1,0 +1,423 @@
+//! The deployment lifecycle over a real store with a clock the test moves: placement,
+//! GPUs, lost and re-placed deployments, drain, deregistration, the node's protocol.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{beat, fixtures_with, registration, request};
+use miaas_core::Error;
+use miaas_core::model::{
+    DeploymentStatus, NodeRegistration, NodeUpdate, ReportedStatus, Requirements, StatusReport,
+};
+use miaas_core::service::{NodeCredentials, Service, ServiceSettings};
+use serde_json::json;
+
+fn settings() -> ServiceSettings {
+    ServiceSettings {
+        reschedule_grace: Duration::from_secs(60),
+        ..ServiceSettings::default()
+    }
+}
+
+fn gpu_registration(name: &str, gpus: u32) -> NodeRegistration {
+    let gpus: Vec<_> = (0..gpus)
+        .map(|id| json!({"id": id, "model": "A100", "mem_mb": 80_000}))
+        .collect();
+    serde_json::from_value(json!({
+        "name": name, "ip": "10.0.0.2",
+        "capabilities": {"os": "linux", "cpu_count": 32, "mem_mb": 256_000, "disk_mb": 1_000_000,
+                         "gpus": gpus, "docker": {"version": "24.0.0", "available": true}}
+    }))
+    .unwrap()
+}
+
+fn needing(id: &str, requirements: serde_json::Value) -> miaas_core::model::DeploymentRequest {
+    let mut r = request(id, "app");
+    r.requirements = Some(serde_json::from_value::<Requirements>(requirements).unwrap());
+    r
+}
+
+async fn report(
+    s: &Service,
+    node: &NodeCredentials,
+    id: &str,
+    status: ReportedStatus,
+) -> Result<(), Error> {
+    let report = StatusReport {
+        status,
+        message: None,
+    };
+    s.report_status(Some(&node.node_token), id, &report)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn deployments_are_placed_with_the_original_message_and_gpus_are_never_shared() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let node = s.register_node(&gpu_registration("g1", 3)).await.unwrap();
+        s.submit_deployment(&needing("a", json!({"gpus": 2})))
+            .await
+            .unwrap();
+        s.submit_deployment(&needing("b", json!({"gpus": 2})))
+            .await
+            .unwrap();
+        s.submit_deployment(&needing("c", json!({"gpus": 1})))
+            .await
+            .unwrap();
+        let a = s.get_deployment("a").await.unwrap();
+        assert_eq!(a.status, DeploymentStatus::Scheduled);
+        assert_eq!(
+            a.message,
+            format!("Deployment 'web' on node {}", node.node_id)
+        );
+        assert_eq!(a.gpu_ids, vec![0, 1]);
+        let b = s.get_deployment("b").await.unwrap();
+        assert_eq!(b.status, DeploymentStatus::Pending);
+        assert!(b.node_id.is_none());
+        let summary = b.placement.unwrap();
+        assert_eq!(summary.reasons["insufficient_gpus"], 1);
+        assert!(
+            b.message.contains("'web'") && b.message.contains("GPU"),
+            "{}",
+            b.message
+        );
+        let c = s.get_deployment("c").await.unwrap();
+        assert_eq!(c.gpu_ids, vec![2]);
+
+        let shown = s.get_node(&node.node_id).await.unwrap();
+        assert_eq!(shown.reserved.gpu_ids, vec![0, 1, 2]);
+        assert_eq!(shown.free.gpus, 0);
+        assert_eq!(shown.deployments, vec!["a".to_string(), "c".to_string()]);
+
+        // deleting `a` frees its GPUs once the node confirms; `b` then fits
+        s.delete_deployment("a").await.unwrap();
+        assert_eq!(
+            s.get_deployment("b").await.unwrap().status,
+            DeploymentStatus::Pending
+        );
+        report(s, &node, "a", ReportedStatus::Deleted)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_deployment("a").await.unwrap().status,
+            DeploymentStatus::Deleted
+        );
+        let b = s.get_deployment("b").await.unwrap();
+        assert_eq!(b.status, DeploymentStatus::Scheduled);
+        assert_eq!(b.gpu_ids, vec![0, 1]);
+    }
+}
+
+#[tokio::test]
+async fn requirements_come_from_the_compose_document() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        s.register_node(&gpu_registration("g1", 1)).await.unwrap();
+        let mut r = request("c", "x");
+        r.rendered_compose = "services:\n  t:\n    image: t\n    deploy:\n      replicas: 2\n      resources:\n        reservations:\n          cpus: '1.5'\n          memory: 2G\n          devices:\n            - capabilities: [gpu]\n              count: 1\n".into();
+        s.submit_deployment(&r).await.unwrap();
+        let d = s.get_deployment("c").await.unwrap();
+        assert_eq!(d.requirements.cpus, 3.0);
+        assert_eq!(d.requirements.mem_mb, 4096);
+        assert_eq!(d.requirements.gpus, 2);
+        assert_eq!(
+            d.status,
+            DeploymentStatus::Pending,
+            "one GPU cannot hold two"
+        );
+
+        let mut bad = request("bad", "x");
+        bad.rendered_compose = "services: [oops".into();
+        assert!(matches!(
+            s.submit_deployment(&bad).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            s.get_deployment("bad").await,
+            Err(Error::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().node_id.as_deref(),
+            Some(a.node_id.as_str())
+        );
+        f.clock.advance(10.0);
+        let b = s.register_node(&registration("b")).await.unwrap();
+
+        // a stops heartbeating; b keeps going
+        f.clock.advance(25.0);
+        s.heartbeat(&b.node_id, Some(&b.node_token), beat(1.0))
+            .await
+            .unwrap();
+        s.reconcile().await.unwrap();
+        let lost = s.get_deployment("d").await.unwrap();
+        assert_eq!(lost.status, DeploymentStatus::Lost);
+        assert_eq!(lost.node_id.as_deref(), Some(a.node_id.as_str()));
+
+        // within the grace nothing moves
+        f.clock.advance(30.0);
+        s.heartbeat(&b.node_id, Some(&b.node_token), beat(1.0))
+            .await
+            .unwrap();
+        s.reconcile().await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().status,
+            DeploymentStatus::Lost
+        );
+
+        // after it, the deployment is placed on b, and a is told to remove its copy
+        f.clock.advance(31.0);
+        s.heartbeat(&b.node_id, Some(&b.node_token), beat(1.0))
+            .await
+            .unwrap();
+        s.reconcile().await.unwrap();
+        let moved = s.get_deployment("d").await.unwrap();
+        assert_eq!(moved.status, DeploymentStatus::Scheduled);
+        assert_eq!(moved.node_id.as_deref(), Some(b.node_id.as_str()));
+        assert_eq!(moved.previous_node_id.as_deref(), Some(a.node_id.as_str()));
+
+        s.heartbeat(&a.node_id, Some(&a.node_token), beat(1.0))
+            .await
+            .unwrap();
+        let desired = s
+            .desired_state(&a.node_id, Some(&a.node_token))
+            .await
+            .unwrap();
+        assert!(desired.deployments.is_empty());
+        assert_eq!(desired.remove.len(), 1);
+        assert_eq!(desired.remove[0].reason, "moved");
+        report(s, &a, "d", ReportedStatus::Deleted).await.unwrap();
+        let desired = s
+            .desired_state(&a.node_id, Some(&a.node_token))
+            .await
+            .unwrap();
+        assert!(desired.remove.is_empty());
+        let on_b = s
+            .desired_state(&b.node_id, Some(&b.node_token))
+            .await
+            .unwrap();
+        assert_eq!(on_b.deployments[0].deployment_id, "d");
+    }
+}
+
+#[tokio::test]
+async fn a_node_back_within_the_grace_keeps_its_deployments() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        f.clock.advance(31.0);
+        s.reconcile().await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().status,
+            DeploymentStatus::Lost
+        );
+        s.heartbeat(&a.node_id, Some(&a.node_token), beat(1.0))
+            .await
+            .unwrap();
+        let back = s.get_deployment("d").await.unwrap();
+        assert_eq!(back.status, DeploymentStatus::Scheduled);
+        assert_eq!(back.node_id.as_deref(), Some(a.node_id.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn rescheduling_can_be_turned_off() {
+    let off = ServiceSettings {
+        reschedule_lost: false,
+        reschedule_grace: Duration::ZERO,
+        ..settings()
+    };
+    for f in fixtures_with(off).await {
+        let s = &f.service;
+        s.register_node(&registration("a")).await.unwrap();
+        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        f.clock.advance(31.0);
+        let b = s.register_node(&registration("b")).await.unwrap();
+        s.heartbeat(&b.node_id, Some(&b.node_token), beat(1.0))
+            .await
+            .unwrap();
+        s.reconcile().await.unwrap();
+        s.reconcile().await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().status,
+            DeploymentStatus::Lost
+        );
+    }
+}
+
+#[tokio::test]
+async fn cordon_drain_uncordon_and_tags_steer_placement() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        let b = s.register_node(&registration("b")).await.unwrap();
+        let cordon = NodeUpdate {
+            schedulable: Some(false),
+            tags: None,
+        };
+        s.update_node(&a.node_id, &cordon).await.unwrap();
+        s.submit_deployment(&request("d1", "x")).await.unwrap();
+        assert_eq!(
+            s.get_deployment("d1").await.unwrap().node_id.as_deref(),
+            Some(b.node_id.as_str())
+        );
+
+        let uncordon = NodeUpdate {
+            schedulable: Some(true),
+            tags: None,
+        };
+        assert!(
+            s.update_node(&a.node_id, &uncordon)
+                .await
+                .unwrap()
+                .schedulable
+        );
+        let report = s.drain_node(&b.node_id).await.unwrap();
+        assert_eq!(report.moved.len(), 1);
+        assert_eq!(report.moved[0].node_id, a.node_id);
+        assert!(!s.get_node(&b.node_id).await.unwrap().schedulable);
+        let removal = s
+            .desired_state(&b.node_id, Some(&b.node_token))
+            .await
+            .unwrap();
+        assert_eq!(removal.remove[0].deployment_id, "d1");
+
+        s.submit_deployment(&needing("eu", json!({"tags": ["zone=eu"]})))
+            .await
+            .unwrap();
+        let pending = s.get_deployment("eu").await.unwrap();
+        assert_eq!(pending.status, DeploymentStatus::Pending);
+        assert_eq!(pending.placement.unwrap().reasons["missing_tags"], 1);
+        let tags = NodeUpdate {
+            schedulable: None,
+            tags: Some(vec!["zone=eu".into()]),
+        };
+        s.update_node(&a.node_id, &tags).await.unwrap();
+        assert_eq!(
+            s.get_deployment("eu").await.unwrap().status,
+            DeploymentStatus::Scheduled
+        );
+    }
+}
+
+#[tokio::test]
+async fn deregistering_a_node_reschedules_its_work_and_revokes_its_token() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        s.submit_deployment(&needing("pinned", json!({"node": "a"})))
+            .await
+            .unwrap();
+        s.submit_deployment(&request("free", "x")).await.unwrap();
+        let b = s.register_node(&registration("b")).await.unwrap();
+        let report = s.deregister_node(&a.node_id).await.unwrap();
+        assert_eq!(report.pending, vec!["pinned".to_string()]);
+        assert_eq!(report.moved[0].node_id, b.node_id);
+        assert!(matches!(
+            s.get_node(&a.node_id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.authenticate_node(&a.node_id, Some(&a.node_token)).await,
+            Err(Error::Unauthorized(_))
+        ));
+        let pinned = s.get_deployment("pinned").await.unwrap();
+        assert_eq!(pinned.status, DeploymentStatus::Pending);
+        assert!(pinned.node_id.is_none());
+    }
+}
+
+#[tokio::test]
+async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        let b = s.register_node(&registration("b")).await.unwrap();
+        s.submit_deployment(&needing("d", json!({"node": "a"})))
+            .await
+            .unwrap();
+        let none = StatusReport {
+            status: ReportedStatus::Running,
+            message: None,
+        };
+        assert!(matches!(
+            s.report_status(None, "d", &none).await,
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            report(s, &b, "d", ReportedStatus::Running).await,
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            report(s, &a, "nope", ReportedStatus::Running).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            report(s, &a, "d", ReportedStatus::Deleted).await,
+            Err(Error::Conflict(_))
+        ));
+        report(s, &a, "d", ReportedStatus::Running).await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().status,
+            DeploymentStatus::Running
+        );
+        report(s, &a, "d", ReportedStatus::Failed).await.unwrap();
+        assert_eq!(
+            s.get_deployment("d").await.unwrap().status,
+            DeploymentStatus::Failed
+        );
+
+        let desired = s
+            .desired_state(&a.node_id, Some(&a.node_token))
+            .await
+            .unwrap();
+        assert_eq!(desired.deployments.len(), 1);
+        assert_eq!(desired.deployments[0].revision, 1);
+        assert!(matches!(
+            s.desired_state(&a.node_id, Some(&b.node_token)).await,
+            Err(Error::Forbidden(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_update_keeps_its_node_unless_its_requirements_change() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let small = s.register_node(&registration("small")).await.unwrap();
+        s.submit_deployment(&needing("d", json!({"cpus": 1})))
+            .await
+            .unwrap();
+        let big = s.register_node(&gpu_registration("big", 1)).await.unwrap();
+        let mut new_image = needing("d", json!({"cpus": 1}));
+        new_image.rendered_compose = "services:\n  web:\n    image: nginx:2\n".into();
+        s.submit_deployment(&new_image).await.unwrap();
+        let kept = s.get_deployment("d").await.unwrap();
+        assert_eq!(kept.revision, 2);
+        assert_eq!(kept.node_id.as_deref(), Some(small.node_id.as_str()));
+
+        let mut bigger = needing("d", json!({"cpus": 16}));
+        bigger.rendered_compose = new_image.rendered_compose.clone();
+        s.submit_deployment(&bigger).await.unwrap();
+        let moved = s.get_deployment("d").await.unwrap();
+        assert_eq!(moved.revision, 3);
+        assert_eq!(moved.node_id.as_deref(), Some(big.node_id.as_str()));
+        assert_eq!(
+            moved.previous_node_id.as_deref(),
+            Some(small.node_id.as_str())
+        );
+        assert_eq!(s.get_node(&small.node_id).await.unwrap().reserved.cpus, 0.0);
+    }
+}
