@@ -85,10 +85,8 @@ impl Cluster {
             cluster.candidates.push(node);
         }
         for deployment in deployments {
-            if deployment.holds_resources() {
-                if let Some(node_id) = &deployment.node_id {
-                    cluster.reserve(node_id, deployment);
-                }
+            if let (true, Some(node_id)) = (deployment.holds_resources(), &deployment.node_id) {
+                cluster.reserve(node_id, deployment);
             }
         }
         cluster

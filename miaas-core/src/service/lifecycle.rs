@@ -129,10 +129,8 @@ impl<'a> Planner<'a> {
     pub(super) fn move_off(&mut self, deployment: &mut Deployment, remember: bool) -> bool {
         self.release(deployment);
         let old = deployment.node_id.take();
-        if remember {
-            if let Some(old) = old.filter(|id| self.cluster.get(id).is_some()) {
-                deployment.previous_node_id = Some(old);
-            }
+        if let Some(old) = old.filter(|id| remember && self.cluster.get(id).is_some()) {
+            deployment.previous_node_id = Some(old);
         }
         let placed = self.place(deployment);
         if deployment.node_id.is_some() && deployment.node_id == deployment.previous_node_id {
