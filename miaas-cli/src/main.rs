@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane server (the same server and flags as `miaas-server`).
-    Serve(miaas_server::ServerConfig),
+    Serve(Box<miaas_server::ServerConfig>),
     /// Print the version of this command.
     Version,
 }
@@ -24,7 +24,9 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve(config) => miaas_server::run(config).await.map_err(anyhow::Error::from),
+        Command::Serve(config) => miaas_server::run(*config)
+            .await
+            .map_err(anyhow::Error::from),
         Command::Version => {
             println!("miaas {}", env!("CARGO_PKG_VERSION"));
             Ok(())
