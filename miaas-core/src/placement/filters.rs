@@ -65,152 +65,164 @@ impl Rejection {
     }
 }
 
-/// The GPUs assigned if `node` took the deployment, or the first reason it cannot.
-pub fn first_rejection(
-    node: &Candidate,
-    requirements: &Requirements,
-) -> Result<Vec<u32>, Rejection> {
-    let checks = checks(node, requirements);
-    if let Some((rejection, _)) = checks.into_iter().find_map(|c| c.err()).map(|r| (r.0, r.1)) {
-        return Err(rejection);
-    }
-    pick_gpus(node, requirements).ok_or(Rejection::Gpus)
+impl Rejection {
+    /// Every filter, in the order they run.
+    pub const ALL: [Self; 10] = [
+        Self::Offline,
+        Self::Cordoned,
+        Self::NotPinned,
+        Self::Os,
+        Self::Docker,
+        Self::Tags,
+        Self::Gpus,
+        Self::Cpu,
+        Self::Memory,
+        Self::Disk,
+    ];
 }
 
-/// Every reason `node` cannot take the deployment (empty: it can).
-pub fn all_rejections(node: &Candidate, requirements: &Requirements) -> Vec<(Rejection, String)> {
-    checks(node, requirements)
+/// Requirements with their parsed parts computed once per decision, not per node.
+#[derive(Debug, Clone)]
+pub struct Prepared<'a> {
+    /// The requirements.
+    pub requirements: &'a Requirements,
+    docker: Option<Option<semver::VersionReq>>,
+    gpu_model: Option<String>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Parses what needs parsing in `requirements`.
+    pub fn new(requirements: &'a Requirements) -> Self {
+        Self {
+            requirements,
+            docker: requirements
+                .docker_version
+                .as_deref()
+                .map(|v| parse_version_req(v).ok()),
+            gpu_model: requirements
+                .gpu_model
+                .as_ref()
+                .map(|m| m.to_ascii_lowercase()),
+        }
+    }
+}
+
+/// The first reason `node` cannot take the deployment, or `None` when it can.
+pub fn first_rejection(node: &Candidate, prepared: &Prepared<'_>) -> Option<Rejection> {
+    Rejection::ALL
         .into_iter()
-        .filter_map(Result::err)
+        .find(|r| !passes(*r, node, prepared))
+}
+
+/// Every reason `node` cannot take the deployment, explained (empty: it can).
+pub fn all_rejections(node: &Candidate, prepared: &Prepared<'_>) -> Vec<(Rejection, String)> {
+    Rejection::ALL
+        .into_iter()
+        .filter(|r| !passes(*r, node, prepared))
+        .map(|r| (r, explain(r, node, prepared)))
         .collect()
 }
 
-type Check = Result<(), (Rejection, String)>;
-
-fn fail(rejection: Rejection, why: String) -> Check {
-    Err((rejection, why))
+fn free_cpus(node: &Candidate) -> f64 {
+    f64::from(node.capabilities.cpu_count) - node.reserved.cpus
 }
 
-fn checks(node: &Candidate, req: &Requirements) -> Vec<Check> {
+/// Whether `node` passes filter `rejection` (no allocation: this runs per node).
+fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
+    let req = p.requirements;
     let caps = &node.capabilities;
-    let reserved = &node.reserved;
-    let mut out = Vec::with_capacity(10);
-    out.push(if node.online {
-        Ok(())
-    } else {
-        fail(Rejection::Offline, "offline".into())
-    });
-    out.push(if node.schedulable {
-        Ok(())
-    } else {
-        fail(Rejection::Cordoned, "cordoned (not schedulable)".into())
-    });
-    out.push(match &req.node {
-        Some(pin) if pin != &node.id && pin != &node.name => fail(
-            Rejection::NotPinned,
-            format!("the deployment is pinned to {pin}"),
-        ),
-        _ => Ok(()),
-    });
-    out.push(match &req.os {
-        Some(os) if !os.eq_ignore_ascii_case(&caps.os) => {
-            fail(Rejection::Os, format!("needs OS {os}, has {}", caps.os))
+    match rejection {
+        Rejection::Offline => node.online,
+        Rejection::Cordoned => node.schedulable,
+        Rejection::NotPinned => req
+            .node
+            .as_ref()
+            .is_none_or(|pin| pin == &node.id || pin == &node.name),
+        Rejection::Os => req
+            .os
+            .as_ref()
+            .is_none_or(|os| os.eq_ignore_ascii_case(&caps.os)),
+        Rejection::Docker => {
+            let docker = caps.docker.as_ref();
+            if docker.is_some_and(|d| !d.available) {
+                return false;
+            }
+            match &p.docker {
+                None => true,
+                Some(None) => false,
+                Some(Some(wanted)) => docker
+                    .and_then(|d| lenient_version(&d.version))
+                    .is_some_and(|v| wanted.matches(&v)),
+            }
         }
-        _ => Ok(()),
-    });
-    out.push(docker_check(node, req));
-    let missing: Vec<&str> = req
-        .tags
-        .iter()
-        .filter(|t| !node.tags.contains(t))
-        .map(String::as_str)
-        .collect();
-    out.push(if missing.is_empty() {
-        Ok(())
-    } else {
-        fail(
-            Rejection::Tags,
-            format!("lacks tags {}", missing.join(", ")),
-        )
-    });
-    out.push(match pick_gpus(node, req) {
-        Some(_) => Ok(()),
-        None => fail(
-            Rejection::Gpus,
-            format!(
-                "needs {} free GPU(s){}, has {} matching free",
-                req.gpus,
-                gpu_filter_text(req),
-                matching_free_gpus(node, req).len()
-            ),
-        ),
-    });
-    let free_cpus = f64::from(caps.cpu_count) - reserved.cpus;
-    out.push(if req.cpus <= free_cpus + 1e-9 {
-        Ok(())
-    } else {
-        fail(
-            Rejection::Cpu,
-            format!("needs {} CPUs, {} free", req.cpus, free_cpus.max(0.0)),
-        )
-    });
-    let free_mem = caps.mem_mb.saturating_sub(reserved.mem_mb);
-    out.push(if req.mem_mb <= free_mem {
-        Ok(())
-    } else {
-        fail(
-            Rejection::Memory,
-            format!("needs {} MB memory, {free_mem} MB free", req.mem_mb),
-        )
-    });
-    let free_disk = caps.disk_mb.saturating_sub(reserved.disk_mb);
-    out.push(if req.disk_mb <= free_disk {
-        Ok(())
-    } else {
-        fail(
-            Rejection::Disk,
-            format!("needs {} MB disk, {free_disk} MB free", req.disk_mb),
-        )
-    });
-    out
+        Rejection::Tags => req.tags.iter().all(|t| node.tags.contains(t)),
+        Rejection::Gpus => {
+            req.gpus == 0 || matching_free_gpus(node, p).count() >= req.gpus as usize
+        }
+        Rejection::Cpu => req.cpus <= free_cpus(node) + 1e-9,
+        Rejection::Memory => req.mem_mb <= caps.mem_mb.saturating_sub(node.reserved.mem_mb),
+        Rejection::Disk => req.disk_mb <= caps.disk_mb.saturating_sub(node.reserved.disk_mb),
+    }
 }
 
-fn docker_check(node: &Candidate, req: &Requirements) -> Check {
-    let docker = node.capabilities.docker.as_ref();
-    if docker.is_some_and(|d| !d.available) {
-        return fail(Rejection::Docker, "Docker is not available".into());
-    }
-    let Some(wanted) = &req.docker_version else {
-        return Ok(());
-    };
-    let Some(docker) = docker else {
-        return fail(
-            Rejection::Docker,
-            format!("needs Docker {wanted}, reports none"),
-        );
-    };
-    let matches = match (parse_version_req(wanted), lenient_version(&docker.version)) {
-        (Ok(req), Some(version)) => req.matches(&version),
-        _ => false,
-    };
-    if matches {
-        Ok(())
-    } else {
-        fail(
-            Rejection::Docker,
-            format!("needs Docker {wanted}, has {}", docker.version),
-        )
+/// Why `node` fails filter `rejection`, for people.
+fn explain(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> String {
+    let req = p.requirements;
+    let caps = &node.capabilities;
+    match rejection {
+        Rejection::Offline => "offline".into(),
+        Rejection::Cordoned => "cordoned (not schedulable)".into(),
+        Rejection::NotPinned => format!(
+            "the deployment is pinned to {}",
+            req.node.as_deref().unwrap_or_default()
+        ),
+        Rejection::Os => format!(
+            "needs OS {}, has {}",
+            req.os.as_deref().unwrap_or_default(),
+            caps.os
+        ),
+        Rejection::Docker => match (&caps.docker, &req.docker_version) {
+            (Some(d), _) if !d.available => "Docker is not available".into(),
+            (Some(d), Some(wanted)) => format!("needs Docker {wanted}, has {}", d.version),
+            (None, Some(wanted)) => format!("needs Docker {wanted}, reports none"),
+            _ => "Docker does not match".into(),
+        },
+        Rejection::Tags => {
+            let missing: Vec<&str> = req
+                .tags
+                .iter()
+                .filter(|t| !node.tags.contains(t))
+                .map(String::as_str)
+                .collect();
+            format!("lacks tags {}", missing.join(", "))
+        }
+        Rejection::Gpus => format!(
+            "needs {} free GPU(s){}, has {} matching free",
+            req.gpus,
+            gpu_filter_text(req),
+            matching_free_gpus(node, p).count()
+        ),
+        Rejection::Cpu => format!("needs {} CPUs, {} free", req.cpus, free_cpus(node).max(0.0)),
+        Rejection::Memory => format!(
+            "needs {} MB memory, {} MB free",
+            req.mem_mb,
+            caps.mem_mb.saturating_sub(node.reserved.mem_mb)
+        ),
+        Rejection::Disk => format!(
+            "needs {} MB disk, {} MB free",
+            req.disk_mb,
+            caps.disk_mb.saturating_sub(node.reserved.disk_mb)
+        ),
     }
 }
 
 /// `24`, `24.0`, `v24.0.7`, `20.10.17-ce` → a semver version (suffixes dropped).
 pub fn lenient_version(text: &str) -> Option<semver::Version> {
     let text = text.trim().trim_start_matches(['v', 'V']);
-    let numeric: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let mut parts = numeric
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let mut parts = text[..end]
         .split('.')
         .filter(|p| !p.is_empty())
         .map(str::parse::<u64>);
@@ -235,31 +247,30 @@ fn gpu_filter_text(req: &Requirements) -> String {
     }
 }
 
-fn matching_free_gpus(node: &Candidate, req: &Requirements) -> Vec<u32> {
-    let model = req.gpu_model.as_ref().map(|m| m.to_ascii_lowercase());
-    let mut ids: Vec<u32> = node
-        .capabilities
+fn matching_free_gpus<'n>(
+    node: &'n Candidate,
+    p: &'n Prepared<'_>,
+) -> impl Iterator<Item = u32> + 'n {
+    node.capabilities
         .gpus
         .iter()
         .filter(|g| !node.reserved.gpu_ids.contains(&g.id))
         .filter(|g| {
-            model
+            p.gpu_model
                 .as_ref()
                 .is_none_or(|m| g.model.to_ascii_lowercase().contains(m))
         })
-        .filter(|g| req.gpu_mem_mb.is_none_or(|mem| g.mem_mb >= mem))
+        .filter(|g| p.requirements.gpu_mem_mb.is_none_or(|mem| g.mem_mb >= mem))
         .map(|g| g.id)
-        .collect();
-    ids.sort_unstable();
-    ids
 }
 
 /// The lowest-numbered free GPUs that match, or `None` when too few do.
-pub fn pick_gpus(node: &Candidate, req: &Requirements) -> Option<Vec<u32>> {
-    if req.gpus == 0 {
+pub fn pick_gpus(node: &Candidate, p: &Prepared<'_>) -> Option<Vec<u32>> {
+    let wanted = usize::try_from(p.requirements.gpus).ok()?;
+    if wanted == 0 {
         return Some(Vec::new());
     }
-    let free = matching_free_gpus(node, req);
-    let wanted = usize::try_from(req.gpus).ok()?;
+    let mut free: Vec<u32> = matching_free_gpus(node, p).collect();
+    free.sort_unstable();
     (free.len() >= wanted).then(|| free[..wanted].to_vec())
 }

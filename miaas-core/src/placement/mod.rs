@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::model::{PlacementSummary, Requirements};
 
 pub use candidate::{Candidate, Cluster};
-pub use filters::Rejection;
+pub use filters::{Prepared, Rejection};
 pub use score::{Strategy, Weights};
 
 /// How the engine scores.
@@ -107,28 +107,29 @@ impl PlacementEngine {
 
     /// Chooses the best node for `requirements`, or explains why none fits.
     pub fn decide(&self, nodes: &[Candidate], requirements: &Requirements) -> Decision {
-        let mut best: Option<(f64, &Candidate, Vec<u32>)> = None;
+        let prepared = Prepared::new(requirements);
+        let mut best: Option<(f64, &Candidate)> = None;
         let mut reasons: BTreeMap<Rejection, usize> = BTreeMap::new();
         for node in nodes {
-            match filters::first_rejection(node, requirements) {
-                Err(rejection) => *reasons.entry(rejection).or_default() += 1,
-                Ok(gpu_ids) => {
+            match filters::first_rejection(node, &prepared) {
+                Some(rejection) => *reasons.entry(rejection).or_default() += 1,
+                None => {
                     let score = score::score(node, requirements, &self.settings);
                     let better = match &best {
                         None => true,
-                        Some((top, top_node, _)) => beats(score, node, *top, top_node),
+                        Some((top, top_node)) => beats(score, node, *top, top_node),
                     };
                     if better {
-                        best = Some((score, node, gpu_ids));
+                        best = Some((score, node));
                     }
                 }
             }
         }
         match best {
-            Some((score, node, gpu_ids)) => Decision::Placed {
+            Some((score, node)) => Decision::Placed {
                 node_id: node.id.clone(),
                 score,
-                gpu_ids,
+                gpu_ids: filters::pick_gpus(node, &prepared).unwrap_or_default(),
             },
             None => Decision::Unplaceable(summarize(nodes.len(), &reasons)),
         }
@@ -136,11 +137,12 @@ impl PlacementEngine {
 
     /// Ranks every node for `requirements` without changing anything.
     pub fn plan(&self, nodes: &[Candidate], requirements: &Requirements) -> PlacementPlan {
+        let prepared = Prepared::new(requirements);
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
         let mut reasons: BTreeMap<Rejection, usize> = BTreeMap::new();
         for node in nodes {
-            let failures = filters::all_rejections(node, requirements);
+            let failures = filters::all_rejections(node, &prepared);
             match failures.first() {
                 Some((first, _)) => {
                     *reasons.entry(*first).or_default() += 1;
@@ -154,7 +156,7 @@ impl PlacementEngine {
                     node_id: node.id.clone(),
                     name: node.name.clone(),
                     score: score::score(node, requirements, &self.settings),
-                    gpu_ids: filters::pick_gpus(node, requirements).unwrap_or_default(),
+                    gpu_ids: filters::pick_gpus(node, &prepared).unwrap_or_default(),
                 }),
             }
         }

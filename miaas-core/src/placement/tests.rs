@@ -46,7 +46,11 @@ fn engine(strategy: Strategy) -> PlacementEngine {
 }
 
 fn rejection(node: &Candidate, r: &Requirements) -> Option<Rejection> {
-    filters::first_rejection(node, r).err()
+    filters::first_rejection(node, &Prepared::new(r))
+}
+
+fn pick(node: &Candidate, r: &Requirements) -> Option<Vec<u32>> {
+    filters::pick_gpus(node, &Prepared::new(r))
 }
 
 #[test]
@@ -177,13 +181,13 @@ fn gpus_are_picked_by_id_matching_model_and_memory_and_never_shared() {
         ],
     );
     let two_big = reqs(json!({"gpus": 2, "gpu_model": "a100", "gpu_mem_mb": 80_000}));
-    assert_eq!(filters::pick_gpus(&n, &two_big), Some(vec![1, 3]));
+    assert_eq!(pick(&n, &two_big), Some(vec![1, 3]));
     n.reserved.gpu_ids = vec![1];
-    assert_eq!(filters::pick_gpus(&n, &two_big), None, "GPU 1 is taken");
+    assert_eq!(pick(&n, &two_big), None, "GPU 1 is taken");
     let one_big = reqs(json!({"gpus": 1, "gpu_model": "A100", "gpu_mem_mb": 80_000}));
-    assert_eq!(filters::pick_gpus(&n, &one_big), Some(vec![3]));
+    assert_eq!(pick(&n, &one_big), Some(vec![3]));
     let any = reqs(json!({"gpus": 3}));
-    assert_eq!(filters::pick_gpus(&n, &any), Some(vec![0, 2, 3]));
+    assert_eq!(pick(&n, &any), Some(vec![0, 2, 3]));
 }
 
 #[test]
