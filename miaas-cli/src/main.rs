@@ -1,42 +1,55 @@
-//! `miaas`: the MIaaS command line.
+//! `miaas`: the MIaaS command line. It talks to a server (`--server`) or works on a
+//! database directly, with the same output either way.
+
+mod backend;
+mod cli;
+mod commands;
+mod error;
+mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 
-/// MIaaS: a control plane for your own GPU and CPU machines.
-#[derive(Debug, Parser)]
-#[command(name = "miaas", version, about, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the control plane server (the same server and flags as `miaas-server`).
-    Serve(Box<miaas_server::ServerConfig>),
-    /// Print the version of this command.
-    Version,
-}
+use backend::{Backend, HttpBackend, LocalBackend};
+use cli::{Cli, Command};
+use error::{CliError, Result};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Serve(config) => miaas_server::run(*config)
             .await
-            .map_err(anyhow::Error::from),
+            .map_err(|err| CliError::Failed(err.to_string())),
         Command::Version => {
             println!("miaas {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "miaas", &mut std::io::stdout());
+            Ok(())
+        }
+        command => {
+            let backend: Box<dyn Backend> = match &cli.server {
+                Some(server) => Box::new(HttpBackend::new(server, cli.token.clone())?),
+                None => Box::new(LocalBackend::open(&cli.database_url).await?),
+            };
+            let ctx = commands::Context {
+                backend,
+                output: cli.output,
+            };
+            commands::run(&ctx, command).await
         }
     }
 }

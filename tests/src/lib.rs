@@ -2,6 +2,7 @@
 //! SQLite file, in this process ([`TestServer`]) or as the real binary
 //! ([`ServerProcess`]).
 
+mod cli;
 mod process;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub use cli::{Run, miaas};
 pub use process::{ServerProcess, binary};
 
 /// A server running inside the test process on its own database.

@@ -1,0 +1,174 @@
+//! Remote mode: the server's HTTP API.
+
+use async_trait::async_trait;
+use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::placement::PlacementPlan;
+use miaas_core::service::{NodeEvacuation, PlanInput};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Backend;
+use crate::error::{CliError, Result};
+
+/// Talks to a MIaaS server.
+pub struct HttpBackend {
+    client: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl HttpBackend {
+    /// A client of the server at `server` (e.g. `http://cp:8080`), sending `token` as
+    /// a Bearer token when given.
+    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+        let with_scheme = if server.contains("://") {
+            server.to_string()
+        } else {
+            format!("http://{server}")
+        };
+        let base = Url::parse(&with_scheme)
+            .map_err(|err| CliError::Usage(format!("--server {server:?} is not a URL: {err}")))?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("miaas/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| CliError::Failed(format!("cannot set up HTTP: {err}")))?;
+        Ok(Self {
+            client,
+            base,
+            token: token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| CliError::Usage(format!("--server {} cannot be a base URL", self.base)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T> {
+        let url = self.url(segments)?;
+        let mut request = self.client.request(method, url.clone());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|err| {
+            CliError::Failed(format!(
+                "cannot reach the MIaaS server at {}: {}. Is it running? Point --server (or \
+                 MIAAS_SERVER) at it",
+                self.base,
+                root_cause(&err)
+            ))
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| CliError::Failed(format!("reading the answer of {url}: {err}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map_err(|err| CliError::Failed(format!("unexpected answer from {url}: {err}")));
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
+            .unwrap_or_else(|| text.trim().to_string());
+        Err(match status {
+            StatusCode::NOT_FOUND => CliError::NotFound(detail),
+            StatusCode::UNAUTHORIZED => CliError::Failed(format!(
+                "{detail} (401 Unauthorized): pass a token with --token or MIAAS_TOKEN"
+            )),
+            StatusCode::FORBIDDEN => CliError::Failed(format!(
+                "{detail} (403 Forbidden): this token may not do that"
+            )),
+            _ => CliError::Failed(format!("{detail} ({status})")),
+        })
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+const NO_BODY: Option<&()> = None;
+
+#[async_trait]
+impl Backend for HttpBackend {
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        self.call(Method::GET, &["api", "v1", "nodes"], NO_BODY)
+            .await
+    }
+
+    async fn get_node(&self, node_id: &str) -> Result<Node> {
+        self.call(Method::GET, &["api", "v1", "nodes", node_id], NO_BODY)
+            .await
+    }
+
+    async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node> {
+        self.call(
+            Method::PATCH,
+            &["api", "v1", "nodes", node_id],
+            Some(update),
+        )
+        .await
+    }
+
+    async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        let path = ["api", "v1", "nodes", node_id, "drain"];
+        self.call(Method::POST, &path, Some(&json!({}))).await
+    }
+
+    async fn remove_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        self.call(Method::DELETE, &["api", "v1", "nodes", node_id], NO_BODY)
+            .await
+    }
+
+    async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
+        self.call(Method::POST, &["api", "v1", "deployments"], Some(request))
+            .await
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        self.call(Method::GET, &["api", "v1", "deployments"], NO_BODY)
+            .await
+    }
+
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
+        let path = ["api", "v1", "deployments", deployment_id];
+        self.call(Method::GET, &path, NO_BODY).await
+    }
+
+    async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
+        let path = ["api", "v1", "deployments", deployment_id];
+        self.call(Method::DELETE, &path, NO_BODY).await
+    }
+
+    async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
+        let body = match input {
+            PlanInput::Requirements(requirements) => json!({ "requirements": requirements }),
+            PlanInput::Compose(compose) => json!({ "rendered_compose": compose }),
+        };
+        self.call(
+            Method::POST,
+            &["api", "v1", "placement", "plan"],
+            Some(&body),
+        )
+        .await
+    }
+}

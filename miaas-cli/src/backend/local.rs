@@ -1,0 +1,69 @@
+//! Local mode: the same service the server runs, on a database opened directly.
+
+use async_trait::async_trait;
+use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::placement::PlacementPlan;
+use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
+
+use super::Backend;
+use crate::error::{CliError, Result};
+
+/// Works on a database through `miaas-core`'s service.
+pub struct LocalBackend {
+    service: Service,
+}
+
+impl LocalBackend {
+    /// Opens (creating and migrating if needed) the database at `database_url`.
+    pub async fn open(database_url: &str) -> Result<Self> {
+        let store = miaas_core::store::connect(database_url)
+            .await
+            .map_err(|err| CliError::Failed(format!("cannot open {database_url}: {err}")))?;
+        Ok(Self {
+            service: Service::new(store, ServiceSettings::default()),
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        Ok(self.service.list_nodes().await?)
+    }
+
+    async fn get_node(&self, node_id: &str) -> Result<Node> {
+        Ok(self.service.get_node(node_id).await?)
+    }
+
+    async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node> {
+        Ok(self.service.update_node(node_id, update).await?)
+    }
+
+    async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        Ok(self.service.drain_node(node_id).await?)
+    }
+
+    async fn remove_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        Ok(self.service.deregister_node(node_id).await?)
+    }
+
+    async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
+        Ok(self.service.submit_deployment(request).await?)
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self.service.list_deployments().await?)
+    }
+
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
+        Ok(self.service.get_deployment(deployment_id).await?)
+    }
+
+    async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
+        Ok(self.service.delete_deployment(deployment_id).await?)
+    }
+
+    async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
+        Ok(self.service.plan(input).await?)
+    }
+}

@@ -1,0 +1,40 @@
+//! Where commands send their work: a server over HTTP, or a database directly.
+//! Both implement [`Backend`], so every command is written once.
+
+mod http;
+mod local;
+
+use async_trait::async_trait;
+use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::placement::PlacementPlan;
+use miaas_core::service::{NodeEvacuation, PlanInput};
+
+use crate::error::Result;
+
+pub use http::HttpBackend;
+pub use local::LocalBackend;
+
+/// The operations the commands need, with the same answers from either backend.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Every node, by name.
+    async fn list_nodes(&self) -> Result<Vec<Node>>;
+    /// One node by id.
+    async fn get_node(&self, node_id: &str) -> Result<Node>;
+    /// Cordon/uncordon, set tags.
+    async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node>;
+    /// Cordon and move the node's deployments away.
+    async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation>;
+    /// Deregister the node.
+    async fn remove_node(&self, node_id: &str) -> Result<NodeEvacuation>;
+    /// Apply or remove a deployment.
+    async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck>;
+    /// Every deployment, oldest first.
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+    /// One deployment.
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment>;
+    /// Mark a deployment for deletion.
+    async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck>;
+    /// Placement dry run.
+    async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan>;
+}

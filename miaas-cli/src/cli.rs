@@ -1,0 +1,198 @@
+//! The command line: global flags and every subcommand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::EXIT_CODES_HELP;
+use crate::output::OutputFormat;
+
+/// MIaaS: a control plane for your own GPU and CPU machines.
+///
+/// With --server (or MIAAS_SERVER) commands go to a MIaaS server over HTTP;
+/// otherwise they work directly on the database of --database-url (default: the
+/// control_plane.db in this folder that `miaas serve` uses), with the same rules.
+#[derive(Debug, Parser)]
+#[command(name = "miaas", version, about, long_about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// URL of a MIaaS server to talk to (e.g. http://cp.example:8080).
+    #[arg(long, env = "MIAAS_SERVER", global = true)]
+    pub server: Option<String>,
+
+    /// Token sent to the server as `Authorization: Bearer <token>`.
+    #[arg(long, env = "MIAAS_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Database for local mode (without --server).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://control_plane.db"
+    )]
+    pub database_url: String,
+
+    /// Output format: table, wide, json (the API's JSON) or yaml.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane server (the same server and flags as `miaas-server`).
+    Serve(Box<miaas_server::ServerConfig>),
+    /// List and manage nodes.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// Deploy a compose file (create or update a deployment).
+    Deploy(DeployArgs),
+    /// List and manage deployments.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
+    /// List deployments (shortcut for `deployments list`).
+    Ps,
+    /// Delete a deployment (shortcut for `deployments rm`).
+    Rm {
+        /// The deployment's id.
+        id: String,
+    },
+    /// Dry run: where would this compose file be placed, and why not elsewhere.
+    Plan(PlanArgs),
+    /// Print the version of this command.
+    Version,
+    /// Print a shell completion script (e.g. `miaas completions bash > /etc/bash_completion.d/miaas`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `miaas nodes ...`; NODE is a name, an id, or an unambiguous id prefix.
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// List nodes.
+    #[command(alias = "ls")]
+    List,
+    /// Show one node.
+    Get {
+        /// Name, id or id prefix.
+        node: String,
+    },
+    /// Cordon a node and place its deployments on other nodes.
+    Drain {
+        /// Name, id or id prefix.
+        node: String,
+    },
+    /// Stop placing new deployments on a node.
+    Cordon {
+        /// Name, id or id prefix.
+        node: String,
+    },
+    /// Allow placements on a node again.
+    Uncordon {
+        /// Name, id or id prefix.
+        node: String,
+    },
+    /// Deregister a node; its deployments are placed elsewhere.
+    #[command(alias = "remove")]
+    Rm {
+        /// Name, id or id prefix.
+        node: String,
+    },
+    /// Add tags to a node (a `key=value` tag matches `node.labels.key == value`).
+    Tag {
+        /// Name, id or id prefix.
+        node: String,
+        /// Tags to add.
+        tags: Vec<String>,
+        /// Tags to remove.
+        #[arg(long = "remove", value_name = "TAG")]
+        remove: Vec<String>,
+    },
+}
+
+/// `miaas deployments ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List deployments.
+    #[command(alias = "ls")]
+    List,
+    /// Show one deployment.
+    Get {
+        /// The deployment's id.
+        id: String,
+    },
+    /// Delete a deployment.
+    #[command(alias = "remove")]
+    Rm {
+        /// The deployment's id.
+        id: String,
+    },
+}
+
+/// Requirement flags shared by `deploy` and `plan`; they override what the compose
+/// file reserves.
+#[derive(Debug, Clone, Args)]
+pub struct RequirementFlags {
+    /// CPU cores to reserve (fractional).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory to reserve, in Docker units (`512M`, `2G` = 2048 MB).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Number of GPUs to reserve.
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// A node tag the deployment needs (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Pin to a node, by name or id.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// `miaas deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The compose file (`-` reads standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// The deployment id [default: the compose file's folder name, as docker compose
+    /// names projects].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The template id [default: the name].
+    #[arg(long)]
+    pub template: Option<String>,
+    /// An environment variable, `KEY=VALUE` (or `KEY` to take it from this shell).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A file of `KEY=VALUE` lines.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Requirements.
+    #[command(flatten)]
+    pub requirements: RequirementFlags,
+    /// Wait until the deployment is scheduled or running.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (e.g. `30s`, `2m`).
+    #[arg(long, default_value = "2m", value_parser = miaas_server::config::parse_duration, requires = "wait")]
+    pub timeout: Duration,
+}
+
+/// `miaas plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The compose file (`-` reads standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Requirements.
+    #[command(flatten)]
+    pub requirements: RequirementFlags,
+}

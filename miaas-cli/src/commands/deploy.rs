@@ -1,0 +1,133 @@
+//! `miaas deploy -f compose.yml`, with `--wait`.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use miaas_core::model::{Deployment, DeploymentAction, DeploymentRequest, DeploymentStatus};
+
+use super::Context;
+use super::deployments::node_names;
+use super::input::{environment, project_name, read_compose, requirements};
+use crate::cli::DeployArgs;
+use crate::error::{CliError, Result};
+use crate::output::print_data;
+
+const POLL: Duration = Duration::from_millis(250);
+
+/// Submits the compose file and shows where it landed (or why not yet).
+pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
+    let input = read_compose(&args.file)?;
+    let name = args
+        .name
+        .unwrap_or_else(|| project_name(&input.folder_name));
+    let request = DeploymentRequest {
+        template_id: args.template.unwrap_or_else(|| name.clone()),
+        deployment_id: name,
+        env: environment(&args.env, args.env_file.as_deref())?,
+        requirements: requirements(&input.text, &args.requirements)?,
+        rendered_compose: input.text,
+        action: DeploymentAction::Apply,
+    };
+    let ack = ctx.backend.submit_deployment(&request).await?;
+    let deployment = if args.wait {
+        wait(ctx, &ack.deployment_id, args.timeout).await?
+    } else {
+        ctx.backend.get_deployment(&ack.deployment_id).await?
+    };
+    if print_data(ctx.output, &deployment)? {
+        return Ok(());
+    }
+    println!("deployment {} accepted: {}", ack.deployment_id, ack.message);
+    println!("{}", describe(ctx, &deployment).await?);
+    Ok(())
+}
+
+/// `status: scheduled on node worker-01`, `status: pending: no node fits: ...`.
+async fn describe(ctx: &Context, d: &Deployment) -> Result<String> {
+    Ok(match (d.status, &d.node_id) {
+        (DeploymentStatus::Pending, _) => format!(
+            "status: pending: {}",
+            d.placement
+                .as_ref()
+                .map_or(d.message.as_str(), |p| p.message.as_str())
+        ),
+        (status, Some(node_id)) => {
+            let names = node_names(ctx).await?;
+            let node = names.get(node_id).unwrap_or(node_id);
+            format!(
+                "status: {} on node {node} (revision {})",
+                status.as_str(),
+                d.revision
+            )
+        }
+        (status, None) => format!("status: {}: {}", status.as_str(), d.message),
+    })
+}
+
+/// Polls until the deployment is scheduled or running; fails when it fails, goes
+/// away, or `timeout` passes (naming why it is not placed).
+async fn wait(ctx: &Context, id: &str, timeout: Duration) -> Result<Deployment> {
+    let deadline = Instant::now() + timeout;
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let mut last_status = None;
+    let outcome = loop {
+        let d = ctx.backend.get_deployment(id).await?;
+        if last_status != Some(d.status) {
+            let line = format!("{id}: {}", d.status.as_str());
+            match &spinner {
+                Some(bar) => bar.set_message(line),
+                None => eprintln!("{line}"),
+            }
+            last_status = Some(d.status);
+        }
+        match d.status {
+            DeploymentStatus::Scheduled | DeploymentStatus::Running => break Ok(d),
+            DeploymentStatus::Failed => {
+                break Err(CliError::Failed(format!(
+                    "deployment {id} failed: {}",
+                    d.message
+                )));
+            }
+            DeploymentStatus::Deleting | DeploymentStatus::Deleted => {
+                break Err(CliError::Failed(format!(
+                    "deployment {id} is being deleted"
+                )));
+            }
+            DeploymentStatus::Pending | DeploymentStatus::Lost => {}
+        }
+        if Instant::now() >= deadline {
+            let why = d
+                .placement
+                .as_ref()
+                .map_or(d.message.clone(), |p| p.message.clone());
+            break Err(CliError::Failed(format!(
+                "timed out after {} waiting for deployment {id} ({}): {why}",
+                humanize(timeout),
+                d.status.as_str()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    outcome
+}
+
+fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}

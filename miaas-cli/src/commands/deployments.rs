@@ -1,0 +1,75 @@
+//! `miaas deployments ...`, `miaas ps`, `miaas rm`.
+
+use std::collections::HashMap;
+
+use miaas_core::model::{Deployment, DeploymentStatus};
+
+use super::Context;
+use crate::cli::DeploymentsCommand;
+use crate::error::Result;
+use crate::output::{deployments_table, print_data};
+
+/// Runs a `deployments` subcommand.
+pub async fn run(ctx: &Context, command: DeploymentsCommand) -> Result<()> {
+    let backend = ctx.backend.as_ref();
+    match command {
+        DeploymentsCommand::List => {
+            let deployments = backend.list_deployments().await?;
+            if print_data(ctx.output, &deployments)? {
+                return Ok(());
+            }
+            if deployments.is_empty() {
+                eprintln!("no deployments");
+                return Ok(());
+            }
+            let names = node_names(ctx).await?;
+            println!(
+                "{}",
+                deployments_table(&deployments, &names, ctx.output, ctx.now())
+            );
+            Ok(())
+        }
+        DeploymentsCommand::Get { id } => {
+            let deployment = backend.get_deployment(&id).await?;
+            if !print_data(ctx.output, &deployment)? {
+                show_one(ctx, &deployment).await?;
+            }
+            Ok(())
+        }
+        DeploymentsCommand::Rm { id } => {
+            let ack = backend.delete_deployment(&id).await?;
+            if !print_data(ctx.output, &ack)? {
+                println!("deployment {} {}", ack.deployment_id, ack.status);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Node id → name, for the NODE column.
+pub async fn node_names(ctx: &Context) -> Result<HashMap<String, String>> {
+    let nodes = ctx.backend.list_nodes().await?;
+    Ok(nodes.into_iter().map(|n| (n.id, n.name)).collect())
+}
+
+/// One deployment as a table row, then its message.
+pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
+    let names = node_names(ctx).await?;
+    let table = deployments_table(
+        std::slice::from_ref(deployment),
+        &names,
+        ctx.output,
+        ctx.now(),
+    );
+    println!("{table}");
+    println!();
+    println!("{}", deployment.message);
+    if deployment.status == DeploymentStatus::Pending {
+        if let Some(placement) = &deployment.placement {
+            for (reason, count) in &placement.reasons {
+                println!("  {reason}: {count}");
+            }
+        }
+    }
+    Ok(())
+}

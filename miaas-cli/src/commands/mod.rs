@@ -1,0 +1,43 @@
+//! The commands, each written once against [`Backend`].
+
+mod deploy;
+mod deployments;
+mod input;
+mod nodes;
+mod plan;
+mod resolve;
+
+use miaas_core::clock::{Clock, SystemClock};
+
+use crate::backend::Backend;
+use crate::cli::{Command, DeploymentsCommand};
+use crate::error::Result;
+use crate::output::OutputFormat;
+
+/// What every command gets.
+pub struct Context {
+    /// Where the work goes.
+    pub backend: Box<dyn Backend>,
+    /// How to print.
+    pub output: OutputFormat,
+}
+
+impl Context {
+    /// Now, as epoch seconds.
+    pub fn now(&self) -> f64 {
+        SystemClock.now()
+    }
+}
+
+/// Runs one command (not `serve`, `version` or `completions`, which need no backend).
+pub async fn run(ctx: &Context, command: Command) -> Result<()> {
+    match command {
+        Command::Nodes(command) => nodes::run(ctx, command).await,
+        Command::Deploy(args) => deploy::run(ctx, args).await,
+        Command::Deployments(command) => deployments::run(ctx, command).await,
+        Command::Ps => deployments::run(ctx, DeploymentsCommand::List).await,
+        Command::Rm { id } => deployments::run(ctx, DeploymentsCommand::Rm { id }).await,
+        Command::Plan(args) => plan::run(ctx, args).await,
+        Command::Serve(_) | Command::Version | Command::Completions { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,118 @@
+//! `miaas nodes ...`.
+
+use miaas_core::model::{Node, NodeUpdate};
+use miaas_core::service::NodeEvacuation;
+
+use super::{Context, resolve};
+use crate::cli::NodesCommand;
+use crate::error::Result;
+use crate::output::{nodes_table, print_data};
+
+/// Runs a `nodes` subcommand.
+pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
+    let backend = ctx.backend.as_ref();
+    match command {
+        NodesCommand::List => {
+            let nodes = backend.list_nodes().await?;
+            show_nodes(ctx, &nodes)
+        }
+        NodesCommand::Get { node } => {
+            let node = resolve::node(backend, &node).await?;
+            if !print_data(ctx.output, &node)? {
+                println!(
+                    "{}",
+                    nodes_table(std::slice::from_ref(&node), ctx.output, ctx.now())
+                );
+            }
+            Ok(())
+        }
+        NodesCommand::Cordon { node } => set_schedulable(ctx, &node, false).await,
+        NodesCommand::Uncordon { node } => set_schedulable(ctx, &node, true).await,
+        NodesCommand::Drain { node } => {
+            let node = resolve::node(backend, &node).await?;
+            let report = backend.drain_node(&node.id).await?;
+            show_evacuation(ctx, &node, &report, "drained")
+        }
+        NodesCommand::Rm { node } => {
+            let node = resolve::node(backend, &node).await?;
+            let report = backend.remove_node(&node.id).await?;
+            show_evacuation(ctx, &node, &report, "removed")
+        }
+        NodesCommand::Tag { node, tags, remove } => {
+            let node = resolve::node(backend, &node).await?;
+            let mut next: Vec<String> = node
+                .tags
+                .iter()
+                .filter(|t| !remove.contains(t))
+                .cloned()
+                .collect();
+            for tag in tags {
+                if !next.contains(&tag) && !remove.contains(&tag) {
+                    next.push(tag);
+                }
+            }
+            let update = NodeUpdate {
+                schedulable: None,
+                tags: Some(next),
+            };
+            let updated = backend.update_node(&node.id, &update).await?;
+            if !print_data(ctx.output, &updated)? {
+                let tags = if updated.tags.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    updated.tags.join(", ")
+                };
+                println!("node {} tags: {tags}", updated.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_nodes(ctx: &Context, nodes: &[Node]) -> Result<()> {
+    if !print_data(ctx.output, &nodes)? {
+        if nodes.is_empty() {
+            eprintln!("no nodes registered");
+        } else {
+            println!("{}", nodes_table(nodes, ctx.output, ctx.now()));
+        }
+    }
+    Ok(())
+}
+
+async fn set_schedulable(ctx: &Context, query: &str, schedulable: bool) -> Result<()> {
+    let node = resolve::node(ctx.backend.as_ref(), query).await?;
+    let update = NodeUpdate {
+        schedulable: Some(schedulable),
+        tags: None,
+    };
+    let updated = ctx.backend.update_node(&node.id, &update).await?;
+    if !print_data(ctx.output, &updated)? {
+        let what = if schedulable {
+            "uncordoned"
+        } else {
+            "cordoned"
+        };
+        println!("node {} {what}", updated.name);
+    }
+    Ok(())
+}
+
+fn show_evacuation(ctx: &Context, node: &Node, report: &NodeEvacuation, what: &str) -> Result<()> {
+    if print_data(ctx.output, report)? {
+        return Ok(());
+    }
+    println!(
+        "node {} {what}: {} deployment(s) moved, {} pending",
+        node.name,
+        report.moved.len(),
+        report.pending.len()
+    );
+    for moved in &report.moved {
+        println!("  {} -> {}", moved.deployment_id, moved.node_id);
+    }
+    for pending in &report.pending {
+        println!("  {pending} -> pending (no other node fits)");
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `miaas plan -f compose.yml`: the dry run.
+
+use miaas_core::service::PlanInput;
+
+use super::Context;
+use super::input::{read_compose, requirements};
+use crate::cli::PlanArgs;
+use crate::error::Result;
+use crate::output::{plan_tables, print_data, size_mb};
+
+/// Shows where the compose file would be placed, and why other nodes do not fit.
+pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
+    let input = read_compose(&args.file)?;
+    let plan_input = match requirements(&input.text, &args.requirements)? {
+        Some(requirements) => PlanInput::Requirements(requirements),
+        None => PlanInput::Compose(input.text),
+    };
+    let plan = ctx.backend.plan(&plan_input).await?;
+    if print_data(ctx.output, &plan)? {
+        return Ok(());
+    }
+    let r = &plan.requirements;
+    let mut needs = vec![
+        format!("cpus {}", r.cpus),
+        format!("memory {}", size_mb(r.mem_mb)),
+        format!("gpus {}", r.gpus),
+    ];
+    if !r.tags.is_empty() {
+        needs.push(format!("tags {}", r.tags.join(",")));
+    }
+    if let Some(node) = &r.node {
+        needs.push(format!("node {node}"));
+    }
+    println!("Requirements: {}", needs.join(", "));
+    println!();
+    let (candidates, rejected) = plan_tables(&plan);
+    if plan.candidates.is_empty() {
+        println!("Candidates: none");
+    } else {
+        println!("Candidates:\n{candidates}");
+    }
+    if !plan.rejected.is_empty() {
+        println!();
+        println!("Rejected:\n{rejected}");
+    }
+    println!();
+    println!("{}", plan.summary.message);
+    Ok(())
+}

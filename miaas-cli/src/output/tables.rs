@@ -1,0 +1,203 @@
+//! The tables: nodes, deployments, placement plans. Columns keep their order.
+
+use std::collections::HashMap;
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use miaas_core::model::{Deployment, DeploymentStatus, Node, NodeStatus};
+use miaas_core::placement::PlacementPlan;
+
+use super::human::{ago, duration_short, size_mb};
+use super::{OutputFormat, colour_stdout};
+
+fn new_table(header: Vec<&str>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    if !colour_stdout() {
+        table.force_no_tty();
+    }
+    table
+}
+
+/// The table as lines without trailing blanks, as `docker ps` prints.
+fn render(mut table: Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 3));
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn coloured(text: &str, color: Color) -> Cell {
+    let cell = Cell::new(text);
+    if colour_stdout() {
+        cell.fg(color)
+    } else {
+        cell
+    }
+}
+
+/// The first 8 characters of an id, as `docker ps` shortens them.
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn cpus(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// NAME, ID, IP, STATUS, CPU, MEMORY, GPUS, LAST SEEN, DEPLOYMENTS (+ wide columns).
+pub fn nodes_table(nodes: &[Node], format: OutputFormat, now: f64) -> String {
+    let wide = format == OutputFormat::Wide;
+    let mut header = vec![
+        "NAME",
+        "ID",
+        "IP",
+        "STATUS",
+        "CPU",
+        "MEMORY",
+        "GPUS",
+        "LAST SEEN",
+        "DEPLOYMENTS",
+    ];
+    if wide {
+        header.extend(["OS", "DOCKER", "SCHEDULABLE", "CPU USE", "MEM USE", "TAGS"]);
+    }
+    let mut table = new_table(header);
+    for node in nodes {
+        let caps = &node.capabilities;
+        let status = match node.status {
+            NodeStatus::Online if !node.schedulable => coloured("online,cordoned", Color::Yellow),
+            NodeStatus::Online => coloured("online", Color::Green),
+            NodeStatus::Offline => coloured("offline", Color::Red),
+        };
+        let mut row = vec![
+            Cell::new(&node.name),
+            Cell::new(if wide {
+                node.id.as_str()
+            } else {
+                short_id(&node.id)
+            }),
+            Cell::new(&node.ip),
+            status,
+            Cell::new(format!("{}/{}", cpus(node.reserved.cpus), caps.cpu_count)),
+            Cell::new(format!(
+                "{}/{}",
+                size_mb(node.reserved.mem_mb),
+                size_mb(caps.mem_mb)
+            )),
+            Cell::new(format!("{}/{}", node.reserved.gpus, caps.gpus.len())),
+            Cell::new(ago(now, node.last_seen)),
+            Cell::new(node.deployments.len()),
+        ];
+        if wide {
+            let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}%"));
+            row.extend([
+                Cell::new(&caps.os),
+                Cell::new(caps.docker.as_ref().map_or("-", |d| d.version.as_str())),
+                Cell::new(if node.schedulable { "yes" } else { "no" }),
+                Cell::new(percent(node.metrics.as_ref().map(|m| m.cpu_usage))),
+                Cell::new(percent(node.metrics.as_ref().map(|m| m.mem_usage))),
+                Cell::new(if node.tags.is_empty() {
+                    "-".to_string()
+                } else {
+                    node.tags.join(",")
+                }),
+            ]);
+        }
+        table.add_row(row);
+    }
+    render(table)
+}
+
+fn status_cell(status: DeploymentStatus) -> Cell {
+    let color = match status {
+        DeploymentStatus::Running | DeploymentStatus::Scheduled => Color::Green,
+        DeploymentStatus::Pending | DeploymentStatus::Deleting => Color::Yellow,
+        DeploymentStatus::Failed | DeploymentStatus::Lost => Color::Red,
+        DeploymentStatus::Deleted => Color::DarkGrey,
+    };
+    coloured(status.as_str(), color)
+}
+
+/// ID, STATUS, NODE, TEMPLATE, AGE (+ REVISION, GPUS, MESSAGE when wide). NODE shows
+/// the node's name when `names` knows it.
+pub fn deployments_table(
+    deployments: &[Deployment],
+    names: &HashMap<String, String>,
+    format: OutputFormat,
+    now: f64,
+) -> String {
+    let wide = format == OutputFormat::Wide;
+    let mut header = vec!["ID", "STATUS", "NODE", "TEMPLATE", "AGE"];
+    if wide {
+        header.extend(["REVISION", "GPUS", "MESSAGE"]);
+    }
+    let mut table = new_table(header);
+    for d in deployments {
+        let node = d.node_id.as_deref().map_or("-".to_string(), |id| {
+            names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| short_id(id).to_string())
+        });
+        let mut row = vec![
+            Cell::new(&d.deployment_id),
+            status_cell(d.status),
+            Cell::new(node),
+            Cell::new(&d.template_id),
+            Cell::new(duration_short(now - d.created_at)),
+        ];
+        if wide {
+            let gpus: Vec<String> = d.gpu_ids.iter().map(u32::to_string).collect();
+            row.extend([
+                Cell::new(d.revision),
+                Cell::new(if gpus.is_empty() {
+                    "-".to_string()
+                } else {
+                    gpus.join(",")
+                }),
+                Cell::new(&d.message),
+            ]);
+        }
+        table.add_row(row);
+    }
+    render(table)
+}
+
+/// Candidates (NAME, ID, SCORE, GPUS) and rejected nodes (NAME, ID, REASONS).
+pub fn plan_tables(plan: &PlacementPlan) -> (String, String) {
+    let mut candidates = new_table(vec!["RANK", "NAME", "ID", "SCORE", "GPUS"]);
+    for (rank, c) in plan.candidates.iter().enumerate() {
+        let gpus: Vec<String> = c.gpu_ids.iter().map(u32::to_string).collect();
+        candidates.add_row(vec![
+            Cell::new(rank + 1),
+            Cell::new(&c.name),
+            Cell::new(short_id(&c.node_id)),
+            Cell::new(format!("{:.3}", c.score)),
+            Cell::new(if gpus.is_empty() {
+                "-".to_string()
+            } else {
+                gpus.join(",")
+            }),
+        ]);
+    }
+    let mut rejected = new_table(vec!["NAME", "ID", "REASONS"]);
+    for r in &plan.rejected {
+        rejected.add_row(vec![
+            Cell::new(&r.name),
+            Cell::new(short_id(&r.node_id)),
+            Cell::new(r.reasons.join("; ")),
+        ]);
+    }
+    (render(candidates), render(rejected))
+}
