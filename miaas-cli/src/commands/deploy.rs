@@ -125,7 +125,7 @@ async fn wait(ctx: &Context, id: &str, timeout: Duration) -> Result<Deployment> 
 
 fn humanize(duration: Duration) -> String {
     let secs = duration.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{:.1}s", duration.as_secs_f64())

@@ -64,11 +64,10 @@ pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
     println!("{table}");
     println!();
     println!("{}", deployment.message);
-    if deployment.status == DeploymentStatus::Pending {
-        if let Some(placement) = &deployment.placement {
-            for (reason, count) in &placement.reasons {
-                println!("  {reason}: {count}");
-            }
+    if let (DeploymentStatus::Pending, Some(placement)) = (deployment.status, &deployment.placement)
+    {
+        for (reason, count) in &placement.reasons {
+            println!("  {reason}: {count}");
         }
     }
     Ok(())
