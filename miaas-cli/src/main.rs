@@ -1,11 +1,12 @@
 //! `miaas`: the MIaaS command line. It talks to a server (`--server`) or works on a
 //! database directly, with the same output either way.
 
+#[macro_use]
+mod output;
 mod backend;
 mod cli;
 mod commands;
 mod error;
-mod output;
 
 use std::process::ExitCode;
 
@@ -33,11 +34,13 @@ async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|err| CliError::Failed(err.to_string())),
         Command::Version => {
-            println!("miaas {}", env!("CARGO_PKG_VERSION"));
+            say!("miaas {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "miaas", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "miaas", &mut script);
+            say!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
         command => {

@@ -421,3 +421,34 @@ async fn an_update_keeps_its_node_unless_its_requirements_change() {
         assert_eq!(s.get_node(&small.node_id).await.unwrap().reserved.cpus, 0.0);
     }
 }
+
+#[tokio::test]
+async fn a_deployment_placed_back_on_its_old_node_is_not_also_removed_there() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        let a = s.register_node(&registration("a")).await.unwrap();
+        s.submit_deployment(&request("d", "x")).await.unwrap();
+        let report = s.drain_node(&a.node_id).await.unwrap();
+        assert_eq!(report.pending, vec!["d".to_string()]);
+        let pending = s.get_deployment("d").await.unwrap();
+        assert_eq!(
+            pending.previous_node_id.as_deref(),
+            Some(a.node_id.as_str())
+        );
+
+        let uncordon = NodeUpdate {
+            schedulable: Some(true),
+            tags: None,
+        };
+        s.update_node(&a.node_id, &uncordon).await.unwrap();
+        let back = s.get_deployment("d").await.unwrap();
+        assert_eq!(back.node_id.as_deref(), Some(a.node_id.as_str()));
+        assert_eq!(back.previous_node_id, None);
+        let desired = s
+            .desired_state(&a.node_id, Some(&a.node_token))
+            .await
+            .unwrap();
+        assert_eq!(desired.deployments.len(), 1);
+        assert!(desired.remove.is_empty(), "{:?}", desired.remove);
+    }
+}

@@ -38,8 +38,8 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
     if print_data(ctx.output, &deployment)? {
         return Ok(());
     }
-    println!("deployment {} accepted: {}", ack.deployment_id, ack.message);
-    println!("{}", describe(ctx, &deployment).await?);
+    say!("deployment {} accepted: {}", ack.deployment_id, ack.message);
+    say!("{}", describe(ctx, &deployment).await?);
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context, command: DeploymentsCommand) -> Result<()> {
                 return Ok(());
             }
             let names = node_names(ctx).await?;
-            println!(
+            say!(
                 "{}",
                 deployments_table(&deployments, &names, ctx.output, ctx.now())
             );
@@ -39,7 +39,7 @@ pub async fn run(ctx: &Context, command: DeploymentsCommand) -> Result<()> {
         DeploymentsCommand::Rm { id } => {
             let ack = backend.delete_deployment(&id).await?;
             if !print_data(ctx.output, &ack)? {
-                println!("deployment {} {}", ack.deployment_id, ack.status);
+                say!("deployment {} {}", ack.deployment_id, ack.status);
             }
             Ok(())
         }
@@ -61,13 +61,13 @@ pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
         ctx.output,
         ctx.now(),
     );
-    println!("{table}");
-    println!();
-    println!("{}", deployment.message);
+    say!("{table}");
+    say!();
+    say!("{}", deployment.message);
     if let (DeploymentStatus::Pending, Some(placement)) = (deployment.status, &deployment.placement)
     {
         for (reason, count) in &placement.reasons {
-            println!("  {reason}: {count}");
+            say!("  {reason}: {count}");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use miaas_core::model::{Node, NodeUpdate};
 use miaas_core::service::NodeEvacuation;
 
+use super::deployments::node_names;
 use super::{Context, resolve};
 use crate::cli::NodesCommand;
 use crate::error::Result;
@@ -19,7 +20,7 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
         NodesCommand::Get { node } => {
             let node = resolve::node(backend, &node).await?;
             if !print_data(ctx.output, &node)? {
-                println!(
+                say!(
                     "{}",
                     nodes_table(std::slice::from_ref(&node), ctx.output, ctx.now())
                 );
@@ -31,12 +32,12 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
         NodesCommand::Drain { node } => {
             let node = resolve::node(backend, &node).await?;
             let report = backend.drain_node(&node.id).await?;
-            show_evacuation(ctx, &node, &report, "drained")
+            show_evacuation(ctx, &node, &report, "drained").await
         }
         NodesCommand::Rm { node } => {
             let node = resolve::node(backend, &node).await?;
             let report = backend.remove_node(&node.id).await?;
-            show_evacuation(ctx, &node, &report, "removed")
+            show_evacuation(ctx, &node, &report, "removed").await
         }
         NodesCommand::Tag { node, tags, remove } => {
             let node = resolve::node(backend, &node).await?;
@@ -62,7 +63,7 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
                 } else {
                     updated.tags.join(", ")
                 };
-                println!("node {} tags: {tags}", updated.name);
+                say!("node {} tags: {tags}", updated.name);
             }
             Ok(())
         }
@@ -74,7 +75,7 @@ fn show_nodes(ctx: &Context, nodes: &[Node]) -> Result<()> {
         if nodes.is_empty() {
             eprintln!("no nodes registered");
         } else {
-            println!("{}", nodes_table(nodes, ctx.output, ctx.now()));
+            say!("{}", nodes_table(nodes, ctx.output, ctx.now()));
         }
     }
     Ok(())
@@ -93,26 +94,33 @@ async fn set_schedulable(ctx: &Context, query: &str, schedulable: bool) -> Resul
         } else {
             "cordoned"
         };
-        println!("node {} {what}", updated.name);
+        say!("node {} {what}", updated.name);
     }
     Ok(())
 }
 
-fn show_evacuation(ctx: &Context, node: &Node, report: &NodeEvacuation, what: &str) -> Result<()> {
+async fn show_evacuation(
+    ctx: &Context,
+    node: &Node,
+    report: &NodeEvacuation,
+    what: &str,
+) -> Result<()> {
     if print_data(ctx.output, report)? {
         return Ok(());
     }
-    println!(
+    let names = node_names(ctx).await?;
+    say!(
         "node {} {what}: {} deployment(s) moved, {} pending",
         node.name,
         report.moved.len(),
         report.pending.len()
     );
     for moved in &report.moved {
-        println!("  {} -> {}", moved.deployment_id, moved.node_id);
+        let to = names.get(&moved.node_id).unwrap_or(&moved.node_id);
+        say!("  {} -> {to}", moved.deployment_id);
     }
     for pending in &report.pending {
-        println!("  {pending} -> pending (no other node fits)");
+        say!("  {pending} -> pending (no other node fits)");
     }
     Ok(())
 }

@@ -31,19 +31,19 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
     if let Some(node) = &r.node {
         needs.push(format!("node {node}"));
     }
-    println!("Requirements: {}", needs.join(", "));
-    println!();
+    say!("Requirements: {}", needs.join(", "));
+    say!();
     let (candidates, rejected) = plan_tables(&plan);
     if plan.candidates.is_empty() {
-        println!("Candidates: none");
+        say!("Candidates: none");
     } else {
-        println!("Candidates:\n{candidates}");
+        say!("Candidates:\n{candidates}");
     }
     if !plan.rejected.is_empty() {
-        println!();
-        println!("Rejected:\n{rejected}");
+        say!();
+        say!("Rejected:\n{rejected}");
     }
-    println!();
-    println!("{}", plan.summary.message);
+    say!();
+    say!("{}", plan.summary.message);
     Ok(())
 }

@@ -26,6 +26,23 @@ pub enum OutputFormat {
     Yaml,
 }
 
+/// Writes a line to stdout; a closed pipe (`miaas ps | head -1`) is not an error.
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `println!` that does not panic when stdout is a closed pipe.
+#[macro_export]
+macro_rules! say {
+    () => {
+        $crate::output::emit(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!($($arg)*))
+    };
+}
+
 /// Prints `value` as JSON or YAML; `false` when the format is a table (the caller
 /// prints that).
 pub fn print_data<T: Serialize>(format: OutputFormat, value: &T) -> Result<bool> {
@@ -36,7 +53,7 @@ pub fn print_data<T: Serialize>(format: OutputFormat, value: &T) -> Result<bool>
             .map_err(|err| CliError::Failed(format!("cannot print YAML: {err}")))?,
         OutputFormat::Table | OutputFormat::Wide => return Ok(false),
     };
-    println!("{}", text.trim_end());
+    say!("{}", text.trim_end());
     Ok(true)
 }
 

@@ -105,6 +105,10 @@ impl<'a> Planner<'a> {
                 deployment.message = placed_message(&deployment.template_id, &node_id);
                 deployment.gpu_ids = gpu_ids;
                 deployment.placement = None;
+                if deployment.previous_node_id.as_deref() == Some(node_id.as_str()) {
+                    // back where the old copy runs: nothing there is to be removed
+                    deployment.previous_node_id = None;
+                }
                 deployment.node_id = Some(node_id.clone());
                 self.cluster.reserve(&node_id, deployment);
                 true
@@ -132,11 +136,7 @@ impl<'a> Planner<'a> {
         if let Some(old) = old.filter(|id| remember && self.cluster.get(id).is_some()) {
             deployment.previous_node_id = Some(old);
         }
-        let placed = self.place(deployment);
-        if deployment.node_id.is_some() && deployment.node_id == deployment.previous_node_id {
-            deployment.previous_node_id = None;
-        }
-        placed
+        self.place(deployment)
     }
 
     fn node_online(&self, node_id: &str) -> Option<bool> {
