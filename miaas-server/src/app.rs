@@ -31,7 +31,8 @@ pub struct Application {
 impl Application {
     /// Opens the database (migrating it), binds the listener and wires the routes.
     pub async fn build(config: &ServerConfig) -> Result<Self, ServerError> {
-        let store = miaas_core::store::connect(&config.database_url).await?;
+        let store =
+            miaas_core::store::connect_with(&config.database_url, &config.store_options()).await?;
         Self::build_with_store(config, store).await
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use miaas_core::placement::{PlacementSettings, Strategy, Weights};
 use miaas_core::service::ServiceSettings;
+use miaas_core::store::StoreOptions;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,13 +28,28 @@ pub struct ServerConfig {
     pub port: u16,
 
     /// Database URL: `sqlite://control_plane.db`, `sqlite:///./control_plane.db`
-    /// (SQLAlchemy form), `sqlite::memory:`, or a file path. Created on first run.
+    /// (SQLAlchemy form), `sqlite::memory:`, a file path, or
+    /// `postgresql://user:password@host/miaas`. A SQLite file is created on first run.
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://control_plane.db"
+        default_value = "sqlite://control_plane.db",
+        hide_env_values = true
     )]
     pub database_url: String,
+
+    /// Most database connections this server opens (PostgreSQL; SQLite readers).
+    #[arg(long, env = "MIAAS_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+
+    /// Longest a database statement may run before it is cancelled (PostgreSQL).
+    #[arg(long, env = "MIAAS_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// Do not apply database migrations at start-up (apply them with `miaas db
+    /// migrate`); the server refuses to start on an outdated schema.
+    #[arg(long, env = "MIAAS_NO_MIGRATE")]
+    pub no_migrate: bool,
 
     /// Log filter: a level (`info`, `debug`, ...) or tracing directives
     /// (`miaas_server=debug,tower_http=info`).
@@ -99,6 +115,9 @@ impl ServerConfig {
             host: "0.0.0.0".into(),
             port: 8080,
             database_url: database_url.into(),
+            db_pool_size: 10,
+            db_statement_timeout: Duration::from_secs(30),
+            no_migrate: false,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cors_origins: "*".into(),
@@ -112,6 +131,16 @@ impl ServerConfig {
             weight_gpu: 1.0,
             weight_load: 0.5,
             sweep_interval: Duration::from_secs(2),
+        }
+    }
+
+    /// How to open the database.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            pool_size: self.db_pool_size,
+            statement_timeout: Some(self.db_statement_timeout),
+            migrate: !self.no_migrate,
+            ..StoreOptions::default()
         }
     }
 

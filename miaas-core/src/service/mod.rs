@@ -17,6 +17,9 @@ use crate::store::Store;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
 pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
+/// How long a health check waits for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Tunables of the service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSettings {
@@ -78,7 +81,12 @@ impl Service {
 
     /// `Ok` when the database answers.
     pub async fn health(&self) -> Result<()> {
-        self.store.ping().await
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.store.ping()).await {
+            Ok(answer) => answer,
+            Err(_) => Err(crate::Error::Unavailable(
+                "the database did not answer in time".into(),
+            )),
+        }
     }
 
     /// Closes the store: called once serving has stopped.

@@ -9,6 +9,8 @@ use crate::{Error, Result};
 pub enum DatabaseLocation {
     /// A SQLite database.
     Sqlite(SqliteTarget),
+    /// A PostgreSQL database, by its `postgres://` URL.
+    Postgres(String),
 }
 
 /// A SQLite database: a file or private memory.
@@ -30,9 +32,18 @@ impl DatabaseLocation {
         if let Some(rest) = strip_scheme(url, "sqlite") {
             return sqlite_target(rest).map(Self::Sqlite);
         }
-        if let Some((scheme, _)) = url.split_once("://") {
+        if let Some((scheme, rest)) = url.split_once("://") {
+            // SQLAlchemy names a driver after `+`: postgresql+psycopg2://...
+            let base = scheme
+                .split('+')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if base == "postgres" || base == "postgresql" {
+                return Ok(Self::Postgres(format!("postgres://{rest}")));
+            }
             return Err(Error::DatabaseUrl(format!(
-                "unsupported scheme {scheme:?} (supported: sqlite)"
+                "unsupported scheme {scheme:?} (supported: sqlite, postgres, postgresql)"
             )));
         }
         Ok(Self::Sqlite(SqliteTarget::File(PathBuf::from(url))))
@@ -127,6 +138,20 @@ mod tests {
             DatabaseLocation::parse("sqlite::memory:").unwrap(),
             DatabaseLocation::Sqlite(SqliteTarget::Memory)
         );
+    }
+
+    #[test]
+    fn postgres_urls_in_every_spelling() {
+        for url in [
+            "postgres://u:p@localhost/miaas",
+            "postgresql://u:p@localhost/miaas",
+            "postgresql+psycopg2://u:p@localhost/miaas",
+        ] {
+            assert_eq!(
+                DatabaseLocation::parse(url).unwrap(),
+                DatabaseLocation::Postgres("postgres://u:p@localhost/miaas".into())
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! callers never name a backend.
 
 mod location;
+mod migrations;
+mod options;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use crate::Result;
 use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
 pub use location::{DatabaseLocation, SqliteTarget};
+pub use options::StoreOptions;
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]
@@ -40,6 +45,24 @@ pub struct Snapshot {
     /// Every node.
     pub nodes: Vec<NodeRecord>,
     /// Every deployment, oldest first.
+    pub deployments: Vec<Deployment>,
+}
+
+/// A node with its token hash, for moving an install between databases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeExport {
+    /// The node.
+    pub record: NodeRecord,
+    /// Hash of its current token (so the node keeps working after a move).
+    pub token_hash: String,
+}
+
+/// Everything a store holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    /// Every node, with its token hash.
+    pub nodes: Vec<NodeExport>,
+    /// Every deployment, deleted ones included.
     pub deployments: Vec<Deployment>,
 }
 
@@ -94,14 +117,33 @@ pub trait Store: Send + Sync + 'static {
     /// in one transaction: concurrent changes serialize, so placement can never
     /// book the same free resources twice. Returns what was written.
     async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>>;
+
+    /// Everything stored, for `miaas db copy`.
+    async fn export(&self) -> Result<Dump>;
+
+    /// Writes `dump` into this store in one transaction; refused (`Conflict`) unless
+    /// the store is empty.
+    async fn import(&self, dump: &Dump) -> Result<()>;
 }
 
-/// Opens the store a URL names, creating and migrating the database as needed.
+/// Opens the store a URL names with default options, creating and migrating the
+/// database as needed.
 ///
 /// Accepted: `sqlite://path`, `sqlite:path`, `sqlite::memory:`, SQLAlchemy's
-/// `sqlite:///./relative.db` and `sqlite:////absolute.db`, and a bare file path.
+/// `sqlite:///./relative.db` and `sqlite:////absolute.db`, a bare file path, and
+/// `postgres://` / `postgresql://` (also SQLAlchemy's `postgresql+psycopg2://`).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+/// Opens the store a URL names with `options`.
+pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     match DatabaseLocation::parse(url)? {
-        DatabaseLocation::Sqlite(target) => Ok(Arc::new(sqlite::SqliteStore::open(target).await?)),
+        DatabaseLocation::Sqlite(target) => {
+            Ok(Arc::new(sqlite::SqliteStore::open(target, options).await?))
+        }
+        DatabaseLocation::Postgres(url) => Ok(Arc::new(
+            postgres::PostgresStore::open(&url, options).await?,
+        )),
     }
 }

@@ -21,9 +21,22 @@ pub struct Fixture {
     pub dir: Arc<TempDir>,
 }
 
-/// The database URLs every test runs on, inside `dir`.
-pub fn backend_urls(dir: &Path) -> Vec<String> {
-    vec![format!("sqlite://{}", dir.join("core.db").display())]
+/// Set to a PostgreSQL URL (e.g. `postgres://postgres@127.0.0.1:5433/postgres`) to
+/// run every store and service test on PostgreSQL as well as SQLite.
+pub const POSTGRES_ENV: &str = "MIAAS_TEST_POSTGRES_URL";
+
+/// The database URLs every test runs on: a SQLite file inside `dir`, and a fresh
+/// PostgreSQL schema when [`POSTGRES_ENV`] names a server.
+pub async fn backend_urls(dir: &Path) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("core.db").display())];
+    if let Ok(admin) = std::env::var(POSTGRES_ENV) {
+        let schema = format!("t{}", uuid::Uuid::new_v4().simple());
+        let url = miaas_core::store::postgres::schema_url(&admin, &schema)
+            .await
+            .expect("create a test schema");
+        urls.push(url);
+    }
+    urls
 }
 
 pub async fn fixtures() -> Vec<Fixture> {
@@ -34,7 +47,7 @@ pub async fn fixtures() -> Vec<Fixture> {
 pub async fn fixtures_with(settings: ServiceSettings) -> Vec<Fixture> {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut out = Vec::new();
-    for url in backend_urls(dir.path()) {
+    for url in backend_urls(dir.path()).await {
         out.push(fixture_on_with(url, dir.clone(), settings.clone()).await);
     }
     out

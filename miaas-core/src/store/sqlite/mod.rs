@@ -1,8 +1,6 @@
 //! The SQLite backend: one writer connection (SQLite allows one writer at a time, so
 //! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
 
-mod rows;
-
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,16 +10,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{ClusterChange, NodeUpsert, Snapshot, SqliteTarget, Store};
+use super::rows::{DeploymentRow, NodeRow, encode_json};
+use super::{
+    ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, SqliteTarget, Store, StoreOptions,
+};
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::{Error, Result};
-use rows::{DeploymentRow, NodeRow, encode_json};
 
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a caller waits for a pooled connection before "unavailable".
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-const READERS: u32 = 4;
 
 macro_rules! node_columns {
     () => {
@@ -44,8 +41,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and applies the embedded migrations.
-    pub async fn open(target: SqliteTarget) -> Result<Self> {
+    /// Opens (creating if needed) the database and applies the embedded migrations
+    /// (or, with `options.migrate` off, checks that they were applied).
+    pub async fn open(target: SqliteTarget, options: &StoreOptions) -> Result<Self> {
         // synchronous=FULL: a commit is on disk before it is acknowledged, so a 2xx
         // survives power loss too, not only a crash of the process.
         let base = SqliteConnectOptions::new()
@@ -55,6 +53,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let store = match target {
             SqliteTarget::Memory => {
+                let store_options = options;
                 let options = SqliteConnectOptions::from_str("sqlite::memory:")?
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT);
@@ -63,7 +62,7 @@ impl SqliteStore {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .acquire_timeout(store_options.acquire_timeout)
                     .connect_with(options)
                     .await?;
                 Self {
@@ -80,13 +79,13 @@ impl SqliteStore {
                 };
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .acquire_timeout(options.acquire_timeout)
                     .connect_with(base.clone().filename(&path).create_if_missing(true))
                     .await
                     .map_err(cannot_open)?;
                 let reader = SqlitePoolOptions::new()
-                    .max_connections(READERS)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .max_connections(options.pool_size.clamp(1, 64))
+                    .acquire_timeout(options.acquire_timeout)
                     .connect_with(base.filename(&path).read_only(true))
                     .await
                     .map_err(cannot_open)?;
@@ -309,5 +308,67 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(writes)
+    }
+
+    async fn export(&self) -> Result<Dump> {
+        let mut tx = self.writer.begin().await?;
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let records = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut *tx)
+            .await?;
+        let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
+            .fetch_all(&mut *tx)
+            .await?;
+        let deployments_sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        let nodes = super::rows::with_token_hashes(records, hashes)?;
+        Ok(Dump { nodes, deployments })
+    }
+
+    async fn import(&self, dump: &Dump) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (nodes, deployments): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if nodes + deployments > 0 {
+            return Err(Error::Conflict(format!(
+                "the target database is not empty ({nodes} nodes, {deployments} deployments)"
+            )));
+        }
+        for NodeExport { record, token_hash } in &dump.nodes {
+            sqlx::query(
+                "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
+                 last_seen, metrics, schedulable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&record.id)
+            .bind(&record.name)
+            .bind(&record.ip)
+            .bind(encode_json(&record.capabilities)?)
+            .bind(encode_json(&record.tags)?)
+            .bind(token_hash)
+            .bind(record.registered_at)
+            .bind(record.last_seen)
+            .bind(record.metrics.as_ref().map(encode_json).transpose()?)
+            .bind(record.schedulable)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for deployment in &dump.deployments {
+            Self::write_deployment(&mut tx, deployment).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

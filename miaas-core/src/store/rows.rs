@@ -1,4 +1,5 @@
-//! Row structs of the SQLite backend and their mapping to domain types.
+//! Row structs shared by the backends (sqlx derives them for any database whose
+//! column types decode into these fields) and their mapping to domain types.
 
 use std::collections::BTreeMap;
 
@@ -7,16 +8,16 @@ use serde::de::DeserializeOwned;
 use crate::model::{Deployment, DeploymentAction, DeploymentStatus, NodeMetrics, NodeRecord};
 use crate::{Error, Result};
 
-pub(super) fn decode_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+pub(crate) fn decode_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|err| Error::Corrupt(format!("{column}: {err}")))
 }
 
-pub(super) fn encode_json<T: serde::Serialize>(value: &T) -> Result<String> {
+pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|err| Error::Corrupt(err.to_string()))
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct NodeRow {
+pub(crate) struct NodeRow {
     id: String,
     name: String,
     ip: String,
@@ -52,7 +53,7 @@ impl TryFrom<NodeRow> for NodeRecord {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct DeploymentRow {
+pub(crate) struct DeploymentRow {
     deployment_id: String,
     template_id: String,
     rendered_compose: String,
@@ -100,4 +101,22 @@ impl TryFrom<DeploymentRow> for Deployment {
             updated_at: row.updated_at,
         })
     }
+}
+
+/// Pairs node rows with their token hashes (for export).
+pub(crate) fn with_token_hashes(
+    rows: Vec<NodeRow>,
+    hashes: Vec<(String, String)>,
+) -> Result<Vec<super::NodeExport>> {
+    let hashes: std::collections::HashMap<String, String> = hashes.into_iter().collect();
+    rows.into_iter()
+        .map(|row| {
+            let record = NodeRecord::try_from(row)?;
+            let token_hash = hashes
+                .get(&record.id)
+                .cloned()
+                .ok_or_else(|| Error::Corrupt(format!("node {} has no token", record.id)))?;
+            Ok(super::NodeExport { record, token_hash })
+        })
+        .collect()
 }

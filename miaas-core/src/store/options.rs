@@ -1,0 +1,27 @@
+//! How a store is opened.
+
+use std::time::Duration;
+
+/// Connection settings that callers may tune.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreOptions {
+    /// Most connections in the pool (PostgreSQL; SQLite's readers).
+    pub pool_size: u32,
+    /// Longest a statement may run before the database cancels it (PostgreSQL).
+    pub statement_timeout: Option<Duration>,
+    /// How long to wait for a connection before the database counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// Apply the embedded migrations on open (else check they were applied).
+    pub migrate: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            statement_timeout: Some(Duration::from_secs(30)),
+            acquire_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The PostgreSQL backend: how several server replicas share one database.
+//!
+//! Every decision that books resources ([`Store::transact`]: placement, updates,
+//! sweeps) runs in a transaction that first takes one cluster-wide transaction-level
+//! advisory lock, so decisions from all replicas serialize exactly as they do on
+//! SQLite's single writer: each one reads the state the previous one committed.
+//! The lock is released by commit or rollback, also when a replica dies mid-way.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
+use super::{ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, Store, StoreOptions};
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::{Error, Result};
+
+/// Key of the advisory lock that serializes placement decisions ("MIaaS" in hex).
+const PLACEMENT_LOCK: i64 = 0x4d49_6161_53;
+
+macro_rules! node_columns {
+    () => {
+        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
+    };
+}
+macro_rules! deployment_columns {
+    () => {
+        "deployment_id, template_id, rendered_compose, env, action, status, message, \
+         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
+         updated_at"
+    };
+}
+
+/// A PostgreSQL database behind the [`Store`] trait.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects (lazily: a database that is down now is retried on use) and applies
+    /// the embedded migrations (or checks them, with `options.migrate` off).
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+        let mut connect = PgConnectOptions::from_str(url)
+            .map_err(|err| Error::DatabaseUrl(format!("{}: {err}", redact(url))))?;
+        if let Some(timeout) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", format!("{}", timeout.as_millis()))]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|err| {
+                Error::Unavailable(format!("cannot connect to {}: {err}", redact(url)))
+            })?;
+        let migrator = sqlx::migrate!("migrations/postgres");
+        if options.migrate {
+            migrator.run(&pool).await?;
+        } else {
+            super::migrations::check_applied(&pool, &migrator).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn write_deployment(tx: &mut Transaction<'_, Postgres>, d: &Deployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
+             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
+             revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
+             rendered_compose = excluded.rendered_compose, env = excluded.env, \
+             action = excluded.action, status = excluded.status, message = excluded.message, \
+             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
+             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
+             placement = excluded.placement, revision = excluded.revision, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&d.deployment_id)
+        .bind(&d.template_id)
+        .bind(&d.rendered_compose)
+        .bind(encode_json(&d.env)?)
+        .bind(d.action.as_str())
+        .bind(d.status.as_str())
+        .bind(&d.message)
+        .bind(&d.node_id)
+        .bind(&d.previous_node_id)
+        .bind(encode_json(&d.requirements)?)
+        .bind(encode_json(&d.gpu_ids)?)
+        .bind(d.placement.as_ref().map(encode_json).transpose()?)
+        .bind(i64::from(d.revision))
+        .bind(d.created_at)
+        .bind(d.updated_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn read_all(
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut **tx)
+            .await?;
+        let deployments_sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((nodes, deployments))
+    }
+}
+
+/// Creates schema `schema` in the database at `url` (if missing) and returns a URL
+/// whose connections work inside it: isolated installs, or tests, on one database.
+pub async fn schema_url(url: &str, schema: &str) -> Result<String> {
+    if schema.is_empty()
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(Error::Invalid(format!(
+            "schema name {schema:?}: letters, digits, _ only"
+        )));
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(|err| Error::Unavailable(format!("cannot connect to {}: {err}", redact(url))))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
+        let id: (String,) = sqlx::query_as(
+            "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
+             last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
+             capabilities = excluded.capabilities, tags = excluded.tags, \
+             token_hash = excluded.token_hash, last_seen = excluded.last_seen \
+             RETURNING id",
+        )
+        .bind(node.new_id)
+        .bind(node.name)
+        .bind(node.ip)
+        .bind(encode_json(node.capabilities)?)
+        .bind(encode_json(&node.tags)?)
+        .bind(node.token_hash)
+        .bind(node.now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id.0)
+    }
+
+    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
+        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
+        sqlx::query_as::<_, NodeRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(NodeRecord::try_from)
+            .transpose()
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        sqlx::query_as::<_, NodeRow>(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect()
+    }
+
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+        let tags = update.tags.as_ref().map(encode_json).transpose()?;
+        let done = sqlx::query(
+            "UPDATE nodes SET schedulable = COALESCE($1, schedulable), \
+             tags = COALESCE($2, tags) WHERE id = $3",
+        )
+        .bind(update.schedulable)
+        .bind(tags)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_node(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn node_id_by_token_hash(&self, token_hash: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM nodes WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
+        // The old value comes from the row as it was before this statement.
+        let previous: Option<(f64,)> = sqlx::query_as(
+            "UPDATE nodes SET last_seen = $1, metrics = $2 \
+             FROM (SELECT id, last_seen AS before FROM nodes WHERE id = $3 FOR UPDATE) old \
+             WHERE nodes.id = old.id RETURNING old.before",
+        )
+        .bind(metrics.reported_at)
+        .bind(encode_json(metrics)?)
+        .bind(node_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(previous.map(|p| p.0))
+    }
+
+    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE deployment_id = $1"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect()
+    }
+
+    async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE node_id = $1 OR previous_node_id = $1 \
+             ORDER BY created_at, deployment_id"
+        );
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect()
+    }
+
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PLACEMENT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let nodes = rows
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let writes = change(&Snapshot { nodes, deployments })?;
+        for deployment in &writes {
+            Self::write_deployment(&mut tx, deployment).await?;
+        }
+        tx.commit().await?;
+        Ok(writes)
+    }
+
+    async fn export(&self) -> Result<Dump> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Dump {
+            nodes: with_token_hashes(rows, hashes)?,
+            deployments,
+        })
+    }
+
+    async fn import(&self, dump: &Dump) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PLACEMENT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let (nodes, deployments): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if nodes + deployments > 0 {
+            return Err(Error::Conflict(format!(
+                "the target database is not empty ({nodes} nodes, {deployments} deployments)"
+            )));
+        }
+        for NodeExport { record, token_hash } in &dump.nodes {
+            sqlx::query(
+                "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
+                 last_seen, metrics, schedulable) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&record.id)
+            .bind(&record.name)
+            .bind(&record.ip)
+            .bind(encode_json(&record.capabilities)?)
+            .bind(encode_json(&record.tags)?)
+            .bind(token_hash)
+            .bind(record.registered_at)
+            .bind(record.last_seen)
+            .bind(record.metrics.as_ref().map(encode_json).transpose()?)
+            .bind(record.schedulable)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for deployment in &dump.deployments {
+            Self::write_deployment(&mut tx, deployment).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://miaas:s3cret@db:5432/miaas"),
+            "postgres://miaas:***@db:5432/miaas"
+        );
+        assert_eq!(redact("postgres://db/miaas"), "postgres://db/miaas");
+    }
+}
