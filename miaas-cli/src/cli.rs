@@ -63,12 +63,33 @@ pub enum Command {
     },
     /// Dry run: where would this compose file be placed, and why not elsewhere.
     Plan(PlanArgs),
+    /// Database administration: migrations, moving an install.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print the version of this command.
     Version,
     /// Print a shell completion script (e.g. `miaas completions bash > /etc/bash_completion.d/miaas`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `miaas db ...`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply the database migrations to --database-url (for servers started with
+    /// --no-migrate).
+    Migrate,
+    /// Copy a whole install (nodes with their tokens, deployments, history) into an
+    /// empty database, e.g. from SQLite to PostgreSQL, and verify the counts.
+    Copy {
+        /// The database to copy from (e.g. sqlite://control_plane.db).
+        #[arg(long)]
+        from: String,
+        /// The empty database to copy to (e.g. postgresql://user:password@host/miaas).
+        #[arg(long)]
+        to: String,
     },
 }
 

@@ -33,6 +33,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(config) => miaas_server::run(*config)
             .await
             .map_err(|err| CliError::Failed(err.to_string())),
+        Command::Db(command) => commands::db::run(command, &cli.database_url, cli.output).await,
         Command::Version => {
             say!("miaas {}", env!("CARGO_PKG_VERSION"));
             Ok(())

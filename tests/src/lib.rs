@@ -41,7 +41,16 @@ impl TestServer {
     /// to 127.0.0.1:0).
     pub async fn spawn_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let database_url = test_database_url(dir.path()).await;
+        Self::spawn_on(dir, database_url, tweak).await
+    }
+
+    /// A server on `database_url`, keeping `dir` alive as long as it runs.
+    pub async fn spawn_on(
+        dir: TempDir,
+        database_url: String,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = ServerConfig::with_database(&database_url);
         tweak(&mut config);
         config.host = "127.0.0.1".into();
@@ -131,6 +140,35 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// Set to `postgres` (with [`POSTGRES_ENV`]) to run the HTTP and CLI suites on
+/// PostgreSQL instead of SQLite.
+pub const BACKEND_ENV: &str = "MIAAS_TEST_BACKEND";
+
+/// A PostgreSQL server URL for tests (an admin URL; each test gets its own schema).
+pub const POSTGRES_ENV: &str = "MIAAS_TEST_POSTGRES_URL";
+
+/// A fresh PostgreSQL schema URL when [`POSTGRES_ENV`] is set.
+pub async fn postgres_url() -> Option<String> {
+    let admin = std::env::var(POSTGRES_ENV).ok()?;
+    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
+    Some(
+        miaas_core::store::postgres::schema_url(&admin, &schema)
+            .await
+            .expect("create a test schema"),
+    )
+}
+
+/// A fresh database for one test: a SQLite file in `dir`, or a PostgreSQL schema
+/// when [`BACKEND_ENV`] says `postgres`.
+pub async fn test_database_url(dir: &std::path::Path) -> String {
+    if std::env::var(BACKEND_ENV).as_deref() == Ok("postgres") {
+        return postgres_url()
+            .await
+            .unwrap_or_else(|| panic!("{BACKEND_ENV}=postgres needs {POSTGRES_ENV}"));
+    }
+    format!("sqlite://{}", dir.join("test.db").display())
 }
 
 /// Sends a request; returns status and JSON body (`Null` when the body is not JSON).

@@ -1,5 +1,6 @@
 //! The commands, each written once against [`Backend`].
 
+pub mod db;
 mod deploy;
 mod deployments;
 mod input;
@@ -38,6 +39,8 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Ps => deployments::run(ctx, DeploymentsCommand::List).await,
         Command::Rm { id } => deployments::run(ctx, DeploymentsCommand::Rm { id }).await,
         Command::Plan(args) => plan::run(ctx, args).await,
-        Command::Serve(_) | Command::Version | Command::Completions { .. } => Ok(()),
+        Command::Serve(_) | Command::Db(_) | Command::Version | Command::Completions { .. } => {
+            Ok(())
+        }
     }
 }

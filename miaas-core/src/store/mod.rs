@@ -3,6 +3,7 @@
 //! One module per backend; [`connect`] picks the backend from the URL's scheme, so
 //! callers never name a backend.
 
+mod copy;
 mod location;
 mod migrations;
 mod options;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
+pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
 
