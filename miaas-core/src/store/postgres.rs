@@ -18,7 +18,7 @@ use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::{Error, Result};
 
 /// Key of the advisory lock that serializes placement decisions ("MIaaS" in hex).
-const PLACEMENT_LOCK: i64 = 0x4d49_6161_53;
+const PLACEMENT_LOCK: i64 = 0x004d_4961_6153;
 
 macro_rules! node_columns {
     () => {
