@@ -3,6 +3,7 @@
 //! ([`ServerProcess`]).
 
 mod cli;
+mod postgres;
 mod process;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub use cli::{Run, miaas};
+pub use postgres::OwnPostgres;
 pub use process::{ServerProcess, binary};
 
 /// A server running inside the test process on its own database.

@@ -104,6 +104,16 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn signal_term(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

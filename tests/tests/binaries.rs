@@ -234,3 +234,49 @@ fn bad_configuration_is_one_clear_line_and_a_non_zero_exit() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+#[test]
+fn with_no_migrate_the_server_refuses_an_unmigrated_database_until_db_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let out = Command::new(binary("miaas-server"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-migrate",
+            "--database-url",
+            &db_url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("miaas db migrate"), "{stderr}");
+
+    let out = Command::new(binary("miaas"))
+        .args(["--database-url", &db_url, "db", "migrate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "database schema is up to date"
+    );
+    let server = ServerProcess::start(
+        &binary("miaas-server"),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-migrate",
+            "--database-url",
+            &db_url,
+        ],
+        dir.path(),
+        &[],
+    );
+    drop(server);
+}

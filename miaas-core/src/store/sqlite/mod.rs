@@ -92,9 +92,12 @@ impl SqliteStore {
                 Self { writer, reader }
             }
         };
-        sqlx::migrate!("migrations/sqlite")
-            .run(&store.writer)
-            .await?;
+        let migrator = sqlx::migrate!("migrations/sqlite");
+        if options.migrate {
+            migrator.run(&store.writer).await?;
+        } else {
+            super::migrations::check_applied(&store.writer, &migrator).await?;
+        }
         Ok(store)
     }
 

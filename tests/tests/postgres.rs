@@ -1,0 +1,275 @@
+//! PostgreSQL: several replicas on one database, a replica dying, PostgreSQL
+//! restarting under a stream of writes, and moving a SQLite install onto PostgreSQL.
+//! These run when MIAAS_TEST_POSTGRES_URL names a server (CI always sets it).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use miaas_tests::{
+    OwnPostgres, ServerProcess, TestServer, binary, deployment, heartbeat, miaas, postgres_url,
+    registration, send,
+};
+use serde_json::{Value, json};
+
+async fn postgres() -> Option<String> {
+    let url = postgres_url().await;
+    if url.is_none() {
+        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: PostgreSQL tests have nothing to run on");
+    }
+    url
+}
+
+fn sized(name: &str, cpus: u32) -> Value {
+    let mut body = registration(name);
+    body["capabilities"]["cpu_count"] = json!(cpus);
+    body["capabilities"]["gpus"] = json!([]);
+    body
+}
+
+fn needing(id: &str, cpus: f64) -> Value {
+    let mut body = deployment(id);
+    body["requirements"] = json!({"cpus": cpus});
+    body
+}
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_place_500_concurrent_deploys_without_overcommit() {
+    let Some(url) = postgres().await else { return };
+    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, |_| {}).await;
+    for i in 0..5 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (status, _) = server
+            .post("/api/v1/nodes/register", &sized(&format!("n{i}"), 4))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let fits = 5 * 4;
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let request = server
+                .client
+                .post(server.url("/api/v1/deployments"))
+                .json(&needing(&format!("d{i:03}"), 1.0));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 202, "{body}");
+    }
+    let (_, list) = b.get("/api/v1/deployments").await;
+    let list = list.as_array().unwrap();
+    let ids: BTreeSet<String> = list
+        .iter()
+        .map(|d| d["deployment_id"].to_string())
+        .collect();
+    assert_eq!(
+        (list.len(), ids.len()),
+        (500, 500),
+        "none lost or duplicated"
+    );
+    let scheduled = list.iter().filter(|d| d["status"] == "scheduled").count();
+    assert_eq!(scheduled, fits);
+    assert_eq!(
+        list.iter().filter(|d| d["status"] == "pending").count(),
+        500 - fits
+    );
+    let (_, nodes) = a.get("/api/v1/nodes").await;
+    for node in nodes.as_array().unwrap() {
+        assert_eq!(node["reserved"]["cpus"], 4.0, "{node}");
+        let here = list.iter().filter(|d| d["node_id"] == node["id"]).count();
+        assert_eq!(here, 4, "{node}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_goes_on_when_a_replica_dies() {
+    let Some(url) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--database-url",
+        url.as_str(),
+        "--heartbeat-timeout",
+        "800ms",
+        "--reschedule-grace",
+        "200ms",
+        "--sweep-interval",
+        "100ms",
+    ];
+    let first = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &[]);
+    let second = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let register = |body: Value| send(client.post(first.url("/api/v1/nodes/register")).json(&body));
+    let (_, a) = register(sized("a", 4)).await;
+    send(
+        client
+            .post(first.url("/api/v1/deployments"))
+            .json(&needing("d", 1.0)),
+    )
+    .await;
+    let (_, b) = register(sized("b", 4)).await;
+    let (_, d) = send(client.get(first.url("/api/v1/deployments/d"))).await;
+    assert_eq!(d["node_id"], a["node_id"]);
+
+    first.kill();
+    let b_id = b["node_id"].as_str().unwrap().to_string();
+    let b_token = b["node_token"].as_str().unwrap().to_string();
+    let beat = second.url(&format!("/api/v1/nodes/{b_id}/heartbeat"));
+    let deployment = second.url("/api/v1/deployments/d");
+    wait_until("d to move to b through the surviving replica", async || {
+        send(client.post(&beat).bearer_auth(&b_token).json(&heartbeat())).await;
+        let (_, d) = send(client.get(&deployment)).await;
+        d["status"] == "scheduled" && d["node_id"] == json!(b_id)
+    })
+    .await;
+    let (_, node_a) =
+        send(client.get(second.url(&format!("/api/v1/nodes/{}", a["node_id"].as_str().unwrap()))))
+            .await;
+    assert_eq!(node_a["status"], "offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_loses_no_acknowledged_write_and_the_server_recovers() {
+    if postgres().await.is_none() {
+        return;
+    }
+    let pg = OwnPostgres::start();
+    let server = TestServer::spawn_on(tempfile::tempdir().unwrap(), pg.url.clone(), |c| {
+        c.db_statement_timeout = Duration::from_secs(5);
+    })
+    .await;
+    assert_eq!(server.get("/health").await.0, 200);
+
+    // a stream of writes, each remembered when acknowledged
+    let writer = {
+        let client = server.client.clone();
+        let url = server.url("/api/v1/deployments");
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..400 {
+                let id = format!("w{i:03}");
+                let answer = client.post(&url).json(&deployment(&id)).send().await;
+                if answer.is_ok_and(|r| r.status().is_success()) {
+                    acknowledged.push(id);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.stop();
+    wait_until("/health to say 503 while PostgreSQL is down", async || {
+        server.get("/health").await.0 == 503
+    })
+    .await;
+    let (status, body) = server.get("/api/v1/nodes").await;
+    assert_eq!(status, 503, "{body}");
+    pg.resume();
+    wait_until("/health to recover without a server restart", async || {
+        server.get("/health").await.0 == 200
+    })
+    .await;
+
+    let acknowledged = writer.await.unwrap();
+    assert!(
+        acknowledged.len() > 50,
+        "{} writes acknowledged",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() < 400,
+        "the outage should refuse some writes"
+    );
+    let (status, list) = server.get("/api/v1/deployments").await;
+    assert_eq!(status, 200);
+    let stored: BTreeSet<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deployment_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "acknowledged write {id} was lost");
+    }
+    assert_eq!(
+        server
+            .post("/api/v1/deployments", &deployment("after"))
+            .await
+            .0,
+        202
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
+    let Some(pg_url) = postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("cp.db").display());
+    let sqlite =
+        TestServer::spawn_on(tempfile::tempdir().unwrap(), sqlite_url.clone(), |_| {}).await;
+    let (node, token) = sqlite.register("worker-01").await;
+    sqlite.register("worker-02").await;
+    sqlite
+        .post_as(
+            &token,
+            &format!("/api/v1/nodes/{node}/heartbeat"),
+            &heartbeat(),
+        )
+        .await;
+    for id in ["one", "two", "three"] {
+        sqlite.post("/api/v1/deployments", &deployment(id)).await;
+    }
+    sqlite.delete("/api/v1/deployments/two").await;
+    let nodes = sqlite.get("/api/v1/nodes").await.1;
+    let deployments = sqlite.get("/api/v1/deployments").await.1;
+    sqlite.stop().await;
+
+    let run = miaas(
+        dir.path(),
+        &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
+        &[],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.trim(),
+        "copied 2 nodes and 3 deployments; counts verified"
+    );
+    let again = miaas(
+        dir.path(),
+        &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
+        &[],
+        None,
+    );
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("not empty"), "{again:?}");
+
+    let pg = TestServer::spawn_on(tempfile::tempdir().unwrap(), pg_url, |_| {}).await;
+    assert_eq!(pg.get("/api/v1/nodes").await.1, nodes);
+    assert_eq!(pg.get("/api/v1/deployments").await.1, deployments);
+    let (status, _) = pg
+        .post_as(
+            &token,
+            &format!("/api/v1/nodes/{node}/heartbeat"),
+            &heartbeat(),
+        )
+        .await;
+    assert_eq!(status, 200, "node tokens survive the move");
+}
