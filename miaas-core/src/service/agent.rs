@@ -10,7 +10,6 @@ use crate::model::{
     StatusReport,
 };
 use crate::store::Snapshot;
-use crate::token::hash_token;
 use crate::validate;
 use crate::{Error, Result};
 
@@ -59,12 +58,7 @@ impl Service {
         deployment_id: &str,
         report: &StatusReport,
     ) -> Result<Deployment> {
-        let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
-        let reporter = self
-            .store
-            .node_id_by_token_hash(&hash_token(token))
-            .await?
-            .ok_or_else(|| Error::Unauthorized("invalid node token".into()))?;
+        let reporter = self.node_of_token(token).await?;
         if let Some(message) = &report.message {
             validate::list_len("message", message.len(), 4096)?;
         }

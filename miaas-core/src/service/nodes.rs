@@ -61,12 +61,7 @@ impl Service {
     /// Checks that `token` is the current token of node `node_id`: none or unknown
     /// is `Unauthorized`, an unknown node `NotFound`, another node's `Forbidden`.
     pub async fn authenticate_node(&self, node_id: &str, token: Option<&str>) -> Result<()> {
-        let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
-        let owner = self
-            .store
-            .node_id_by_token_hash(&hash_token(token))
-            .await?
-            .ok_or_else(|| Error::Unauthorized("invalid node token".into()))?;
+        let owner = self.node_of_token(token).await?;
         if owner == node_id {
             return Ok(());
         }
@@ -144,9 +139,17 @@ impl Service {
         self.get_node(node_id).await
     }
 
-    /// Cordons a node and places its deployments elsewhere (pending where nothing
-    /// fits); the node is told to remove its copies.
-    pub async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+    /// The id of the node whose current token `token` is; none or unknown is
+    /// `Unauthorized`.
+    pub async fn node_of_token(&self, token: Option<&str>) -> Result<String> {
+        let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
+        self.store
+            .node_id_by_token_hash(&hash_token(token))
+            .await?
+            .ok_or_else(|| Error::Unauthorized("invalid node token".into()))
+    }
+
+    async fn cordon(&self, node_id: &str) -> Result<()> {
         let cordon = NodeUpdate {
             schedulable: Some(false),
             tags: None,
@@ -154,6 +157,13 @@ impl Service {
         if !self.store.update_node(node_id, &cordon).await? {
             return Err(node_not_found(node_id));
         }
+        Ok(())
+    }
+
+    /// Cordons a node and places its deployments elsewhere (pending where nothing
+    /// fits); the node is told to remove its copies.
+    pub async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+        self.cordon(node_id).await?;
         let report = self.evacuate(node_id, true).await?;
         tracing::info!(%node_id, moved = report.moved.len(), pending = report.pending.len(), "node drained");
         Ok(report)
@@ -162,13 +172,7 @@ impl Service {
     /// Removes a node: its deployments are placed elsewhere (pending where nothing
     /// fits) and its token stops working.
     pub async fn deregister_node(&self, node_id: &str) -> Result<NodeEvacuation> {
-        let cordon = NodeUpdate {
-            schedulable: Some(false),
-            tags: None,
-        };
-        if !self.store.update_node(node_id, &cordon).await? {
-            return Err(node_not_found(node_id));
-        }
+        self.cordon(node_id).await?;
         let report = self.evacuate(node_id, false).await?;
         self.store.delete_node(node_id).await?;
         tracing::info!(%node_id, "node deregistered");

@@ -101,6 +101,26 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Every node row and deployment, read inside `tx`.
+    async fn read_all(tx: &mut Transaction<'_, Sqlite>) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut **tx)
+            .await?;
+        let deployments_sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(Deployment::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((nodes, deployments))
+    }
+
     async fn write_deployment(tx: &mut Transaction<'_, Sqlite>, d: &Deployment) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
@@ -287,23 +307,10 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
         // stale even if another process writes the same file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut *tx)
-            .await?
+        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let nodes = rows
             .into_iter()
             .map(NodeRecord::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(Deployment::try_from)
             .collect::<Result<Vec<_>>>()?;
         let writes = change(&Snapshot { nodes, deployments })?;
         for deployment in &writes {
@@ -315,24 +322,10 @@ impl Store for SqliteStore {
 
     async fn export(&self) -> Result<Dump> {
         let mut tx = self.writer.begin().await?;
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let records = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut *tx)
-            .await?;
+        let (records, deployments) = Self::read_all(&mut tx).await?;
         let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
             .fetch_all(&mut *tx)
             .await?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(Deployment::try_from)
-            .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
         let nodes = super::rows::with_token_hashes(records, hashes)?;
         Ok(Dump { nodes, deployments })
