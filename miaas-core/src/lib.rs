@@ -44,6 +44,7 @@ pub mod compose;
 mod error;
 pub mod model;
 pub mod placement;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod token;

@@ -31,9 +31,14 @@ pub struct Application {
 impl Application {
     /// Opens the database (migrating it), binds the listener and wires the routes.
     pub async fn build(config: &ServerConfig) -> Result<Self, ServerError> {
-        let store =
-            miaas_core::store::connect_with(&config.database_url, &config.store_options()).await?;
-        Self::build_with_store(config, store).await
+        let options = config.store_options()?;
+        let rotating = options.secrets.as_ref().is_some_and(|s| s.rotating());
+        let store = miaas_core::store::connect_with(&config.database_url, &options).await?;
+        let app = Self::build_with_store(config, store).await?;
+        if rotating {
+            app.service.reseal_secrets().await?;
+        }
+        Ok(app)
     }
 
     /// As [`Self::build`], on a store the caller opened (`config.database_url` unused).

@@ -1,9 +1,11 @@
 //! Server configuration: flags with environment fallbacks, shared by `miaas-server`
 //! and `miaas serve`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use miaas_core::placement::{PlacementSettings, Strategy, Weights};
+use miaas_core::secrets::{KeySettings, Redacted};
 use miaas_core::service::ServiceSettings;
 use miaas_core::store::StoreOptions;
 
@@ -45,6 +47,26 @@ pub struct ServerConfig {
     /// Longest a database statement may run before it is cancelled (PostgreSQL).
     #[arg(long, env = "MIAAS_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub db_statement_timeout: Duration,
+
+    /// Key sealing deployment environments at rest (64 hex digits) [default: read
+    /// or create --secret-key-file]. Every replica on one database needs the same key.
+    #[arg(long, env = "MIAAS_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Redacted>,
+
+    /// File holding the key, created with mode 0600 on first start [default: beside
+    /// a SQLite database as <file>.key; miaas.key in the working directory otherwise].
+    #[arg(long, env = "MIAAS_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Keys used before a rotation (comma-separated): what they sealed is re-sealed
+    /// under the current key at start-up.
+    #[arg(
+        long,
+        env = "MIAAS_PREVIOUS_SECRET_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub previous_secret_keys: Vec<Redacted>,
 
     /// Do not apply database migrations at start-up (apply them with `miaas db
     /// migrate`); the server refuses to start on an outdated schema.
@@ -118,6 +140,9 @@ impl ServerConfig {
             db_pool_size: 10,
             db_statement_timeout: Duration::from_secs(30),
             no_migrate: false,
+            secret_key: None,
+            secret_key_file: None,
+            previous_secret_keys: Vec::new(),
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cors_origins: "*".into(),
@@ -134,14 +159,20 @@ impl ServerConfig {
         }
     }
 
-    /// How to open the database.
-    pub fn store_options(&self) -> StoreOptions {
-        StoreOptions {
+    /// How to open the database, with the keys that seal secrets.
+    pub fn store_options(&self) -> Result<StoreOptions, miaas_core::Error> {
+        let keys = KeySettings {
+            key: self.secret_key.clone(),
+            key_file: self.secret_key_file.clone(),
+            previous: self.previous_secret_keys.clone(),
+        };
+        Ok(StoreOptions {
             pool_size: self.db_pool_size,
             statement_timeout: Some(self.db_statement_timeout),
             migrate: !self.no_migrate,
+            secrets: Some(keys.resolve(&self.database_url)?),
             ..StoreOptions::default()
-        }
+        })
     }
 
     /// The service settings this configuration asks for.

@@ -28,6 +28,9 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     /// The database URL the server uses.
     pub database_url: String,
+    /// The file holding the key that seals secrets (give it to `miaas` in local mode
+    /// as `MIAAS_SECRET_KEY_FILE`).
+    pub secret_key_file: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: TempDir,
@@ -53,11 +56,17 @@ impl TestServer {
         database_url: String,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = miaas_server::telemetry::init("info", miaas_server::LogFormat::Text);
+        }
         let mut config = ServerConfig::with_database(&database_url);
+        config.secret_key_file = Some(dir.path().join("miaas.key"));
         tweak(&mut config);
+        let secret_key_file = config.secret_key_file.clone().expect("a key file");
         config.host = "127.0.0.1".into();
         config.port = 0;
-        let store = miaas_core::store::connect(&config.database_url)
+        let options = config.store_options().expect("store options");
+        let store = miaas_core::store::connect_with(&config.database_url, &options)
             .await
             .expect("open store");
         let app = Application::build_with_store(&config, store.clone())
@@ -76,6 +85,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             store,
             database_url,
+            secret_key_file,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,

@@ -280,3 +280,68 @@ fn with_no_migrate_the_server_refuses_an_unmigrated_database_until_db_migrate() 
     );
     drop(server);
 }
+
+fn file_contains(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn environments_are_sealed_at_rest_and_survive_a_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cp.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let args = local_args(&db_url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let client = reqwest::Client::new();
+    let secret = "hunter2-very-secret";
+    let mut body = deployment("app");
+    body["env"] = json!({"DB_PASSWORD": secret});
+
+    let server = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &[]);
+    let (status, _) = send(client.post(server.url("/api/v1/deployments")).json(&body)).await;
+    assert_eq!(status, 202);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let key_file = dir.path().join("cp.db.key");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the generated key file is private");
+    for file in ["cp.db", "cp.db-wal"] {
+        assert!(
+            !file_contains(&dir.path().join(file), secret),
+            "{file} holds the secret in clear"
+        );
+    }
+    let old_key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    // rotate: a new key, the old one as previous; everything is re-sealed at start
+    let new_key = "ab".repeat(32);
+    let rotate = [
+        ("MIAAS_SECRET_KEY", new_key.as_str()),
+        ("MIAAS_PREVIOUS_SECRET_KEYS", old_key.as_str()),
+    ];
+    let server = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &rotate);
+    let (_, d) = send(client.get(server.url("/api/v1/deployments/app"))).await;
+    assert_eq!(d["env"]["DB_PASSWORD"], secret);
+    server.terminate();
+
+    // the old key is no longer needed
+    let only_new = [("MIAAS_SECRET_KEY", new_key.as_str())];
+    let server = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &only_new);
+    let (status, d) = send(client.get(server.url("/api/v1/deployments/app"))).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["env"]["DB_PASSWORD"], secret);
+    server.terminate();
+
+    // without the right key the secret cannot be read
+    let wrong = [("MIAAS_SECRET_KEY", &*"cd".repeat(32))];
+    let server = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &wrong);
+    let (status, d) = send(client.get(server.url("/api/v1/deployments/app"))).await;
+    assert_eq!(status, 500, "{d}");
+    assert!(!d.to_string().contains(secret));
+}

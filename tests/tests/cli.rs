@@ -33,7 +33,15 @@ impl Modes {
     fn local(&self, args: &[&str]) -> Run {
         let mut all = vec!["--database-url", self.server.database_url.as_str()];
         all.extend_from_slice(args);
-        miaas(self.cwd(), &all, &[], None)
+        miaas(self.cwd(), &all, &self.key_env(), None)
+    }
+
+    /// The server's key, so local mode opens what the server sealed.
+    fn key_env(&self) -> [(&str, &str); 1] {
+        [(
+            "MIAAS_SECRET_KEY_FILE",
+            self.server.secret_key_file.to_str().unwrap(),
+        )]
     }
 
     /// Runs `args` both ways; returns (remote, local).
@@ -230,7 +238,7 @@ async fn deploy_names_env_requirements_and_stdin() {
         "--node",
         "worker-01",
     ];
-    let run = miaas(m.cwd(), &args, &[], Some(COMPOSE));
+    let run = miaas(m.cwd(), &args, &m.key_env(), Some(COMPOSE));
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout.contains("pending"),

@@ -43,8 +43,12 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_place_500_concurrent_deploys_without_overcommit() {
     let Some(url) = postgres().await else { return };
-    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
-    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, |_| {}).await;
+    // replicas share the key that seals secrets, as the README says they must
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("miaas.key");
+    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
+    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
+    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
     for i in 0..5 {
         let server = if i % 2 == 0 { &a } else { &b };
         let (status, _) = server
@@ -222,8 +226,12 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     };
     let dir = tempfile::tempdir().unwrap();
     let sqlite_url = format!("sqlite://{}", dir.path().join("cp.db").display());
+    // one key for the install, before and after the move
+    let key_file = dir.path().join("install.key");
+    let keyed = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
+    let key_env = [("MIAAS_SECRET_KEY_FILE", key_file.to_str().unwrap())];
     let sqlite =
-        TestServer::spawn_on(tempfile::tempdir().unwrap(), sqlite_url.clone(), |_| {}).await;
+        TestServer::spawn_on(tempfile::tempdir().unwrap(), sqlite_url.clone(), keyed).await;
     let (node, token) = sqlite.register("worker-01").await;
     sqlite.register("worker-02").await;
     sqlite
@@ -244,7 +252,7 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     let run = miaas(
         dir.path(),
         &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
-        &[],
+        &key_env,
         None,
     );
     assert_eq!(run.code, 0, "{run:?}");
@@ -255,13 +263,13 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     let again = miaas(
         dir.path(),
         &["db", "copy", "--from", &sqlite_url, "--to", &pg_url],
-        &[],
+        &key_env,
         None,
     );
     assert_eq!(again.code, 1, "{again:?}");
     assert!(again.stderr.contains("not empty"), "{again:?}");
 
-    let pg = TestServer::spawn_on(tempfile::tempdir().unwrap(), pg_url, |_| {}).await;
+    let pg = TestServer::spawn_on(tempfile::tempdir().unwrap(), pg_url, keyed).await;
     assert_eq!(pg.get("/api/v1/nodes").await.1, nodes);
     assert_eq!(pg.get("/api/v1/deployments").await.1, deployments);
     let (status, _) = pg

@@ -7,6 +7,8 @@ use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
 
 use super::Backend;
 use crate::error::{CliError, Result};
+use miaas_core::secrets::{KeySettings, Redacted};
+use miaas_core::store::{StoreOptions, connect_with};
 
 /// Works on a database through `miaas-core`'s service.
 pub struct LocalBackend {
@@ -16,13 +18,31 @@ pub struct LocalBackend {
 impl LocalBackend {
     /// Opens (creating and migrating if needed) the database at `database_url`.
     pub async fn open(database_url: &str) -> Result<Self> {
-        let store = miaas_core::store::connect(database_url)
+        let store = connect_with(database_url, &local_options(database_url)?)
             .await
-            .map_err(|err| CliError::Failed(format!("cannot open {database_url}: {err}")))?;
+            .map_err(|err| CliError::Failed(format!("cannot open the database: {err}")))?;
         Ok(Self {
             service: Service::new(store, ServiceSettings::default()),
         })
     }
+}
+
+/// How local mode opens a database: with the keys the server would use for it
+/// (`MIAAS_SECRET_KEY`, `MIAAS_SECRET_KEY_FILE`, `MIAAS_PREVIOUS_SECRET_KEYS`, or
+/// the key file beside a SQLite database).
+pub fn local_options(database_url: &str) -> Result<StoreOptions> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let keys = KeySettings {
+        key: env("MIAAS_SECRET_KEY").map(Redacted),
+        key_file: env("MIAAS_SECRET_KEY_FILE").map(Into::into),
+        previous: env("MIAAS_PREVIOUS_SECRET_KEYS")
+            .map(|list| list.split(',').map(|k| Redacted(k.to_string())).collect())
+            .unwrap_or_default(),
+    };
+    Ok(StoreOptions {
+        secrets: Some(keys.resolve(database_url)?),
+        ..StoreOptions::default()
+    })
 }
 
 #[async_trait]

@@ -12,7 +12,7 @@ use miaas_core::service::{NodeEvacuation, PlanInput};
 use crate::error::Result;
 
 pub use http::HttpBackend;
-pub use local::LocalBackend;
+pub use local::{LocalBackend, local_options};
 
 /// The operations the commands need, with the same answers from either backend.
 #[async_trait]

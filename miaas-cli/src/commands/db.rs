@@ -1,6 +1,8 @@
 //! `miaas db migrate` and `miaas db copy`: always on databases directly.
 
-use miaas_core::store::{StoreOptions, connect_with, copy};
+use miaas_core::store::{connect_with, copy};
+
+use crate::backend::local_options;
 
 use crate::cli::DbCommand;
 use crate::error::{CliError, Result};
@@ -8,18 +10,17 @@ use crate::output::{OutputFormat, print_data};
 
 /// Runs a `db` subcommand.
 pub async fn run(command: DbCommand, database_url: &str, output: OutputFormat) -> Result<()> {
-    let migrating = StoreOptions::default();
     match command {
         DbCommand::Migrate => {
-            connect_with(database_url, &migrating).await?;
+            connect_with(database_url, &local_options(database_url)?).await?;
             if !print_data(output, &serde_json::json!({"migrated": true}))? {
                 say!("database schema is up to date");
             }
             Ok(())
         }
         DbCommand::Copy { from, to } => {
-            let source = connect_with(&from, &migrating).await?;
-            let target = connect_with(&to, &migrating).await?;
+            let source = connect_with(&from, &local_options(&from)?).await?;
+            let target = connect_with(&to, &local_options(&to)?).await?;
             let report = copy(source.as_ref(), target.as_ref())
                 .await
                 .map_err(|err| CliError::Failed(format!("copy failed: {err}")))?;

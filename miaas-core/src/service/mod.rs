@@ -89,6 +89,18 @@ impl Service {
         }
     }
 
+    /// Re-seals every deployment's environment under the current key (after a key
+    /// rotation); returns how many were rewritten.
+    pub async fn reseal_secrets(&self) -> Result<usize> {
+        let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments.clone());
+        let written = self.store.transact(&change).await?;
+        tracing::info!(
+            deployments = written.len(),
+            "secrets re-sealed under the current key"
+        );
+        Ok(written.len())
+    }
+
     /// Closes the store: called once serving has stopped.
     pub async fn close(&self) {
         self.store.close().await;

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use crate::secrets::Secrets;
+
 /// Connection settings that callers may tune.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Most connections in the pool (PostgreSQL; SQLite's readers).
     pub pool_size: u32,
@@ -13,6 +15,8 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// Apply the embedded migrations on open (else check they were applied).
     pub migrate: bool,
+    /// Seal deployment environments at rest with these keys (`None`: stored plain).
+    pub secrets: Option<Secrets>,
 }
 
 impl Default for StoreOptions {
@@ -22,6 +26,7 @@ impl Default for StoreOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             acquire_timeout: Duration::from_secs(5),
             migrate: true,
+            secrets: None,
         }
     }
 }

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
+use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json, with_token_hashes};
 use super::{ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, Store, StoreOptions};
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 /// Key of the advisory lock that serializes placement decisions ("MIaaS" in hex).
@@ -37,6 +38,7 @@ macro_rules! deployment_columns {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    secrets: Option<Secrets>,
 }
 
 impl PostgresStore {
@@ -62,10 +64,17 @@ impl PostgresStore {
         } else {
             super::migrations::check_applied(&pool, &migrator).await?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            secrets: options.secrets.clone(),
+        })
     }
 
-    async fn write_deployment(tx: &mut Transaction<'_, Postgres>, d: &Deployment) -> Result<()> {
+    async fn write_deployment(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        d: &Deployment,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
              status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
@@ -82,7 +91,7 @@ impl PostgresStore {
         .bind(&d.deployment_id)
         .bind(&d.template_id)
         .bind(&d.rendered_compose)
-        .bind(encode_json(&d.env)?)
+        .bind(encode_env(&d.env, self.secrets.as_ref())?)
         .bind(d.action.as_str())
         .bind(d.status.as_str())
         .bind(&d.message)
@@ -100,6 +109,7 @@ impl PostgresStore {
     }
 
     async fn read_all(
+        &self,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
         let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
@@ -115,7 +125,7 @@ impl PostgresStore {
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         Ok((nodes, deployments))
     }
@@ -271,7 +281,7 @@ impl Store for PostgresStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .transpose()
     }
 
@@ -285,7 +295,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
     }
 
@@ -301,7 +311,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
     }
 
@@ -311,14 +321,14 @@ impl Store for PostgresStore {
             .bind(PLACEMENT_LOCK)
             .execute(&mut *tx)
             .await?;
-        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let (rows, deployments) = self.read_all(&mut tx).await?;
         let nodes = rows
             .into_iter()
             .map(NodeRecord::try_from)
             .collect::<Result<Vec<_>>>()?;
         let writes = change(&Snapshot { nodes, deployments })?;
         for deployment in &writes {
-            Self::write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment).await?;
         }
         tx.commit().await?;
         Ok(writes)
@@ -329,7 +339,7 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
             .await?;
-        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let (rows, deployments) = self.read_all(&mut tx).await?;
         let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
             .fetch_all(&mut *tx)
             .await?;
@@ -376,7 +386,7 @@ impl Store for PostgresStore {
             .await?;
         }
         for deployment in &dump.deployments {
-            Self::write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 
 use crate::model::{Deployment, DeploymentAction, DeploymentStatus, NodeMetrics, NodeRecord};
+use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 pub(crate) fn decode_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T> {
@@ -71,11 +72,20 @@ pub(crate) struct DeploymentRow {
     updated_at: f64,
 }
 
-impl TryFrom<DeploymentRow> for Deployment {
-    type Error = Error;
-
-    fn try_from(row: DeploymentRow) -> Result<Self> {
-        let env: BTreeMap<String, String> = decode_json("env", &row.env)?;
+impl DeploymentRow {
+    /// The deployment this row holds, its environment opened with `secrets`.
+    pub(crate) fn into_deployment(self, secrets: Option<&Secrets>) -> Result<Deployment> {
+        let row = self;
+        let env_text = match secrets {
+            Some(secrets) => secrets.open(&row.env)?,
+            None if row.env.starts_with("enc1:") => {
+                return Err(Error::Corrupt(
+                    "the environment is encrypted and no secret key is configured".into(),
+                ));
+            }
+            None => row.env.clone(),
+        };
+        let env: BTreeMap<String, String> = decode_json("env", &env_text)?;
         Ok(Deployment {
             action: DeploymentAction::parse(&row.action)
                 .ok_or_else(|| Error::Corrupt(format!("action: {:?}", row.action)))?,
@@ -100,6 +110,18 @@ impl TryFrom<DeploymentRow> for Deployment {
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
+    }
+}
+
+/// A deployment's environment as stored: sealed when `secrets` is given.
+pub(crate) fn encode_env(
+    env: &BTreeMap<String, String>,
+    secrets: Option<&Secrets>,
+) -> Result<String> {
+    let json = encode_json(env)?;
+    match secrets {
+        Some(secrets) => secrets.seal(&json),
+        None => Ok(json),
     }
 }
 

@@ -10,11 +10,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, encode_json};
+use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json};
 use super::{
     ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, SqliteTarget, Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 /// How long a statement waits for SQLite's write lock before failing.
@@ -38,6 +39,7 @@ macro_rules! deployment_columns {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    secrets: Option<Secrets>,
 }
 
 impl SqliteStore {
@@ -68,6 +70,7 @@ impl SqliteStore {
                 Self {
                     writer: pool.clone(),
                     reader: pool,
+                    secrets: store_options.secrets.clone(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -89,7 +92,11 @@ impl SqliteStore {
                     .connect_with(base.filename(&path).read_only(true))
                     .await
                     .map_err(cannot_open)?;
-                Self { writer, reader }
+                Self {
+                    writer,
+                    reader,
+                    secrets: options.secrets.clone(),
+                }
             }
         };
         let migrator = sqlx::migrate!("migrations/sqlite");
@@ -102,7 +109,10 @@ impl SqliteStore {
     }
 
     /// Every node row and deployment, read inside `tx`.
-    async fn read_all(tx: &mut Transaction<'_, Sqlite>) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
+    async fn read_all(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+    ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
         let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
         let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
             .fetch_all(&mut **tx)
@@ -116,12 +126,16 @@ impl SqliteStore {
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         Ok((nodes, deployments))
     }
 
-    async fn write_deployment(tx: &mut Transaction<'_, Sqlite>, d: &Deployment) -> Result<()> {
+    async fn write_deployment(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        d: &Deployment,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
              status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
@@ -138,7 +152,7 @@ impl SqliteStore {
         .bind(&d.deployment_id)
         .bind(&d.template_id)
         .bind(&d.rendered_compose)
-        .bind(encode_json(&d.env)?)
+        .bind(encode_env(&d.env, self.secrets.as_ref())?)
         .bind(d.action.as_str())
         .bind(d.status.as_str())
         .bind(&d.message)
@@ -271,7 +285,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
     }
 
@@ -285,7 +299,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .transpose()
     }
 
@@ -299,7 +313,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?
             .into_iter()
-            .map(Deployment::try_from)
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
     }
 
@@ -307,14 +321,14 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
         // stale even if another process writes the same file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (rows, deployments) = Self::read_all(&mut tx).await?;
+        let (rows, deployments) = self.read_all(&mut tx).await?;
         let nodes = rows
             .into_iter()
             .map(NodeRecord::try_from)
             .collect::<Result<Vec<_>>>()?;
         let writes = change(&Snapshot { nodes, deployments })?;
         for deployment in &writes {
-            Self::write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment).await?;
         }
         tx.commit().await?;
         Ok(writes)
@@ -322,7 +336,7 @@ impl Store for SqliteStore {
 
     async fn export(&self) -> Result<Dump> {
         let mut tx = self.writer.begin().await?;
-        let (records, deployments) = Self::read_all(&mut tx).await?;
+        let (records, deployments) = self.read_all(&mut tx).await?;
         let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
             .fetch_all(&mut *tx)
             .await?;
@@ -362,7 +376,7 @@ impl Store for SqliteStore {
             .await?;
         }
         for deployment in &dump.deployments {
-            Self::write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment).await?;
         }
         tx.commit().await?;
         Ok(())

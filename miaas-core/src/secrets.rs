@@ -1,0 +1,344 @@
+//! Secrets at rest: deployment environments are sealed (ChaCha20-Poly1305) with a
+//! key from configuration or a 0600 key file, and can be re-sealed under a new key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::store::{DatabaseLocation, SqliteTarget};
+use crate::{Error, Result};
+
+/// Prefix of a sealed value: `enc1:<key id>:<hex of nonce and ciphertext>`.
+const SEALED_PREFIX: &str = "enc1:";
+
+/// A 256-bit key. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey([u8; 32]);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({})", self.id())
+    }
+}
+
+impl SecretKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| Error::Invalid("a secret key is 64 hex digits (32 bytes)".into()))?;
+        Ok(Self(bytes))
+    }
+
+    /// The key as 64 hex digits, for a key file.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A short public id of the key (not secret), recorded beside what it sealed.
+    pub fn id(&self) -> String {
+        hex::encode(&Sha256::digest(self.0)[..4])
+    }
+
+    /// Reads the key file at `path`, or creates it (mode 0600) with a fresh key.
+    pub fn load_or_create(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => return Self::parse(&text),
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Invalid(format!(
+                    "cannot read the key file {}: {err}",
+                    path.display()
+                )));
+            }
+            Err(_) => {}
+        }
+        let key = Self::generate();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => {
+                file.write_all(format!("{}\n", key.to_hex()).as_bytes())
+                    .map_err(|err| {
+                        Error::Invalid(format!("cannot write {}: {err}", path.display()))
+                    })?;
+                tracing::info!(path = %path.display(), "generated a new secret key");
+                Ok(key)
+            }
+            // another process created it first: use theirs
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    Error::Invalid(format!(
+                        "cannot read the key file {}: {err}",
+                        path.display()
+                    ))
+                })?;
+                Self::parse(&text)
+            }
+            Err(err) => Err(Error::Invalid(format!(
+                "cannot create the key file {}: {err}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(&Key::from(self.0))
+    }
+}
+
+/// Text that `Debug` never shows (keys given on the command line or in the
+/// environment).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Self(text.to_string()))
+    }
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone, Default)]
+pub struct KeySettings {
+    /// The key itself (64 hex digits); wins over the key file.
+    pub key: Option<Redacted>,
+    /// The key file; default: beside a SQLite database as `<file>.key`, else
+    /// `miaas.key` in the working directory. Created (0600) when missing.
+    pub key_file: Option<PathBuf>,
+    /// Keys sealed with before a rotation, still accepted for opening.
+    pub previous: Vec<Redacted>,
+}
+
+impl KeySettings {
+    /// The keys for the database at `database_url`.
+    pub fn resolve(&self, database_url: &str) -> Result<Secrets> {
+        let current = match (&self.key, &self.key_file) {
+            (Some(key), _) => SecretKey::parse(&key.0)?,
+            (None, Some(path)) => SecretKey::load_or_create(path)?,
+            (None, None) => match DatabaseLocation::parse(database_url)? {
+                DatabaseLocation::Sqlite(SqliteTarget::Memory) => SecretKey::generate(),
+                DatabaseLocation::Sqlite(SqliteTarget::File(path)) => {
+                    let mut name = path.file_name().unwrap_or_default().to_os_string();
+                    name.push(".key");
+                    SecretKey::load_or_create(&path.with_file_name(name))?
+                }
+                DatabaseLocation::Postgres(_) => SecretKey::load_or_create(Path::new("miaas.key"))?,
+            },
+        };
+        let previous = self
+            .previous
+            .iter()
+            .filter(|k| !k.0.trim().is_empty())
+            .map(|k| SecretKey::parse(&k.0))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Secrets::new(current, previous))
+    }
+}
+
+/// The current key, which seals, and previous keys, which still open what they
+/// sealed until it is re-sealed.
+#[derive(Clone)]
+pub struct Secrets {
+    current: SecretKey,
+    previous: Vec<SecretKey>,
+    /// Opened values by their sealed text: a sealed value never changes (a new seal
+    /// has a new nonce), and placement re-reads every deployment many times.
+    opened: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Most opened values kept; past it the cache starts over.
+const OPENED_CACHE: usize = 100_000;
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("current", &self.current)
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// Seals with `current`; opens with it or any of `previous`.
+    pub fn new(current: SecretKey, previous: Vec<SecretKey>) -> Self {
+        Self {
+            current,
+            previous,
+            opened: Arc::default(),
+        }
+    }
+
+    /// Seals `plaintext` under the current key.
+    pub fn seal(&self, plaintext: &str) -> Result<String> {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .current
+            .cipher()
+            .encrypt(&Nonce::from(nonce), plaintext.as_bytes())
+            .map_err(|_| Error::Corrupt("sealing failed".into()))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        Ok(format!(
+            "{SEALED_PREFIX}{}:{}",
+            self.current.id(),
+            hex::encode(bytes)
+        ))
+    }
+
+    /// Opens a sealed value; a value that was never sealed is returned as it is.
+    pub fn open(&self, stored: &str) -> Result<String> {
+        let Some(rest) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(stored.to_string());
+        };
+        if let Some(plain) = self.opened.lock().ok().and_then(|c| c.get(stored).cloned()) {
+            return Ok(plain);
+        }
+        let plain = self.open_uncached(rest)?;
+        if let Ok(mut cache) = self.opened.lock() {
+            if cache.len() >= OPENED_CACHE {
+                cache.clear();
+            }
+            cache.insert(stored.to_string(), plain.clone());
+        }
+        Ok(plain)
+    }
+
+    fn open_uncached(&self, rest: &str) -> Result<String> {
+        let (id, data) = rest
+            .split_once(':')
+            .ok_or_else(|| Error::Corrupt("malformed sealed value".into()))?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id() == id)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "a secret was sealed with key {id}, which is not configured (give it as a \
+                     previous key)"
+                ))
+            })?;
+        let bytes =
+            hex::decode(data).map_err(|_| Error::Corrupt("malformed sealed value".into()))?;
+        if bytes.len() < 12 {
+            return Err(Error::Corrupt("malformed sealed value".into()));
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let nonce: [u8; 12] = nonce
+            .try_into()
+            .map_err(|_| Error::Corrupt("malformed sealed value".into()))?;
+        let plain = key
+            .cipher()
+            .decrypt(&Nonce::from(nonce), sealed)
+            .map_err(|_| Error::Corrupt(format!("a secret sealed with key {id} does not open")))?;
+        String::from_utf8(plain).map_err(|_| Error::Corrupt("sealed value is not text".into()))
+    }
+
+    /// Whether previous keys are configured (a rotation is under way).
+    pub fn rotating(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
+    /// Whether `stored` is sealed with a key other than the current one (or not at
+    /// all), so re-sealing would change it.
+    pub fn is_stale(&self, stored: &str) -> bool {
+        !stored.starts_with(&format!("{SEALED_PREFIX}{}:", self.current.id()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key() {
+        let secrets = Secrets::new(SecretKey::generate(), vec![]);
+        let sealed = secrets.seal(r#"{"PASSWORD":"hunter2"}"#).unwrap();
+        assert!(sealed.starts_with("enc1:") && !sealed.contains("hunter2"));
+        assert_ne!(
+            sealed,
+            secrets.seal(r#"{"PASSWORD":"hunter2"}"#).unwrap(),
+            "random nonces"
+        );
+        assert_eq!(secrets.open(&sealed).unwrap(), r#"{"PASSWORD":"hunter2"}"#);
+        let stranger = Secrets::new(SecretKey::generate(), vec![]);
+        assert!(matches!(stranger.open(&sealed), Err(Error::Corrupt(_))));
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('0') { '1' } else { '0' });
+        assert!(secrets.open(&tampered).is_err());
+    }
+
+    #[test]
+    fn previous_keys_open_and_plain_values_pass_through() {
+        let old = SecretKey::generate();
+        let sealed = Secrets::new(old.clone(), vec![]).seal("x").unwrap();
+        let rotated = Secrets::new(SecretKey::generate(), vec![old]);
+        assert_eq!(rotated.open(&sealed).unwrap(), "x");
+        assert!(rotated.is_stale(&sealed));
+        assert!(!rotated.is_stale(&rotated.seal("x").unwrap()));
+        assert_eq!(rotated.open("{}").unwrap(), "{}");
+    }
+
+    #[test]
+    fn settings_default_to_a_key_file_beside_the_sqlite_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cp.db").display());
+        let first = KeySettings::default().resolve(&url).unwrap();
+        assert!(dir.path().join("cp.db.key").is_file());
+        let again = KeySettings::default().resolve(&url).unwrap();
+        assert_eq!(first.open(&again.seal("s").unwrap()).unwrap(), "s");
+        let given = KeySettings {
+            key: Some(Redacted(SecretKey::generate().to_hex())),
+            ..KeySettings::default()
+        };
+        assert!(
+            given
+                .resolve(&url)
+                .unwrap()
+                .open(&first.seal("s").unwrap())
+                .is_err()
+        );
+        assert_eq!(format!("{:?}", given.key), "Some(\"***\")");
+    }
+
+    #[test]
+    fn key_files_are_created_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("miaas.key");
+        let key = SecretKey::load_or_create(&path).unwrap();
+        assert_eq!(SecretKey::load_or_create(&path).unwrap(), key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(SecretKey::parse("zz").is_err());
+        assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+}
