@@ -135,27 +135,37 @@ pub struct KeySettings {
 }
 
 impl KeySettings {
-    /// The keys for the database at `database_url`.
+    /// The keys for the database at `database_url`. When a key or key file is
+    /// given and the default key file of that database exists too, the default key
+    /// still opens what it sealed (and is re-sealed away from at start-up).
     pub fn resolve(&self, database_url: &str) -> Result<Secrets> {
-        let current = match (&self.key, &self.key_file) {
-            (Some(key), _) => SecretKey::parse(&key.0)?,
-            (None, Some(path)) => SecretKey::load_or_create(path)?,
-            (None, None) => match DatabaseLocation::parse(database_url)? {
-                DatabaseLocation::Sqlite(SqliteTarget::Memory) => SecretKey::generate(),
-                DatabaseLocation::Sqlite(SqliteTarget::File(path)) => {
-                    let mut name = path.file_name().unwrap_or_default().to_os_string();
-                    name.push(".key");
-                    SecretKey::load_or_create(&path.with_file_name(name))?
-                }
-                DatabaseLocation::Postgres(_) => SecretKey::load_or_create(Path::new("miaas.key"))?,
-            },
+        let default_file = match DatabaseLocation::parse(database_url)? {
+            DatabaseLocation::Sqlite(SqliteTarget::Memory) => None,
+            DatabaseLocation::Sqlite(SqliteTarget::File(path)) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".key");
+                Some(path.with_file_name(name))
+            }
+            DatabaseLocation::Postgres(_) => Some(PathBuf::from("miaas.key")),
         };
-        let previous = self
+        let current = match (&self.key, &self.key_file, &default_file) {
+            (Some(key), _, _) => SecretKey::parse(&key.0)?,
+            (None, Some(path), _) => SecretKey::load_or_create(path)?,
+            (None, None, Some(path)) => SecretKey::load_or_create(path)?,
+            (None, None, None) => SecretKey::generate(),
+        };
+        let mut previous = self
             .previous
             .iter()
             .filter(|k| !k.0.trim().is_empty())
             .map(|k| SecretKey::parse(&k.0))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(path) = default_file.filter(|p| p.is_file()) {
+            let default = SecretKey::load_or_create(&path)?;
+            if default != current && !previous.contains(&default) {
+                previous.push(default);
+            }
+        }
         Ok(Secrets::new(current, previous))
     }
 }
