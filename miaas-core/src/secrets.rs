@@ -326,13 +326,14 @@ mod tests {
             key: Some(Redacted(SecretKey::generate().to_hex())),
             ..KeySettings::default()
         };
+        let explicit = given.resolve(&url).unwrap();
         assert!(
-            given
-                .resolve(&url)
-                .unwrap()
-                .open(&first.seal("s").unwrap())
-                .is_err()
+            explicit.rotating(),
+            "the default key stays as a previous key"
         );
+        assert_eq!(explicit.open(&first.seal("s").unwrap()).unwrap(), "s");
+        let stranger = Secrets::new(SecretKey::generate(), vec![]);
+        assert!(stranger.open(&explicit.seal("s").unwrap()).is_err());
         assert_eq!(format!("{:?}", given.key), "Some(\"***\")");
     }
 
