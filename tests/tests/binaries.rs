@@ -338,10 +338,20 @@ async fn environments_are_sealed_at_rest_and_survive_a_key_rotation() {
     assert_eq!(d["env"]["DB_PASSWORD"], secret);
     server.terminate();
 
-    // without the right key the secret cannot be read
-    let wrong = [("MIAAS_SECRET_KEY", &*"cd".repeat(32))];
-    let server = ServerProcess::start(&binary("miaas-server"), &args, dir.path(), &wrong);
-    let (status, d) = send(client.get(server.url("/api/v1/deployments/app"))).await;
-    assert_eq!(status, 500, "{d}");
-    assert!(!d.to_string().contains(secret));
+    // with a wrong key (the old default key file is still there, so the server
+    // tries to re-seal) it refuses to start, naming the missing key
+    let out = Command::new(binary("miaas-server"))
+        .args(&args)
+        .current_dir(dir.path())
+        .env("MIAAS_SECRET_KEY", "cd".repeat(32))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not configured"), "{stderr}");
+    assert!(
+        !stderr.contains(secret) && !stderr.contains(&new_key),
+        "{stderr}"
+    );
 }
