@@ -5,8 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
+use std::time::Duration;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
+use axum::middleware;
 use miaas_core::service::Service;
 use miaas_core::store::Store;
 use tokio::net::TcpListener;
@@ -16,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::extract::MAX_BODY_BYTES;
+use crate::limit::{AuthFailureLimiter, limit_auth_failures};
 use crate::routes;
 use crate::state::AppState;
 
@@ -64,7 +68,9 @@ impl Application {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
         };
+        let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
         let router = routes::router(state)
+            .layer(middleware::from_fn_with_state(limiter, limit_auth_failures))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
             .layer(TraceLayer::new_for_http());
@@ -99,7 +105,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
-        let served = axum::serve(self.listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();

@@ -125,6 +125,11 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_WEIGHT_LOAD", default_value_t = 0.5, value_parser = parse_weight)]
     pub weight_load: f64,
 
+    /// Failed authentications (401 answers) allowed per client address per minute;
+    /// past it the address gets 429 with Retry-After until the minute ends.
+    #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 30)]
+    pub auth_failure_limit: u32,
+
     /// How often the server looks for offline nodes, lost and pending deployments.
     #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
@@ -156,6 +161,7 @@ impl ServerConfig {
             weight_gpu: 1.0,
             weight_load: 0.5,
             sweep_interval: Duration::from_secs(2),
+            auth_failure_limit: 30,
         }
     }
 

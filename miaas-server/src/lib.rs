@@ -18,6 +18,7 @@ mod app;
 pub mod config;
 mod error;
 mod extract;
+mod limit;
 mod routes;
 mod state;
 pub mod telemetry;

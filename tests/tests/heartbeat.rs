@@ -113,3 +113,34 @@ async fn heartbeat_with_bad_metrics_is_422_and_changes_nothing() {
     let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
     assert!(node["metrics"].is_null());
 }
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_answered_429_with_retry_after() {
+    let server = TestServer::spawn_with(|c| c.auth_failure_limit = 5).await;
+    let (id, token) = server.register("worker-01").await;
+    let path = format!("/api/v1/nodes/{id}/heartbeat");
+    for _ in 0..5 {
+        assert_eq!(server.post_as("guess", &path, &heartbeat()).await.0, 401);
+    }
+    let response = server
+        .client
+        .post(server.url(&path))
+        .bearer_auth("guess")
+        .json(&heartbeat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("retry"), "{body}");
+    // while blocked, even the right token waits; anonymous routes stay open
+    assert_eq!(server.post_as(&token, &path, &heartbeat()).await.0, 429);
+    assert_eq!(server.get("/health").await.0, 200);
+    assert_eq!(server.get("/api/v1/nodes").await.0, 200);
+}

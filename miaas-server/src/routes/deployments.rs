@@ -99,6 +99,7 @@ async fn delete_deployment(
         (status = 200, description = "Recorded; the deployment as it is now", body = Deployment),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The deployment is not on this node", body = ErrorBody),
         (status = 404, description = "Unknown deployment", body = ErrorBody),
         (status = 409, description = "The report contradicts the deployment's state", body = ErrorBody),

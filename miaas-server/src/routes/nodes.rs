@@ -90,6 +90,7 @@ async fn get_node(
         (status = 200, description = "Recorded", body = HeartbeatAck),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Another node's token", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -177,6 +178,7 @@ async fn drain_node(
     responses(
         (status = 200, description = "What to run and what to remove", body = DesiredState),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Another node's token", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
     )
