@@ -32,4 +32,5 @@ CREATE TABLE deployments (
 
 CREATE INDEX deployments_by_created ON deployments (created_at, deployment_id);
 CREATE INDEX deployments_by_node ON deployments (node_id);
+CREATE INDEX deployments_by_status ON deployments (status);
 CREATE INDEX deployments_by_previous_node ON deployments (previous_node_id);

@@ -6,7 +6,8 @@ use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::compose::requirements_from_compose;
 use crate::model::{
-    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, Requirements,
+    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, NodeRecord,
+    Requirements,
 };
 use crate::placement::{Candidate, Cluster, PlacementPlan};
 use crate::{Error, Result};
@@ -162,12 +163,12 @@ impl Service {
             }
             PlanInput::Compose(compose) => requirements_from_compose(compose)?,
         };
-        let cluster = self.cluster_view().await?;
+        let (_, cluster) = self.cluster_view().await?;
         Ok(self.engine.plan(cluster.candidates(), &requirements))
     }
 
-    /// The nodes with their reservations, as placement sees them now.
-    pub(super) async fn cluster_view(&self) -> Result<Cluster> {
+    /// The nodes, and the nodes with their reservations as placement sees them now.
+    pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
         let nodes = self.store.list_nodes().await?;
         let deployments = self.store.list_deployments().await?;
         let now = self.now();
@@ -175,7 +176,8 @@ impl Service {
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Ok(Cluster::new(candidates, &deployments))
+        let cluster = Cluster::new(candidates, &deployments);
+        Ok((nodes, cluster))
     }
 }
 

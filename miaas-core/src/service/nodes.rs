@@ -14,7 +14,7 @@ use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate,
 };
-use crate::placement::Cluster;
+use crate::placement::{Candidate, Cluster};
 use crate::store::{NodeUpsert, Snapshot};
 use crate::token::{generate_node_token, hash_token};
 use crate::validate;
@@ -51,7 +51,7 @@ impl Service {
             .await?;
         tracing::info!(%node_id, name = %registration.name, "node registered");
         // New or changed capacity: pending deployments may fit now.
-        self.reconcile().await?;
+        self.reconcile_if_waiting().await?;
         Ok(NodeCredentials {
             node_id,
             node_token: token,
@@ -97,7 +97,7 @@ impl Service {
             .ok_or_else(|| node_not_found(node_id))?;
         if now - previous > self.settings.heartbeat_timeout.as_secs_f64() {
             tracing::info!(%node_id, "node is back online");
-            self.reconcile().await?;
+            self.reconcile_if_waiting().await?;
         }
         Ok(HeartbeatAck {
             status: "ok".into(),
@@ -112,18 +112,29 @@ impl Service {
             .get_node(node_id)
             .await?
             .ok_or_else(|| node_not_found(node_id))?;
-        let cluster = self.cluster_view().await?;
+        // only this node's deployments: a single node never costs a fleet scan
+        let placed = self.store.deployments_of_node(node_id).await?;
+        let candidate = Candidate::from_record(&record, true);
+        let cluster = Cluster::new([candidate], &placed);
         Ok(self.show_node(record, &cluster))
     }
 
     /// Every node with its current status, ordered by name.
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
-        let cluster = self.cluster_view().await?;
-        let records = self.store.list_nodes().await?;
+        let (records, cluster) = self.cluster_view().await?;
         Ok(records
             .into_iter()
             .map(|r| self.show_node(r, &cluster))
             .collect())
+    }
+
+    /// Reconciles only when a deployment waits for capacity (pending or lost), so
+    /// registrations and updates stay cheap when nothing waits.
+    async fn reconcile_if_waiting(&self) -> Result<()> {
+        if self.store.has_waiting_deployments().await? {
+            self.reconcile().await?;
+        }
+        Ok(())
     }
 
     /// Cordons/uncordons a node and/or replaces its tags; returns it as it is now.
@@ -135,7 +146,7 @@ impl Service {
             return Err(node_not_found(node_id));
         }
         tracing::info!(%node_id, ?update, "node updated");
-        self.reconcile().await?;
+        self.reconcile_if_waiting().await?;
         self.get_node(node_id).await
     }
 

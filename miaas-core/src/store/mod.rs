@@ -112,6 +112,9 @@ pub trait Store: Send + Sync + 'static {
     /// All deployments, oldest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
+    /// Whether any deployment waits for capacity (`pending` or `lost`).
+    async fn has_waiting_deployments(&self) -> Result<bool>;
+
     /// Deployments placed on `node_id` or still to be removed from it.
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>>;
 

@@ -299,6 +299,16 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn has_waiting_deployments(&self) -> Result<bool> {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
+             WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(waiting > 0)
+    }
+
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
         let sql = concat!(
             "SELECT ",
