@@ -30,6 +30,7 @@ pub struct Application {
     public_url: String,
     service: Service,
     sweep_interval: std::time::Duration,
+    flush_interval: std::time::Duration,
 }
 
 impl Application {
@@ -80,6 +81,7 @@ impl Application {
             public_url,
             service,
             sweep_interval: config.sweep_interval,
+            flush_interval: config.heartbeat_flush_interval,
         })
     }
 
@@ -105,6 +107,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
+        let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
+        let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -113,6 +117,9 @@ impl Application {
             .await;
         sweeper.abort();
         let _ = sweeper.await;
+        // not aborted: a flush in progress finishes, and close() writes the rest
+        let _ = stop_flushing.send(true);
+        let _ = flusher.await;
         self.service.close().await;
         served.map_err(|source| ServerError::Io {
             context: "server failed".into(),
@@ -130,6 +137,25 @@ async fn sweep(service: Service, every: std::time::Duration) {
         ticker.tick().await;
         if let Err(err) = service.reconcile().await {
             tracing::warn!(error = %err, "background reconcile failed; retrying");
+        }
+    }
+}
+
+/// Writes buffered heartbeats on a short interval (the service batches them).
+async fn flush(
+    service: Service,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(err) = service.flush_heartbeats().await {
+            tracing::warn!(error = %err, "writing heartbeats failed; retrying");
         }
     }
 }

@@ -125,6 +125,11 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_WEIGHT_LOAD", default_value_t = 0.5, value_parser = parse_weight)]
     pub weight_load: f64,
 
+    /// How often buffered heartbeats are written to the database (one transaction
+    /// for all nodes); keep it far below --heartbeat-timeout.
+    #[arg(long, env = "MIAAS_HEARTBEAT_FLUSH_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub heartbeat_flush_interval: Duration,
+
     /// Failed authentications (401 answers) allowed per client address per minute;
     /// past it the address gets 429 with Retry-After until the minute ends.
     #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 30)]
@@ -162,6 +167,7 @@ impl ServerConfig {
             weight_load: 0.5,
             sweep_interval: Duration::from_secs(2),
             auth_failure_limit: 30,
+            heartbeat_flush_interval: Duration::from_millis(500),
         }
     }
 

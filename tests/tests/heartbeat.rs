@@ -144,3 +144,37 @@ async fn repeated_failed_authentication_is_answered_429_with_retry_after() {
     assert_eq!(server.get("/health").await.0, 200);
     assert_eq!(server.get("/api/v1/nodes").await.0, 200);
 }
+
+#[tokio::test]
+async fn buffered_heartbeats_reach_the_database_within_the_flush_interval() {
+    let server = TestServer::spawn_with(|c| {
+        c.heartbeat_flush_interval = std::time::Duration::from_millis(100)
+    })
+    .await;
+    let (id, token) = server.register("worker-01").await;
+    let (status, ack) = server
+        .post_as(
+            &token,
+            &format!("/api/v1/nodes/{id}/heartbeat"),
+            &heartbeat(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let timestamp = ack["timestamp"].as_f64().unwrap();
+    // this server shows it at once
+    let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
+    assert_eq!(node["last_seen"].as_f64().unwrap(), timestamp);
+    // and the database has it soon, for the other replicas
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = server.store.get_node(&id).await.unwrap().unwrap();
+        if stored.last_seen == timestamp && stored.metrics.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never flushed: {stored:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -65,7 +65,7 @@ impl Service {
         let now = self.now();
         let outcome = Mutex::new(None);
         let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut planner = self.planner(now, snapshot);
             let current = planner
                 .get(deployment_id)
                 .cloned()

@@ -53,7 +53,7 @@ impl Service {
         let now = self.now();
         let outcome = Mutex::new(None::<(Option<u32>, Deployment)>);
         let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut planner = self.planner(now, snapshot);
             let before = planner.get(&request.deployment_id).cloned();
             let after = match &before {
                 None => {
@@ -110,7 +110,7 @@ impl Service {
     pub async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
         let now = self.now();
         let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut planner = self.planner(now, snapshot);
             let existing = planner
                 .get(deployment_id)
                 .cloned()
@@ -169,7 +169,8 @@ impl Service {
 
     /// The nodes, and the nodes with their reservations as placement sees them now.
     pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
-        let nodes = self.store.list_nodes().await?;
+        let mut nodes = self.store.list_nodes().await?;
+        self.heartbeats.overlay(&mut nodes);
         let deployments = self.store.list_deployments().await?;
         let now = self.now();
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();

@@ -4,9 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::ServiceSettings;
+use crate::model::NodeRecord;
 use crate::model::{Deployment, DeploymentStatus};
 use crate::placement::{Candidate, Cluster, Decision, PlacementEngine};
-use crate::store::Snapshot;
 
 /// Deployment decisions over one snapshot; collects what to write.
 pub(super) struct Planner<'a> {
@@ -24,26 +24,24 @@ impl<'a> Planner<'a> {
         engine: &'a PlacementEngine,
         settings: &'a ServiceSettings,
         now: f64,
-        snapshot: &Snapshot,
+        nodes: &[NodeRecord],
+        deployments: &[Deployment],
     ) -> Self {
         let timeout = settings.heartbeat_timeout.as_secs_f64();
-        let candidates = snapshot
-            .nodes
+        let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        let cluster = Cluster::new(candidates, &snapshot.deployments);
+        let cluster = Cluster::new(candidates, deployments);
         Self {
             engine,
             settings,
             now,
             cluster,
-            deployments: snapshot
-                .deployments
+            deployments: deployments
                 .iter()
                 .map(|d| (d.deployment_id.clone(), d.clone()))
                 .collect(),
-            order: snapshot
-                .deployments
+            order: deployments
                 .iter()
                 .map(|d| d.deployment_id.clone())
                 .collect(),

@@ -3,6 +3,7 @@
 
 mod agent;
 mod deployments;
+mod heartbeats;
 mod lifecycle;
 mod nodes;
 
@@ -52,6 +53,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
     engine: PlacementEngine,
+    heartbeats: heartbeats::HeartbeatBuffer,
 }
 
 impl Service {
@@ -70,6 +72,7 @@ impl Service {
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
+            heartbeats: heartbeats::HeartbeatBuffer::default(),
             settings,
         }
     }
@@ -101,8 +104,25 @@ impl Service {
         Ok(written.len())
     }
 
-    /// Closes the store: called once serving has stopped.
+    /// Decisions over `snapshot`, with this server's buffered heartbeats laid over
+    /// its nodes.
+    fn planner(&self, now: f64, snapshot: &crate::store::Snapshot) -> lifecycle::Planner<'_> {
+        let mut nodes = snapshot.nodes.clone();
+        self.heartbeats.overlay(&mut nodes);
+        lifecycle::Planner::new(
+            &self.engine,
+            &self.settings,
+            now,
+            &nodes,
+            &snapshot.deployments,
+        )
+    }
+
+    /// Writes what is buffered and closes the store: called once serving stopped.
     pub async fn close(&self) {
+        if let Err(err) = self.flush_heartbeats().await {
+            tracing::warn!(error = %err, "heartbeats could not be written at shutdown");
+        }
         self.store.close().await;
     }
 

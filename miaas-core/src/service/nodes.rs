@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 
 use super::Service;
 use super::deployments::{set, take};
-use super::lifecycle::Planner;
 use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate,
@@ -73,14 +72,19 @@ impl Service {
         )))
     }
 
-    /// Records a heartbeat from node `node_id`, authenticated by its token.
+    /// Records a heartbeat from node `node_id`, authenticated by its token. The
+    /// metrics are buffered (see [`Service::flush_heartbeats`]); a node that was
+    /// offline is written at once and pending work is placed.
     pub async fn heartbeat(
         &self,
         node_id: &str,
         token: Option<&str>,
         heartbeat: Heartbeat,
     ) -> Result<HeartbeatAck> {
-        self.authenticate_node(node_id, token).await?;
+        let (owner, stored_last_seen) = self.node_and_last_seen(token).await?;
+        if owner != node_id {
+            self.authenticate_node(node_id, token).await?;
+        }
         heartbeat.validate()?;
         let now = self.now();
         let metrics = NodeMetrics {
@@ -91,13 +95,19 @@ impl Service {
             reported_at: now,
         };
         let previous = self
-            .store
-            .record_heartbeat(node_id, &metrics)
-            .await?
-            .ok_or_else(|| node_not_found(node_id))?;
+            .heartbeats
+            .reported_at(node_id)
+            .map_or(stored_last_seen, |buffered| buffered.max(stored_last_seen));
         if now - previous > self.settings.heartbeat_timeout.as_secs_f64() {
+            self.heartbeats.remove(node_id);
+            self.store
+                .record_heartbeat(node_id, &metrics)
+                .await?
+                .ok_or_else(|| node_not_found(node_id))?;
             tracing::info!(%node_id, "node is back online");
             self.reconcile_if_waiting().await?;
+        } else {
+            self.heartbeats.insert(node_id, metrics);
         }
         Ok(HeartbeatAck {
             status: "ok".into(),
@@ -107,11 +117,12 @@ impl Service {
 
     /// One node with its current status, reservations and deployments.
     pub async fn get_node(&self, node_id: &str) -> Result<Node> {
-        let record = self
+        let mut record = self
             .store
             .get_node(node_id)
             .await?
             .ok_or_else(|| node_not_found(node_id))?;
+        self.heartbeats.overlay(std::slice::from_mut(&mut record));
         // only this node's deployments: a single node never costs a fleet scan
         let placed = self.store.deployments_of_node(node_id).await?;
         let candidate = Candidate::from_record(&record, true);
@@ -153,9 +164,13 @@ impl Service {
     /// The id of the node whose current token `token` is; none or unknown is
     /// `Unauthorized`.
     pub async fn node_of_token(&self, token: Option<&str>) -> Result<String> {
+        Ok(self.node_and_last_seen(token).await?.0)
+    }
+
+    async fn node_and_last_seen(&self, token: Option<&str>) -> Result<(String, f64)> {
         let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
         self.store
-            .node_id_by_token_hash(&hash_token(token))
+            .node_by_token_hash(&hash_token(token))
             .await?
             .ok_or_else(|| Error::Unauthorized("invalid node token".into()))
     }
@@ -195,7 +210,7 @@ impl Service {
         let now = self.now();
         let outcome = Mutex::new(None);
         let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut planner = self.planner(now, snapshot);
             let mut report = NodeEvacuation {
                 node_id: node_id.to_string(),
                 moved: Vec::new(),
@@ -242,7 +257,7 @@ impl Service {
     pub async fn reconcile(&self) -> Result<()> {
         let now = self.now();
         let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = Planner::new(&self.engine, &self.settings, now, snapshot);
+            let mut planner = self.planner(now, snapshot);
             planner.reconcile();
             Ok(planner.into_writes())
         };

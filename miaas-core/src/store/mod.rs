@@ -99,8 +99,12 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a node (its token stops working); `false` when it did not exist.
     async fn delete_node(&self, id: &str) -> Result<bool>;
 
-    /// The id of the node whose current token has this hash.
-    async fn node_id_by_token_hash(&self, token_hash: &str) -> Result<Option<String>>;
+    /// The id and `last_seen` of the node whose current token has this hash.
+    async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>>;
+
+    /// Stores many heartbeats in one transaction; each only moves `last_seen`
+    /// forward, and nodes that no longer exist are skipped.
+    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()>;
 
     /// Stores a heartbeat: `last_seen` becomes `metrics.reported_at`. Returns the
     /// previous `last_seen`, or `None` when the node does not exist.

@@ -248,12 +248,30 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn node_id_by_token_hash(&self, token_hash: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM nodes WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
+    async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
+        let row: Option<(String, f64)> =
+            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row)
+    }
+
+    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (node_id, metrics) in batch {
+            sqlx::query(
+                "UPDATE nodes SET last_seen = $1, metrics = $2 WHERE id = $3 AND last_seen < $4",
+            )
+            .bind(metrics.reported_at)
+            .bind(encode_json(metrics)?)
+            .bind(node_id)
+            .bind(metrics.reported_at)
+            .execute(&mut *tx)
             .await?;
-        Ok(row.map(|r| r.0))
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
