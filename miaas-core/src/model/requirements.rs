@@ -29,6 +29,7 @@ pub struct Requirements {
     pub gpus: u32,
     /// Minimum memory of each reserved GPU, in MB.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub gpu_mem_mb: Option<u64>,
     /// GPU model to match (case-insensitive substring, e.g. `3090` or `A100`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +55,12 @@ impl Requirements {
                 "requirements.cpus: must be a non-negative number (got {})",
                 self.cpus
             )));
+        }
+        if self
+            .gpu_mem_mb
+            .is_some_and(|mb| mb > super::number::MAX_WHOLE)
+        {
+            return Err(Error::Invalid("requirements.gpu_mem_mb: too large".into()));
         }
         if let Some(req) = &self.docker_version {
             parse_version_req(req)?;
