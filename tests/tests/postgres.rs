@@ -175,7 +175,14 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_the_server_recovers(
             acknowledged
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(
+        "some writes to be acknowledged before the outage",
+        async || {
+            let (_, list) = server.get("/api/v1/deployments").await;
+            list.as_array().is_some_and(|l| l.len() >= 20)
+        },
+    )
+    .await;
     pg.stop();
     wait_until("/health to say 503 while PostgreSQL is down", async || {
         server.get("/health").await.0 == 503

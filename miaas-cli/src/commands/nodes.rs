@@ -41,21 +41,7 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
         }
         NodesCommand::Tag { node, tags, remove } => {
             let node = resolve::node(backend, &node).await?;
-            let mut next: Vec<String> = node
-                .tags
-                .iter()
-                .filter(|t| !remove.contains(t))
-                .cloned()
-                .collect();
-            for tag in tags {
-                if !next.contains(&tag) && !remove.contains(&tag) {
-                    next.push(tag);
-                }
-            }
-            let update = NodeUpdate {
-                schedulable: None,
-                tags: Some(next),
-            };
+            let update = NodeUpdate::retag(&node.tags, &tags, &remove);
             let updated = backend.update_node(&node.id, &update).await?;
             if !print_data(ctx.output, &updated)? {
                 let tags = if updated.tags.is_empty() {

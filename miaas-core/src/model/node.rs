@@ -213,6 +213,42 @@ pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> 
     }
 }
 
+impl NodeUpdate {
+    /// The update that adds `add` to `current` tags and takes `remove` away (a tag
+    /// in both is removed); order is kept, nothing is duplicated.
+    pub fn retag(current: &[String], add: &[String], remove: &[String]) -> Self {
+        let mut tags: Vec<String> = current
+            .iter()
+            .filter(|t| !remove.contains(t))
+            .cloned()
+            .collect();
+        for tag in add {
+            if !tags.contains(tag) && !remove.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        Self {
+            schedulable: None,
+            tags: Some(tags),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeUpdate;
+
+    #[test]
+    fn retag_adds_removes_and_never_duplicates() {
+        let current = vec!["a".to_string(), "b".to_string()];
+        let add = vec!["c".to_string(), "a".to_string(), "d".to_string()];
+        let remove = vec!["b".to_string(), "d".to_string()];
+        let update = NodeUpdate::retag(&current, &add, &remove);
+        assert_eq!(update.tags, Some(vec!["a".to_string(), "c".to_string()]));
+        assert_eq!(update.schedulable, None);
+    }
+}
+
 /// `PATCH /api/v1/nodes/{node_id}`: cordon/uncordon and set tags.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeUpdate {

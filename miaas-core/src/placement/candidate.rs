@@ -102,12 +102,6 @@ impl Cluster {
         self.index.get(node_id).map(|&i| &self.candidates[i])
     }
 
-    /// Finds a node by id or name.
-    pub fn find(&self, id_or_name: &str) -> Option<&Candidate> {
-        self.get(id_or_name)
-            .or_else(|| self.candidates.iter().find(|c| c.name == id_or_name))
-    }
-
     /// Books `deployment`'s requirements and GPUs on `node_id`.
     pub fn reserve(&mut self, node_id: &str, deployment: &Deployment) {
         if let Some(&i) = self.index.get(node_id) {

@@ -24,6 +24,22 @@ pub enum PlanInput {
     Compose(String),
 }
 
+impl PlanInput {
+    /// The input from a request that names exactly one of the two.
+    pub fn from_parts(
+        requirements: Option<Requirements>,
+        rendered_compose: Option<String>,
+    ) -> Result<Self> {
+        match (requirements, rendered_compose) {
+            (Some(requirements), None) => Ok(Self::Requirements(requirements)),
+            (None, Some(compose)) => Ok(Self::Compose(compose)),
+            _ => Err(Error::Invalid(
+                "give exactly one of `requirements` and `rendered_compose`".into(),
+            )),
+        }
+    }
+}
+
 impl Service {
     /// Applies or removes a deployment as `request.action` says. `apply` creates it
     /// and places it, updates it (new revision; placed again when its requirements

@@ -3,6 +3,20 @@
 //! One module per backend; [`connect`] picks the backend from the URL's scheme, so
 //! callers never name a backend.
 
+// The column lists every backend selects, in the order the row structs decode.
+macro_rules! node_columns {
+    () => {
+        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
+    };
+}
+macro_rules! deployment_columns {
+    () => {
+        "deployment_id, template_id, rendered_compose, env, action, status, message, \
+         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
+         updated_at"
+    };
+}
+
 mod copy;
 mod location;
 mod migrations;

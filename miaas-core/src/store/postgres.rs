@@ -21,19 +21,6 @@ use crate::{Error, Result};
 /// Key of the advisory lock that serializes placement decisions ("MIaaS" in hex).
 const PLACEMENT_LOCK: i64 = 0x004d_4961_6153;
 
-macro_rules! node_columns {
-    () => {
-        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
-    };
-}
-macro_rules! deployment_columns {
-    () => {
-        "deployment_id, template_id, rendered_compose, env, action, status, message, \
-         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
-         updated_at"
-    };
-}
-
 /// A PostgreSQL database behind the [`Store`] trait.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {

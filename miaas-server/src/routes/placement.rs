@@ -48,15 +48,6 @@ async fn plan(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<PlanRequest>,
 ) -> Result<Json<PlacementPlan>, ApiError> {
-    let input = match (request.requirements, request.rendered_compose) {
-        (Some(requirements), None) => PlanInput::Requirements(requirements),
-        (None, Some(compose)) => PlanInput::Compose(compose),
-        _ => {
-            return Err(miaas_core::Error::Invalid(
-                "give exactly one of `requirements` and `rendered_compose`".into(),
-            )
-            .into());
-        }
-    };
+    let input = PlanInput::from_parts(request.requirements, request.rendered_compose)?;
     Ok(Json(state.service.plan(&input).await?))
 }

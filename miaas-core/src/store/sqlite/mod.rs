@@ -21,19 +21,6 @@ use crate::{Error, Result};
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-macro_rules! node_columns {
-    () => {
-        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
-    };
-}
-macro_rules! deployment_columns {
-    () => {
-        "deployment_id, template_id, rendered_compose, env, action, status, message, \
-         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
-         updated_at"
-    };
-}
-
 /// A SQLite database file (or memory) behind the [`Store`] trait.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
