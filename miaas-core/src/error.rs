@@ -16,6 +16,11 @@ pub enum Error {
     /// No credentials, or credentials that match nobody.
     #[error("{0}")]
     Unauthorized(String),
+    /// A credential this server issued that no longer works (an expired access
+    /// token, a revoked API token, a removed user's token). Answered like
+    /// `Unauthorized`, but not counted as a guess.
+    #[error("{0}")]
+    Expired(String),
     /// Valid credentials that do not allow this operation.
     #[error("{0}")]
     Forbidden(String),

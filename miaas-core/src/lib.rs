@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod access;
 pub mod clock;
 pub mod compose;
 mod error;

@@ -12,7 +12,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::store::{DatabaseLocation, SqliteTarget};
+use crate::store::DatabaseLocation;
 use crate::{Error, Result};
 
 /// Prefix of a sealed value: `enc1:<key id>:<hex of nonce and ciphertext>`.
@@ -139,15 +139,7 @@ impl KeySettings {
     /// given and the default key file of that database exists too, the default key
     /// still opens what it sealed (and is re-sealed away from at start-up).
     pub fn resolve(&self, database_url: &str) -> Result<Secrets> {
-        let default_file = match DatabaseLocation::parse(database_url)? {
-            DatabaseLocation::Sqlite(SqliteTarget::Memory) => None,
-            DatabaseLocation::Sqlite(SqliteTarget::File(path)) => {
-                let mut name = path.file_name().unwrap_or_default().to_os_string();
-                name.push(".key");
-                Some(path.with_file_name(name))
-            }
-            DatabaseLocation::Postgres(_) => Some(PathBuf::from("miaas.key")),
-        };
+        let default_file = DatabaseLocation::parse(database_url)?.companion_file("key");
         let current = match (&self.key, &self.key_file, &default_file) {
             (Some(key), _, _) => SecretKey::parse(&key.0)?,
             (None, Some(path), _) => SecretKey::load_or_create(path)?,

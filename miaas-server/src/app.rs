@@ -10,13 +10,13 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
 use axum::middleware;
-use miaas_core::service::Service;
+use miaas_core::service::{BootstrapCredentials, Service};
 use miaas_core::store::Store;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::ServerConfig;
+use crate::config::{AuthMode, ServerConfig};
 use crate::error::ServerError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::limit::{AuthFailureLimiter, limit_auth_failures};
@@ -31,6 +31,7 @@ pub struct Application {
     service: Service,
     sweep_interval: std::time::Duration,
     flush_interval: std::time::Duration,
+    bootstrap: BootstrapCredentials,
 }
 
 impl Application {
@@ -51,7 +52,8 @@ impl Application {
         config: &ServerConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let cors = cors_layer(&config.cors_origins)?;
+        config.check_auth().map_err(ServerError::Config)?;
+        let cors = cors_layer(config.effective_cors_origins())?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
             .map_err(|source| ServerError::Io {
@@ -65,9 +67,18 @@ impl Application {
             .map(|url| url.trim_end_matches('/').to_string())
             .unwrap_or_else(|| default_public_url(addr));
         let service = Service::new(store, config.service_settings());
+        let bootstrap = service.bootstrap().await?;
+        let auth = config.auth == AuthMode::On;
+        if !auth {
+            tracing::warn!(
+                "authentication is OFF (--auth off): anyone who can reach this address \
+                 controls the cluster; for local development only"
+            );
+        }
         let state = AppState {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
+            auth,
         };
         let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
         let router = routes::router(state)
@@ -82,7 +93,14 @@ impl Application {
             service,
             sweep_interval: config.sweep_interval,
             flush_interval: config.heartbeat_flush_interval,
+            bootstrap,
         })
+    }
+
+    /// What this start created on an empty database (the admin password and join
+    /// token), to be shown once.
+    pub fn bootstrap_credentials(&self) -> &BootstrapCredentials {
+        &self.bootstrap
     }
 
     /// The address the server listens on.
@@ -176,10 +194,15 @@ fn default_public_url(addr: SocketAddr) -> String {
     }
 }
 
+/// No cross-origin access unless `origins` allows it; credentials (cookies) are
+/// never allowed cross-origin (the API's credentials are bearer tokens).
 fn cors_layer(origins: &str) -> Result<CorsLayer, ServerError> {
     let origins = origins.trim();
     let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
-    if origins == "*" || origins.is_empty() {
+    if origins.is_empty() {
+        return Ok(CorsLayer::new());
+    }
+    if origins == "*" {
         return Ok(layer.allow_origin(Any));
     }
     let list = origins
@@ -224,6 +247,7 @@ pub async fn shutdown_signal() {
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     crate::telemetry::init(&config.log_level, config.log_format)?;
     let app = Application::build(&config).await?;
+    crate::bootstrap::announce(&config, app.bootstrap_credentials())?;
     tracing::info!(
         address = %app.local_addr()?,
         public_url = %app.public_url(),

@@ -18,6 +18,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether API calls need credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every call but health and documentation needs a credential.
+    On,
+    /// No credentials at all, as in the original control plane: for local
+    /// development and tests only, refused unless listening on loopback.
+    Off,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
@@ -82,9 +92,27 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Allowed CORS origins: `*` or a comma-separated list of origins.
-    #[arg(long, env = "CORS_ORIGINS", default_value = "*")]
-    pub cors_origins: String,
+    /// Authentication: `on`, or `off` for local development (only allowed when
+    /// --host is a loopback address; logs a warning).
+    #[arg(long, env = "MIAAS_AUTH", value_enum, default_value = "on")]
+    pub auth: AuthMode,
+
+    /// How long an access token from a password login (`POST /api/v1/auth/token`,
+    /// `miaas login`) stays valid.
+    #[arg(long, env = "MIAAS_ACCESS_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// File the first start writes the admin password and join token to (mode 0600)
+    /// [default: beside a SQLite database as <file>.credentials;
+    /// miaas.credentials in the working directory otherwise].
+    #[arg(long, env = "MIAAS_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+
+    /// Origins allowed to call the API from a browser: `*` or a comma-separated
+    /// list; credentials (cookies) are never allowed cross-origin [default: none
+    /// with auth on, `*` with auth off as in the original].
+    #[arg(long, env = "CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
 
     /// A node not heard from for this long is `offline` (e.g. `30s`, `2m`, or seconds).
     #[arg(long, env = "MIAAS_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -132,7 +160,7 @@ pub struct ServerConfig {
 
     /// Failed authentications (401 answers) allowed per client address per minute;
     /// past it the address gets 429 with Retry-After until the minute ends.
-    #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 30)]
+    #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 60)]
     pub auth_failure_limit: u32,
 
     /// How often the server looks for offline nodes, lost and pending deployments.
@@ -155,7 +183,10 @@ impl ServerConfig {
             previous_secret_keys: Vec::new(),
             log_level: "info".into(),
             log_format: LogFormat::Text,
-            cors_origins: "*".into(),
+            cors_origins: None,
+            auth: AuthMode::On,
+            access_token_ttl: Duration::from_secs(3600),
+            credentials_file: None,
             heartbeat_timeout: Duration::from_secs(30),
             public_url: None,
             reschedule_grace: Duration::from_secs(60),
@@ -166,8 +197,38 @@ impl ServerConfig {
             weight_gpu: 1.0,
             weight_load: 0.5,
             sweep_interval: Duration::from_secs(2),
-            auth_failure_limit: 30,
+            auth_failure_limit: 60,
             heartbeat_flush_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// The CORS origins in force: as configured, else none with auth on and `*`
+    /// with auth off (the original's default).
+    pub fn effective_cors_origins(&self) -> &str {
+        match (&self.cors_origins, self.auth) {
+            (Some(origins), _) => origins,
+            (None, AuthMode::On) => "",
+            (None, AuthMode::Off) => "*",
+        }
+    }
+
+    /// Refuses `--auth off` unless the server listens on loopback only.
+    pub fn check_auth(&self) -> Result<(), String> {
+        if self.auth == AuthMode::On {
+            return Ok(());
+        }
+        let host = self.host.trim().trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            Ok(())
+        } else {
+            Err(format!(
+                "--auth off (MIAAS_AUTH=off) is only allowed on a loopback address, not on \
+                 {host:?}: listen with --host 127.0.0.1, or keep authentication on"
+            ))
         }
     }
 
@@ -202,6 +263,7 @@ impl ServerConfig {
                     load: self.weight_load,
                 },
             },
+            access_token_ttl: self.access_token_ttl,
         }
     }
 }
@@ -238,6 +300,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_off_is_allowed_on_loopback_only() {
+        let mut config = ServerConfig::with_database("sqlite::memory:");
+        config.auth = AuthMode::Off;
+        assert!(config.check_auth().is_err(), "0.0.0.0 by default");
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"] {
+            config.host = host.into();
+            assert!(config.check_auth().is_ok(), "{host}");
+        }
+        config.host = "192.168.1.5".into();
+        assert!(config.check_auth().is_err());
+        config.auth = AuthMode::On;
+        assert!(config.check_auth().is_ok());
+        assert_eq!(config.effective_cors_origins(), "");
+        config.auth = AuthMode::Off;
+        assert_eq!(config.effective_cors_origins(), "*");
+    }
 
     #[test]
     fn durations_accept_units_and_plain_seconds() {

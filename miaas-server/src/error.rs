@@ -2,7 +2,7 @@
 //! and a JSON `{"detail": ...}` body.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -39,6 +39,32 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     detail: String,
+    /// A `401` for a credential this server issued that no longer works: not a
+    /// guess, so not counted by the failed-authentication limit.
+    expired: bool,
+}
+
+/// Marks a `401` answer given to a credential that once worked (expired, revoked).
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiredCredential;
+
+/// `401`, `403` and `429`: the answers of every route that needs a credential.
+/// Only documents them (the answers themselves are [`ApiError`]s).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AuthErrors {
+    /// No credential, or one that is invalid, expired or revoked.
+    #[response(status = 401, description = "No valid credential")]
+    Unauthorized(ErrorBody),
+    /// A valid credential without the permission.
+    #[response(status = 403, description = "The credential does not allow this")]
+    Forbidden(ErrorBody),
+    /// Too many failed authentications from this address.
+    #[response(
+        status = 429,
+        description = "Too many failed authentications from this address; see Retry-After"
+    )]
+    TooManyFailures(ErrorBody),
 }
 
 impl ApiError {
@@ -47,6 +73,7 @@ impl ApiError {
         Self {
             status,
             detail: detail.into(),
+            expired: false,
         }
     }
 
@@ -63,7 +90,7 @@ impl From<miaas_core::Error> for ApiError {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            E::Unauthorized(_) | E::Expired(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::DatabaseUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
@@ -79,13 +106,23 @@ impl From<miaas_core::Error> for ApiError {
             };
             return Self::new(status, detail);
         }
-        Self::new(status, err.to_string())
+        let expired = matches!(err, E::Expired(_));
+        Self {
+            expired,
+            ..Self::new(status, err.to_string())
+        }
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
     }
 }
 
@@ -113,6 +150,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+            if self.expired {
+                response.extensions_mut().insert(ExpiredCredential);
+            }
         }
         response
     }

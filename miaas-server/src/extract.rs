@@ -106,6 +106,11 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     }
 }
 
+/// Query parameters whose rejection is JSON.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
 /// A path parameter whose rejection is JSON.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]

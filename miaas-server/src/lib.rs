@@ -15,6 +15,8 @@
 //! ```
 
 mod app;
+mod bootstrap;
+mod auth;
 pub mod config;
 mod error;
 mod extract;
@@ -24,6 +26,6 @@ mod state;
 pub mod telemetry;
 
 pub use app::{Application, run, shutdown_signal};
-pub use config::{LogFormat, ServerConfig};
+pub use config::{AuthMode, LogFormat, ServerConfig};
 pub use error::{ApiError, ErrorBody, ServerError};
 pub use routes::openapi;

@@ -1,6 +1,8 @@
 //! Failed authentication is rate-limited per client address: past a number of
 //! `401` answers in a window, that address gets `429` with `Retry-After` until the
-//! window ends. Guessing node tokens gets slow; honest clients never notice.
+//! window ends. Guessing tokens or passwords gets slow; honest clients never
+//! notice. A credential this server issued that has expired or was revoked is not a
+//! guess and is not counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +14,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ExpiredCredential};
+
+/// The password login, whose failures count although it carries no credential.
+const LOGIN_PATH: &str = "/api/v1/auth/token";
 
 /// Counts failed authentications per client address.
 #[derive(Debug, Clone)]
@@ -72,8 +77,10 @@ pub async fn limit_auth_failures(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    // Only attempts to authenticate are refused; anonymous routes stay open.
-    let authenticating = request.headers().contains_key(header::AUTHORIZATION);
+    // Only attempts to authenticate (a credential, or a password login) are
+    // refused; anonymous calls stay open.
+    let authenticating = request.headers().contains_key(header::AUTHORIZATION)
+        || request.uri().path() == LOGIN_PATH;
     let Some(ip) = ip.filter(|_| authenticating) else {
         return next.run(request).await;
     };
@@ -89,7 +96,8 @@ pub async fn limit_auth_failures(
         return response;
     }
     let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
+    let expired = response.extensions().get::<ExpiredCredential>().is_some();
+    if response.status() == StatusCode::UNAUTHORIZED && !expired {
         limiter.record_failure(ip, Instant::now());
     }
     response

@@ -11,4 +11,6 @@ pub struct AppState {
     pub service: Service,
     /// The URL handed to nodes as `control_plane_url`.
     pub public_url: Arc<str>,
+    /// Whether API calls need credentials (`--auth on`).
+    pub auth: bool,
 }

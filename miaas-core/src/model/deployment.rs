@@ -221,7 +221,19 @@ pub struct Deployment {
     pub updated_at: f64,
 }
 
+/// What a secret value is shown as.
+pub const REDACTED: &str = "***";
+
 impl Deployment {
+    /// The deployment with every `env` value replaced by [`REDACTED`] (names stay
+    /// visible).
+    pub fn redacted(mut self) -> Self {
+        for value in self.env.values_mut() {
+            *value = REDACTED.to_string();
+        }
+        self
+    }
+
     /// Whether `request` (with `requirements` as it resolves to) asks for exactly
     /// what this deployment already is.
     pub fn has_spec_of(&self, request: &DeploymentRequest, requirements: &Requirements) -> bool {

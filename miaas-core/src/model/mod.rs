@@ -1,5 +1,6 @@
 //! Domain types; their serde form is exactly the API's JSON.
 
+mod access;
 mod agent;
 mod capabilities;
 mod deployment;
@@ -11,11 +12,15 @@ pub mod schema;
 
 use schema::{env_schema, tag_list_schema};
 
+pub use access::{
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest,
+    MIN_PASSWORD_CHARS, NewUser, Role, TokenRequest, User, validate_password, validate_username,
+};
 pub use agent::{DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus, StatusReport};
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
-    MAX_COMPOSE_BYTES, PlacementSummary,
+    MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
 };
 pub use heartbeat::{Heartbeat, HeartbeatAck};
 pub use node::{

@@ -1,6 +1,7 @@
 //! The rules of the control plane, over a [`Store`] and a [`Clock`]. The server's
 //! handlers and the CLI's local mode both call this, so they cannot disagree.
 
+mod access;
 mod agent;
 mod deployments;
 mod heartbeats;
@@ -15,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::placement::{PlacementEngine, PlacementSettings};
 use crate::store::Store;
 
+pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
 pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
@@ -33,6 +35,8 @@ pub struct ServiceSettings {
     pub reschedule_lost: bool,
     /// How placement scores nodes.
     pub placement: PlacementSettings,
+    /// How long an access token from a password login stays valid.
+    pub access_token_ttl: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -42,6 +46,7 @@ impl Default for ServiceSettings {
             reschedule_grace: Duration::from_secs(60),
             reschedule_lost: true,
             placement: PlacementSettings::default(),
+            access_token_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct Service {
     settings: ServiceSettings,
     engine: PlacementEngine,
     heartbeats: heartbeats::HeartbeatBuffer,
+    signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
 }
 
 impl Service {
@@ -73,6 +79,7 @@ impl Service {
             clock,
             engine: PlacementEngine::new(settings.placement),
             heartbeats: heartbeats::HeartbeatBuffer::default(),
+            signing_key: Arc::default(),
             settings,
         }
     }
@@ -97,6 +104,7 @@ impl Service {
     pub async fn reseal_secrets(&self) -> Result<usize> {
         let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments.clone());
         let written = self.store.transact(&change).await?;
+        self.reseal_cluster_secrets().await?;
         tracing::info!(
             deployments = written.len(),
             "secrets re-sealed under the current key"

@@ -23,6 +23,24 @@ pub enum SqliteTarget {
 }
 
 impl DatabaseLocation {
+    /// A file that belongs with this database, named by `extension`: beside a
+    /// SQLite file as `<file>.<extension>`, `miaas.<extension>` in the working
+    /// directory for PostgreSQL, none for an in-memory database.
+    pub fn companion_file(&self, extension: &str) -> Option<std::path::PathBuf> {
+        match self {
+            DatabaseLocation::Sqlite(SqliteTarget::Memory) => None,
+            DatabaseLocation::Sqlite(SqliteTarget::File(path)) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".");
+                name.push(extension);
+                Some(path.with_file_name(name))
+            }
+            DatabaseLocation::Postgres(_) => {
+                Some(std::path::PathBuf::from(format!("miaas.{extension}")))
+            }
+        }
+    }
+
     /// Parses a database URL (see [`crate::store::connect`] for the accepted forms).
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();

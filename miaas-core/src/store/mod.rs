@@ -17,6 +17,8 @@ macro_rules! deployment_columns {
     };
 }
 
+#[macro_use]
+pub mod access;
 mod copy;
 mod location;
 mod migrations;
@@ -32,6 +34,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
+pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord};
 pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
@@ -80,6 +83,8 @@ pub struct Dump {
     pub nodes: Vec<NodeExport>,
     /// Every deployment, deleted ones included.
     pub deployments: Vec<Deployment>,
+    /// Users, API tokens and cluster secrets.
+    pub access: AccessDump,
 }
 
 /// Decides, from a consistent [`Snapshot`], which deployments to write (inserted or
@@ -89,7 +94,7 @@ pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> +
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccessStore + Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;
 
@@ -145,7 +150,9 @@ pub trait Store: Send + Sync + 'static {
     async fn export(&self) -> Result<Dump>;
 
     /// Writes `dump` into this store in one transaction; refused (`Conflict`) unless
-    /// the store is empty.
+    /// the store has no nodes and no deployments. Users, API tokens and cluster
+    /// secrets replace the target's (a fresh target holds at most its bootstrap
+    /// admin).
     async fn import(&self, dump: &Dump) -> Result<()>;
 }
 

@@ -13,7 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json, with_token_hashes};
-use super::{ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, Store, StoreOptions};
+use super::{
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, Store, StoreOptions,
+};
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
@@ -95,6 +97,16 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// A transaction holding the cluster-wide advisory lock.
+    async fn begin_exclusive(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PLACEMENT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     async fn read_all(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -160,6 +172,8 @@ fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+impl_access_store!(PostgresStore, writer = pool, reader = pool, begin = begin_exclusive);
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -362,6 +376,7 @@ impl Store for PostgresStore {
         Ok(Dump {
             nodes: with_token_hashes(rows, hashes)?,
             deployments,
+            access: self.export_access().await?,
         })
     }
 
@@ -403,6 +418,7 @@ impl Store for PostgresStore {
         for deployment in &dump.deployments {
             self.write_deployment(&mut tx, deployment).await?;
         }
+        import_access!(&mut tx, self.secrets.as_ref(), dump.access);
         tx.commit().await?;
         Ok(())
     }

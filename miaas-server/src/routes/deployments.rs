@@ -3,13 +3,42 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use miaas_core::access::{Permission, Principal};
 use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, StatusReport};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, BearerToken};
+use crate::auth::{Allowed, Deploy, NodeCredential, Read};
+use crate::error::{ApiError, AuthErrors, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+
+/// Query of `GET /api/v1/deployments/{deployment_id}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct RevealQuery {
+    /// `true` shows the `env` values in clear (admin only; `403` otherwise).
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+/// A deployment as `principal` may see it: `env` values redacted unless an admin
+/// asked to reveal them (or authentication is off, as in the original).
+fn as_seen_by(
+    deployment: Deployment,
+    principal: &Principal,
+    reveal: bool,
+) -> Result<Deployment, ApiError> {
+    if *principal == Principal::Unrestricted {
+        return Ok(deployment);
+    }
+    if reveal {
+        principal.require(Permission::RevealSecrets)?;
+        return Ok(deployment);
+    }
+    Ok(deployment.redacted())
+}
 
 /// The deployment routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -19,7 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_status))
 }
 
-/// Create, update or remove a deployment.
+/// Create, update or remove a deployment (operator).
 ///
 /// `action: apply` creates it, or updates it (a new revision) when the id exists and
 /// the spec changed; the same spec again changes nothing. `action: remove` marks it
@@ -27,8 +56,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(
     post, path = "/api/v1/deployments", tag = "deployments",
     request_body = DeploymentRequest,
+    security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted", body = DeploymentAck),
+        AuthErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "`remove` of an unknown deployment", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -38,50 +69,76 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn create_deployment(
     State(state): State<AppState>,
+    _: Allowed<Deploy>,
     ApiJson(request): ApiJson<DeploymentRequest>,
 ) -> Result<(StatusCode, Json<DeploymentAck>), ApiError> {
     let ack = state.service.submit_deployment(&request).await?;
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }
 
-/// List all deployments, oldest first.
+/// List all deployments, oldest first; `env` values are shown as `***`.
 #[utoipa::path(
     get, path = "/api/v1/deployments", tag = "deployments",
-    responses((status = 200, description = "All deployments", body = Vec<Deployment>))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "All deployments", body = Vec<Deployment>),
+        AuthErrors,
+    )
 )]
 async fn list_deployments(
     State(state): State<AppState>,
+    Allowed(principal, ..): Allowed<Read>,
 ) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(state.service.list_deployments().await?))
+    let deployments = state
+        .service
+        .list_deployments()
+        .await?
+        .into_iter()
+        .map(|d| as_seen_by(d, &principal, false))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(deployments))
 }
 
-/// Get one deployment, with its compose document.
+/// Get one deployment, with its compose document; `env` values are shown as `***`
+/// unless an admin asks `?reveal=true`.
 #[utoipa::path(
     get, path = "/api/v1/deployments/{deployment_id}", tag = "deployments",
-    params(("deployment_id" = String, Path, description = "The deployment's id")),
+    params(
+        ("deployment_id" = String, Path, description = "The deployment's id"),
+        RevealQuery,
+    ),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The deployment", body = Deployment),
+        AuthErrors,
         (status = 404, description = "Unknown deployment", body = ErrorBody),
+        (status = 422, description = "Invalid query", body = ErrorBody),
     )
 )]
 async fn get_deployment(
     State(state): State<AppState>,
+    Allowed(principal, ..): Allowed<Read>,
     ApiPath(deployment_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RevealQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
-    Ok(Json(state.service.get_deployment(&deployment_id).await?))
+    let deployment = state.service.get_deployment(&deployment_id).await?;
+    Ok(Json(as_seen_by(deployment, &principal, query.reveal)?))
 }
 
-/// Mark a deployment for deletion; the answer says `deleting`.
+/// Mark a deployment for deletion (operator); the answer says `deleting`.
 #[utoipa::path(
     delete, path = "/api/v1/deployments/{deployment_id}", tag = "deployments",
     params(("deployment_id" = String, Path, description = "The deployment's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Marked for deletion", body = DeploymentAck),
+        AuthErrors,
         (status = 404, description = "Unknown deployment", body = ErrorBody),
     )
 )]
 async fn delete_deployment(
     State(state): State<AppState>,
+    _: Allowed<Deploy>,
     ApiPath(deployment_id): ApiPath<String>,
 ) -> Result<Json<DeploymentAck>, ApiError> {
     Ok(Json(state.service.delete_deployment(&deployment_id).await?))
@@ -96,11 +153,11 @@ async fn delete_deployment(
     request_body = StatusReport,
     security(("node_token" = [])),
     responses(
-        (status = 200, description = "Recorded; the deployment as it is now", body = Deployment),
+        (status = 200, description = "Recorded; the deployment as it is now (env redacted)", body = Deployment),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
-        (status = 403, description = "The deployment is not on this node", body = ErrorBody),
+        (status = 403, description = "The deployment is not on this node, or a user's credential", body = ErrorBody),
         (status = 404, description = "Unknown deployment", body = ErrorBody),
         (status = 409, description = "The report contradicts the deployment's state", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -111,12 +168,18 @@ async fn delete_deployment(
 async fn report_status(
     State(state): State<AppState>,
     ApiPath(deployment_id): ApiPath<String>,
-    BearerToken(token): BearerToken,
+    NodeCredential(token): NodeCredential,
     ApiJson(report): ApiJson<StatusReport>,
 ) -> Result<Json<Deployment>, ApiError> {
     let deployment = state
         .service
         .report_status(token.as_deref(), &deployment_id, &report)
         .await?;
-    Ok(Json(deployment))
+    // the node has the env from its desired state; answers never repeat it
+    let shown = if state.auth {
+        deployment.redacted()
+    } else {
+        deployment
+    };
+    Ok(Json(shown))
 }

@@ -1,11 +1,15 @@
 //! The HTTP surface: every resource's routes merged in one place, with the OpenAPI
 //! document generated from them.
 
+mod cluster;
 mod deployments;
 mod docs;
+mod login;
 mod nodes;
 mod placement;
 mod system;
+mod tokens;
+mod users;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -22,28 +26,55 @@ use crate::state::AppState;
         title = "MIaaS Control Plane",
         description = "Nodes register and heartbeat; deployments are docker-compose documents placed on nodes.",
     ),
-    modifiers(&NodeTokenScheme),
+    modifiers(&SecuritySchemes),
     tags(
+        (name = "auth", description = "Password login for an access token"),
         (name = "nodes", description = "Node registration, status and heartbeats"),
         (name = "deployments", description = "Deployments: compose documents plus environment"),
         (name = "placement", description = "Placement dry runs"),
+        (name = "users", description = "User accounts (admin)"),
+        (name = "tokens", description = "Long-lived API tokens (admin)"),
+        (name = "cluster", description = "The join token (admin)"),
         (name = "system", description = "Health and API information"),
     )
 )]
 struct ApiDoc;
 
-struct NodeTokenScheme;
+/// The three credentials: users' (access token or API token), nodes' and the
+/// cluster's join token. All are `Authorization: Bearer`.
+struct SecuritySchemes;
 
-impl Modify for NodeTokenScheme {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "node_token",
+        let bearer = |description: &str, format: Option<&str>| {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The node_token returned by registration"))
+                    .bearer_format(format.map(str::to_string).unwrap_or_default())
+                    .description(Some(description.to_string()))
                     .build(),
+            )
+        };
+        components.add_security_scheme(
+            "bearer",
+            bearer(
+                "A user's access token from POST /api/v1/auth/token (JWT), or an API token \
+                 (miaas_api_...). Roles: viewer reads; operator also deploys, cordons, \
+                 drains, tags and plans; admin also deregisters nodes, manages users, \
+                 tokens and the join token, and reveals secrets.",
+                Some("JWT"),
+            ),
+        );
+        components.add_security_scheme(
+            "node_token",
+            bearer("The node_token returned by registration (mnode_...)", None),
+        );
+        components.add_security_scheme(
+            "join_token",
+            bearer(
+                "The cluster's join token (miaas_join_...), from `miaas tokens join`",
+                None,
             ),
         );
     }
@@ -57,9 +88,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::router())
+        .merge(login::router())
         .merge(nodes::router())
         .merge(deployments::router())
         .merge(placement::router())
+        .merge(users::router())
+        .merge(tokens::router())
+        .merge(cluster::router())
 }
 
 /// The whole application: API routes, documentation, and JSON answers for unknown

@@ -10,8 +10,9 @@ use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, BearerToken};
+use crate::auth::{Allowed, DeregisterNodes, ManageNodes, NodeCredential, Read, Register};
+use crate::error::{ApiError, AuthErrors, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
 /// The node routes.
@@ -28,12 +29,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Register a node, or update the node of the same name.
 ///
 /// A known `name` keeps its `node_id` and gets a fresh `node_token`; the previous
-/// token stops working at once.
+/// token stops working at once. Needs `Authorization: Bearer <join token>`.
 #[utoipa::path(
     post, path = "/api/v1/nodes/register", tag = "nodes",
     request_body = NodeRegistration,
+    security(("join_token" = [])),
     responses(
         (status = 201, description = "Registered", body = RegistrationResponse),
+        AuthErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -42,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn register_node(
     State(state): State<AppState>,
+    _: Allowed<Register>,
     ApiJson(registration): ApiJson<NodeRegistration>,
 ) -> Result<(StatusCode, Json<RegistrationResponse>), ApiError> {
     let credentials = state.service.register_node(&registration).await?;
@@ -55,26 +59,36 @@ async fn register_node(
     ))
 }
 
-/// List all nodes with their capabilities, status and latest metrics.
+/// List all nodes with their capabilities, status and latest metrics (viewer).
 #[utoipa::path(
     get, path = "/api/v1/nodes", tag = "nodes",
-    responses((status = 200, description = "All nodes, by name", body = Vec<Node>))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "All nodes, by name", body = Vec<Node>),
+        AuthErrors,
+    )
 )]
-async fn list_nodes(State(state): State<AppState>) -> Result<Json<Vec<Node>>, ApiError> {
+async fn list_nodes(
+    State(state): State<AppState>,
+    _: Allowed<Read>,
+) -> Result<Json<Vec<Node>>, ApiError> {
     Ok(Json(state.service.list_nodes().await?))
 }
 
-/// Get one node.
+/// Get one node (viewer).
 #[utoipa::path(
     get, path = "/api/v1/nodes/{node_id}", tag = "nodes",
     params(("node_id" = String, Path, description = "The node's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The node", body = Node),
+        AuthErrors,
         (status = 404, description = "Unknown node", body = ErrorBody),
     )
 )]
 async fn get_node(
     State(state): State<AppState>,
+    _: Allowed<Read>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<Node>, ApiError> {
     Ok(Json(state.service.get_node(&node_id).await?))
@@ -91,7 +105,7 @@ async fn get_node(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
-        (status = 403, description = "Another node's token", body = ErrorBody),
+        (status = 403, description = "Another node's token, or a user's credential", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -101,7 +115,7 @@ async fn get_node(
 async fn heartbeat(
     State(state): State<AppState>,
     ApiPath(node_id): ApiPath<String>,
-    BearerToken(token): BearerToken,
+    NodeCredential(token): NodeCredential,
     ApiJson(heartbeat): ApiJson<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
     let ack = state
@@ -111,15 +125,17 @@ async fn heartbeat(
     Ok(Json(ack))
 }
 
-/// Cordon/uncordon a node (`schedulable`) and/or replace its `tags`.
+/// Cordon/uncordon a node (`schedulable`) and/or replace its `tags` (operator).
 ///
 /// Uncordoning and new tags may let pending deployments fit: they are placed at once.
 #[utoipa::path(
     patch, path = "/api/v1/nodes/{node_id}", tag = "nodes",
     params(("node_id" = String, Path, description = "The node's id")),
     request_body = NodeUpdate,
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The node as it is now", body = Node),
+        AuthErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -129,41 +145,48 @@ async fn heartbeat(
 )]
 async fn update_node(
     State(state): State<AppState>,
+    _: Allowed<ManageNodes>,
     ApiPath(node_id): ApiPath<String>,
     ApiJson(update): ApiJson<NodeUpdate>,
 ) -> Result<Json<Node>, ApiError> {
     Ok(Json(state.service.update_node(&node_id, &update).await?))
 }
 
-/// Deregister a node: its deployments are placed elsewhere (or wait as `pending`)
-/// and its token stops working.
+/// Deregister a node (admin): its deployments are placed elsewhere (or wait as
+/// `pending`) and its token stops working.
 #[utoipa::path(
     delete, path = "/api/v1/nodes/{node_id}", tag = "nodes",
     params(("node_id" = String, Path, description = "The node's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Deregistered; where its deployments went", body = NodeEvacuation),
+        AuthErrors,
         (status = 404, description = "Unknown node", body = ErrorBody),
     )
 )]
 async fn deregister_node(
     State(state): State<AppState>,
+    _: Allowed<DeregisterNodes>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeEvacuation>, ApiError> {
     Ok(Json(state.service.deregister_node(&node_id).await?))
 }
 
-/// Drain a node: cordon it and place its deployments elsewhere (or `pending`); the
+/// Drain a node (operator): cordon it and place its deployments elsewhere (or `pending`); the
 /// node is told to remove its copies.
 #[utoipa::path(
     post, path = "/api/v1/nodes/{node_id}/drain", tag = "nodes",
     params(("node_id" = String, Path, description = "The node's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Drained; where its deployments went", body = NodeEvacuation),
+        AuthErrors,
         (status = 404, description = "Unknown node", body = ErrorBody),
     )
 )]
 async fn drain_node(
     State(state): State<AppState>,
+    _: Allowed<ManageNodes>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeEvacuation>, ApiError> {
     Ok(Json(state.service.drain_node(&node_id).await?))
@@ -179,14 +202,14 @@ async fn drain_node(
         (status = 200, description = "What to run and what to remove", body = DesiredState),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
-        (status = 403, description = "Another node's token", body = ErrorBody),
+        (status = 403, description = "Another node's token, or a user's credential", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
     )
 )]
 async fn desired_state(
     State(state): State<AppState>,
     ApiPath(node_id): ApiPath<String>,
-    BearerToken(token): BearerToken,
+    NodeCredential(token): NodeCredential,
 ) -> Result<Json<DesiredState>, ApiError> {
     Ok(Json(
         state

@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::auth::{Allowed, Plan};
+use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
@@ -32,12 +33,14 @@ pub struct PlanRequest {
 }
 
 /// Dry run: the ranked candidates with their scores and the rejected nodes with
-/// their reasons. Changes nothing.
+/// their reasons. Changes nothing (operator).
 #[utoipa::path(
     post, path = "/api/v1/placement/plan", tag = "placement",
     request_body = PlanRequest,
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Candidates and rejections", body = PlacementPlan),
+        AuthErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -46,6 +49,7 @@ pub struct PlanRequest {
 )]
 async fn plan(
     State(state): State<AppState>,
+    _: Allowed<Plan>,
     ApiJson(request): ApiJson<PlanRequest>,
 ) -> Result<Json<PlacementPlan>, ApiError> {
     let input = PlanInput::from_parts(request.requirements, request.rendered_compose)?;

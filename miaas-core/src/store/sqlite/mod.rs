@@ -12,7 +12,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json};
 use super::{
-    ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, SqliteTarget, Store, StoreOptions,
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, SqliteTarget, Store,
+    StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -95,6 +96,11 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// A write transaction that holds SQLite's write lock from its first statement.
+    async fn begin_exclusive(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Every node row and deployment, read inside `tx`.
     async fn read_all(
         &self,
@@ -156,6 +162,8 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+impl_access_store!(SqliteStore, writer = writer, reader = reader, begin = begin_exclusive);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -357,7 +365,12 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         let nodes = super::rows::with_token_hashes(records, hashes)?;
-        Ok(Dump { nodes, deployments })
+        let access = self.export_access().await?;
+        Ok(Dump {
+            nodes,
+            deployments,
+            access,
+        })
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
@@ -393,6 +406,7 @@ impl Store for SqliteStore {
         for deployment in &dump.deployments {
             self.write_deployment(&mut tx, deployment).await?;
         }
+        import_access!(&mut tx, self.secrets.as_ref(), dump.access);
         tx.commit().await?;
         Ok(())
     }

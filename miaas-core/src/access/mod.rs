@@ -1,0 +1,195 @@
+//! Who may do what: the callers ([`Principal`]), the operations ([`Permission`]) and
+//! the one rule that relates them ([`Principal::may`]).
+//!
+//! Credentials: passwords ([`password`]), signed expiring access tokens
+//! ([`jwt`]), and random bearer tokens (API, join and node tokens, [`credential`]).
+
+pub mod credential;
+pub mod jwt;
+pub mod password;
+
+use crate::model::Role;
+use crate::{Error, Result};
+
+/// An operation that needs permission. Node-protocol calls (heartbeat, desired
+/// state, status reports) are not here: only the node itself may make them, and the
+/// service checks its token against the node concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Read nodes, deployments (secrets redacted) and their status.
+    Read,
+    /// Create, update and delete deployments.
+    Deploy,
+    /// Cordon, uncordon, tag and drain nodes.
+    ManageNodes,
+    /// Placement dry runs.
+    Plan,
+    /// Deregister nodes.
+    DeregisterNodes,
+    /// Manage users and API tokens, show and rotate the join token.
+    ManageAccess,
+    /// See deployment secrets in clear.
+    RevealSecrets,
+    /// Register a node (the join token).
+    Register,
+}
+
+impl Permission {
+    /// What it allows, for error messages ("may not <this>").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::Read => "read the cluster",
+            Permission::Deploy => "change deployments",
+            Permission::ManageNodes => "change nodes",
+            Permission::Plan => "run placement plans",
+            Permission::DeregisterNodes => "deregister nodes",
+            Permission::ManageAccess => "manage users, tokens and the join token",
+            Permission::RevealSecrets => "reveal secrets",
+            Permission::Register => "register nodes",
+        }
+    }
+
+    /// The least role that has it; `None` when no user role has it (registration
+    /// needs the join token).
+    pub fn least_role(self) -> Option<Role> {
+        match self {
+            Permission::Read => Some(Role::Viewer),
+            Permission::Deploy | Permission::ManageNodes | Permission::Plan => {
+                Some(Role::Operator)
+            }
+            Permission::DeregisterNodes | Permission::ManageAccess | Permission::RevealSecrets => {
+                Some(Role::Admin)
+            }
+            Permission::Register => None,
+        }
+    }
+}
+
+/// Who is calling, as established from its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credential.
+    Anonymous,
+    /// A user, by password or by the access token a login gave.
+    User {
+        /// Login name.
+        username: String,
+        /// The user's role now (read at each request, so changes apply at once).
+        role: Role,
+    },
+    /// A long-lived API token.
+    ApiToken {
+        /// The token's id.
+        id: String,
+        /// What it is for.
+        name: String,
+        /// What it may do.
+        role: Role,
+    },
+    /// A node, by its own token.
+    Node {
+        /// The node's id.
+        node_id: String,
+    },
+    /// A holder of the cluster's join token: may register nodes, nothing else.
+    Joiner,
+    /// Authentication is turned off (`--auth off`, loopback only): everything is
+    /// allowed, as in the original control plane.
+    Unrestricted,
+}
+
+impl Principal {
+    /// The role of a user or API token.
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Principal::User { role, .. } | Principal::ApiToken { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+
+    /// Whether it may do `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        match self {
+            Principal::Unrestricted => true,
+            Principal::Joiner => permission == Permission::Register,
+            Principal::Anonymous | Principal::Node { .. } => false,
+            Principal::User { role, .. } | Principal::ApiToken { role, .. } => {
+                permission.least_role().is_some_and(|least| *role >= least)
+            }
+        }
+    }
+
+    /// `Ok` when it may do `permission`; otherwise `Unauthorized` for anonymous
+    /// callers and `Forbidden` for everyone else.
+    pub fn require(&self, permission: Permission) -> Result<()> {
+        if self.may(permission) {
+            return Ok(());
+        }
+        match self {
+            Principal::Anonymous => Err(Error::Unauthorized(
+                "Authentication required: send Authorization: Bearer <token>".into(),
+            )),
+            other => Err(Error::Forbidden(format!(
+                "{} may not {}",
+                other.describe(),
+                permission.describe()
+            ))),
+        }
+    }
+
+    /// Who it is, for messages (never a credential).
+    pub fn describe(&self) -> String {
+        match self {
+            Principal::Anonymous => "an anonymous caller".into(),
+            Principal::User { username, role } => format!("user {username:?} ({role})"),
+            Principal::ApiToken { name, role, .. } => format!("API token {name:?} ({role})"),
+            Principal::Node { node_id } => format!("node {node_id}"),
+            Principal::Joiner => "the join token".into(),
+            Principal::Unrestricted => "anyone".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> Principal {
+        Principal::User {
+            username: "u".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn roles_include_the_ones_below() {
+        let viewer = user(Role::Viewer);
+        let operator = user(Role::Operator);
+        let admin = user(Role::Admin);
+        assert!(viewer.may(Permission::Read) && !viewer.may(Permission::Deploy));
+        assert!(operator.may(Permission::Deploy) && operator.may(Permission::Plan));
+        assert!(!operator.may(Permission::DeregisterNodes));
+        assert!(!operator.may(Permission::RevealSecrets));
+        assert!(admin.may(Permission::ManageAccess) && admin.may(Permission::RevealSecrets));
+        assert!(!admin.may(Permission::Register), "nodes join with the join token");
+    }
+
+    #[test]
+    fn nodes_joiners_and_anonymous_callers_get_nothing_else() {
+        let node = Principal::Node {
+            node_id: "n".into(),
+        };
+        assert!(!node.may(Permission::Read));
+        assert!(Principal::Joiner.may(Permission::Register));
+        assert!(!Principal::Joiner.may(Permission::Read));
+        assert!(matches!(
+            Principal::Anonymous.require(Permission::Read),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            node.require(Permission::Read),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(Principal::Unrestricted.may(Permission::RevealSecrets));
+    }
+}

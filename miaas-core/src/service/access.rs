@@ -1,0 +1,301 @@
+//! Who is calling, logins, users, API tokens, the join token and the first start.
+
+use uuid::Uuid;
+
+use super::Service;
+use crate::access::credential::{self, API_TOKEN_PREFIX, CredentialKind, JOIN_TOKEN_PREFIX};
+use crate::access::jwt::SigningKey;
+use crate::access::{Principal, password};
+use crate::model::{
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest, NewUser,
+    Role, TokenRequest, User,
+};
+use crate::store::{ApiTokenRecord, UserRecord};
+use crate::token::hash_token;
+use crate::{Error, Result};
+
+/// Name of the cluster secret holding the join token.
+const JOIN_TOKEN: &str = "join_token";
+/// Name of the cluster secret holding the access token signing key.
+const SIGNING_KEY: &str = "access_token_signing_key";
+/// The admin created on first start.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// What a first start created; shown once, never stored in clear.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BootstrapCredentials {
+    /// The admin user's name and password, when the database had no user.
+    pub admin: Option<(String, String)>,
+    /// The join token, when the database had none.
+    pub join_token: Option<String>,
+}
+
+impl BootstrapCredentials {
+    /// Whether anything was created.
+    pub fn is_empty(&self) -> bool {
+        self.admin.is_none() && self.join_token.is_none()
+    }
+}
+
+fn unauthorized(detail: &str) -> Error {
+    Error::Unauthorized(detail.to_string())
+}
+
+impl Service {
+    /// On a database without users or join token: creates the `admin` user with a
+    /// random password, the join token and the token signing key. Safe to call on
+    /// every start and from several replicas at once: only one creates each.
+    pub async fn bootstrap(&self) -> Result<BootstrapCredentials> {
+        let mut created = BootstrapCredentials::default();
+        let now = self.now();
+        self.store
+            .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), now)
+            .await?;
+        let join = credential::generate(JOIN_TOKEN_PREFIX);
+        if self.store.init_cluster_secret(JOIN_TOKEN, &join, now).await? == join {
+            created.join_token = Some(join);
+        }
+        if !self.store.list_users().await?.is_empty() {
+            return Ok(created);
+        }
+        let admin_password = credential::generate_password();
+        let record = UserRecord {
+            user: User {
+                username: BOOTSTRAP_ADMIN.into(),
+                role: Role::Admin,
+                created_at: now,
+            },
+            password_hash: hash_password(&admin_password).await?,
+        };
+        if self.store.insert_first_user(&record).await? {
+            tracing::info!(username = BOOTSTRAP_ADMIN, "created the first admin user");
+            created.admin = Some((BOOTSTRAP_ADMIN.into(), admin_password));
+        }
+        Ok(created)
+    }
+
+    /// Who presents `bearer`: anonymous without one; a user (access token), an API
+    /// token, the join token's holder or a node. A credential that matches nothing
+    /// is `Unauthorized`; one that matched once but no longer does (expired,
+    /// revoked, its user removed) is `Expired`.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
+        let Some(token) = bearer else {
+            return Ok(Principal::Anonymous);
+        };
+        match CredentialKind::of(token) {
+            CredentialKind::AccessToken => self.user_of_access_token(token).await,
+            CredentialKind::ApiToken => {
+                let record = self
+                    .store
+                    .api_token_by_hash(&hash_token(token))
+                    .await?
+                    .ok_or_else(|| unauthorized("Invalid token"))?;
+                if record.revoked_at.is_some() {
+                    return Err(Error::Expired("This API token has been revoked".into()));
+                }
+                Ok(Principal::ApiToken {
+                    id: record.info.id,
+                    name: record.info.name,
+                    role: record.info.role,
+                })
+            }
+            CredentialKind::JoinToken => {
+                let current = self.current_join_token().await?;
+                if credential::constant_time_eq(token, &current) {
+                    Ok(Principal::Joiner)
+                } else {
+                    Err(unauthorized("Invalid join token"))
+                }
+            }
+            CredentialKind::NodeToken => {
+                let (node_id, _) = self
+                    .store
+                    .node_by_token_hash(&hash_token(token))
+                    .await?
+                    .ok_or_else(|| unauthorized("Invalid token"))?;
+                Ok(Principal::Node { node_id })
+            }
+            CredentialKind::Unknown => Err(unauthorized("Invalid token")),
+        }
+    }
+
+    async fn user_of_access_token(&self, token: &str) -> Result<Principal> {
+        let now = self.now().max(0.0) as u64;
+        let claims = self.signing_key().await?.verify(token, now)?;
+        let user = self.store.get_user(&claims.sub).await?.ok_or_else(|| {
+            Error::Expired("The user of this access token no longer exists".into())
+        })?;
+        Ok(Principal::User {
+            username: user.user.username,
+            role: user.user.role,
+        })
+    }
+
+    /// Checks a password and hands out a signed access token.
+    pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
+        let record = self.store.get_user(&request.username).await?;
+        let stored = record
+            .as_ref()
+            .map_or_else(|| password::decoy_hash().to_string(), |r| r.password_hash.clone());
+        let given = request.password.clone();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
+            .await
+            .unwrap_or(false);
+        let user = match record {
+            Some(record) if matches => record.user,
+            _ => return Err(unauthorized("Invalid username or password")),
+        };
+        let ttl = self.settings.access_token_ttl.as_secs().max(1);
+        let now = self.now().max(0.0) as u64;
+        let access_token = self
+            .signing_key()
+            .await?
+            .issue(&user.username, user.role, now, ttl)?;
+        tracing::info!(username = %user.username, "user logged in");
+        Ok(AccessToken {
+            access_token,
+            token_type: "bearer".into(),
+            expires_in: ttl,
+        })
+    }
+
+    /// Adds a user; a missing password is generated and returned once.
+    pub async fn create_user(&self, new: &NewUser) -> Result<CreatedUser> {
+        new.validate()?;
+        let generated = new
+            .password
+            .is_none()
+            .then(credential::generate_password);
+        let password = new
+            .password
+            .as_deref()
+            .or(generated.as_deref())
+            .unwrap_or_default();
+        let record = UserRecord {
+            user: User {
+                username: new.username.clone(),
+                role: new.role,
+                created_at: self.now(),
+            },
+            password_hash: hash_password(password).await?,
+        };
+        self.store.insert_user(&record).await?;
+        tracing::info!(username = %new.username, role = %new.role, "user created");
+        Ok(CreatedUser {
+            user: record.user,
+            password: generated,
+        })
+    }
+
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.store.list_users().await
+    }
+
+    /// Removes a user: its access tokens stop working at once. The last admin
+    /// cannot be removed.
+    pub async fn delete_user(&self, username: &str) -> Result<()> {
+        if !self.store.delete_user(username).await? {
+            return Err(Error::NotFound(format!("User {username:?} not found")));
+        }
+        tracing::info!(%username, "user removed");
+        Ok(())
+    }
+
+    /// Creates a long-lived API token; the token is in the answer only.
+    pub async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
+        request.validate()?;
+        let token = credential::generate(API_TOKEN_PREFIX);
+        let info = ApiTokenInfo {
+            id: Uuid::new_v4().to_string(),
+            name: request.name.clone(),
+            role: request.role,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_api_token(&ApiTokenRecord {
+                info: info.clone(),
+                token_hash: hash_token(&token),
+                revoked_at: None,
+            })
+            .await?;
+        tracing::info!(id = %info.id, name = %info.name, role = %info.role, "API token created");
+        Ok(CreatedApiToken { info, token })
+    }
+
+    /// API tokens not revoked.
+    pub async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.store.list_api_tokens().await
+    }
+
+    /// Revokes an API token: it stops working at once.
+    pub async fn revoke_api_token(&self, id: &str) -> Result<()> {
+        if !self.store.revoke_api_token(id, self.now()).await? {
+            return Err(Error::NotFound(format!("API token {id:?} not found")));
+        }
+        tracing::info!(%id, "API token revoked");
+        Ok(())
+    }
+
+    /// The cluster's join token (created if the database has none yet).
+    pub async fn join_token(&self) -> Result<JoinToken> {
+        Ok(JoinToken {
+            join_token: self.current_join_token().await?,
+        })
+    }
+
+    /// Replaces the join token: the old one stops registering nodes; nodes already
+    /// registered keep their own tokens.
+    pub async fn rotate_join_token(&self) -> Result<JoinToken> {
+        let join_token = credential::generate(JOIN_TOKEN_PREFIX);
+        self.store
+            .put_cluster_secret(JOIN_TOKEN, &join_token, self.now())
+            .await?;
+        tracing::info!("join token rotated");
+        Ok(JoinToken { join_token })
+    }
+
+    /// Re-seals the cluster secrets under the current key (after a key rotation).
+    pub(super) async fn reseal_cluster_secrets(&self) -> Result<()> {
+        for name in [JOIN_TOKEN, SIGNING_KEY] {
+            if let Some(value) = self.store.cluster_secret(name).await? {
+                self.store
+                    .put_cluster_secret(name, &value, self.now())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn current_join_token(&self) -> Result<String> {
+        match self.store.cluster_secret(JOIN_TOKEN).await? {
+            Some(token) => Ok(token),
+            None => {
+                let fresh = credential::generate(JOIN_TOKEN_PREFIX);
+                self.store
+                    .init_cluster_secret(JOIN_TOKEN, &fresh, self.now())
+                    .await
+            }
+        }
+    }
+
+    async fn signing_key(&self) -> Result<&SigningKey> {
+        self.signing_key
+            .get_or_try_init(|| async {
+                let stored = self
+                    .store
+                    .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), self.now())
+                    .await?;
+                SigningKey::from_hex(&stored)
+            })
+            .await
+    }
+}
+
+/// Hashes off the async executor (argon2 takes tens of milliseconds on purpose).
+async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|err| Error::Corrupt(format!("password hashing failed: {err}")))?
+}

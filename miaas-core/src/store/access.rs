@@ -1,0 +1,452 @@
+//! Storage of users, API tokens and cluster secrets (the join token, the access
+//! token signing key).
+//!
+//! The SQL is the same for both backends (`$N` placeholders work in SQLite and
+//! PostgreSQL), so one macro implements [`AccessStore`] for each.
+
+use async_trait::async_trait;
+
+use crate::model::{ApiTokenInfo, Role, User};
+use crate::secrets::Secrets;
+use crate::{Error, Result};
+
+/// A user with its password hash, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// The user.
+    pub user: User,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// An API token's description with its hash, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTokenRecord {
+    /// What the API lists.
+    pub info: ApiTokenInfo,
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// When it was revoked (epoch seconds); revoked tokens are kept so that a use of
+    /// one is recognised as such.
+    pub revoked_at: Option<f64>,
+}
+
+/// Every user, API token and cluster secret, for `miaas db copy`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessDump {
+    /// Users, by name.
+    pub users: Vec<UserRecord>,
+    /// API tokens, revoked ones included, by id.
+    pub tokens: Vec<ApiTokenRecord>,
+    /// Cluster secrets in clear (each store seals with its own key), by name.
+    pub secrets: Vec<(String, String)>,
+}
+
+/// Users, API tokens and cluster secrets. Every write is committed before the
+/// method returns.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Adds a user; `Conflict` when the name is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<()>;
+
+    /// Adds `user` only when there is no user at all; whether it was added.
+    async fn insert_first_user(&self, user: &UserRecord) -> Result<bool>;
+
+    /// One user with its password hash.
+    async fn get_user(&self, username: &str) -> Result<Option<UserRecord>>;
+
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>>;
+
+    /// Removes a user; `false` when there is none. `Conflict` when it is the last
+    /// admin (an install always keeps one).
+    async fn delete_user(&self, username: &str) -> Result<bool>;
+
+    /// Adds an API token.
+    async fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<()>;
+
+    /// The API token with this hash, revoked or not.
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>>;
+
+    /// API tokens not revoked, oldest first.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
+
+    /// Revokes a token at `now`; `false` when no such token is active.
+    async fn revoke_api_token(&self, id: &str, now: f64) -> Result<bool>;
+
+    /// A cluster secret in clear.
+    async fn cluster_secret(&self, name: &str) -> Result<Option<String>>;
+
+    /// Stores `value` under `name` unless one is already stored; returns the stored
+    /// value (so concurrent first starts agree on one).
+    async fn init_cluster_secret(&self, name: &str, value: &str, now: f64) -> Result<String>;
+
+    /// Replaces a cluster secret (sealed under the current key).
+    async fn put_cluster_secret(&self, name: &str, value: &str, now: f64) -> Result<()>;
+
+    /// Everything, for `miaas db copy`.
+    async fn export_access(&self) -> Result<AccessDump>;
+}
+
+/// Seals a cluster secret when the store has keys.
+pub(crate) fn seal(secrets: Option<&Secrets>, value: &str) -> Result<String> {
+    match secrets {
+        Some(secrets) => secrets.seal(value),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// Opens a stored cluster secret.
+pub(crate) fn open(secrets: Option<&Secrets>, stored: &str) -> Result<String> {
+    match secrets {
+        Some(secrets) => secrets.open(stored),
+        None if stored.starts_with("enc1:") => Err(Error::Corrupt(
+            "a cluster secret is sealed but no key is configured".into(),
+        )),
+        None => Ok(stored.to_string()),
+    }
+}
+
+/// A stored role.
+pub(crate) fn role(text: &str) -> Result<Role> {
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("unknown stored role {text:?}")))
+}
+
+/// A user row: name, role, password hash, creation time.
+pub(crate) type UserRow = (String, String, String, f64);
+
+/// An API token row: id, name, role, hash, creation time, revocation time.
+pub(crate) type TokenRow = (String, String, String, String, f64, Option<f64>);
+
+pub(crate) fn user_record((username, role_text, password_hash, created_at): UserRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        user: User {
+            username,
+            role: role(&role_text)?,
+            created_at,
+        },
+        password_hash,
+    })
+}
+
+pub(crate) fn token_record(
+    (id, name, role_text, token_hash, created_at, revoked_at): TokenRow,
+) -> Result<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        info: ApiTokenInfo {
+            id,
+            name,
+            role: role(&role_text)?,
+            created_at,
+        },
+        token_hash,
+        revoked_at,
+    })
+}
+
+/// Writes `dump` into the access tables inside `$tx`, replacing what they held (a
+/// fresh target has at most its bootstrap admin, which the source's users replace).
+macro_rules! import_access {
+    ($tx:expr, $secrets:expr, $dump:expr) => {{
+        let tx = $tx;
+        for table in [
+            "DELETE FROM users",
+            "DELETE FROM api_tokens",
+            "DELETE FROM cluster_secrets",
+        ] {
+            sqlx::query(table).execute(&mut **tx).await?;
+        }
+        for record in &$dump.users {
+            sqlx::query(
+                "INSERT INTO users (username, role, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&record.user.username)
+            .bind(record.user.role.as_str())
+            .bind(&record.password_hash)
+            .bind(record.user.created_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for record in &$dump.tokens {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&record.info.id)
+            .bind(&record.info.name)
+            .bind(record.info.role.as_str())
+            .bind(&record.token_hash)
+            .bind(record.info.created_at)
+            .bind(record.revoked_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (name, value) in &$dump.secrets {
+            sqlx::query(
+                "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3)",
+            )
+            .bind(name)
+            .bind($crate::store::access::seal($secrets, value)?)
+            .bind($crate::clock::Clock::now(&$crate::clock::SystemClock))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }};
+}
+
+/// Implements [`AccessStore`] for a backend: `$writer` is the pool writes go to,
+/// `$reader` the pool reads come from, `$begin` opens a transaction that
+/// serializes with every other writer (SQLite `BEGIN IMMEDIATE`, PostgreSQL the
+/// advisory lock).
+macro_rules! impl_access_store {
+    ($store:ty, writer = $writer:ident, reader = $reader:ident, begin = $begin:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::store::access::AccessStore for $store {
+            async fn insert_user(
+                &self,
+                record: &$crate::store::access::UserRecord,
+            ) -> $crate::Result<()> {
+                let done = sqlx::query(
+                    "INSERT INTO users (username, role, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING",
+                )
+                .bind(&record.user.username)
+                .bind(record.user.role.as_str())
+                .bind(&record.password_hash)
+                .bind(record.user.created_at)
+                .execute(&self.$writer)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::Error::Conflict(format!(
+                        "user {:?} already exists",
+                        record.user.username
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn insert_first_user(
+                &self,
+                record: &$crate::store::access::UserRecord,
+            ) -> $crate::Result<bool> {
+                let mut tx = self.$begin().await?;
+                let done = sqlx::query(
+                    "INSERT INTO users (username, role, password_hash, created_at) \
+                     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users) \
+                     ON CONFLICT (username) DO NOTHING",
+                )
+                .bind(&record.user.username)
+                .bind(record.user.role.as_str())
+                .bind(&record.password_hash)
+                .bind(record.user.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_user(
+                &self,
+                username: &str,
+            ) -> $crate::Result<Option<$crate::store::access::UserRecord>> {
+                let row: Option<$crate::store::access::UserRow> = sqlx::query_as(
+                    "SELECT username, role, password_hash, created_at FROM users \
+                     WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.$reader)
+                .await?;
+                row.map($crate::store::access::user_record).transpose()
+            }
+
+            async fn list_users(&self) -> $crate::Result<Vec<$crate::model::User>> {
+                let rows: Vec<$crate::store::access::UserRow> = sqlx::query_as(
+                    "SELECT username, role, password_hash, created_at FROM users \
+                     ORDER BY username",
+                )
+                .fetch_all(&self.$reader)
+                .await?;
+                rows.into_iter()
+                    .map(|row| $crate::store::access::user_record(row).map(|r| r.user))
+                    .collect()
+            }
+
+            async fn delete_user(&self, username: &str) -> $crate::Result<bool> {
+                let mut tx = self.$begin().await?;
+                let target: Option<(String,)> =
+                    sqlx::query_as("SELECT role FROM users WHERE username = $1")
+                        .bind(username)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((role,)) = target else {
+                    return Ok(false);
+                };
+                if role == "admin" {
+                    let (admins,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if admins <= 1 {
+                        return Err($crate::Error::Conflict(format!(
+                            "{username:?} is the last admin; create another admin first"
+                        )));
+                    }
+                }
+                sqlx::query("DELETE FROM users WHERE username = $1")
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_api_token(
+                &self,
+                record: &$crate::store::access::ApiTokenRecord,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&record.info.id)
+                .bind(&record.info.name)
+                .bind(record.info.role.as_str())
+                .bind(&record.token_hash)
+                .bind(record.info.created_at)
+                .bind(record.revoked_at)
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn api_token_by_hash(
+                &self,
+                token_hash: &str,
+            ) -> $crate::Result<Option<$crate::store::access::ApiTokenRecord>> {
+                let row: Option<$crate::store::access::TokenRow> = sqlx::query_as(
+                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                     WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.$reader)
+                .await?;
+                row.map($crate::store::access::token_record).transpose()
+            }
+
+            async fn list_api_tokens(&self) -> $crate::Result<Vec<$crate::model::ApiTokenInfo>> {
+                let rows: Vec<$crate::store::access::TokenRow> = sqlx::query_as(
+                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                     WHERE revoked_at IS NULL ORDER BY created_at, id",
+                )
+                .fetch_all(&self.$reader)
+                .await?;
+                rows.into_iter()
+                    .map(|row| $crate::store::access::token_record(row).map(|r| r.info))
+                    .collect()
+            }
+
+            async fn revoke_api_token(&self, id: &str, now: f64) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&self.$writer)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn cluster_secret(&self, name: &str) -> $crate::Result<Option<String>> {
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.$reader)
+                        .await?;
+                row.map(|(stored,)| $crate::store::access::open(self.secrets.as_ref(), &stored))
+                    .transpose()
+            }
+
+            async fn init_cluster_secret(
+                &self,
+                name: &str,
+                value: &str,
+                now: f64,
+            ) -> $crate::Result<String> {
+                let sealed = $crate::store::access::seal(self.secrets.as_ref(), value)?;
+                sqlx::query(
+                    "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(sealed)
+                .bind(now)
+                .execute(&self.$writer)
+                .await?;
+                let (stored,): (String,) =
+                    sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
+                        .bind(name)
+                        .fetch_one(&self.$writer)
+                        .await?;
+                $crate::store::access::open(self.secrets.as_ref(), &stored)
+            }
+
+            async fn put_cluster_secret(
+                &self,
+                name: &str,
+                value: &str,
+                now: f64,
+            ) -> $crate::Result<()> {
+                let sealed = $crate::store::access::seal(self.secrets.as_ref(), value)?;
+                sqlx::query(
+                    "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(sealed)
+                .bind(now)
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn export_access(&self) -> $crate::Result<$crate::store::access::AccessDump> {
+                let users: Vec<$crate::store::access::UserRow> = sqlx::query_as(
+                    "SELECT username, role, password_hash, created_at FROM users \
+                     ORDER BY username",
+                )
+                .fetch_all(&self.$writer)
+                .await?;
+                let tokens: Vec<$crate::store::access::TokenRow> = sqlx::query_as(
+                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                     ORDER BY id",
+                )
+                .fetch_all(&self.$writer)
+                .await?;
+                let secrets: Vec<(String, String)> =
+                    sqlx::query_as("SELECT name, value FROM cluster_secrets ORDER BY name")
+                        .fetch_all(&self.$writer)
+                        .await?;
+                Ok($crate::store::access::AccessDump {
+                    users: users
+                        .into_iter()
+                        .map($crate::store::access::user_record)
+                        .collect::<$crate::Result<_>>()?,
+                    tokens: tokens
+                        .into_iter()
+                        .map($crate::store::access::token_record)
+                        .collect::<$crate::Result<_>>()?,
+                    secrets: secrets
+                        .into_iter()
+                        .map(|(name, stored)| {
+                            $crate::store::access::open(self.secrets.as_ref(), &stored)
+                                .map(|value| (name, value))
+                        })
+                        .collect::<$crate::Result<_>>()?,
+                })
+            }
+        }
+    };
+}

@@ -1,0 +1,109 @@
+//! Authentication and authorization as extractors: a handler states the permission
+//! it needs in its signature ([`Allowed`]), and the check runs before the body is
+//! read, so a caller without the right never learns more than `401`/`403`.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use miaas_core::access::credential::CredentialKind;
+use miaas_core::access::{Permission, Principal};
+
+use crate::error::ApiError;
+use crate::extract::BearerToken;
+use crate::state::AppState;
+
+/// Who is calling. With authentication off, everyone is
+/// [`Principal::Unrestricted`].
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !state.auth {
+            return Ok(Self(Principal::Unrestricted));
+        }
+        let BearerToken(token) = BearerToken::from_request_parts(parts, state)
+            .await
+            .unwrap_or_default();
+        Ok(Self(state.service.authenticate(token.as_deref()).await?))
+    }
+}
+
+/// A permission a route needs, as a type.
+pub trait Rule: Send + Sync {
+    /// The permission.
+    const PERMISSION: Permission;
+}
+
+macro_rules! rules {
+    ($($(#[$doc:meta])* $name:ident => $permission:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl Rule for $name {
+            const PERMISSION: Permission = Permission::$permission;
+        }
+    )*};
+}
+
+rules! {
+    /// Read nodes and deployments.
+    Read => Read;
+    /// Create, update and delete deployments.
+    Deploy => Deploy;
+    /// Cordon, tag and drain nodes.
+    ManageNodes => ManageNodes;
+    /// Placement dry runs.
+    Plan => Plan;
+    /// Deregister nodes.
+    DeregisterNodes => DeregisterNodes;
+    /// Users, API tokens and the join token.
+    ManageAccess => ManageAccess;
+    /// Register nodes (the join token).
+    Register => Register;
+}
+
+/// A caller allowed to do `R` (else `401` without a valid credential, `403` with
+/// one that lacks the right).
+#[derive(Debug, Clone)]
+pub struct Allowed<R: Rule>(pub Principal, pub PhantomData<R>);
+
+impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        principal.require(R::PERMISSION)?;
+        Ok(Self(principal, PhantomData))
+    }
+}
+
+/// The credential of a node-protocol call (heartbeat, desired state, status
+/// report), which the service checks against the node concerned. A user's or the
+/// cluster's credential is refused here: `403` when valid, `401` when not.
+#[derive(Debug, Clone)]
+pub struct NodeCredential(pub Option<String>);
+
+impl FromRequestParts<AppState> for NodeCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let BearerToken(token) = BearerToken::from_request_parts(parts, state)
+            .await
+            .unwrap_or_default();
+        if let Some(presented) = token.as_deref().filter(|_| state.auth) {
+            if CredentialKind::of(presented).is_user_or_cluster() {
+                let principal = state.service.authenticate(Some(presented)).await?;
+                return Err(miaas_core::Error::Forbidden(format!(
+                    "{} may not act as a node: only the node itself, with its node token",
+                    principal.describe()
+                ))
+                .into());
+            }
+        }
+        Ok(Self(token))
+    }
+}

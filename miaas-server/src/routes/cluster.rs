@@ -1,0 +1,51 @@
+//! `/api/v1/cluster/join-token`: the token nodes register with (admin only).
+
+use axum::Json;
+use axum::extract::State;
+use miaas_core::model::JoinToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Allowed, ManageAccess};
+use crate::error::{ApiError, AuthErrors};
+use crate::state::AppState;
+
+/// The cluster routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(join_token))
+        .routes(routes!(rotate_join_token))
+}
+
+/// Show the join token (admin).
+#[utoipa::path(
+    get, path = "/api/v1/cluster/join-token", tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The join token", body = JoinToken),
+        AuthErrors,
+    )
+)]
+async fn join_token(
+    State(state): State<AppState>,
+    _: Allowed<ManageAccess>,
+) -> Result<Json<JoinToken>, ApiError> {
+    Ok(Json(state.service.join_token().await?))
+}
+
+/// Replace the join token (admin): the old one stops registering nodes at once;
+/// registered nodes keep working with their own tokens.
+#[utoipa::path(
+    post, path = "/api/v1/cluster/join-token/rotate", tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new join token", body = JoinToken),
+        AuthErrors,
+    )
+)]
+async fn rotate_join_token(
+    State(state): State<AppState>,
+    _: Allowed<ManageAccess>,
+) -> Result<Json<JoinToken>, ApiError> {
+    Ok(Json(state.service.rotate_join_token().await?))
+}

@@ -1,0 +1,81 @@
+//! `/api/v1/users`: user accounts (admin only).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use miaas_core::model::{CreatedUser, NewUser, User};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Allowed, ManageAccess};
+use crate::error::{ApiError, AuthErrors, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+/// The user routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(delete_user))
+}
+
+/// List users (admin).
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every user, by name", body = Vec<User>),
+        AuthErrors,
+    )
+)]
+async fn list_users(
+    State(state): State<AppState>,
+    _: Allowed<ManageAccess>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(state.service.list_users().await?))
+}
+
+/// Create a user (admin). Without `password`, one is generated and returned once.
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users",
+    request_body = NewUser,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = CreatedUser),
+        AuthErrors,
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_user(
+    State(state): State<AppState>,
+    _: Allowed<ManageAccess>,
+    ApiJson(new): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+    Ok((StatusCode::CREATED, Json(state.service.create_user(&new).await?)))
+}
+
+/// Remove a user (admin): its access tokens stop working at once. The last admin
+/// cannot be removed.
+#[utoipa::path(
+    delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "The user's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        AuthErrors,
+        (status = 404, description = "Unknown user", body = ErrorBody),
+        (status = 409, description = "The last admin", body = ErrorBody),
+    )
+)]
+async fn delete_user(
+    State(state): State<AppState>,
+    _: Allowed<ManageAccess>,
+    ApiPath(username): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.delete_user(&username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
