@@ -9,7 +9,7 @@ mod process;
 use std::sync::Arc;
 
 use miaas_core::store::Store;
-use miaas_server::{Application, ServerConfig};
+use miaas_server::{Application, AuthMode, ServerConfig};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -31,19 +31,31 @@ pub struct TestServer {
     /// The file holding the key that seals secrets (give it to `miaas` in local mode
     /// as `MIAAS_SECRET_KEY_FILE`).
     pub secret_key_file: std::path::PathBuf,
+    /// The bootstrap admin's password (created on the fresh database).
+    pub admin_password: String,
+    /// The cluster's join token (created on the fresh database).
+    pub join_token: String,
+    /// Whether the server checks credentials (see [`TestServer::secure`]).
+    pub auth: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: TempDir,
 }
 
 impl TestServer {
-    /// A server with the default configuration.
+    /// A server with the default configuration, but authentication off (the
+    /// original API, for the suites that test everything else).
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
 
-    /// A server whose configuration `tweak` adjusts (host and port are then forced
-    /// to 127.0.0.1:0).
+    /// A server with authentication on, as in production.
+    pub async fn secure() -> Self {
+        Self::spawn_with(|config| config.auth = AuthMode::On).await
+    }
+
+    /// A server whose configuration `tweak` adjusts (authentication starts off;
+    /// host and port are then forced to 127.0.0.1:0).
     pub async fn spawn_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = test_database_url(dir.path()).await;
@@ -61,6 +73,7 @@ impl TestServer {
         }
         let mut config = ServerConfig::with_database(&database_url);
         config.secret_key_file = Some(dir.path().join("miaas.key"));
+        config.auth = AuthMode::Off;
         tweak(&mut config);
         let secret_key_file = config.secret_key_file.clone().expect("a key file");
         config.host = "127.0.0.1".into();
@@ -72,6 +85,10 @@ impl TestServer {
         let app = Application::build_with_store(&config, store.clone())
             .await
             .expect("build server");
+        let created = app.bootstrap_credentials().clone();
+        let admin_password = created.admin.map(|(_, pw)| pw).unwrap_or_default();
+        let join_token = created.join_token.unwrap_or_default();
+        let auth = config.auth == AuthMode::On;
         let base = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -86,6 +103,9 @@ impl TestServer {
             store,
             database_url,
             secret_key_file,
+            admin_password,
+            join_token,
+            auth,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -123,16 +143,52 @@ impl TestServer {
         send(self.client.delete(self.url(path))).await
     }
 
-    /// Registers `name`; returns `(node_id, node_token)`.
+    /// Registers `name` (with the join token); returns `(node_id, node_token)`.
     pub async fn register(&self, name: &str) -> (String, String) {
         let (status, body) = self
-            .post("/api/v1/nodes/register", &registration(name))
+            .post_as(&self.join_token, "/api/v1/nodes/register", &registration(name))
             .await;
         assert_eq!(status, 201, "{body}");
         (
             body["node_id"].as_str().expect("node_id").to_string(),
             body["node_token"].as_str().expect("node_token").to_string(),
         )
+    }
+
+    /// An access token of the bootstrap admin (`POST /api/v1/auth/token`).
+    pub async fn admin_token(&self) -> String {
+        self.login("admin", &self.admin_password.clone()).await
+    }
+
+    /// An access token of `username`.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/token",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    /// Creates an API token with `role` (as the admin); returns the token.
+    pub async fn api_token(&self, role: &str) -> String {
+        let admin = self.admin_token().await;
+        let (status, body) = self
+            .post_as(
+                &admin,
+                "/api/v1/tokens",
+                &json!({"name": format!("{role}-token"), "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// GET `path` with `Authorization: Bearer <token>`.
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        send(self.client.get(self.url(path)).bearer_auth(token)).await
     }
 
     /// Stops the server gracefully and waits for it.

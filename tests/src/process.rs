@@ -36,7 +36,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary` with `args` in `cwd` (port 0 on 127.0.0.1 unless `args` say
-    /// otherwise) and waits until it logs the address it listens on.
+    /// otherwise; authentication off unless `env` sets `MIAAS_AUTH`) and waits
+    /// until it logs the address it listens on.
     pub fn start(binary: &Path, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary);
         command
@@ -44,6 +45,7 @@ impl ServerProcess {
             .current_dir(cwd)
             .env_remove("DATABASE_URL")
             .env("LOG_LEVEL", "info")
+            .env("MIAAS_AUTH", "off")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
