@@ -32,6 +32,7 @@ pub struct ServerProcess {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     log: mpsc::Receiver<String>,
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -48,12 +49,22 @@ impl ServerProcess {
             .env("MIAAS_AUTH", "off")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("start server binary");
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let sink = printed.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut lines) = sink.lock() {
+                    lines.push(line);
+                }
+            }
+        });
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -87,7 +98,13 @@ impl ServerProcess {
             child: Some(child),
             base: format!("http://{address}"),
             log: rx,
+            printed,
         }
+    }
+
+    /// What the process printed on standard output so far (not its log).
+    pub fn printed(&self) -> Vec<String> {
+        self.printed.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The absolute URL of `path`.
