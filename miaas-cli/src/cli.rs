@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use miaas_core::model::Role;
 
 use crate::error::EXIT_CODES_HELP;
 use crate::output::OutputFormat;
@@ -63,6 +64,18 @@ pub enum Command {
     },
     /// Dry run: where would this compose file be placed, and why not elsewhere.
     Plan(PlanArgs),
+    /// Log in to --server with a password; later commands to it use the access token,
+    /// saved (mode 0600) under the user's config directory.
+    Login(LoginArgs),
+    /// Forget the saved login for --server.
+    Logout,
+    /// Manage users (admin; local mode needs no login).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API tokens and show or rotate the join token (admin; local mode needs
+    /// no login).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Database administration: migrations, moving an install.
     #[command(subcommand)]
     Db(DbCommand),
@@ -73,6 +86,77 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `miaas login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user to log in as.
+    #[arg(short, long, default_value = "admin")]
+    pub username: String,
+    /// Read the password from standard input (else it is asked for on the terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `miaas users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users.
+    #[command(alias = "ls")]
+    List,
+    /// Create a user; without --password-stdin a password is generated and printed once.
+    Create {
+        /// Login name.
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        role: Role,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user; its access tokens stop working at once.
+    #[command(alias = "remove")]
+    Rm {
+        /// Login name.
+        username: String,
+    },
+}
+
+/// `miaas tokens ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// List API tokens that are not revoked (never the tokens themselves).
+    #[command(alias = "ls")]
+    List,
+    /// Create an API token; only the token is printed on standard output, once.
+    Create {
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        role: Role,
+    },
+    /// Revoke an API token; it stops working at once.
+    #[command(alias = "revoke", alias = "remove")]
+    Rm {
+        /// The token's id (from `miaas tokens list`).
+        id: String,
+    },
+    /// Print the join token nodes register with.
+    Join {
+        /// Replace it first: the old one stops registering nodes; registered nodes
+        /// keep working.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+        .map_err(|err: miaas_core::Error| err.to_string())
 }
 
 /// `miaas db ...`.
@@ -143,10 +227,13 @@ pub enum DeploymentsCommand {
     /// List deployments.
     #[command(alias = "ls")]
     List,
-    /// Show one deployment.
+    /// Show one deployment (env values as `***` unless --reveal).
     Get {
         /// The deployment's id.
         id: String,
+        /// Show env values in clear (admin only on a server).
+        #[arg(long)]
+        reveal: bool,
     },
     /// Delete a deployment.
     #[command(alias = "remove")]

@@ -6,6 +6,7 @@ mod output;
 mod backend;
 mod cli;
 mod commands;
+mod credentials;
 mod error;
 
 use std::process::ExitCode;
@@ -44,9 +45,26 @@ async fn run(cli: Cli) -> Result<()> {
             say!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
+        Command::Logout => commands::login::logout(&require_server(cli.server.as_deref())?),
+        Command::Login(args) => {
+            let server = require_server(cli.server.as_deref())?;
+            let ctx = commands::Context {
+                backend: Box::new(HttpBackend::new(&server, None)?),
+                output: cli.output,
+            };
+            commands::login::login(&ctx, &server, args).await
+        }
         command => {
             let backend: Box<dyn Backend> = match &cli.server {
-                Some(server) => Box::new(HttpBackend::new(server, cli.token.clone())?),
+                Some(server) => {
+                    // --token / MIAAS_TOKEN first, else the saved login
+                    let now = miaas_core::clock::Clock::now(&miaas_core::clock::SystemClock);
+                    let token = cli
+                        .token
+                        .clone()
+                        .or_else(|| credentials::token_for(server, now));
+                    Box::new(HttpBackend::new(server, token)?)
+                }
                 None => Box::new(LocalBackend::open(&cli.database_url).await?),
             };
             let ctx = commands::Context {
@@ -56,4 +74,14 @@ async fn run(cli: Cli) -> Result<()> {
             commands::run(&ctx, command).await
         }
     }
+}
+
+fn require_server(server: Option<&str>) -> Result<String> {
+    server.map(str::to_string).ok_or_else(|| {
+        CliError::Usage(
+            "this command talks to a server: give --server (or MIAAS_SERVER); local mode \
+             needs no login"
+                .into(),
+        )
+    })
 }

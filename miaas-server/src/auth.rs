@@ -94,15 +94,16 @@ impl FromRequestParts<AppState> for NodeCredential {
         let BearerToken(token) = BearerToken::from_request_parts(parts, state)
             .await
             .unwrap_or_default();
-        if let Some(presented) = token.as_deref().filter(|_| state.auth) {
-            if CredentialKind::of(presented).is_user_or_cluster() {
-                let principal = state.service.authenticate(Some(presented)).await?;
-                return Err(miaas_core::Error::Forbidden(format!(
-                    "{} may not act as a node: only the node itself, with its node token",
-                    principal.describe()
-                ))
-                .into());
-            }
+        let user_credential = token
+            .as_deref()
+            .filter(|t| state.auth && CredentialKind::of(t).is_user_or_cluster());
+        if let Some(presented) = user_credential {
+            let principal = state.service.authenticate(Some(presented)).await?;
+            return Err(miaas_core::Error::Forbidden(format!(
+                "{} may not act as a node: only the node itself, with its node token",
+                principal.describe()
+            ))
+            .into());
         }
         Ok(Self(token))
     }

@@ -217,7 +217,11 @@ impl ServerConfig {
         if self.auth == AuthMode::On {
             return Ok(());
         }
-        let host = self.host.trim().trim_start_matches('[').trim_end_matches(']');
+        let host = self
+            .host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let loopback = host.eq_ignore_ascii_case("localhost")
             || host
                 .parse::<std::net::IpAddr>()

@@ -15,8 +15,8 @@
 //! ```
 
 mod app;
-mod bootstrap;
 mod auth;
+mod bootstrap;
 pub mod config;
 mod error;
 mod extract;

@@ -79,8 +79,8 @@ pub async fn limit_auth_failures(
         .map(|info| info.0.ip());
     // Only attempts to authenticate (a credential, or a password login) are
     // refused; anonymous calls stay open.
-    let authenticating = request.headers().contains_key(header::AUTHORIZATION)
-        || request.uri().path() == LOGIN_PATH;
+    let authenticating =
+        request.headers().contains_key(header::AUTHORIZATION) || request.uri().path() == LOGIN_PATH;
     let Some(ip) = ip.filter(|_| authenticating) else {
         return next.run(request).await;
     };

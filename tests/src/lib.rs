@@ -146,7 +146,11 @@ impl TestServer {
     /// Registers `name` (with the join token); returns `(node_id, node_token)`.
     pub async fn register(&self, name: &str) -> (String, String) {
         let (status, body) = self
-            .post_as(&self.join_token, "/api/v1/nodes/register", &registration(name))
+            .post_as(
+                &self.join_token,
+                "/api/v1/nodes/register",
+                &registration(name),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         (
@@ -169,7 +173,10 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// Creates an API token with `role` (as the admin); returns the token.

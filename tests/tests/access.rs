@@ -84,11 +84,21 @@ const ROUTES: &[Route] = &[
     route("delete", "/api/v1/nodes/{node_id}", ADMIN, 200),
     route("post", "/api/v1/nodes/{node_id}/drain", OPERATOR, 200),
     route("post", "/api/v1/nodes/{node_id}/heartbeat", Rule::Node, 200),
-    route("get", "/api/v1/nodes/{node_id}/deployments", Rule::Node, 200),
+    route(
+        "get",
+        "/api/v1/nodes/{node_id}/deployments",
+        Rule::Node,
+        200,
+    ),
     route("post", "/api/v1/deployments", OPERATOR, 202),
     route("get", "/api/v1/deployments", VIEWER, 200),
     route("get", "/api/v1/deployments/{deployment_id}", VIEWER, 200),
-    route("delete", "/api/v1/deployments/{deployment_id}", OPERATOR, 200),
+    route(
+        "delete",
+        "/api/v1/deployments/{deployment_id}",
+        OPERATOR,
+        200,
+    ),
     route(
         "post",
         "/api/v1/deployments/{deployment_id}/status",
@@ -277,7 +287,9 @@ impl Fixture {
                 .replace("{deployment_id}", "placed"),
         };
         let body = match (route.method, route.path) {
-            ("post", "/api/v1/auth/token") => Some(json!({"username": "vera", "password": "long-enough-pw"})),
+            ("post", "/api/v1/auth/token") => {
+                Some(json!({"username": "vera", "password": "long-enough-pw"}))
+            }
             ("post", "/api/v1/nodes/register") => Some(registration(&format!("joiner-{n}"))),
             ("patch", _) => Some(json!({"schedulable": true})),
             ("post", "/api/v1/nodes/{node_id}/heartbeat") => Some(heartbeat()),
@@ -363,7 +375,10 @@ async fn every_route_answers_every_kind_of_caller_with_the_exact_status() {
             n += 1;
             let (path, body) = fixture.request(route, n).await;
             let method = route.method.to_uppercase().parse().expect("method");
-            let mut request = fixture.server.client.request(method, fixture.server.url(&path));
+            let mut request = fixture
+                .server
+                .client
+                .request(method, fixture.server.url(&path));
             if let Some(token) = fixture.credential(caller) {
                 request = request.bearer_auth(token);
             }

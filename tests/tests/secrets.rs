@@ -52,9 +52,15 @@ async fn env_values_are_redacted_for_everyone_but_the_node_and_an_admin_who_reve
     }
     let (_, shown) = server.get_as(&viewer, "/api/v1/deployments/db").await;
     assert_eq!(shown["env"]["POSTGRES_PASSWORD"], "***");
-    assert_eq!(shown["env"]["POSTGRES_DB"], "***", "every value is a secret");
+    assert_eq!(
+        shown["env"]["POSTGRES_DB"], "***",
+        "every value is a secret"
+    );
     let (_, listed) = server.get_as(&admin, "/api/v1/deployments").await;
-    assert_eq!(listed[0]["env"]["POSTGRES_PASSWORD"], "***", "admins too, unless they ask");
+    assert_eq!(
+        listed[0]["env"]["POSTGRES_PASSWORD"], "***",
+        "admins too, unless they ask"
+    );
 
     // only an admin may reveal
     for token in [&viewer, &operator] {
@@ -75,7 +81,10 @@ async fn env_values_are_redacted_for_everyone_but_the_node_and_an_admin_who_reve
         .get_as(&node_token, &format!("/api/v1/nodes/{node_id}/deployments"))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(desired["deployments"][0]["env"]["POSTGRES_PASSWORD"], SECRET);
+    assert_eq!(
+        desired["deployments"][0]["env"]["POSTGRES_PASSWORD"],
+        SECRET
+    );
     // its status report's answer does not repeat it
     let (status, reported) = server
         .post_as(
@@ -90,7 +99,10 @@ async fn env_values_are_redacted_for_everyone_but_the_node_and_an_admin_who_reve
     // another node cannot read it
     let (_, other_token) = server.register("worker-02").await;
     let (status, body) = server
-        .get_as(&other_token, &format!("/api/v1/nodes/{node_id}/deployments"))
+        .get_as(
+            &other_token,
+            &format!("/api/v1/nodes/{node_id}/deployments"),
+        )
         .await;
     assert_eq!(status, 403);
     assert!(!body.to_string().contains(SECRET));

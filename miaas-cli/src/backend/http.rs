@@ -1,7 +1,10 @@
 //! Remote mode: the server's HTTP API.
 
 use async_trait::async_trait;
-use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::model::{
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
+    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+};
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
 use reqwest::{Method, StatusCode, Url};
@@ -56,7 +59,24 @@ impl HttpBackend {
         segments: &[&str],
         body: Option<&(impl Serialize + Sync)>,
     ) -> Result<T> {
-        let url = self.url(segments)?;
+        let text = self.send(method, self.url(segments)?, body).await?;
+        serde_json::from_str(&text)
+            .map_err(|err| CliError::Failed(format!("unexpected answer from the server: {err}")))
+    }
+
+    /// As [`Self::call`], for answers without a body (`204`).
+    async fn call_empty(&self, method: Method, segments: &[&str]) -> Result<()> {
+        self.send(method, self.url(segments)?, NO_BODY).await?;
+        Ok(())
+    }
+
+    /// Sends a request; the body of a success, or the error its `detail` says.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<String> {
         let mut request = self.client.request(method, url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -78,8 +98,7 @@ impl HttpBackend {
             .await
             .map_err(|err| CliError::Failed(format!("reading the answer of {url}: {err}")))?;
         if status.is_success() {
-            return serde_json::from_str(&text)
-                .map_err(|err| CliError::Failed(format!("unexpected answer from {url}: {err}")));
+            return Ok(text);
         }
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -88,7 +107,8 @@ impl HttpBackend {
         Err(match status {
             StatusCode::NOT_FOUND => CliError::NotFound(detail),
             StatusCode::UNAUTHORIZED => CliError::Failed(format!(
-                "{detail} (401 Unauthorized): pass a token with --token or MIAAS_TOKEN"
+                "{detail} (401 Unauthorized): log in with `miaas login`, or pass a token with \
+                 --token or MIAAS_TOKEN"
             )),
             StatusCode::FORBIDDEN => CliError::Failed(format!(
                 "{detail} (403 Forbidden): this token may not do that"
@@ -145,13 +165,26 @@ impl Backend for HttpBackend {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        self.call(Method::GET, &["api", "v1", "deployments"], NO_BODY)
-            .await
+        let deployments: Vec<Deployment> = self
+            .call(Method::GET, &["api", "v1", "deployments"], NO_BODY)
+            .await?;
+        // a server with authentication off answers in clear; the CLI never prints it
+        Ok(deployments.into_iter().map(Deployment::redacted).collect())
     }
 
-    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
-        let path = ["api", "v1", "deployments", deployment_id];
-        self.call(Method::GET, &path, NO_BODY).await
+    async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment> {
+        let mut url = self.url(&["api", "v1", "deployments", deployment_id])?;
+        if reveal {
+            url.query_pairs_mut().append_pair("reveal", "true");
+        }
+        let text = self.send(Method::GET, url, NO_BODY).await?;
+        let deployment: Deployment = serde_json::from_str(&text)
+            .map_err(|err| CliError::Failed(format!("unexpected answer from the server: {err}")))?;
+        Ok(if reveal {
+            deployment
+        } else {
+            deployment.redacted()
+        })
     }
 
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
@@ -170,5 +203,50 @@ impl Backend for HttpBackend {
             Some(&body),
         )
         .await
+    }
+
+    async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
+        let path = ["api", "v1", "auth", "token"];
+        self.call(Method::POST, &path, Some(request)).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.call(Method::GET, &["api", "v1", "users"], NO_BODY)
+            .await
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<CreatedUser> {
+        self.call(Method::POST, &["api", "v1", "users"], Some(user))
+            .await
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        self.call_empty(Method::DELETE, &["api", "v1", "users", username])
+            .await
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.call(Method::GET, &["api", "v1", "tokens"], NO_BODY)
+            .await
+    }
+
+    async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
+        self.call(Method::POST, &["api", "v1", "tokens"], Some(request))
+            .await
+    }
+
+    async fn revoke_api_token(&self, id: &str) -> Result<()> {
+        self.call_empty(Method::DELETE, &["api", "v1", "tokens", id])
+            .await
+    }
+
+    async fn join_token(&self) -> Result<JoinToken> {
+        let path = ["api", "v1", "cluster", "join-token"];
+        self.call(Method::GET, &path, NO_BODY).await
+    }
+
+    async fn rotate_join_token(&self) -> Result<JoinToken> {
+        let path = ["api", "v1", "cluster", "join-token", "rotate"];
+        self.call(Method::POST, &path, Some(&json!({}))).await
     }
 }

@@ -1,7 +1,12 @@
 //! Local mode: the same service the server runs, on a database opened directly.
+//! Access to the database file is already full access, so nothing here asks for a
+//! credential (users, tokens and the join token included).
 
 use async_trait::async_trait;
-use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::model::{
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
+    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+};
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
 
@@ -72,11 +77,17 @@ impl Backend for LocalBackend {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self.service.list_deployments().await?)
+        let deployments = self.service.list_deployments().await?;
+        Ok(deployments.into_iter().map(Deployment::redacted).collect())
     }
 
-    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
-        Ok(self.service.get_deployment(deployment_id).await?)
+    async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment> {
+        let deployment = self.service.get_deployment(deployment_id).await?;
+        Ok(if reveal {
+            deployment
+        } else {
+            deployment.redacted()
+        })
     }
 
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
@@ -85,5 +96,45 @@ impl Backend for LocalBackend {
 
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
         Ok(self.service.plan(input).await?)
+    }
+
+    async fn login(&self, _: &LoginRequest) -> Result<AccessToken> {
+        Err(CliError::Usage(
+            "`miaas login` logs in to a server: give --server (or MIAAS_SERVER); local mode \
+             needs no login"
+                .into(),
+        ))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        Ok(self.service.list_users().await?)
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<CreatedUser> {
+        Ok(self.service.create_user(user).await?)
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        Ok(self.service.delete_user(username).await?)
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        Ok(self.service.list_api_tokens().await?)
+    }
+
+    async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
+        Ok(self.service.create_api_token(request).await?)
+    }
+
+    async fn revoke_api_token(&self, id: &str) -> Result<()> {
+        Ok(self.service.revoke_api_token(id).await?)
+    }
+
+    async fn join_token(&self) -> Result<JoinToken> {
+        Ok(self.service.join_token().await?)
+    }
+
+    async fn rotate_join_token(&self) -> Result<JoinToken> {
+        Ok(self.service.rotate_join_token().await?)
     }
 }

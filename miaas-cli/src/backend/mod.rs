@@ -5,7 +5,10 @@ mod http;
 mod local;
 
 use async_trait::async_trait;
-use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, Node, NodeUpdate};
+use miaas_core::model::{
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
+    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+};
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
 
@@ -29,12 +32,30 @@ pub trait Backend: Send + Sync {
     async fn remove_node(&self, node_id: &str) -> Result<NodeEvacuation>;
     /// Apply or remove a deployment.
     async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck>;
-    /// Every deployment, oldest first.
+    /// Every deployment, oldest first, env values redacted.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
-    /// One deployment.
-    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment>;
+    /// One deployment; env values redacted unless `reveal` (admin only on a server).
+    async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment>;
     /// Mark a deployment for deletion.
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck>;
     /// Placement dry run.
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan>;
+    /// A password login (remote mode only).
+    async fn login(&self, request: &LoginRequest) -> Result<AccessToken>;
+    /// Every user.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Add a user.
+    async fn create_user(&self, user: &NewUser) -> Result<CreatedUser>;
+    /// Remove a user.
+    async fn delete_user(&self, username: &str) -> Result<()>;
+    /// Active API tokens.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
+    /// Create an API token.
+    async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken>;
+    /// Revoke an API token.
+    async fn revoke_api_token(&self, id: &str) -> Result<()>;
+    /// The join token.
+    async fn join_token(&self) -> Result<JoinToken>;
+    /// Replace the join token.
+    async fn rotate_join_token(&self) -> Result<JoinToken>;
 }

@@ -33,7 +33,9 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
     let deployment = if args.wait {
         wait(ctx, &ack.deployment_id, args.timeout).await?
     } else {
-        ctx.backend.get_deployment(&ack.deployment_id).await?
+        ctx.backend
+            .get_deployment(&ack.deployment_id, false)
+            .await?
     };
     if print_data(ctx.output, &deployment)? {
         return Ok(());
@@ -80,7 +82,7 @@ async fn wait(ctx: &Context, id: &str, timeout: Duration) -> Result<Deployment> 
     });
     let mut last_status = None;
     let outcome = loop {
-        let d = ctx.backend.get_deployment(id).await?;
+        let d = ctx.backend.get_deployment(id, false).await?;
         if last_status != Some(d.status) {
             let line = format!("{id}: {}", d.status.as_str());
             match &spinner {

@@ -29,8 +29,8 @@ pub async fn run(ctx: &Context, command: DeploymentsCommand) -> Result<()> {
             );
             Ok(())
         }
-        DeploymentsCommand::Get { id } => {
-            let deployment = backend.get_deployment(&id).await?;
+        DeploymentsCommand::Get { id, reveal } => {
+            let deployment = backend.get_deployment(&id, reveal).await?;
             if !print_data(ctx.output, &deployment)? {
                 show_one(ctx, &deployment).await?;
             }

@@ -1,9 +1,11 @@
 //! The commands, each written once against [`Backend`].
 
+mod access;
 pub mod db;
 mod deploy;
 mod deployments;
 mod input;
+pub mod login;
 mod nodes;
 mod plan;
 mod resolve;
@@ -39,8 +41,13 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Ps => deployments::run(ctx, DeploymentsCommand::List).await,
         Command::Rm { id } => deployments::run(ctx, DeploymentsCommand::Rm { id }).await,
         Command::Plan(args) => plan::run(ctx, args).await,
-        Command::Serve(_) | Command::Db(_) | Command::Version | Command::Completions { .. } => {
-            Ok(())
-        }
+        Command::Users(command) => access::users(ctx, command).await,
+        Command::Tokens(command) => access::tokens(ctx, command).await,
+        Command::Serve(_)
+        | Command::Db(_)
+        | Command::Version
+        | Command::Completions { .. }
+        | Command::Login(_)
+        | Command::Logout => Ok(()),
     }
 }

@@ -1,9 +1,10 @@
-//! The tables: nodes, deployments, placement plans. Columns keep their order.
+//! The tables: nodes, deployments, placement plans, users, API tokens. Columns keep
+//! their order.
 
 use std::collections::HashMap;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
-use miaas_core::model::{Deployment, DeploymentStatus, Node, NodeStatus};
+use miaas_core::model::{ApiTokenInfo, Deployment, DeploymentStatus, Node, NodeStatus, User};
 use miaas_core::placement::PlacementPlan;
 
 use super::human::{ago, duration_short, size_mb};
@@ -200,4 +201,31 @@ pub fn plan_tables(plan: &PlacementPlan) -> (String, String) {
         ]);
     }
     (render(candidates), render(rejected))
+}
+
+/// USERNAME, ROLE, CREATED.
+pub fn users_table(users: &[User], now: f64) -> String {
+    let mut table = new_table(vec!["USERNAME", "ROLE", "CREATED"]);
+    for user in users {
+        table.add_row(vec![
+            Cell::new(&user.username),
+            Cell::new(user.role),
+            Cell::new(ago(now, user.created_at)),
+        ]);
+    }
+    render(table)
+}
+
+/// ID, NAME, ROLE, CREATED.
+pub fn tokens_table(tokens: &[ApiTokenInfo], now: f64) -> String {
+    let mut table = new_table(vec!["ID", "NAME", "ROLE", "CREATED"]);
+    for token in tokens {
+        table.add_row(vec![
+            Cell::new(&token.id),
+            Cell::new(&token.name),
+            Cell::new(token.role),
+            Cell::new(ago(now, token.created_at)),
+        ]);
+    }
+    render(table)
 }

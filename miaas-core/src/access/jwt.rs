@@ -104,7 +104,10 @@ mod tests {
         let key = SigningKey::from_hex(&SigningKey::generate_hex()).unwrap();
         let token = key.issue("alice", Role::Operator, 1_000, 60).unwrap();
         let claims = key.verify(&token, 1_030).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Operator));
+        assert_eq!(
+            (claims.sub.as_str(), claims.role),
+            ("alice", Role::Operator)
+        );
         assert!(matches!(
             key.verify(&token, 1_060),
             Err(Error::Unauthorized(_))

@@ -54,9 +54,7 @@ impl Permission {
     pub fn least_role(self) -> Option<Role> {
         match self {
             Permission::Read => Some(Role::Viewer),
-            Permission::Deploy | Permission::ManageNodes | Permission::Plan => {
-                Some(Role::Operator)
-            }
+            Permission::Deploy | Permission::ManageNodes | Permission::Plan => Some(Role::Operator),
             Permission::DeregisterNodes | Permission::ManageAccess | Permission::RevealSecrets => {
                 Some(Role::Admin)
             }
@@ -171,7 +169,10 @@ mod tests {
         assert!(!operator.may(Permission::DeregisterNodes));
         assert!(!operator.may(Permission::RevealSecrets));
         assert!(admin.may(Permission::ManageAccess) && admin.may(Permission::RevealSecrets));
-        assert!(!admin.may(Permission::Register), "nodes join with the join token");
+        assert!(
+            !admin.may(Permission::Register),
+            "nodes join with the join token"
+        );
     }
 
     #[test]

@@ -52,7 +52,12 @@ impl Service {
             .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), now)
             .await?;
         let join = credential::generate(JOIN_TOKEN_PREFIX);
-        if self.store.init_cluster_secret(JOIN_TOKEN, &join, now).await? == join {
+        if self
+            .store
+            .init_cluster_secret(JOIN_TOKEN, &join, now)
+            .await?
+            == join
+        {
             created.join_token = Some(join);
         }
         if !self.store.list_users().await?.is_empty() {
@@ -134,9 +139,10 @@ impl Service {
     /// Checks a password and hands out a signed access token.
     pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
         let record = self.store.get_user(&request.username).await?;
-        let stored = record
-            .as_ref()
-            .map_or_else(|| password::decoy_hash().to_string(), |r| r.password_hash.clone());
+        let stored = record.as_ref().map_or_else(
+            || password::decoy_hash().to_string(),
+            |r| r.password_hash.clone(),
+        );
         let given = request.password.clone();
         let matches = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
             .await
@@ -162,10 +168,7 @@ impl Service {
     /// Adds a user; a missing password is generated and returned once.
     pub async fn create_user(&self, new: &NewUser) -> Result<CreatedUser> {
         new.validate()?;
-        let generated = new
-            .password
-            .is_none()
-            .then(credential::generate_password);
+        let generated = new.password.is_none().then(credential::generate_password);
         let password = new
             .password
             .as_deref()

@@ -119,7 +119,9 @@ pub(crate) type UserRow = (String, String, String, f64);
 /// An API token row: id, name, role, hash, creation time, revocation time.
 pub(crate) type TokenRow = (String, String, String, String, f64, Option<f64>);
 
-pub(crate) fn user_record((username, role_text, password_hash, created_at): UserRow) -> Result<UserRecord> {
+pub(crate) fn user_record(
+    (username, role_text, password_hash, created_at): UserRow,
+) -> Result<UserRecord> {
     Ok(UserRecord {
         user: User {
             username,

@@ -173,7 +173,12 @@ fn redact(url: &str) -> String {
     }
 }
 
-impl_access_store!(PostgresStore, writer = pool, reader = pool, begin = begin_exclusive);
+impl_access_store!(
+    PostgresStore,
+    writer = pool,
+    reader = pool,
+    begin = begin_exclusive
+);
 
 #[async_trait]
 impl Store for PostgresStore {

@@ -55,7 +55,10 @@ async fn create_user(
     _: Allowed<ManageAccess>,
     ApiJson(new): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.service.create_user(&new).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.service.create_user(&new).await?),
+    ))
 }
 
 /// Remove a user (admin): its access tokens stop working at once. The last admin

@@ -163,7 +163,12 @@ impl SqliteStore {
     }
 }
 
-impl_access_store!(SqliteStore, writer = writer, reader = reader, begin = begin_exclusive);
+impl_access_store!(
+    SqliteStore,
+    writer = writer,
+    reader = reader,
+    begin = begin_exclusive
+);
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -1,0 +1,80 @@
+//! `miaas login` and `miaas logout`: a password for an access token, saved per
+//! server.
+
+use std::io::{IsTerminal, Read};
+
+use miaas_core::model::LoginRequest;
+
+use super::Context;
+use crate::cli::LoginArgs;
+use crate::credentials::{self, SavedLogin};
+use crate::error::{CliError, Result};
+use crate::output::print_data;
+
+/// Logs in to `server` and saves the access token.
+pub async fn login(ctx: &Context, server: &str, args: LoginArgs) -> Result<()> {
+    let password = if args.password_stdin {
+        read_stdin_password()?
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Password for {}: ", args.username))
+            .map_err(|err| CliError::Failed(format!("cannot read the password: {err}")))?
+    } else {
+        return Err(CliError::Usage(
+            "no terminal to ask for the password on: pipe it with --password-stdin".into(),
+        ));
+    };
+    let token = ctx
+        .backend
+        .login(&LoginRequest {
+            username: args.username.clone(),
+            password,
+        })
+        .await?;
+    let path = credentials::save(
+        server,
+        SavedLogin {
+            username: args.username.clone(),
+            access_token: token.access_token.clone(),
+            expires_at: ctx.now() + token.expires_in as f64,
+        },
+    )?;
+    if print_data(ctx.output, &token)? {
+        return Ok(());
+    }
+    say!(
+        "logged in to {} as {} (for {}s; saved in {})",
+        credentials::server_key(server),
+        args.username,
+        token.expires_in,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Forgets the saved login for `server`.
+pub fn logout(server: &str) -> Result<()> {
+    if credentials::forget(server)? {
+        say!("logged out of {}", credentials::server_key(server));
+    } else {
+        eprintln!("not logged in to {}", credentials::server_key(server));
+    }
+    Ok(())
+}
+
+/// A password piped on standard input (one trailing newline dropped).
+pub fn read_stdin_password() -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|err| CliError::Failed(format!("cannot read the password: {err}")))?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(CliError::Usage(
+            "the password on standard input is empty".into(),
+        ));
+    }
+    Ok(password.to_string())
+}
