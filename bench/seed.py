@@ -1,4 +1,6 @@
-"""Registers N nodes on the server and writes their ids and tokens as a Lua table."""
+"""Registers N nodes on the server (with the join token in BENCH_JOIN) and writes their ids
+and tokens as a Lua table."""
+import os
 import json
 import sys
 import urllib.request
@@ -12,7 +14,8 @@ for i in range(count):
                          "docker": {"version": "24.0.0", "available": True}},
     }).encode()
     req = urllib.request.Request(f"{base}/api/v1/nodes/register", data=body,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + os.environ["BENCH_JOIN"]})
     with urllib.request.urlopen(req) as answer:
         reg = json.load(answer)
     rows.append('{"%s", "%s"}' % (reg["node_id"], reg["node_token"]))

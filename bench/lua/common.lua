@@ -1,5 +1,13 @@
--- Shared by the scenarios: per-thread counters and a report of non-2xx answers.
+-- Shared by the scenarios: per-thread counters, credentials and a report of non-2xx
+-- answers.
 local threads = {}
+
+-- Headers with the operator API token the harness created (BENCH_TOKEN).
+function with_token(headers)
+  headers = headers or {}
+  headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+  return headers
+end
 
 function setup(thread)
   thread:set("id", #threads + 1)

@@ -5,5 +5,5 @@ dofile(os.getenv("BENCH_NODES"))
 function request()
   counter = counter + 1
   local node = nodes[((counter * 7 + id) % #nodes) + 1]
-  return wrk.format("GET", "/api/v1/nodes/" .. node[1])
+  return wrk.format("GET", "/api/v1/nodes/" .. node[1], with_token())
 end

@@ -64,7 +64,7 @@ pub struct User {
 }
 
 /// `POST /api/v1/users`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"username": "alice", "role": "operator"}))]
 pub struct NewUser {
@@ -128,7 +128,7 @@ pub fn validate_password(password: &str) -> Result<()> {
 }
 
 /// The answer to creating a user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     /// The user.
     #[serde(flatten)]
@@ -139,7 +139,7 @@ pub struct CreatedUser {
 }
 
 /// `POST /api/v1/auth/token`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"username": "admin", "password": "<password>"}))]
 pub struct LoginRequest {
     /// Login name.
@@ -149,7 +149,7 @@ pub struct LoginRequest {
 }
 
 /// A signed, expiring access token (JWT).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AccessToken {
     /// Send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
@@ -193,7 +193,7 @@ pub struct ApiTokenInfo {
 }
 
 /// The answer to creating an API token: the only time the token is shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiToken {
     /// The token's description.
     #[serde(flatten)]
@@ -203,11 +203,32 @@ pub struct CreatedApiToken {
 }
 
 /// The cluster's join token, which registration requires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JoinToken {
     /// Send as `Authorization: Bearer <join_token>` to `POST /api/v1/nodes/register`.
     pub join_token: String,
 }
+
+/// `Debug` of the types that carry a secret: the secret is never shown.
+macro_rules! debug_without {
+    ($type:ty, $secret:ident, [$($field:ident),*]) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))*
+                    .field(stringify!($secret), &"***")
+                    .finish()
+            }
+        }
+    };
+}
+
+debug_without!(NewUser, password, [username, role]);
+debug_without!(CreatedUser, password, [user]);
+debug_without!(LoginRequest, password, [username]);
+debug_without!(AccessToken, access_token, [token_type, expires_in]);
+debug_without!(CreatedApiToken, token, [info]);
+debug_without!(JoinToken, join_token, []);
 
 #[cfg(test)]
 mod tests {
@@ -221,6 +242,20 @@ mod tests {
         assert_eq!(Role::Viewer.to_string(), "viewer");
         let json: NewUser = serde_json::from_str(r#"{"username": "bob"}"#).unwrap();
         assert_eq!(json.role, Role::Viewer, "least privilege by default");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let login = LoginRequest {
+            username: "admin".into(),
+            password: "hunter2-pw".into(),
+        };
+        let text = format!("{login:?}");
+        assert!(text.contains("admin") && !text.contains("hunter2"), "{text}");
+        let join = JoinToken {
+            join_token: "miaas_join_abc".into(),
+        };
+        assert!(!format!("{join:?}").contains("abc"));
     }
 
     #[test]
