@@ -254,6 +254,7 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     sqlite.delete("/api/v1/deployments/two").await;
     let nodes = sqlite.get("/api/v1/nodes").await.1;
     let deployments = sqlite.get("/api/v1/deployments").await.1;
+    let (admin_password, join_token) = (sqlite.admin_password.clone(), sqlite.join_token.clone());
     sqlite.stop().await;
 
     let run = miaas(
@@ -287,4 +288,18 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
         )
         .await;
     assert_eq!(status, 200, "node tokens survive the move");
+    let admin = pg.login("admin", &admin_password).await;
+    let (status, _) = pg
+        .post_as(
+            &join_token,
+            "/api/v1/nodes/register",
+            &registration("worker-03"),
+        )
+        .await;
+    assert_eq!(status, 201, "the join token survives the move");
+    let (status, shown) = pg.get_as(&admin, "/api/v1/cluster/join-token").await;
+    assert_eq!(
+        (status, shown["join_token"].as_str()),
+        (200, Some(join_token.as_str()))
+    );
 }

@@ -251,7 +251,10 @@ mod tests {
             password: "hunter2-pw".into(),
         };
         let text = format!("{login:?}");
-        assert!(text.contains("admin") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("admin") && !text.contains("hunter2"),
+            "{text}"
+        );
         let join = JoinToken {
             join_token: "miaas_join_abc".into(),
         };
