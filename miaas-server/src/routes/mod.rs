@@ -48,13 +48,13 @@ impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let bearer = |description: &str, format: Option<&str>| {
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format(format.map(str::to_string).unwrap_or_default())
-                    .description(Some(description.to_string()))
-                    .build(),
-            )
+            let mut scheme = HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(description.to_string()));
+            if let Some(format) = format {
+                scheme = scheme.bearer_format(format);
+            }
+            SecurityScheme::Http(scheme.build())
         };
         components.add_security_scheme(
             "bearer",
