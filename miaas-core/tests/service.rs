@@ -214,3 +214,40 @@ async fn an_in_memory_store_works_for_library_users() {
     let creds = service.register_node(&registration("m")).await.unwrap();
     assert_eq!(service.list_nodes().await.unwrap()[0].id, creds.node_id);
 }
+
+#[tokio::test]
+async fn two_stores_on_one_database_see_each_others_writes() {
+    // a server and `miaas` in local mode on the same file: each placement decision
+    // must see what the other committed, whatever either keeps in memory
+    for f in fixtures().await {
+        let other = fixture_on(f.url.clone(), f.dir.clone()).await;
+        f.service.register_node(&registration("n1")).await.unwrap();
+        let mut big = request("first", "nginx");
+        big.requirements = Some(serde_json::from_value(serde_json::json!({"cpus": 3})).unwrap());
+        let first = f.service.submit_deployment(&big).await.unwrap();
+        assert_eq!(first.status, "accepted");
+        // the other store places on the same node: only 1 CPU is left
+        big.deployment_id = "second".into();
+        other.service.submit_deployment(&big).await.unwrap();
+        let second = other.service.get_deployment("second").await.unwrap();
+        assert_eq!(second.status.as_str(), "pending", "{second:?}");
+        // a node registered through the other store takes "second" there; the first
+        // store's next decisions see both the node and what "second" reserves on it
+        other.service.register_node(&registration("n2")).await.unwrap();
+        let pinned = |id: &str, cpus: f64| {
+            let mut r = request(id, "nginx");
+            r.requirements = Some(
+                serde_json::from_value(serde_json::json!({"cpus": cpus, "node": "n2"})).unwrap(),
+            );
+            r
+        };
+        f.service.submit_deployment(&pinned("third", 1.0)).await.unwrap();
+        let third = f.service.get_deployment("third").await.unwrap();
+        assert!(third.node_id.is_some(), "n2 is known: {third:?}");
+        f.service.submit_deployment(&pinned("fourth", 1.0)).await.unwrap();
+        let fourth = f.service.get_deployment("fourth").await.unwrap();
+        assert_eq!(fourth.status.as_str(), "pending", "n2 is full: {fourth:?}");
+        let listed = f.service.list_deployments().await.unwrap();
+        assert_eq!(listed.len(), 4);
+    }
+}

@@ -1,7 +1,10 @@
 //! The SQLite backend: one writer connection (SQLite allows one writer at a time, so
 //! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
 
+mod cache;
+
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +31,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     secrets: Option<Secrets>,
+    /// The fleet as the last transaction left it; every write holds this lock, so
+    /// writes and the cache stay in step.
+    cache: Arc<tokio::sync::Mutex<Option<cache::CachedSnapshot>>>,
 }
 
 impl SqliteStore {
@@ -59,6 +65,7 @@ impl SqliteStore {
                     writer: pool.clone(),
                     reader: pool,
                     secrets: store_options.secrets.clone(),
+                    cache: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -84,6 +91,7 @@ impl SqliteStore {
                     writer,
                     reader,
                     secrets: options.secrets.clone(),
+                    cache: Arc::default(),
                 }
             }
         };
@@ -183,6 +191,8 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
+        let mut cache = self.cache.lock().await;
+        *cache = None;
         let id: (String,) = sqlx::query_as(
             "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
              last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -234,6 +244,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+        let mut cache = self.cache.lock().await;
         let mut tx = self.writer.begin().await?;
         for (node_id, metrics) in batch {
             sqlx::query(
@@ -247,10 +258,15 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        if let Some(cached) = cache.as_mut() {
+            cached.heartbeats(batch);
+        }
         Ok(())
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
+        let mut cache = self.cache.lock().await;
+        *cache = None;
         let mut tx = self.writer.begin().await?;
         let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = ?")
             .bind(node_id)
@@ -269,6 +285,8 @@ impl Store for SqliteStore {
     }
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+        let mut cache = self.cache.lock().await;
+        *cache = None;
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
         let done = sqlx::query(
             "UPDATE nodes SET schedulable = COALESCE(?, schedulable), tags = COALESCE(?, tags) \
@@ -283,6 +301,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_node(&self, id: &str) -> Result<bool> {
+        let mut cache = self.cache.lock().await;
+        *cache = None;
         let done = sqlx::query("DELETE FROM nodes WHERE id = ?")
             .bind(id)
             .execute(&self.writer)
@@ -346,19 +366,40 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
+        let mut cache = self.cache.lock().await;
         // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
         // stale even if another process writes the same file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (rows, deployments) = self.read_all(&mut tx).await?;
-        let nodes = rows
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        let writes = change(&Snapshot { nodes, deployments })?;
+        let (data_version,): (i64,) = sqlx::query_as("PRAGMA data_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        let cached = match cache.take() {
+            Some(cached) if cached.data_version == data_version => cached,
+            _ => {
+                let (rows, deployments) = self.read_all(&mut tx).await?;
+                let nodes = rows
+                    .into_iter()
+                    .map(NodeRecord::try_from)
+                    .collect::<Result<Vec<_>>>()?;
+                cache::CachedSnapshot::new(data_version, Snapshot { nodes, deployments })
+            }
+        };
+        let writes = change(&cached.snapshot);
+        // a failure from here on leaves the cache empty: it is read again next time
+        let writes = match writes {
+            Ok(writes) => writes,
+            Err(err) => {
+                *cache = Some(cached);
+                return Err(err);
+            }
+        };
         for deployment in &writes {
             self.write_deployment(&mut tx, deployment).await?;
         }
         tx.commit().await?;
+        let mut cached = cached;
+        cached.apply(&writes);
+        *cache = Some(cached);
         Ok(writes)
     }
 
@@ -379,6 +420,8 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
+        let mut cache = self.cache.lock().await;
+        *cache = None;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (nodes, deployments): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
