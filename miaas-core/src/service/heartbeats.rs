@@ -29,6 +29,10 @@ impl HeartbeatBuffer {
         }
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.latest.lock().map(|l| l.is_empty()).unwrap_or(true)
+    }
+
     pub(super) fn remove(&self, node_id: &str) {
         if let Ok(mut latest) = self.latest.lock() {
             latest.remove(node_id);

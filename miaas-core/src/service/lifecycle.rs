@@ -1,22 +1,26 @@
 //! The lifecycle rules as pure decisions over a [`Snapshot`]: placing, releasing,
 //! marking lost, re-placing. The store runs them inside one transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use super::ServiceSettings;
 use crate::model::NodeRecord;
 use crate::model::{Deployment, DeploymentStatus};
 use crate::placement::{Candidate, Cluster, Decision, PlacementEngine};
 
-/// Deployment decisions over one snapshot; collects what to write.
+/// Deployment decisions over one snapshot; collects what to write. The snapshot's
+/// deployments are borrowed, and only the ones a decision changes are copied.
 pub(super) struct Planner<'a> {
     engine: &'a PlacementEngine,
     settings: &'a ServiceSettings,
     now: f64,
     cluster: Cluster,
-    deployments: HashMap<String, Deployment>,
-    order: Vec<String>,
-    changed: BTreeSet<String>,
+    stored: HashMap<&'a str, &'a Deployment>,
+    /// The snapshot's ids, oldest first.
+    order: Vec<&'a str>,
+    changed: HashMap<String, Deployment>,
+    /// Ids of deployments the snapshot did not have, in the order they were put.
+    added: Vec<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -25,7 +29,7 @@ impl<'a> Planner<'a> {
         settings: &'a ServiceSettings,
         now: f64,
         nodes: &[NodeRecord],
-        deployments: &[Deployment],
+        deployments: &'a [Deployment],
     ) -> Self {
         let timeout = settings.heartbeat_timeout.as_secs_f64();
         let candidates = nodes
@@ -37,15 +41,13 @@ impl<'a> Planner<'a> {
             settings,
             now,
             cluster,
-            deployments: deployments
+            stored: deployments
                 .iter()
-                .map(|d| (d.deployment_id.clone(), d.clone()))
+                .map(|d| (d.deployment_id.as_str(), d))
                 .collect(),
-            order: deployments
-                .iter()
-                .map(|d| d.deployment_id.clone())
-                .collect(),
-            changed: BTreeSet::new(),
+            order: deployments.iter().map(|d| d.deployment_id.as_str()).collect(),
+            changed: HashMap::new(),
+            added: Vec::new(),
         }
     }
 
@@ -54,31 +56,39 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&Deployment> {
-        self.deployments.get(id)
+        self.changed
+            .get(id)
+            .or_else(|| self.stored.get(id).copied())
     }
 
     /// Ids of every deployment, oldest first.
     pub(super) fn ids(&self) -> Vec<String> {
-        self.order.clone()
+        self.order
+            .iter()
+            .map(|id| (*id).to_string())
+            .chain(self.added.iter().cloned())
+            .collect()
     }
 
     /// Records `deployment` as changed.
     pub(super) fn put(&mut self, deployment: Deployment) {
         let id = deployment.deployment_id.clone();
-        if !self.deployments.contains_key(&id) {
-            self.order.push(id.clone());
+        if !self.stored.contains_key(id.as_str()) && !self.changed.contains_key(&id) {
+            self.added.push(id.clone());
         }
-        self.deployments.insert(id.clone(), deployment);
-        self.changed.insert(id);
+        self.changed.insert(id, deployment);
     }
 
     /// The changed deployments, oldest first.
     pub(super) fn into_writes(mut self) -> Vec<Deployment> {
-        self.order
-            .iter()
-            .filter(|id| self.changed.contains(*id))
-            .filter_map(|id| self.deployments.remove(id))
-            .collect()
+        let order = self.order.iter().copied().chain(self.added.iter().map(String::as_str));
+        let mut writes = Vec::with_capacity(self.changed.len());
+        for id in order {
+            if let Some(deployment) = self.changed.remove(id) {
+                writes.push(deployment);
+            }
+        }
+        writes
     }
 
     /// Frees what `deployment` holds on its node.
@@ -137,6 +147,24 @@ impl<'a> Planner<'a> {
         self.place(deployment)
     }
 
+    /// Whether [`Self::reconcile`] may change `current` (most deployments it leaves
+    /// alone, and those it need not copy).
+    fn may_change(&self, current: &Deployment, grace: f64) -> bool {
+        let online = current.node_id.as_deref().and_then(|n| self.node_online(n));
+        match current.status {
+            DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed => {
+                online != Some(true)
+            }
+            DeploymentStatus::Lost => {
+                online == Some(true)
+                    || (self.settings.reschedule_lost && self.now - current.updated_at >= grace)
+            }
+            DeploymentStatus::Pending => true,
+            DeploymentStatus::Deleting => current.node_id.is_none(),
+            DeploymentStatus::Deleted => false,
+        }
+    }
+
     fn node_online(&self, node_id: &str) -> Option<bool> {
         self.cluster.get(node_id).map(|c| c.online)
     }
@@ -146,9 +174,13 @@ impl<'a> Planner<'a> {
     pub(super) fn reconcile(&mut self) {
         let grace = self.settings.reschedule_grace.as_secs_f64();
         for id in self.ids() {
-            let Some(current) = self.deployments.get(&id).cloned() else {
+            let Some(current) = self.get(&id) else {
                 continue;
             };
+            if !self.may_change(current, grace) {
+                continue;
+            }
+            let current = current.clone();
             let mut next = current.clone();
             let online = current.node_id.as_deref().and_then(|n| self.node_online(n));
             match current.status {

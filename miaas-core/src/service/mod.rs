@@ -113,15 +113,26 @@ impl Service {
     }
 
     /// Decisions over `snapshot`, with this server's buffered heartbeats laid over
-    /// its nodes.
-    fn planner(&self, now: f64, snapshot: &crate::store::Snapshot) -> lifecycle::Planner<'_> {
-        let mut nodes = snapshot.nodes.clone();
-        self.heartbeats.overlay(&mut nodes);
+    /// its nodes (copied only when there are some).
+    fn planner<'s>(
+        &'s self,
+        now: f64,
+        snapshot: &'s crate::store::Snapshot,
+    ) -> lifecycle::Planner<'s> {
+        let overlaid;
+        let nodes = if self.heartbeats.is_empty() {
+            &snapshot.nodes
+        } else {
+            let mut copy = snapshot.nodes.clone();
+            self.heartbeats.overlay(&mut copy);
+            overlaid = copy;
+            &overlaid
+        };
         lifecycle::Planner::new(
             &self.engine,
             &self.settings,
             now,
-            &nodes,
+            nodes,
             &snapshot.deployments,
         )
     }
