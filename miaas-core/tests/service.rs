@@ -233,7 +233,11 @@ async fn two_stores_on_one_database_see_each_others_writes() {
         assert_eq!(second.status.as_str(), "pending", "{second:?}");
         // a node registered through the other store takes "second" there; the first
         // store's next decisions see both the node and what "second" reserves on it
-        other.service.register_node(&registration("n2")).await.unwrap();
+        other
+            .service
+            .register_node(&registration("n2"))
+            .await
+            .unwrap();
         let pinned = |id: &str, cpus: f64| {
             let mut r = request(id, "nginx");
             r.requirements = Some(
@@ -241,10 +245,16 @@ async fn two_stores_on_one_database_see_each_others_writes() {
             );
             r
         };
-        f.service.submit_deployment(&pinned("third", 1.0)).await.unwrap();
+        f.service
+            .submit_deployment(&pinned("third", 1.0))
+            .await
+            .unwrap();
         let third = f.service.get_deployment("third").await.unwrap();
         assert!(third.node_id.is_some(), "n2 is known: {third:?}");
-        f.service.submit_deployment(&pinned("fourth", 1.0)).await.unwrap();
+        f.service
+            .submit_deployment(&pinned("fourth", 1.0))
+            .await
+            .unwrap();
         let fourth = f.service.get_deployment("fourth").await.unwrap();
         assert_eq!(fourth.status.as_str(), "pending", "n2 is full: {fourth:?}");
         let listed = f.service.list_deployments().await.unwrap();

@@ -123,6 +123,40 @@ impl Cluster {
         }
     }
 
+    /// Brings liveness up to date on a ledger kept between decisions: each
+    /// candidate's `online`, `schedulable` and `metrics` from `nodes` (the nodes it
+    /// was built from, in the same order), with `buffered` heartbeats newer than a
+    /// node's own laid over it. `false` (and nothing changed) when the nodes are not
+    /// those of the ledger.
+    pub fn refresh(
+        &mut self,
+        nodes: &[NodeRecord],
+        buffered: &HashMap<String, NodeMetrics>,
+        is_online: impl Fn(f64) -> bool,
+    ) -> bool {
+        let same = nodes.len() == self.candidates.len()
+            && nodes
+                .iter()
+                .zip(&self.candidates)
+                .all(|(n, c)| n.id == c.id);
+        if !same {
+            return false;
+        }
+        for (node, candidate) in nodes.iter().zip(&mut self.candidates) {
+            let newer = buffered
+                .get(&node.id)
+                .filter(|m| m.reported_at > node.last_seen);
+            let last_seen = newer.map_or(node.last_seen, |m| m.reported_at);
+            let metrics = newer.or(node.metrics.as_ref());
+            candidate.online = is_online(last_seen);
+            candidate.schedulable = node.schedulable;
+            if candidate.metrics.as_ref().map(|m| m.reported_at) != metrics.map(|m| m.reported_at) {
+                candidate.metrics = metrics.cloned();
+            }
+        }
+        true
+    }
+
     /// What node `node_id`'s deployments use.
     pub fn usage(&self, node_id: &str) -> NodeUsage {
         NodeUsage {

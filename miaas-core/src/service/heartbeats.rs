@@ -55,6 +55,21 @@ impl HeartbeatBuffer {
         }
     }
 
+    /// Brings a kept ledger's liveness up to date with `nodes` and the buffered
+    /// heartbeats; `false` when the ledger is not of these nodes.
+    pub(super) fn refresh(
+        &self,
+        cluster: &mut crate::placement::Cluster,
+        nodes: &[NodeRecord],
+        now: f64,
+        timeout: f64,
+    ) -> bool {
+        let Ok(latest) = self.latest.lock() else {
+            return false;
+        };
+        cluster.refresh(nodes, &latest, |last_seen| now - last_seen <= timeout)
+    }
+
     /// Lays the buffered heartbeats over stored nodes.
     pub(super) fn overlay(&self, records: &mut [NodeRecord]) {
         let Ok(latest) = self.latest.lock() else {

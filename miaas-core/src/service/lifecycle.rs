@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use super::ServiceSettings;
-use crate::model::NodeRecord;
+use super::ledger::Ledger;
 use crate::model::{Deployment, DeploymentStatus};
-use crate::placement::{Candidate, Cluster, Decision, PlacementEngine};
+use crate::placement::{Cluster, Decision, PlacementEngine};
+use crate::store::Snapshot;
 
 /// Deployment decisions over one snapshot; collects what to write. The snapshot's
 /// deployments are borrowed, and only the ones a decision changes are copied.
@@ -15,12 +16,12 @@ pub(super) struct Planner<'a> {
     settings: &'a ServiceSettings,
     now: f64,
     cluster: Cluster,
-    stored: HashMap<&'a str, &'a Deployment>,
-    /// The snapshot's ids, oldest first.
-    order: Vec<&'a str>,
+    snapshot: &'a Snapshot,
     changed: HashMap<String, Deployment>,
     /// Ids of deployments the snapshot did not have, in the order they were put.
     added: Vec<String>,
+    /// Where the ledger goes once the decisions are made, for the next transaction.
+    ledger: &'a Ledger,
 }
 
 impl<'a> Planner<'a> {
@@ -28,26 +29,19 @@ impl<'a> Planner<'a> {
         engine: &'a PlacementEngine,
         settings: &'a ServiceSettings,
         now: f64,
-        nodes: &[NodeRecord],
-        deployments: &'a [Deployment],
+        cluster: Cluster,
+        snapshot: &'a Snapshot,
+        ledger: &'a Ledger,
     ) -> Self {
-        let timeout = settings.heartbeat_timeout.as_secs_f64();
-        let candidates = nodes
-            .iter()
-            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        let cluster = Cluster::new(candidates, deployments);
         Self {
             engine,
             settings,
             now,
             cluster,
-            stored: deployments
-                .iter()
-                .map(|d| (d.deployment_id.as_str(), d))
-                .collect(),
-            order: deployments.iter().map(|d| d.deployment_id.as_str()).collect(),
+            snapshot,
             changed: HashMap::new(),
             added: Vec::new(),
+            ledger,
         }
     }
 
@@ -56,16 +50,15 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&Deployment> {
-        self.changed
-            .get(id)
-            .or_else(|| self.stored.get(id).copied())
+        self.changed.get(id).or_else(|| self.snapshot.find(id))
     }
 
     /// Ids of every deployment, oldest first.
     pub(super) fn ids(&self) -> Vec<String> {
-        self.order
+        self.snapshot
+            .deployments
             .iter()
-            .map(|id| (*id).to_string())
+            .map(|d| d.deployment_id.clone())
             .chain(self.added.iter().cloned())
             .collect()
     }
@@ -73,22 +66,36 @@ impl<'a> Planner<'a> {
     /// Records `deployment` as changed.
     pub(super) fn put(&mut self, deployment: Deployment) {
         let id = deployment.deployment_id.clone();
-        if !self.stored.contains_key(id.as_str()) && !self.changed.contains_key(&id) {
+        if self.snapshot.position(&id).is_none() && !self.changed.contains_key(&id) {
             self.added.push(id.clone());
         }
         self.changed.insert(id, deployment);
     }
 
-    /// The changed deployments, oldest first.
-    pub(super) fn into_writes(mut self) -> Vec<Deployment> {
-        let order = self.order.iter().copied().chain(self.added.iter().map(String::as_str));
-        let mut writes = Vec::with_capacity(self.changed.len());
-        for id in order {
-            if let Some(deployment) = self.changed.remove(id) {
-                writes.push(deployment);
-            }
-        }
-        writes
+    /// The changed deployments, oldest first. Call it last, as the decisions'
+    /// result: it also keeps the ledger for the next transaction.
+    pub(super) fn into_writes(self) -> Vec<Deployment> {
+        let Self {
+            cluster,
+            snapshot,
+            mut changed,
+            added,
+            ledger,
+            ..
+        } = self;
+        let stored = snapshot.deployments.len();
+        let mut writes: Vec<(usize, Deployment)> = changed
+            .drain()
+            .map(|(id, d)| {
+                let rank = snapshot.position(&id).unwrap_or_else(|| {
+                    stored + added.iter().position(|a| *a == id).unwrap_or(added.len())
+                });
+                (rank, d)
+            })
+            .collect();
+        writes.sort_by_key(|(rank, _)| *rank);
+        ledger.keep(snapshot, cluster);
+        writes.into_iter().map(|(_, d)| d).collect()
     }
 
     /// Frees what `deployment` holds on its node.

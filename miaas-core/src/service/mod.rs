@@ -5,6 +5,7 @@ mod access;
 mod agent;
 mod deployments;
 mod heartbeats;
+mod ledger;
 mod lifecycle;
 mod nodes;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
-use crate::placement::{PlacementEngine, PlacementSettings};
+use crate::placement::{Candidate, Cluster, PlacementEngine, PlacementSettings};
 use crate::store::Store;
 
 pub use access::BootstrapCredentials;
@@ -60,6 +61,7 @@ pub struct Service {
     engine: PlacementEngine,
     heartbeats: heartbeats::HeartbeatBuffer,
     signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
+    ledger: Arc<ledger::Ledger>,
 }
 
 impl Service {
@@ -80,6 +82,7 @@ impl Service {
             engine: PlacementEngine::new(settings.placement),
             heartbeats: heartbeats::HeartbeatBuffer::default(),
             signing_key: Arc::default(),
+            ledger: Arc::default(),
             settings,
         }
     }
@@ -113,12 +116,33 @@ impl Service {
     }
 
     /// Decisions over `snapshot`, with this server's buffered heartbeats laid over
-    /// its nodes (copied only when there are some).
+    /// its nodes. The ledger the previous decisions left is reused when it was left
+    /// for this very snapshot.
     fn planner<'s>(
         &'s self,
         now: f64,
         snapshot: &'s crate::store::Snapshot,
     ) -> lifecycle::Planner<'s> {
+        let timeout = self.settings.heartbeat_timeout.as_secs_f64();
+        let kept = self.ledger.take_for(snapshot).and_then(|mut cluster| {
+            self.heartbeats
+                .refresh(&mut cluster, &snapshot.nodes, now, timeout)
+                .then_some(cluster)
+        });
+        let cluster = kept.unwrap_or_else(|| self.build_ledger(now, snapshot));
+        lifecycle::Planner::new(
+            &self.engine,
+            &self.settings,
+            now,
+            cluster,
+            snapshot,
+            &self.ledger,
+        )
+    }
+
+    /// The ledger built from every node and deployment.
+    fn build_ledger(&self, now: f64, snapshot: &crate::store::Snapshot) -> Cluster {
+        let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let overlaid;
         let nodes = if self.heartbeats.is_empty() {
             &snapshot.nodes
@@ -128,13 +152,10 @@ impl Service {
             overlaid = copy;
             &overlaid
         };
-        lifecycle::Planner::new(
-            &self.engine,
-            &self.settings,
-            now,
-            nodes,
-            &snapshot.deployments,
-        )
+        let candidates = nodes
+            .iter()
+            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
+        Cluster::new(candidates, &snapshot.deployments)
     }
 
     /// Writes what is buffered and closes the store: called once serving stopped.

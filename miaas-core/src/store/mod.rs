@@ -27,6 +27,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -61,10 +62,85 @@ pub struct NodeUpsert<'a> {
 /// Everything placement needs, read inside one write transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Every node.
+    /// Every node, by name.
     pub nodes: Vec<NodeRecord>,
     /// Every deployment, oldest first.
     pub deployments: Vec<Deployment>,
+    /// Deployment id → position in `deployments`.
+    positions: HashMap<String, usize>,
+    /// Names this state for callers that keep what they derive from it between
+    /// transactions: a snapshot with the same version has the same deployments.
+    /// `None` when the store does not keep snapshots.
+    pub version: Option<SnapshotVersion>,
+}
+
+/// See [`Snapshot::version`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotVersion {
+    /// Changes whenever the store reads the fleet afresh.
+    pub generation: u64,
+    /// Counts the transactions applied since.
+    pub revision: u64,
+}
+
+impl Snapshot {
+    /// A snapshot of `nodes` and `deployments` (oldest first).
+    pub fn new(nodes: Vec<NodeRecord>, deployments: Vec<Deployment>) -> Self {
+        let positions = positions_of(&deployments);
+        Self {
+            nodes,
+            deployments,
+            positions,
+            version: None,
+        }
+    }
+
+    /// One deployment by id.
+    pub fn find(&self, id: &str) -> Option<&Deployment> {
+        self.positions.get(id).map(|&i| &self.deployments[i])
+    }
+
+    /// Where a deployment is in `deployments`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
+    /// Lays committed writes over the snapshot (replaced by id, new ones in order
+    /// of creation).
+    pub(crate) fn apply(&mut self, writes: &[Deployment]) {
+        let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
+        let mut reorder = false;
+        for deployment in writes {
+            match self.positions.get(&deployment.deployment_id) {
+                Some(&i) => self.deployments[i] = deployment.clone(),
+                None => {
+                    reorder |= self
+                        .deployments
+                        .last()
+                        .is_some_and(|last| key(last) > key(deployment));
+                    self.positions
+                        .insert(deployment.deployment_id.clone(), self.deployments.len());
+                    self.deployments.push(deployment.clone());
+                }
+            }
+        }
+        if reorder {
+            self.deployments.sort_by(|a, b| {
+                key(a)
+                    .partial_cmp(&key(b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            self.positions = positions_of(&self.deployments);
+        }
+    }
+}
+
+fn positions_of(deployments: &[Deployment]) -> HashMap<String, usize> {
+    deployments
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.deployment_id.clone(), i))
+        .collect()
 }
 
 /// A node with its token hash, for moving an install between databases.

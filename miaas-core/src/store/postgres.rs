@@ -360,7 +360,7 @@ impl Store for PostgresStore {
             .into_iter()
             .map(NodeRecord::try_from)
             .collect::<Result<Vec<_>>>()?;
-        let writes = change(&Snapshot { nodes, deployments })?;
+        let writes = change(&Snapshot::new(nodes, deployments))?;
         for deployment in &writes {
             self.write_deployment(&mut tx, deployment).await?;
         }

@@ -7,58 +7,45 @@
 //! connection (another process) commits, which forces a reload.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{Deployment, NodeMetrics};
-use crate::store::Snapshot;
+use crate::store::{Snapshot, SnapshotVersion};
+
+/// Numbers the reads of the fleet, process-wide.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// A snapshot with the `data_version` it was read at.
 #[derive(Debug)]
 pub(super) struct CachedSnapshot {
     /// `PRAGMA data_version` of the writer connection when read.
     pub data_version: i64,
-    /// Nodes by name, deployments by creation.
+    /// The fleet, versioned.
     pub snapshot: Snapshot,
-    /// Deployment id → position in `snapshot.deployments`.
-    index: HashMap<String, usize>,
 }
 
 impl CachedSnapshot {
-    pub(super) fn new(data_version: i64, snapshot: Snapshot) -> Self {
-        let index = index_of(&snapshot.deployments);
+    pub(super) fn new(data_version: i64, mut snapshot: Snapshot) -> Self {
+        snapshot.version = Some(SnapshotVersion {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            revision: 0,
+        });
         Self {
             data_version,
             snapshot,
-            index,
         }
     }
 
-    /// Lays committed writes over the snapshot, keeping the order by creation.
+    /// Lays committed writes over the snapshot; a new revision.
     pub(super) fn apply(&mut self, writes: &[Deployment]) {
-        let mut reorder = false;
-        for deployment in writes {
-            match self.index.get(&deployment.deployment_id) {
-                Some(&i) => self.snapshot.deployments[i] = deployment.clone(),
-                None => {
-                    let deployments = &mut self.snapshot.deployments;
-                    let in_order = deployments
-                        .last()
-                        .is_none_or(|last| key(last) <= key(deployment));
-                    reorder |= !in_order;
-                    self.index
-                        .insert(deployment.deployment_id.clone(), deployments.len());
-                    deployments.push(deployment.clone());
-                }
-            }
-        }
-        if reorder {
-            self.snapshot
-                .deployments
-                .sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
-            self.index = index_of(&self.snapshot.deployments);
+        self.snapshot.apply(writes);
+        if let Some(version) = self.snapshot.version.as_mut() {
+            version.revision += 1;
         }
     }
 
-    /// Lays flushed heartbeats over the nodes (each only moves forward).
+    /// Lays flushed heartbeats over the nodes (each only moves forward). The
+    /// deployments, and so the version, do not change.
     pub(super) fn heartbeats(&mut self, batch: &[(String, NodeMetrics)]) {
         let latest: HashMap<&str, &NodeMetrics> =
             batch.iter().map(|(id, m)| (id.as_str(), m)).collect();
@@ -71,16 +58,4 @@ impl CachedSnapshot {
             }
         }
     }
-}
-
-fn key(d: &Deployment) -> (f64, &str) {
-    (d.created_at, d.deployment_id.as_str())
-}
-
-fn index_of(deployments: &[Deployment]) -> HashMap<String, usize> {
-    deployments
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.deployment_id.clone(), i))
-        .collect()
 }

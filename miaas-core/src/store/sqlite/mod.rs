@@ -381,7 +381,7 @@ impl Store for SqliteStore {
                     .into_iter()
                     .map(NodeRecord::try_from)
                     .collect::<Result<Vec<_>>>()?;
-                cache::CachedSnapshot::new(data_version, Snapshot { nodes, deployments })
+                cache::CachedSnapshot::new(data_version, Snapshot::new(nodes, deployments))
             }
         };
         let writes = change(&cached.snapshot);
