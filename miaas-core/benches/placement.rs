@@ -28,6 +28,7 @@ fn fleet(count: usize) -> Vec<Candidate> {
             }))
             .expect("capabilities");
             Candidate {
+                docker_version: Candidate::parse_docker_version(&capabilities),
                 id: format!("node-{i:06}"),
                 name: format!("worker-{i:06}"),
                 online: i % 50 != 0,

@@ -25,6 +25,9 @@ pub struct Candidate {
     pub reserved: Resources,
     /// Latest heartbeat metrics.
     pub metrics: Option<NodeMetrics>,
+    /// The Docker version of `capabilities`, parsed once (see
+    /// [`Candidate::parse_docker_version`]).
+    pub docker_version: Option<semver::Version>,
 }
 
 impl Candidate {
@@ -39,7 +42,16 @@ impl Candidate {
             tags: record.tags.clone(),
             reserved: Resources::default(),
             metrics: record.metrics.clone(),
+            docker_version: Self::parse_docker_version(&record.capabilities),
         }
+    }
+
+    /// The Docker version a node reports, leniently parsed (`24`, `24.0.7-ce`).
+    pub fn parse_docker_version(capabilities: &NodeCapabilities) -> Option<semver::Version> {
+        capabilities
+            .docker
+            .as_ref()
+            .and_then(|d| super::filters::lenient_version(&d.version))
     }
 
     fn add(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {

@@ -123,6 +123,12 @@ pub fn all_rejections(node: &Candidate, prepared: &Prepared<'_>) -> Vec<(Rejecti
         .collect()
 }
 
+/// String equality that rejects most differing tags before comparing them whole
+/// (tags such as `zone=a` / `zone=b` differ at the end).
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
+}
+
 fn free_cpus(node: &Candidate) -> f64 {
     f64::from(node.capabilities.cpu_count) - node.reserved.cpus
 }
@@ -150,12 +156,16 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
             match &p.docker {
                 None => true,
                 Some(None) => false,
-                Some(Some(wanted)) => docker
-                    .and_then(|d| lenient_version(&d.version))
-                    .is_some_and(|v| wanted.matches(&v)),
+                Some(Some(wanted)) => node
+                    .docker_version
+                    .as_ref()
+                    .is_some_and(|v| wanted.matches(v)),
             }
         }
-        Rejection::Tags => req.tags.iter().all(|t| node.tags.contains(t)),
+        Rejection::Tags => req
+            .tags
+            .iter()
+            .all(|t| node.tags.iter().any(|n| same_text(t, n))),
         Rejection::Gpus => {
             req.gpus == 0 || matching_free_gpus(node, p).count() >= req.gpus as usize
         }

@@ -15,12 +15,14 @@ fn caps(cpus: u32, mem_mb: u64, gpus: &[(u32, &str, u64)]) -> NodeCapabilities {
 }
 
 fn node(name: &str, cpus: u32, mem_mb: u64) -> Candidate {
+    let capabilities = caps(cpus, mem_mb, &[]);
     Candidate {
         id: format!("id-{name}"),
         name: name.into(),
         online: true,
         schedulable: true,
-        capabilities: caps(cpus, mem_mb, &[]),
+        docker_version: Candidate::parse_docker_version(&capabilities),
+        capabilities,
         tags: Vec::new(),
         reserved: Resources::default(),
         metrics: None,
