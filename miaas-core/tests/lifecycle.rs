@@ -452,3 +452,51 @@ async fn a_deployment_placed_back_on_its_old_node_is_not_also_removed_there() {
         assert!(desired.remove.is_empty(), "{:?}", desired.remove);
     }
 }
+
+#[tokio::test]
+async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lost() {
+    for f in fixtures_with(settings()).await {
+        let node = f.service.register_node(&registration("n1")).await.unwrap();
+        f.service
+            .submit_deployment(&request("web", "nginx"))
+            .await
+            .unwrap();
+        f.service.close().await;
+        // the control plane was down for 10 minutes: the node's last heartbeat is old
+        let store = miaas_core::store::connect(&f.url).await.unwrap();
+        let clock = std::sync::Arc::new(miaas_core::clock::ManualClock::new(common::T0 + 600.0));
+        let restarted = Service::with_clock(store, clock.clone(), settings());
+        restarted.reconcile().await.unwrap();
+        let web = restarted.get_deployment("web").await.unwrap();
+        assert_eq!(
+            web.status,
+            DeploymentStatus::Scheduled,
+            "not lost at start-up"
+        );
+        clock.advance(31.0);
+        restarted.reconcile().await.unwrap();
+        let web = restarted.get_deployment("web").await.unwrap();
+        assert_eq!(
+            web.status,
+            DeploymentStatus::Lost,
+            "still silent after the timeout"
+        );
+        // a node that heartbeats in time keeps its work
+        let fresh = Service::with_clock(
+            miaas_core::store::connect(&f.url).await.unwrap(),
+            std::sync::Arc::new(miaas_core::clock::ManualClock::new(common::T0 + 2000.0)),
+            settings(),
+        );
+        fresh
+            .heartbeat(&node.node_id, Some(&node.node_token), beat(5.0))
+            .await
+            .unwrap();
+        fresh.reconcile().await.unwrap();
+        let web = fresh.get_deployment("web").await.unwrap();
+        assert_eq!(
+            web.status,
+            DeploymentStatus::Scheduled,
+            "back with its node"
+        );
+    }
+}

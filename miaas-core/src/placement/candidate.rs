@@ -74,6 +74,19 @@ impl Candidate {
     }
 }
 
+/// What one placed deployment reserves on its node: all a ledger needs of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Its node.
+    pub node_id: String,
+    /// What it reserves.
+    pub requirements: Requirements,
+    /// The GPUs assigned to it.
+    pub gpu_ids: Vec<u32>,
+}
+
 /// Every node with its reservations: the ledger placement decisions update as they
 /// are made, so a batch of decisions never double-books a node.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +117,19 @@ impl Cluster {
         cluster
     }
 
+    /// Builds the ledger from the nodes and what placed deployments reserve (see
+    /// [`crate::store::Store::reservations`]).
+    pub fn from_reservations(
+        nodes: impl IntoIterator<Item = Candidate>,
+        reservations: &[Reservation],
+    ) -> Self {
+        let mut cluster = Self::new(nodes, []);
+        for r in reservations {
+            cluster.book(&r.node_id, &r.deployment_id, &r.requirements, &r.gpu_ids);
+        }
+        cluster
+    }
+
     /// The candidates, in the order given.
     pub fn candidates(&self) -> &[Candidate] {
         &self.candidates
@@ -116,12 +142,27 @@ impl Cluster {
 
     /// Books `deployment`'s requirements and GPUs on `node_id`.
     pub fn reserve(&mut self, node_id: &str, deployment: &Deployment) {
+        self.book(
+            node_id,
+            &deployment.deployment_id,
+            &deployment.requirements,
+            &deployment.gpu_ids,
+        );
+    }
+
+    fn book(
+        &mut self,
+        node_id: &str,
+        deployment_id: &str,
+        requirements: &Requirements,
+        gpu_ids: &[u32],
+    ) {
         if let Some(&i) = self.index.get(node_id) {
-            self.candidates[i].add(&deployment.requirements, &deployment.gpu_ids);
+            self.candidates[i].add(requirements, gpu_ids);
             self.placed
                 .entry(node_id.to_string())
                 .or_default()
-                .push(deployment.deployment_id.clone());
+                .push(deployment_id.to_string());
         }
     }
 

@@ -187,13 +187,13 @@ impl Service {
     pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
         let mut nodes = self.store.list_nodes().await?;
         self.heartbeats.overlay(&mut nodes);
-        let deployments = self.store.list_deployments().await?;
+        let reservations = self.store.reservations().await?;
         let now = self.now();
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        let cluster = Cluster::new(candidates, &deployments);
+        let cluster = Cluster::from_reservations(candidates, &reservations);
         Ok((nodes, cluster))
     }
 }

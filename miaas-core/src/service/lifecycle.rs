@@ -22,6 +22,8 @@ pub(super) struct Planner<'a> {
     added: Vec<String>,
     /// Where the ledger goes once the decisions are made, for the next transaction.
     ledger: &'a Ledger,
+    /// Whether deployments of offline nodes are marked `lost`.
+    marks_lost: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -42,7 +44,15 @@ impl<'a> Planner<'a> {
             changed: HashMap::new(),
             added: Vec::new(),
             ledger,
+            marks_lost: true,
         }
+    }
+
+    /// Whether [`Self::reconcile`] marks deployments of offline nodes `lost` (not
+    /// while the server has just started and nodes had no time to heartbeat).
+    pub(super) fn marking_lost(mut self, marks_lost: bool) -> Self {
+        self.marks_lost = marks_lost;
+        self
     }
 
     pub(super) fn now(&self) -> f64 {
@@ -160,7 +170,7 @@ impl<'a> Planner<'a> {
         let online = current.node_id.as_deref().and_then(|n| self.node_online(n));
         match current.status {
             DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed => {
-                online != Some(true)
+                self.marks_lost && online != Some(true)
             }
             DeploymentStatus::Lost => {
                 online == Some(true)
@@ -194,7 +204,7 @@ impl<'a> Planner<'a> {
                 DeploymentStatus::Scheduled
                 | DeploymentStatus::Running
                 | DeploymentStatus::Failed
-                    if online != Some(true) =>
+                    if self.marks_lost && online != Some(true) =>
                 {
                     next.status = DeploymentStatus::Lost;
                     next.message = format!(

@@ -62,6 +62,9 @@ pub struct Service {
     heartbeats: heartbeats::HeartbeatBuffer,
     signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
     ledger: Arc<ledger::Ledger>,
+    /// When this service started (epoch seconds): until a heartbeat timeout has
+    /// passed, nodes not yet heard from are not taken for dead.
+    started_at: f64,
 }
 
 impl Service {
@@ -77,6 +80,7 @@ impl Service {
         settings: ServiceSettings,
     ) -> Self {
         Self {
+            started_at: clock.now(),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
@@ -130,6 +134,10 @@ impl Service {
                 .then_some(cluster)
         });
         let cluster = kept.unwrap_or_else(|| self.build_ledger(now, snapshot));
+        // after a restart (of a single server, or of the whole control plane) nodes
+        // have not had a chance to heartbeat yet: their work is not lost until they
+        // have
+        let marks_lost = now - self.started_at >= timeout;
         lifecycle::Planner::new(
             &self.engine,
             &self.settings,
@@ -138,6 +146,7 @@ impl Service {
             snapshot,
             &self.ledger,
         )
+        .marking_lost(marks_lost)
     }
 
     /// The ledger built from every node and deployment.

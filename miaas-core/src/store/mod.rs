@@ -9,6 +9,16 @@ macro_rules! node_columns {
         "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
     };
 }
+// The deployments that hold resources on their node (see
+// `DeploymentStatus::holds_resources`), with what they reserve.
+macro_rules! reservations_query {
+    () => {
+        "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments \
+         WHERE node_id IS NOT NULL \
+         AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
+         ORDER BY created_at, deployment_id"
+    };
+}
 macro_rules! deployment_columns {
     () => {
         "deployment_id, template_id, rendered_compose, env, action, status, message, \
@@ -210,6 +220,10 @@ pub trait Store: AccessStore + Send + Sync + 'static {
 
     /// All deployments, oldest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+
+    /// What every placed deployment reserves (those holding resources), oldest
+    /// first: the ledger's input, without compose documents or environments.
+    async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>>;
 
     /// Whether any deployment waits for capacity (`pending` or `lost`).
     async fn has_waiting_deployments(&self) -> Result<bool>;

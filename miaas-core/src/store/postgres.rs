@@ -120,13 +120,13 @@ impl PostgresStore {
             deployment_columns!(),
             " FROM deployments ORDER BY created_at, deployment_id"
         );
-        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
             .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((nodes, deployments))
+            .await?;
+        Ok((
+            nodes,
+            super::rows::into_deployments(rows, self.secrets.as_ref())?,
+        ))
     }
 }
 
@@ -321,6 +321,13 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
+    }
+
+    async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
     }
 
     async fn has_waiting_deployments(&self) -> Result<bool> {

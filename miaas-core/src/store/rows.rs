@@ -113,6 +113,19 @@ impl DeploymentRow {
     }
 }
 
+/// Decodes many rows into exactly as many deployments (a large fleet's list is
+/// never grown by doubling).
+pub(crate) fn into_deployments(
+    rows: Vec<DeploymentRow>,
+    secrets: Option<&Secrets>,
+) -> Result<Vec<Deployment>> {
+    let mut deployments = Vec::with_capacity(rows.len());
+    for row in rows {
+        deployments.push(row.into_deployment(secrets)?);
+    }
+    Ok(deployments)
+}
+
 /// A deployment's environment as stored: sealed when `secrets` is given.
 pub(crate) fn encode_env(
     env: &BTreeMap<String, String>,
@@ -141,4 +154,19 @@ pub(crate) fn with_token_hashes(
             Ok(super::NodeExport { record, token_hash })
         })
         .collect()
+}
+
+/// A row of `reservations_query!`.
+pub(crate) type ReservationRow = (String, String, String, String);
+
+/// Decodes a reservation row.
+pub(crate) fn reservation(
+    (deployment_id, node_id, requirements, gpu_ids): ReservationRow,
+) -> Result<crate::placement::Reservation> {
+    Ok(crate::placement::Reservation {
+        deployment_id,
+        node_id,
+        requirements: decode_json("requirements", &requirements)?,
+        gpu_ids: decode_json("gpu_ids", &gpu_ids)?,
+    })
 }

@@ -123,13 +123,13 @@ impl SqliteStore {
             deployment_columns!(),
             " FROM deployments ORDER BY created_at, deployment_id"
         );
-        let deployments = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
+        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
             .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((nodes, deployments))
+            .await?;
+        Ok((
+            nodes,
+            super::rows::into_deployments(rows, self.secrets.as_ref())?,
+        ))
     }
 
     async fn write_deployment(
@@ -308,6 +308,13 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
     }
 
     async fn has_waiting_deployments(&self) -> Result<bool> {
