@@ -261,3 +261,31 @@ async fn two_stores_on_one_database_see_each_others_writes() {
         assert_eq!(listed.len(), 4);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_all_commit_and_share_ids_by_name() {
+    for f in fixtures().await {
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let service = f.service.clone();
+            // every third name twice: both registrations land on one node
+            let name = format!("node-{}", i % 40);
+            tasks.push(tokio::spawn(async move {
+                service.register_node(&registration(&name)).await
+            }));
+        }
+        let mut by_name = std::collections::HashMap::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let creds = task.await.unwrap().unwrap();
+            let previous = by_name.insert(format!("node-{}", i % 40), creds.node_id.clone());
+            if let Some(previous) = previous {
+                assert_eq!(previous, creds.node_id, "one id per name");
+            }
+        }
+        let nodes = f.service.list_nodes().await.unwrap();
+        assert_eq!(nodes.len(), 40);
+        for node in &nodes {
+            assert_eq!(by_name.get(&node.name), Some(&node.id));
+        }
+    }
+}

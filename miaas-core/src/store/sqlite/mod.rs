@@ -2,6 +2,7 @@
 //! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
 
 mod cache;
+mod group_commit;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct SqliteStore {
     /// The fleet as the last transaction left it; every write holds this lock, so
     /// writes and the cache stay in step.
     cache: Arc<tokio::sync::Mutex<Option<cache::CachedSnapshot>>>,
+    /// Registrations waiting to share the next commit.
+    upserts: Arc<group_commit::UpsertQueue>,
 }
 
 impl SqliteStore {
@@ -66,6 +69,7 @@ impl SqliteStore {
                     reader: pool,
                     secrets: store_options.secrets.clone(),
                     cache: Arc::default(),
+                    upserts: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -92,6 +96,7 @@ impl SqliteStore {
                     reader,
                     secrets: options.secrets.clone(),
                     cache: Arc::default(),
+                    upserts: Arc::default(),
                 }
             }
         };
@@ -191,27 +196,21 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
-        let mut cache = self.cache.lock().await;
-        *cache = None;
-        let id: (String,) = sqlx::query_as(
-            "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
-             last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
-             capabilities = excluded.capabilities, tags = excluded.tags, \
-             token_hash = excluded.token_hash, last_seen = excluded.last_seen \
-             RETURNING id",
-        )
-        .bind(node.new_id)
-        .bind(node.name)
-        .bind(node.ip)
-        .bind(encode_json(node.capabilities)?)
-        .bind(encode_json(&node.tags)?)
-        .bind(node.token_hash)
-        .bind(node.now)
-        .bind(node.now)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(id.0)
+        let (queued, answer) = group_commit::QueuedUpsert::new(&node)?;
+        self.upserts.push(queued);
+        // whoever holds the writer next commits every registration queued by then; in
+        // a task of its own, so that a caller that goes away cannot cut it short
+        let mut cache = self.cache.clone().lock_owned().await;
+        let (queue, writer) = (self.upserts.clone(), self.writer.clone());
+        let commit = tokio::spawn(async move {
+            if queue.commit(&writer).await {
+                *cache = None;
+            }
+        });
+        let _ = commit.await;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the registration was dropped".into()))?
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {

@@ -1,0 +1,125 @@
+//! Group commit for registrations: concurrent upserts wait in a queue, and whoever
+//! gets the writer next commits all of them in one transaction, with one sync to
+//! disk. Each is answered only after that commit, so acknowledged still means
+//! durable.
+
+use std::sync::Mutex;
+
+use sqlx::SqlitePool;
+use tokio::sync::oneshot;
+
+use crate::store::NodeUpsert;
+use crate::store::rows::encode_json;
+use crate::{Error, Result};
+
+/// A registration waiting for the next commit.
+pub(super) struct QueuedUpsert {
+    new_id: String,
+    name: String,
+    ip: String,
+    capabilities: String,
+    tags: String,
+    token_hash: String,
+    now: f64,
+    reply: oneshot::Sender<Result<String>>,
+}
+
+impl QueuedUpsert {
+    /// The upsert, encoded, with where its answer goes.
+    pub(super) fn new(node: &NodeUpsert<'_>) -> Result<(Self, oneshot::Receiver<Result<String>>)> {
+        let (reply, answer) = oneshot::channel();
+        Ok((
+            Self {
+                new_id: node.new_id.to_string(),
+                name: node.name.to_string(),
+                ip: node.ip.to_string(),
+                capabilities: encode_json(node.capabilities)?,
+                tags: encode_json(&node.tags)?,
+                token_hash: node.token_hash.to_string(),
+                now: node.now,
+                reply,
+            },
+            answer,
+        ))
+    }
+}
+
+/// Upserts waiting for a commit.
+#[derive(Default)]
+pub(super) struct UpsertQueue {
+    waiting: Mutex<Vec<QueuedUpsert>>,
+}
+
+impl std::fmt::Debug for UpsertQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpsertQueue")
+    }
+}
+
+impl UpsertQueue {
+    pub(super) fn push(&self, upsert: QueuedUpsert) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.push(upsert);
+        }
+    }
+
+    fn take(&self) -> Vec<QueuedUpsert> {
+        self.waiting
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    /// Commits everything waiting in one transaction on `writer` and answers each;
+    /// `false` when nothing was waiting. The caller holds the writer's lock.
+    pub(super) async fn commit(&self, writer: &SqlitePool) -> bool {
+        let batch = self.take();
+        if batch.is_empty() {
+            return false;
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = async {
+            let mut tx = writer.begin().await?;
+            for upsert in &batch {
+                // a failed statement is undone alone; the others still commit
+                let id = sqlx::query_as::<_, (String,)>(
+                    "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, \
+                     registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
+                     capabilities = excluded.capabilities, tags = excluded.tags, \
+                     token_hash = excluded.token_hash, last_seen = excluded.last_seen \
+                     RETURNING id",
+                )
+                .bind(&upsert.new_id)
+                .bind(&upsert.name)
+                .bind(&upsert.ip)
+                .bind(&upsert.capabilities)
+                .bind(&upsert.tags)
+                .bind(&upsert.token_hash)
+                .bind(upsert.now)
+                .bind(upsert.now)
+                .fetch_one(&mut *tx)
+                .await;
+                results.push(id.map(|(id,)| id).map_err(Error::from));
+            }
+            tx.commit().await.map_err(Error::from)
+        }
+        .await;
+        for (upsert, result) in
+            batch
+                .into_iter()
+                .zip(results.into_iter().chain(std::iter::repeat_with(|| {
+                    Err(Error::Unavailable("not run".into()))
+                })))
+        {
+            let answer = match &outcome {
+                Ok(()) => result,
+                Err(err) => Err(Error::Unavailable(format!(
+                    "registration not committed: {err}"
+                ))),
+            };
+            let _ = upsert.reply.send(answer);
+        }
+        true
+    }
+}
