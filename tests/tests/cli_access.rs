@@ -22,27 +22,26 @@ impl Shell {
     }
 
     fn run(&self, server: &TestServer, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut all = vec!["--server", server.base.as_str()];
-        all.extend_from_slice(args);
-        let config = self.config();
-        miaas(
-            self.dir.path(),
-            &all,
-            &[("XDG_CONFIG_HOME", config.as_str())],
-            stdin,
-        )
+        self.run_with(server, args, &[], stdin)
     }
 
     fn with_token(&self, server: &TestServer, token: &str, args: &[&str]) -> Run {
+        self.run_with(server, args, &[("MIAAS_TOKEN", token)], None)
+    }
+
+    fn run_with(
+        &self,
+        server: &TestServer,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Run {
         let mut all = vec!["--server", server.base.as_str()];
         all.extend_from_slice(args);
         let config = self.config();
-        miaas(
-            self.dir.path(),
-            &all,
-            &[("XDG_CONFIG_HOME", config.as_str()), ("MIAAS_TOKEN", token)],
-            None,
-        )
+        let mut env = env.to_vec();
+        env.push(("XDG_CONFIG_HOME", config.as_str()));
+        miaas(self.dir.path(), &all, &env, stdin)
     }
 }
 

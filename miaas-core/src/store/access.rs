@@ -147,6 +147,36 @@ pub(crate) fn token_record(
     })
 }
 
+/// `INSERT` of a [`UserRecord`] with its binds (`$record`), for both backends.
+macro_rules! insert_user {
+    ($record:expr) => {
+        sqlx::query(
+            "INSERT INTO users (username, role, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&$record.user.username)
+        .bind($record.user.role.as_str())
+        .bind(&$record.password_hash)
+        .bind($record.user.created_at)
+    };
+}
+
+/// `INSERT` of an [`ApiTokenRecord`] with its binds (`$record`), for both backends.
+macro_rules! insert_api_token {
+    ($record:expr) => {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&$record.info.id)
+        .bind(&$record.info.name)
+        .bind($record.info.role.as_str())
+        .bind(&$record.token_hash)
+        .bind($record.info.created_at)
+        .bind($record.revoked_at)
+    };
+}
+
 /// Writes `dump` into the access tables inside `$tx`, replacing what they held (a
 /// fresh target has at most its bootstrap admin, which the source's users replace).
 macro_rules! import_access {
@@ -160,30 +190,10 @@ macro_rules! import_access {
             sqlx::query(table).execute(&mut **tx).await?;
         }
         for record in &$dump.users {
-            sqlx::query(
-                "INSERT INTO users (username, role, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&record.user.username)
-            .bind(record.user.role.as_str())
-            .bind(&record.password_hash)
-            .bind(record.user.created_at)
-            .execute(&mut **tx)
-            .await?;
+            insert_user!(record).execute(&mut **tx).await?;
         }
         for record in &$dump.tokens {
-            sqlx::query(
-                "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&record.info.id)
-            .bind(&record.info.name)
-            .bind(record.info.role.as_str())
-            .bind(&record.token_hash)
-            .bind(record.info.created_at)
-            .bind(record.revoked_at)
-            .execute(&mut **tx)
-            .await?;
+            insert_api_token!(record).execute(&mut **tx).await?;
         }
         for (name, value) in &$dump.secrets {
             sqlx::query(
@@ -210,23 +220,16 @@ macro_rules! impl_access_store {
                 &self,
                 record: &$crate::store::access::UserRecord,
             ) -> $crate::Result<()> {
-                let done = sqlx::query(
-                    "INSERT INTO users (username, role, password_hash, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING",
-                )
-                .bind(&record.user.username)
-                .bind(record.user.role.as_str())
-                .bind(&record.password_hash)
-                .bind(record.user.created_at)
-                .execute(&self.$writer)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err($crate::Error::Conflict(format!(
-                        "user {:?} already exists",
-                        record.user.username
-                    )));
+                match insert_user!(record).execute(&self.$writer).await {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                        Err($crate::Error::Conflict(format!(
+                            "user {:?} already exists",
+                            record.user.username
+                        )))
+                    }
+                    Err(err) => Err(err.into()),
                 }
-                Ok(())
             }
 
             async fn insert_first_user(
@@ -308,18 +311,7 @@ macro_rules! impl_access_store {
                 &self,
                 record: &$crate::store::access::ApiTokenRecord,
             ) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&record.info.id)
-                .bind(&record.info.name)
-                .bind(record.info.role.as_str())
-                .bind(&record.token_hash)
-                .bind(record.info.created_at)
-                .bind(record.revoked_at)
-                .execute(&self.$writer)
-                .await?;
+                insert_api_token!(record).execute(&self.$writer).await?;
                 Ok(())
             }
 
