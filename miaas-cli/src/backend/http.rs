@@ -20,6 +20,8 @@ pub struct HttpBackend {
     client: reqwest::Client,
     base: Url,
     token: Option<String>,
+    /// Items asked for per page of a list (`MIAAS_PAGE_SIZE`, default 1000).
+    page_size: usize,
 }
 
 impl HttpBackend {
@@ -41,6 +43,11 @@ impl HttpBackend {
             client,
             base,
             token: token.filter(|t| !t.is_empty()),
+            page_size: std::env::var("MIAAS_PAGE_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| (1..=miaas_core::model::page::MAX_PAGE).contains(n))
+                .unwrap_or(miaas_core::model::page::MAX_PAGE),
         })
     }
 
@@ -77,6 +84,40 @@ impl HttpBackend {
         url: Url,
         body: Option<&(impl Serialize + Sync)>,
     ) -> Result<String> {
+        Ok(self.send_for_page(method, url, body).await?.0)
+    }
+
+    /// Every item of a paged list (`GET` of `segments`), following `X-Next-Cursor`.
+    async fn all_pages<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = self.url(segments)?;
+            url.query_pairs_mut()
+                .append_pair("limit", &self.page_size.to_string());
+            if let Some(cursor) = &cursor {
+                url.query_pairs_mut().append_pair("cursor", cursor);
+            }
+            let (text, next) = self.send_for_page(Method::GET, url, NO_BODY).await?;
+            let page: Vec<T> = serde_json::from_str(&text).map_err(|err| {
+                CliError::Failed(format!("unexpected answer from the server: {err}"))
+            })?;
+            items.extend(page);
+            match next {
+                // a server that does not page (or an old one) answers everything at once
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// As [`Self::send`], with the `X-Next-Cursor` of a page.
+    async fn send_for_page(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<(String, Option<String>)> {
         let mut request = self.client.request(method, url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -93,12 +134,17 @@ impl HttpBackend {
             ))
         })?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = response
             .text()
             .await
             .map_err(|err| CliError::Failed(format!("reading the answer of {url}: {err}")))?;
         if status.is_success() {
-            return Ok(text);
+            return Ok((text, next));
         }
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -131,8 +177,7 @@ const NO_BODY: Option<&()> = None;
 #[async_trait]
 impl Backend for HttpBackend {
     async fn list_nodes(&self) -> Result<Vec<Node>> {
-        self.call(Method::GET, &["api", "v1", "nodes"], NO_BODY)
-            .await
+        self.all_pages(&["api", "v1", "nodes"]).await
     }
 
     async fn get_node(&self, node_id: &str) -> Result<Node> {
@@ -165,9 +210,7 @@ impl Backend for HttpBackend {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let deployments: Vec<Deployment> = self
-            .call(Method::GET, &["api", "v1", "deployments"], NO_BODY)
-            .await?;
+        let deployments: Vec<Deployment> = self.all_pages(&["api", "v1", "deployments"]).await?;
         // a server with authentication off answers in clear; the CLI never prints it
         Ok(deployments.into_iter().map(Deployment::redacted).collect())
     }

@@ -7,6 +7,7 @@ mod deployment;
 mod heartbeat;
 mod node;
 pub mod number;
+pub mod page;
 mod requirements;
 pub mod schema;
 

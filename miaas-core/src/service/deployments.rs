@@ -5,6 +5,9 @@ use std::sync::Mutex;
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::compose::requirements_from_compose;
+use crate::model::page::{
+    DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
+};
 use crate::model::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, NodeRecord,
     Requirements,
@@ -187,14 +190,47 @@ impl Service {
     pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
         let mut nodes = self.store.list_nodes().await?;
         self.heartbeats.overlay(&mut nodes);
+        let cluster = self.ledger_of(&nodes).await?;
+        Ok((nodes, cluster))
+    }
+
+    /// The ledger of `nodes` (heartbeats laid over) with what is placed on them.
+    pub(super) async fn ledger_of(&self, nodes: &[NodeRecord]) -> Result<Cluster> {
         let reservations = self.store.reservations().await?;
         let now = self.now();
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        let cluster = Cluster::from_reservations(candidates, &reservations);
-        Ok((nodes, cluster))
+        Ok(Cluster::from_reservations(candidates, &reservations))
+    }
+
+    /// One page of deployments, oldest first: at most `query.limit`, after
+    /// `query.cursor`.
+    pub async fn list_deployments_page(&self, query: &PageQuery) -> Result<Page<Deployment>> {
+        let limit = query.limit()?;
+        let after = query
+            .cursor
+            .as_deref()
+            .map(parse_deployment_cursor)
+            .transpose()?;
+        let mut items = self
+            .store
+            .deployments_page(after.as_ref(), limit + 1)
+            .await?;
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(|d| {
+                deployment_cursor(&DeploymentKey {
+                    created_at: d.created_at,
+                    deployment_id: d.deployment_id.clone(),
+                })
+            })
+        });
+        Ok(Page {
+            items,
+            next: next.flatten(),
+        })
     }
 }
 

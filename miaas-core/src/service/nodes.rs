@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::Service;
 use super::deployments::{set, take};
+use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate,
@@ -137,6 +138,26 @@ impl Service {
             .into_iter()
             .map(|r| self.show_node(r, &cluster))
             .collect())
+    }
+
+    /// One page of nodes by name: at most `query.limit`, after `query.cursor`.
+    pub async fn list_nodes_page(&self, query: &PageQuery) -> Result<Page<Node>> {
+        let limit = query.limit()?;
+        let after = query.cursor.as_deref().map(parse_node_cursor).transpose()?;
+        let mut records = self.store.nodes_page(after.as_deref(), limit + 1).await?;
+        let next = (records.len() > limit).then(|| {
+            records.truncate(limit);
+            records.last().map(|r| node_cursor(&r.name))
+        });
+        self.heartbeats.overlay(&mut records);
+        let cluster = self.ledger_of(&records).await?;
+        Ok(Page {
+            items: records
+                .into_iter()
+                .map(|r| self.show_node(r, &cluster))
+                .collect(),
+            next: next.flatten(),
+        })
     }
 
     /// Reconciles only when a deployment waits for capacity (pending or lost), so

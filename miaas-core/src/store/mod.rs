@@ -19,6 +19,27 @@ macro_rules! reservations_query {
          ORDER BY created_at, deployment_id"
     };
 }
+// A page of nodes: after name $1, at most $2.
+macro_rules! nodes_page_query {
+    () => {
+        concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM nodes WHERE name > $1 ORDER BY name LIMIT $2"
+        )
+    };
+}
+// A page of deployments: after ($1, $2) by creation time and id, at most $3.
+macro_rules! deployments_page_query {
+    () => {
+        concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments WHERE created_at > $1 OR (created_at = $1 AND deployment_id > $2) \
+             ORDER BY created_at, deployment_id LIMIT $3"
+        )
+    };
+}
 macro_rules! deployment_columns {
     () => {
         "deployment_id, template_id, rendered_compose, env, action, status, message, \
@@ -191,6 +212,16 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// Inserts a node, or updates the node with the same name (keeping its id,
     /// first registration time and schedulability); returns the node's id.
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String>;
+
+    /// Up to `limit` nodes named after `after` (all when `None`), by name.
+    async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>>;
+
+    /// Up to `limit` deployments created after `after` (by creation time, then id).
+    async fn deployments_page(
+        &self,
+        after: Option<&crate::model::page::DeploymentKey>,
+        limit: usize,
+    ) -> Result<Vec<Deployment>>;
 
     /// One node by id.
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>>;

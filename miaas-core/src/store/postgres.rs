@@ -212,6 +212,31 @@ impl Store for PostgresStore {
         Ok(id.0)
     }
 
+    async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
+        sqlx::query_as::<_, NodeRow>(nodes_page_query!())
+            .bind(after.unwrap_or_default())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect()
+    }
+
+    async fn deployments_page(
+        &self,
+        after: Option<&crate::model::page::DeploymentKey>,
+        limit: usize,
+    ) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_page_query!())
+            .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
+            .bind(after.map_or("", |k| k.deployment_id.as_str()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        super::rows::into_deployments(rows, self.secrets.as_ref())
+    }
+
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
         let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
         sqlx::query_as::<_, NodeRow>(sql)

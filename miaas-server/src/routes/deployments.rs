@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use miaas_core::access::{Permission, Principal};
+use miaas_core::model::page::PageQuery;
 use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, StatusReport};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -13,6 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::{Allowed, Deploy, NodeCredential, Read};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::paged;
 use crate::state::AppState;
 
 /// Query of `GET /api/v1/deployments/{deployment_id}`.
@@ -76,27 +79,34 @@ async fn create_deployment(
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }
 
-/// List all deployments, oldest first; `env` values are shown as `***`.
+/// List deployments, oldest first, `env` values shown as `***`: up to `limit`
+/// (default and most 1000); `X-Next-Cursor` and `Link` name the next page when
+/// there is one.
 #[utoipa::path(
     get, path = "/api/v1/deployments", tag = "deployments",
+    params(PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "All deployments", body = Vec<Deployment>),
+        (status = 200, description = "A page of deployments, oldest first", body = Vec<Deployment>, headers(
+            ("X-Next-Cursor" = String, description = "The `cursor` of the next page, when there is one"),
+            ("Link" = String, description = "`<...>; rel=\"next\"`, when there is a next page"),
+        )),
         AuthErrors,
+        (status = 422, description = "Invalid limit or cursor", body = ErrorBody),
     )
 )]
 async fn list_deployments(
     State(state): State<AppState>,
     Allowed(principal, ..): Allowed<Read>,
-) -> Result<Json<Vec<Deployment>>, ApiError> {
-    let deployments = state
-        .service
-        .list_deployments()
-        .await?
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let mut page = state.service.list_deployments_page(&query).await?;
+    page.items = page
+        .items
         .into_iter()
         .map(|d| as_seen_by(d, &principal, false))
         .collect::<Result<_, _>>()?;
-    Ok(Json(deployments))
+    Ok(paged("/api/v1/deployments", &query, page))
 }
 
 /// Get one deployment, with its compose document; `env` values are shown as `***`

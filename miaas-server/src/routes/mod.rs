@@ -11,8 +11,11 @@ mod system;
 mod tokens;
 mod users;
 
-use axum::Router;
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use miaas_core::model::page::{Page, PageQuery};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -78,6 +81,26 @@ impl Modify for SecuritySchemes {
             ),
         );
     }
+}
+
+/// A page as a JSON array (the list endpoints' body, as in the original), with
+/// `X-Next-Cursor` and a `Link` to the next page when there is one.
+pub(crate) fn paged<T: serde::Serialize>(path: &str, query: &PageQuery, page: Page<T>) -> Response {
+    let mut response = Json(page.items).into_response();
+    if let Some(next) = page.next {
+        let limit = query
+            .limit
+            .map(|l| format!("limit={l}&"))
+            .unwrap_or_default();
+        let link = format!("<{path}?{limit}cursor={next}>; rel=\"next\"");
+        let headers = response.headers_mut();
+        for (name, value) in [("x-next-cursor", next), ("link", link)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
 }
 
 /// The OpenAPI document of every route.

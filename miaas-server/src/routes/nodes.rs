@@ -3,6 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
+use miaas_core::model::page::PageQuery;
 use miaas_core::model::{
     DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate, RegistrationResponse,
 };
@@ -12,7 +14,8 @@ use utoipa_axum::routes;
 
 use crate::auth::{Allowed, DeregisterNodes, ManageNodes, NodeCredential, Read, Register};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::paged;
 use crate::state::AppState;
 
 /// The node routes.
@@ -59,20 +62,29 @@ async fn register_node(
     ))
 }
 
-/// List all nodes with their capabilities, status and latest metrics (viewer).
+/// List nodes by name with their capabilities, status and latest metrics (viewer):
+/// up to `limit` (default and most 1000); `X-Next-Cursor` and `Link` name the next
+/// page when there is one.
 #[utoipa::path(
     get, path = "/api/v1/nodes", tag = "nodes",
+    params(PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "All nodes, by name", body = Vec<Node>),
+        (status = 200, description = "A page of nodes, by name", body = Vec<Node>, headers(
+            ("X-Next-Cursor" = String, description = "The `cursor` of the next page, when there is one"),
+            ("Link" = String, description = "`<...>; rel=\"next\"`, when there is a next page"),
+        )),
         AuthErrors,
+        (status = 422, description = "Invalid limit or cursor", body = ErrorBody),
     )
 )]
 async fn list_nodes(
     State(state): State<AppState>,
     _: Allowed<Read>,
-) -> Result<Json<Vec<Node>>, ApiError> {
-    Ok(Json(state.service.list_nodes().await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = state.service.list_nodes_page(&query).await?;
+    Ok(paged("/api/v1/nodes", &query, page))
 }
 
 /// Get one node (viewer).
