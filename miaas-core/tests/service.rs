@@ -289,3 +289,33 @@ async fn concurrent_registrations_all_commit_and_share_ids_by_name() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_sharing_commits_never_overbook_and_all_get_answers() {
+    for f in fixtures().await {
+        f.service.register_node(&registration("n1")).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let service = f.service.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut r = request(&format!("d{}", i % 45), "nginx");
+                r.requirements =
+                    Some(serde_json::from_value(serde_json::json!({"cpus": 1})).unwrap());
+                service.submit_deployment(&r).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().status, "accepted");
+        }
+        let deployments = f.service.list_deployments().await.unwrap();
+        assert_eq!(deployments.len(), 45, "same ids are one deployment");
+        let placed = deployments.iter().filter(|d| d.node_id.is_some()).count();
+        assert_eq!(
+            placed, 4,
+            "a 4-CPU node takes exactly four 1-CPU deployments"
+        );
+        assert!(deployments.iter().all(|d| d.revision == 1));
+        let node = &f.service.list_nodes().await.unwrap()[0];
+        assert_eq!(node.reserved.cpus, 4.0);
+    }
+}

@@ -1,6 +1,6 @@
 //! Deployment rules: apply, remove, read, and the plan (dry run).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
@@ -70,9 +70,13 @@ impl Service {
             requirements_from_compose(&request.rendered_compose)?;
         }
         let now = self.now();
-        let outcome = Mutex::new(None::<(Option<u32>, Deployment)>);
-        let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
-            let mut planner = self.planner(now, snapshot);
+        // the change owns what it uses: the store may run it in a transaction shared
+        // with concurrent deploys (group commit)
+        let outcome = Arc::new(Mutex::new(None::<(Option<u32>, Deployment)>));
+        let (service, request_owned, slot) = (self.clone(), request.clone(), outcome.clone());
+        let change = move |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
+            let request = &request_owned;
+            let mut planner = service.planner(now, snapshot);
             let before = planner.get(&request.deployment_id).cloned();
             let after = match &before {
                 None => {
@@ -93,11 +97,15 @@ impl Service {
                     revised
                 }
             };
-            set(&outcome, (before.map(|b| b.revision), after));
+            set(&slot, (before.map(|b| b.revision), after));
             Ok(planner.into_writes())
         };
-        self.store.transact(&change).await?;
-        let (before, after) = take(outcome)?;
+        self.store.transact_shared(Box::new(change)).await?;
+        let (before, after) = outcome
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .ok_or_else(|| Error::Conflict("the change was not applied; try again".into()))?;
         let message = match before {
             None => ACCEPTED_MESSAGE.to_string(),
             Some(revision) if revision == after.revision => format!(

@@ -198,6 +198,10 @@ pub struct Dump {
 /// replaced whole). An error aborts the transaction without writing.
 pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
 
+/// A [`ClusterChange`] that owns what it needs, so that the store may run it in a
+/// transaction shared with other changes (see [`Store::transact_shared`]).
+pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync>;
+
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
 #[async_trait]
@@ -266,6 +270,14 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// in one transaction: concurrent changes serialize, so placement can never
     /// book the same free resources twice. Returns what was written.
     async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>>;
+
+    /// As [`Store::transact`], but the store may decide and write this change in one
+    /// transaction with concurrent ones (group commit): each sees the writes of the
+    /// ones before it, an error undoes only its own change, and each is answered
+    /// after the shared commit.
+    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
+        self.transact(&*change).await
+    }
 
     /// Everything stored, for `miaas db copy`.
     async fn export(&self) -> Result<Dump>;

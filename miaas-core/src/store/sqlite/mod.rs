@@ -3,6 +3,7 @@
 
 mod cache;
 mod group_commit;
+mod shared;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,8 +17,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json};
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, SqliteTarget, Store,
-    StoreOptions,
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, SqliteTarget,
+    Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -37,6 +38,8 @@ pub struct SqliteStore {
     cache: Arc<tokio::sync::Mutex<Option<cache::CachedSnapshot>>>,
     /// Registrations waiting to share the next commit.
     upserts: Arc<group_commit::UpsertQueue>,
+    /// Changes waiting to share the next transaction.
+    shared: Arc<shared::SharedQueue>,
 }
 
 impl SqliteStore {
@@ -70,6 +73,7 @@ impl SqliteStore {
                     secrets: store_options.secrets.clone(),
                     cache: Arc::default(),
                     upserts: Arc::default(),
+                    shared: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -97,6 +101,7 @@ impl SqliteStore {
                     secrets: options.secrets.clone(),
                     cache: Arc::default(),
                     upserts: Arc::default(),
+                    shared: Arc::default(),
                 }
             }
         };
@@ -112,6 +117,30 @@ impl SqliteStore {
     /// A write transaction that holds SQLite's write lock from its first statement.
     async fn begin_exclusive(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// `cached` when nothing else wrote the file since it was read (checked with
+    /// `PRAGMA data_version` inside `tx`), else the fleet read afresh.
+    async fn fresh_snapshot(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        cached: Option<cache::CachedSnapshot>,
+    ) -> Result<cache::CachedSnapshot> {
+        let (data_version,): (i64,) = sqlx::query_as("PRAGMA data_version")
+            .fetch_one(&mut **tx)
+            .await?;
+        if let Some(cached) = cached.filter(|c| c.data_version == data_version) {
+            return Ok(cached);
+        }
+        let (rows, deployments) = self.read_all(tx).await?;
+        let nodes = rows
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(cache::CachedSnapshot::new(
+            data_version,
+            Snapshot::new(nodes, deployments),
+        ))
     }
 
     /// Every node row and deployment, read inside `tx`.
@@ -401,20 +430,7 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
         // stale even if another process writes the same file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (data_version,): (i64,) = sqlx::query_as("PRAGMA data_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        let cached = match cache.take() {
-            Some(cached) if cached.data_version == data_version => cached,
-            _ => {
-                let (rows, deployments) = self.read_all(&mut tx).await?;
-                let nodes = rows
-                    .into_iter()
-                    .map(NodeRecord::try_from)
-                    .collect::<Result<Vec<_>>>()?;
-                cache::CachedSnapshot::new(data_version, Snapshot::new(nodes, deployments))
-            }
-        };
+        let cached = self.fresh_snapshot(&mut tx, cache.take()).await?;
         let writes = change(&cached.snapshot);
         // a failure from here on leaves the cache empty: it is read again next time
         let writes = match writes {
@@ -432,6 +448,19 @@ impl Store for SqliteStore {
         cached.apply(&writes);
         *cache = Some(cached);
         Ok(writes)
+    }
+
+    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
+        let (job, answer) = shared::SharedJob::new(change);
+        self.shared.push(job);
+        // whoever holds the writer next runs every change queued by then; in a task
+        // of its own, so that a caller that goes away cannot cut it short
+        let cache = self.cache.clone().lock_owned().await;
+        let store = self.clone();
+        let _ = tokio::spawn(async move { store.run_shared(cache).await }).await;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the change was dropped".into()))?
     }
 
     async fn export(&self) -> Result<Dump> {
