@@ -319,3 +319,30 @@ async fn concurrent_deploys_sharing_commits_never_overbook_and_all_get_answers()
         assert_eq!(node.reserved.cpus, 4.0);
     }
 }
+
+#[tokio::test]
+async fn placement_sees_registrations_made_after_its_last_decision() {
+    for f in fixtures().await {
+        let cpus = |id: &str, n: f64| {
+            let mut r = request(id, "nginx");
+            r.requirements = Some(serde_json::from_value(serde_json::json!({"cpus": n})).unwrap());
+            r
+        };
+        f.service.register_node(&registration("n1")).await.unwrap();
+        f.service.submit_deployment(&cpus("d1", 4.0)).await.unwrap();
+        // a new node, then a bigger n1: each decision after sees them
+        f.service.register_node(&registration("n2")).await.unwrap();
+        f.service.submit_deployment(&cpus("d2", 4.0)).await.unwrap();
+        let mut bigger = registration("n1");
+        bigger.capabilities.cpu_count = 8;
+        f.service.register_node(&bigger).await.unwrap();
+        f.service.submit_deployment(&cpus("d3", 4.0)).await.unwrap();
+        for id in ["d1", "d2", "d3"] {
+            let d = f.service.get_deployment(id).await.unwrap();
+            assert!(d.node_id.is_some(), "{id} placed: {d:?}");
+        }
+        let nodes = f.service.list_nodes().await.unwrap();
+        let reserved: Vec<f64> = nodes.iter().map(|n| n.reserved.cpus).collect();
+        assert_eq!(reserved, [8.0, 4.0], "n1 took d1 and d3, n2 took d2");
+    }
+}

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::model::{Deployment, NodeMetrics};
+use crate::model::{Deployment, NodeMetrics, NodeRecord};
 use crate::store::{Snapshot, SnapshotVersion};
 
 /// Numbers the reads of the fleet, process-wide.
@@ -42,6 +42,27 @@ impl CachedSnapshot {
         if let Some(version) = self.snapshot.version.as_mut() {
             version.revision += 1;
         }
+    }
+
+    /// Lays a committed registration over the nodes (kept in name order), as the
+    /// upsert wrote it. Node capabilities changed, so the snapshot gets a new
+    /// generation: what callers derived from the old one is not reused.
+    pub(super) fn upsert_node(&mut self, node: NodeRecord) {
+        let nodes = &mut self.snapshot.nodes;
+        match nodes.binary_search_by(|n| n.name.as_str().cmp(node.name.as_str())) {
+            Ok(i) => {
+                let existing = &mut nodes[i];
+                existing.ip = node.ip;
+                existing.capabilities = node.capabilities;
+                existing.tags = node.tags;
+                existing.last_seen = node.last_seen;
+            }
+            Err(i) => nodes.insert(i, node),
+        }
+        self.snapshot.version = Some(SnapshotVersion {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            revision: 0,
+        });
     }
 
     /// Lays flushed heartbeats over the nodes (each only moves forward). The

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
+use super::cache::CachedSnapshot;
+use crate::model::NodeRecord;
 use crate::store::NodeUpsert;
 use crate::store::rows::encode_json;
 use crate::{Error, Result};
@@ -21,6 +23,8 @@ pub(super) struct QueuedUpsert {
     tags: String,
     token_hash: String,
     now: f64,
+    /// The node as a new registration stores it (id filled in once known).
+    record: NodeRecord,
     reply: oneshot::Sender<Result<String>>,
 }
 
@@ -37,6 +41,17 @@ impl QueuedUpsert {
                 tags: encode_json(&node.tags)?,
                 token_hash: node.token_hash.to_string(),
                 now: node.now,
+                record: NodeRecord {
+                    id: String::new(),
+                    name: node.name.to_string(),
+                    ip: node.ip.to_string(),
+                    capabilities: node.capabilities.clone(),
+                    tags: node.tags.to_vec(),
+                    registered_at: node.now,
+                    last_seen: node.now,
+                    metrics: None,
+                    schedulable: true,
+                },
                 reply,
             },
             answer,
@@ -70,12 +85,13 @@ impl UpsertQueue {
             .unwrap_or_default()
     }
 
-    /// Commits everything waiting in one transaction on `writer` and answers each;
-    /// `false` when nothing was waiting. The caller holds the writer's lock.
-    pub(super) async fn commit(&self, writer: &SqlitePool) -> bool {
+    /// Commits everything waiting in one transaction on `writer`, lays it over
+    /// `cache` (or drops the cache when the commit fails) and answers each. The
+    /// caller holds the writer's lock.
+    pub(super) async fn commit(&self, writer: &SqlitePool, cache: &mut Option<CachedSnapshot>) {
         let batch = self.take();
         if batch.is_empty() {
-            return false;
+            return;
         }
         let mut results = Vec::with_capacity(batch.len());
         let outcome = async {
@@ -105,21 +121,26 @@ impl UpsertQueue {
             tx.commit().await.map_err(Error::from)
         }
         .await;
-        for (upsert, result) in
-            batch
-                .into_iter()
-                .zip(results.into_iter().chain(std::iter::repeat_with(|| {
-                    Err(Error::Unavailable("not run".into()))
-                })))
-        {
+        if outcome.is_err() {
+            *cache = None;
+        }
+        let results = results.into_iter().chain(std::iter::repeat_with(|| {
+            Err(Error::Unavailable("not run".into()))
+        }));
+        for (upsert, result) in batch.into_iter().zip(results) {
             let answer = match &outcome {
                 Ok(()) => result,
                 Err(err) => Err(Error::Unavailable(format!(
                     "registration not committed: {err}"
                 ))),
             };
+            if let (Ok(id), Some(cached)) = (&answer, cache.as_mut()) {
+                cached.upsert_node(NodeRecord {
+                    id: id.clone(),
+                    ..upsert.record
+                });
+            }
             let _ = upsert.reply.send(answer);
         }
-        true
     }
 }

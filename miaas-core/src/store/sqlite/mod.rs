@@ -231,11 +231,7 @@ impl Store for SqliteStore {
         // a task of its own, so that a caller that goes away cannot cut it short
         let mut cache = self.cache.clone().lock_owned().await;
         let (queue, writer) = (self.upserts.clone(), self.writer.clone());
-        let commit = tokio::spawn(async move {
-            if queue.commit(&writer).await {
-                *cache = None;
-            }
-        });
+        let commit = tokio::spawn(async move { queue.commit(&writer, &mut cache).await });
         let _ = commit.await;
         answer
             .await
