@@ -125,9 +125,9 @@ impl Service {
             .ok_or_else(|| node_not_found(node_id))?;
         self.heartbeats.overlay(std::slice::from_mut(&mut record));
         // only this node's deployments: a single node never costs a fleet scan
-        let placed = self.store.deployments_of_node(node_id).await?;
+        let placed = self.store.reservations_on(node_id).await?;
         let candidate = Candidate::from_record(&record, true);
-        let cluster = Cluster::new([candidate], &placed);
+        let cluster = Cluster::from_reservations([candidate], &placed);
         Ok(self.show_node(record, &cluster))
     }
 

@@ -355,6 +355,14 @@ impl Store for PostgresStore {
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
+    async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>> {
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_query!())
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
+    }
+
     async fn has_waiting_deployments(&self) -> Result<bool> {
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
