@@ -178,3 +178,35 @@ async fn buffered_heartbeats_reach_the_database_within_the_flush_interval() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_by_another_process_stops_heartbeating_soon() {
+    // `miaas` in local mode removes the node from the server's database file: the
+    // server, which authenticates heartbeats from memory, notices the foreign commit
+    let server = TestServer::spawn().await;
+    let (id, token) = server.register("worker-01").await;
+    let path = format!("/api/v1/nodes/{id}/heartbeat");
+    assert_eq!(server.post_as(&token, &path, &heartbeat()).await.0, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = server.secret_key_file.display().to_string();
+    miaas_tests::miaas(
+        dir.path(),
+        &["--database-url", &server.database_url, "nodes", "rm", &id],
+        &[("MIAAS_SECRET_KEY_FILE", key_file.as_str())],
+        None,
+    )
+    .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _) = server.post_as(&token, &path, &heartbeat()).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed node's token still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
 use super::cache::CachedSnapshot;
+use super::tokens::TokenCache;
 use crate::model::NodeRecord;
 use crate::store::NodeUpsert;
 use crate::store::rows::encode_json;
@@ -88,7 +89,12 @@ impl UpsertQueue {
     /// Commits everything waiting in one transaction on `writer`, lays it over
     /// `cache` (or drops the cache when the commit fails) and answers each. The
     /// caller holds the writer's lock.
-    pub(super) async fn commit(&self, writer: &SqlitePool, cache: &mut Option<CachedSnapshot>) {
+    pub(super) async fn commit(
+        &self,
+        writer: &SqlitePool,
+        cache: &mut Option<CachedSnapshot>,
+        tokens: &TokenCache,
+    ) {
         let batch = self.take();
         if batch.is_empty() {
             return;
@@ -134,6 +140,12 @@ impl UpsertQueue {
                     "registration not committed: {err}"
                 ))),
             };
+            if let Ok(id) = &answer {
+                tokens.insert(&upsert.token_hash, id, upsert.now);
+            } else if outcome.is_err() {
+                // the batch may or may not have committed: no token of it is trusted
+                tokens.clear();
+            }
             if let (Ok(id), Some(cached)) = (&answer, cache.as_mut()) {
                 cached.upsert_node(NodeRecord {
                     id: id.clone(),

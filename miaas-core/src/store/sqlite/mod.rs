@@ -4,6 +4,7 @@
 mod cache;
 mod group_commit;
 mod shared;
+mod tokens;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,6 +25,22 @@ use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
+/// The writer connection's `PRAGMA data_version`, read inside a read transaction
+/// (the counter is brought up to date when one starts).
+async fn data_version(writer: &SqlitePool) -> Option<i64> {
+    let mut tx = writer.begin().await.ok()?;
+    sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
+        .execute(&mut *tx)
+        .await
+        .ok()?;
+    let (version,): (i64,) = sqlx::query_as("PRAGMA data_version")
+        .fetch_one(&mut *tx)
+        .await
+        .ok()?;
+    tx.commit().await.ok()?;
+    Some(version)
+}
+
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +57,8 @@ pub struct SqliteStore {
     upserts: Arc<group_commit::UpsertQueue>,
     /// Changes waiting to share the next transaction.
     shared: Arc<shared::SharedQueue>,
+    /// Node tokens by hash, so that heartbeats are authenticated without a query.
+    tokens: Arc<tokens::TokenCache>,
 }
 
 impl SqliteStore {
@@ -74,6 +93,7 @@ impl SqliteStore {
                     cache: Arc::default(),
                     upserts: Arc::default(),
                     shared: Arc::default(),
+                    tokens: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -83,8 +103,13 @@ impl SqliteStore {
                         path.display()
                     ))
                 };
+                // one connection for good: its PRAGMA data_version is how commits by
+                // other processes are noticed
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(base.clone().filename(&path).create_if_missing(true))
                     .await
@@ -102,9 +127,11 @@ impl SqliteStore {
                     cache: Arc::default(),
                     upserts: Arc::default(),
                     shared: Arc::default(),
+                    tokens: Arc::default(),
                 }
             }
         };
+        store.watch_other_writers().await;
         let migrator = sqlx::migrate!("migrations/sqlite");
         if options.migrate {
             migrator.run(&store.writer).await?;
@@ -117,6 +144,29 @@ impl SqliteStore {
     /// A write transaction that holds SQLite's write lock from its first statement.
     async fn begin_exclusive(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Empties the token cache whenever another process commits to the file
+    /// (checked every [`tokens::WATCH_INTERVAL`]); stops when the store closes.
+    async fn watch_other_writers(&self) {
+        let (writer, tokens) = (self.writer.clone(), self.tokens.clone());
+        // the baseline before any token is cached
+        let mut seen: Option<i64> = data_version(&writer).await;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tokens::WATCH_INTERVAL).await;
+                if writer.is_closed() {
+                    return;
+                }
+                let Some(version) = data_version(&writer).await else {
+                    continue;
+                };
+                if seen.is_some_and(|seen| seen != version) {
+                    tokens.clear();
+                }
+                seen = Some(version);
+            }
+        });
     }
 
     /// `cached` when nothing else wrote the file since it was read (checked with
@@ -230,8 +280,12 @@ impl Store for SqliteStore {
         // whoever holds the writer next commits every registration queued by then; in
         // a task of its own, so that a caller that goes away cannot cut it short
         let mut cache = self.cache.clone().lock_owned().await;
-        let (queue, writer) = (self.upserts.clone(), self.writer.clone());
-        let commit = tokio::spawn(async move { queue.commit(&writer, &mut cache).await });
+        let (queue, writer, tokens) = (
+            self.upserts.clone(),
+            self.writer.clone(),
+            self.tokens.clone(),
+        );
+        let commit = tokio::spawn(async move { queue.commit(&writer, &mut cache, &tokens).await });
         let _ = commit.await;
         answer
             .await
@@ -284,11 +338,18 @@ impl Store for SqliteStore {
     }
 
     async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
+        if let Some(known) = self.tokens.get(token_hash) {
+            return Ok(Some(known));
+        }
+        let generation = self.tokens.generation();
         let row: Option<(String, f64)> =
             sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = ?")
                 .bind(token_hash)
                 .fetch_optional(&self.reader)
                 .await?;
+        if let Some((id, last_seen)) = &row {
+            self.tokens.remember(generation, token_hash, id, *last_seen);
+        }
         Ok(row)
     }
 
@@ -310,6 +371,9 @@ impl Store for SqliteStore {
         if let Some(cached) = cache.as_mut() {
             cached.heartbeats(batch);
         }
+        for (node_id, metrics) in batch {
+            self.tokens.seen(node_id, metrics.reported_at);
+        }
         Ok(())
     }
 
@@ -329,6 +393,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            self.tokens.seen(node_id, metrics.reported_at);
         }
         Ok(previous.map(|p| p.0))
     }
@@ -355,8 +420,10 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM nodes WHERE id = ?")
             .bind(id)
             .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .await;
+        // also after a failure: whether the delete committed is unknown
+        self.tokens.forget_node(id);
+        Ok(done?.rows_affected() == 1)
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
@@ -486,6 +553,7 @@ impl Store for SqliteStore {
     async fn import(&self, dump: &Dump) -> Result<()> {
         let mut cache = self.cache.lock().await;
         *cache = None;
+        self.tokens.clear();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (nodes, deployments): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
