@@ -149,15 +149,17 @@ impl SqliteStore {
     /// Empties the token cache whenever another process commits to the file
     /// (checked every [`tokens::WATCH_INTERVAL`]); stops when the store closes.
     async fn watch_other_writers(&self) {
-        let (writer, tokens) = (self.writer.clone(), self.tokens.clone());
+        // the watcher does not keep the store alive: it ends once the store is closed
+        // or dropped
+        let (writer, tokens) = (self.writer.clone(), Arc::downgrade(&self.tokens));
         // the baseline before any token is cached
         let mut seen: Option<i64> = data_version(&writer).await;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tokens::WATCH_INTERVAL).await;
-                if writer.is_closed() {
+                let Some(tokens) = tokens.upgrade().filter(|_| !writer.is_closed()) else {
                     return;
-                }
+                };
                 let Some(version) = data_version(&writer).await else {
                     continue;
                 };
