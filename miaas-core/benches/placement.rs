@@ -27,21 +27,20 @@ fn fleet(count: usize) -> Vec<Candidate> {
                 "docker": {"version": "24.0.7", "available": true}
             }))
             .expect("capabilities");
-            Candidate {
-                docker_version: Candidate::parse_docker_version(&capabilities),
-                id: format!("node-{i:06}"),
-                name: format!("worker-{i:06}"),
-                online: i % 50 != 0,
-                schedulable: i % 97 != 0,
+            let mut candidate = Candidate::new(
+                format!("node-{i:06}"),
+                format!("worker-{i:06}"),
                 capabilities,
-                tags: vec![format!("zone=z{}", i % 3)],
-                reserved: Resources {
-                    cpus: (i % 5) as f64,
-                    mem_mb: ((i % 3) * 4_000) as u64,
-                    ..Resources::default()
-                },
-                metrics: None,
-            }
+                vec![format!("zone=z{}", i % 3)],
+            );
+            candidate.online = i % 50 != 0;
+            candidate.schedulable = i % 97 != 0;
+            candidate.reserved = Resources {
+                cpus: (i % 5) as f64,
+                mem_mb: ((i % 3) * 4_000) as u64,
+                ..Resources::default()
+            };
+            candidate
         })
         .collect()
 }

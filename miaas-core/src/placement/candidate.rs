@@ -25,9 +25,11 @@ pub struct Candidate {
     pub reserved: Resources,
     /// Latest heartbeat metrics.
     pub metrics: Option<NodeMetrics>,
-    /// The Docker version of `capabilities`, parsed once (see
-    /// [`Candidate::parse_docker_version`]).
-    pub docker_version: Option<semver::Version>,
+    /// The Docker version of `capabilities`, parsed once; see [`Candidate::derived`].
+    pub(crate) docker_version: Option<semver::Version>,
+    /// A 64-bit fingerprint of `tags` (one bit per tag), so that most nodes lacking
+    /// a required tag are told without reading their tags; see [`Candidate::derived`].
+    pub(crate) tag_bloom: u64,
 }
 
 impl Candidate {
@@ -42,8 +44,41 @@ impl Candidate {
             tags: record.tags.clone(),
             reserved: Resources::default(),
             metrics: record.metrics.clone(),
-            docker_version: Self::parse_docker_version(&record.capabilities),
+            docker_version: None,
+            tag_bloom: 0,
         }
+        .derived()
+    }
+
+    /// An online, schedulable candidate with nothing reserved and no metrics (set
+    /// the public fields as needed).
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        capabilities: NodeCapabilities,
+        tags: Vec<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            online: true,
+            schedulable: true,
+            capabilities,
+            tags,
+            reserved: Resources::default(),
+            metrics: None,
+            docker_version: None,
+            tag_bloom: 0,
+        }
+        .derived()
+    }
+
+    /// The candidate with what is derived from `capabilities` and `tags` computed
+    /// again: call it after changing either.
+    pub fn derived(mut self) -> Self {
+        self.docker_version = Self::parse_docker_version(&self.capabilities);
+        self.tag_bloom = tag_bloom(&self.tags);
+        self
     }
 
     /// The Docker version a node reports, leniently parsed (`24`, `24.0.7-ce`).
@@ -72,6 +107,16 @@ impl Candidate {
         r.gpu_ids.retain(|id| !gpu_ids.contains(id));
         r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
     }
+}
+
+/// One bit per tag, chosen by a stable hash (FNV-1a) of the tag.
+pub(crate) fn tag_bloom(tags: &[String]) -> u64 {
+    tags.iter().fold(0, |bloom, tag| {
+        let hash = tag.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        bloom | 1 << (hash % 64)
+    })
 }
 
 /// What one placed deployment reserves on its node: all a ledger needs of it.

@@ -88,6 +88,7 @@ pub struct Prepared<'a> {
     pub requirements: &'a Requirements,
     docker: Option<Option<semver::VersionReq>>,
     gpu_model: Option<String>,
+    tag_bloom: u64,
 }
 
 impl<'a> Prepared<'a> {
@@ -103,6 +104,7 @@ impl<'a> Prepared<'a> {
                 .gpu_model
                 .as_ref()
                 .map(|m| m.to_ascii_lowercase()),
+            tag_bloom: super::candidate::tag_bloom(&requirements.tags),
         }
     }
 }
@@ -162,10 +164,14 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
                     .is_some_and(|v| wanted.matches(v)),
             }
         }
-        Rejection::Tags => req
-            .tags
-            .iter()
-            .all(|t| node.tags.iter().any(|n| same_text(t, n))),
+        // the fingerprints rule out most nodes without reading their tags
+        Rejection::Tags => {
+            node.tag_bloom & p.tag_bloom == p.tag_bloom
+                && req
+                    .tags
+                    .iter()
+                    .all(|t| node.tags.iter().any(|n| same_text(t, n)))
+        }
         Rejection::Gpus => {
             req.gpus == 0 || matching_free_gpus(node, p).count() >= req.gpus as usize
         }

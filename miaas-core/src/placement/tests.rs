@@ -15,18 +15,12 @@ fn caps(cpus: u32, mem_mb: u64, gpus: &[(u32, &str, u64)]) -> NodeCapabilities {
 }
 
 fn node(name: &str, cpus: u32, mem_mb: u64) -> Candidate {
-    let capabilities = caps(cpus, mem_mb, &[]);
-    Candidate {
-        id: format!("id-{name}"),
-        name: name.into(),
-        online: true,
-        schedulable: true,
-        docker_version: Candidate::parse_docker_version(&capabilities),
-        capabilities,
-        tags: Vec::new(),
-        reserved: Resources::default(),
-        metrics: None,
-    }
+    Candidate::new(
+        format!("id-{name}"),
+        name,
+        caps(cpus, mem_mb, &[]),
+        Vec::new(),
+    )
 }
 
 fn gpu_node(name: &str, gpus: &[(u32, &str, u64)]) -> Candidate {
@@ -34,6 +28,7 @@ fn gpu_node(name: &str, gpus: &[(u32, &str, u64)]) -> Candidate {
         capabilities: caps(16, 64_000, gpus),
         ..node(name, 16, 64_000)
     }
+    .derived()
 }
 
 fn reqs(value: serde_json::Value) -> Requirements {
@@ -97,7 +92,8 @@ fn each_filter_rejects_for_its_own_reason() {
     let tagged = Candidate {
         tags: vec!["zone=eu".into(), "ssd".into()],
         ..base.clone()
-    };
+    }
+    .derived();
     assert_eq!(
         rejection(&tagged, &reqs(json!({"tags": ["zone=eu", "ssd"]}))),
         None
