@@ -135,6 +135,19 @@ impl Principal {
         }
     }
 
+    /// Whether deployment `env` values are shown to it in clear: with
+    /// authentication off (as in the original), or to an admin who `asked`; asking
+    /// without the right is `Forbidden`. Everyone else sees `***`.
+    pub fn sees_secrets(&self, asked: bool) -> Result<bool> {
+        if *self == Principal::Unrestricted {
+            return Ok(true);
+        }
+        if asked {
+            self.require(Permission::RevealSecrets)?;
+        }
+        Ok(asked)
+    }
+
     /// Who it is, for messages (never a credential).
     pub fn describe(&self) -> String {
         match self {
@@ -192,5 +205,18 @@ mod tests {
             Err(Error::Forbidden(_))
         ));
         assert!(Principal::Unrestricted.may(Permission::RevealSecrets));
+    }
+
+    #[test]
+    fn secrets_show_to_admins_who_ask_and_with_authentication_off() {
+        let admin = user(Role::Admin);
+        assert!(!admin.sees_secrets(false).unwrap(), "not unless asked");
+        assert!(admin.sees_secrets(true).unwrap());
+        assert!(matches!(
+            user(Role::Operator).sees_secrets(true),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(!user(Role::Viewer).sees_secrets(false).unwrap());
+        assert!(Principal::Unrestricted.sees_secrets(false).unwrap());
     }
 }

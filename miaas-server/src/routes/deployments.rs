@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use miaas_core::access::{Permission, Principal};
+use miaas_core::access::Principal;
 use miaas_core::model::page::PageQuery;
 use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, StatusReport};
 use serde::Deserialize;
@@ -26,21 +26,17 @@ pub struct RevealQuery {
     pub reveal: bool,
 }
 
-/// A deployment as `principal` may see it: `env` values redacted unless an admin
-/// asked to reveal them (or authentication is off, as in the original).
+/// A deployment as `principal` may see it (see [`Principal::sees_secrets`]).
 fn as_seen_by(
     deployment: Deployment,
     principal: &Principal,
     reveal: bool,
 ) -> Result<Deployment, ApiError> {
-    if *principal == Principal::Unrestricted {
-        return Ok(deployment);
-    }
-    if reveal {
-        principal.require(Permission::RevealSecrets)?;
-        return Ok(deployment);
-    }
-    Ok(deployment.redacted())
+    Ok(if principal.sees_secrets(reveal)? {
+        deployment
+    } else {
+        deployment.redacted()
+    })
 }
 
 /// The deployment routes.
