@@ -4,6 +4,7 @@
 mod cache;
 mod group_commit;
 mod shared;
+mod snapshot;
 mod tokens;
 
 use std::str::FromStr;
@@ -14,32 +15,15 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json};
+use super::rows::{DeploymentRow, NodeRow, encode_json};
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, SqliteTarget,
-    Store, StoreOptions,
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, SqliteTarget, Store,
+    StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
-
-/// The writer connection's `PRAGMA data_version`, read inside a read transaction
-/// (the counter is brought up to date when one starts).
-async fn data_version(writer: &SqlitePool) -> Option<i64> {
-    let mut tx = writer.begin().await.ok()?;
-    sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
-        .execute(&mut *tx)
-        .await
-        .ok()?;
-    let (version,): (i64,) = sqlx::query_as("PRAGMA data_version")
-        .fetch_one(&mut *tx)
-        .await
-        .ok()?;
-    tx.commit().await.ok()?;
-    Some(version)
-}
 
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,121 +123,6 @@ impl SqliteStore {
             super::migrations::check_applied(&store.writer, &migrator).await?;
         }
         Ok(store)
-    }
-
-    /// A write transaction that holds SQLite's write lock from its first statement.
-    async fn begin_exclusive(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Empties the token cache whenever another process commits to the file
-    /// (checked every [`tokens::WATCH_INTERVAL`]); stops when the store closes.
-    async fn watch_other_writers(&self) {
-        // the watcher does not keep the store alive: it ends once the store is closed
-        // or dropped
-        let (writer, tokens) = (self.writer.clone(), Arc::downgrade(&self.tokens));
-        // the baseline before any token is cached
-        let mut seen: Option<i64> = data_version(&writer).await;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(tokens::WATCH_INTERVAL).await;
-                let Some(tokens) = tokens.upgrade().filter(|_| !writer.is_closed()) else {
-                    return;
-                };
-                let Some(version) = data_version(&writer).await else {
-                    continue;
-                };
-                if seen.is_some_and(|seen| seen != version) {
-                    tokens.clear();
-                }
-                seen = Some(version);
-            }
-        });
-    }
-
-    /// `cached` when nothing else wrote the file since it was read (checked with
-    /// `PRAGMA data_version` inside `tx`), else the fleet read afresh.
-    async fn fresh_snapshot(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        cached: Option<cache::CachedSnapshot>,
-    ) -> Result<cache::CachedSnapshot> {
-        let (data_version,): (i64,) = sqlx::query_as("PRAGMA data_version")
-            .fetch_one(&mut **tx)
-            .await?;
-        if let Some(cached) = cached.filter(|c| c.data_version == data_version) {
-            return Ok(cached);
-        }
-        let (rows, deployments) = self.read_all(tx).await?;
-        let nodes = rows
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(cache::CachedSnapshot::new(
-            data_version,
-            Snapshot::new(nodes, deployments),
-        ))
-    }
-
-    /// Every node row and deployment, read inside `tx`.
-    async fn read_all(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-    ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut **tx)
-            .await?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
-            .fetch_all(&mut **tx)
-            .await?;
-        Ok((
-            nodes,
-            super::rows::into_deployments(rows, self.secrets.as_ref())?,
-        ))
-    }
-
-    async fn write_deployment(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        d: &Deployment,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
-             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-             revision, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
-             rendered_compose = excluded.rendered_compose, env = excluded.env, \
-             action = excluded.action, status = excluded.status, message = excluded.message, \
-             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
-             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
-             placement = excluded.placement, revision = excluded.revision, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(&d.deployment_id)
-        .bind(&d.template_id)
-        .bind(&d.rendered_compose)
-        .bind(encode_env(&d.env, self.secrets.as_ref())?)
-        .bind(d.action.as_str())
-        .bind(d.status.as_str())
-        .bind(&d.message)
-        .bind(&d.node_id)
-        .bind(&d.previous_node_id)
-        .bind(encode_json(&d.requirements)?)
-        .bind(encode_json(&d.gpu_ids)?)
-        .bind(d.placement.as_ref().map(encode_json).transpose()?)
-        .bind(i64::from(d.revision))
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 }
 
