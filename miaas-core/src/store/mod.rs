@@ -65,6 +65,7 @@ mod migrations;
 mod options;
 pub mod postgres;
 mod rows;
+mod shared;
 pub mod sqlite;
 
 use std::collections::HashMap;

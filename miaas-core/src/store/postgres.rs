@@ -7,14 +7,17 @@
 //! The lock is released by commit or rollback, also when a replica dies mid-way.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json, with_token_hashes};
+use super::shared::{Answer, SharedJob, SharedQueue, answer_all};
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, Snapshot, Store, StoreOptions,
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, Store,
+    StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -28,6 +31,10 @@ const PLACEMENT_LOCK: i64 = 0x004d_4961_6153;
 pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Secrets>,
+    /// Decisions waiting to share this replica's next transaction.
+    shared: Arc<SharedQueue>,
+    /// Held by the task that runs the shared transaction.
+    leader: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PostgresStore {
@@ -56,6 +63,8 @@ impl PostgresStore {
         Ok(Self {
             pool,
             secrets: options.secrets.clone(),
+            shared: Arc::default(),
+            leader: Arc::default(),
         })
     }
 
@@ -95,6 +104,44 @@ impl PostgresStore {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Runs the queued decisions until none is left: each batch is one transaction
+    /// under the advisory lock, over one read of the fleet that each decision's
+    /// writes are laid over for the next.
+    async fn run_shared(&self) {
+        loop {
+            let batch = self.shared.take();
+            if batch.is_empty() {
+                return;
+            }
+            let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+            let outcome: Result<()> = async {
+                let mut tx = self.begin_exclusive().await?;
+                let (rows, deployments) = self.read_all(&mut tx).await?;
+                let nodes = rows
+                    .into_iter()
+                    .map(NodeRecord::try_from)
+                    .collect::<Result<Vec<_>>>()?;
+                let mut snapshot = Snapshot::new(nodes, deployments);
+                for job in &batch {
+                    match job.decide(&snapshot) {
+                        Ok(writes) => {
+                            for deployment in &writes {
+                                self.write_deployment(&mut tx, deployment).await?;
+                            }
+                            snapshot.apply(&writes);
+                            answers.push(Ok(writes));
+                        }
+                        Err(err) => answers.push(Err(err)),
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            answer_all(batch, answers, &outcome);
+        }
     }
 
     /// A transaction holding the cluster-wide advisory lock.
@@ -406,6 +453,23 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(writes)
+    }
+
+    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
+        let (job, answer) = SharedJob::new(change);
+        self.shared.push(job);
+        // one task per replica runs what is queued, in a task of its own so that a
+        // caller that goes away cannot cut it short
+        let leader = self.leader.clone().lock_owned().await;
+        let store = self.clone();
+        let _ = tokio::spawn(async move {
+            let _leader = leader;
+            store.run_shared().await;
+        })
+        .await;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the change was dropped".into()))?
     }
 
     async fn export(&self) -> Result<Dump> {

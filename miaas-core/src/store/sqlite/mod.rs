@@ -40,7 +40,7 @@ pub struct SqliteStore {
     /// Registrations waiting to share the next commit.
     upserts: Arc<group_commit::UpsertQueue>,
     /// Changes waiting to share the next transaction.
-    shared: Arc<shared::SharedQueue>,
+    shared: Arc<crate::store::shared::SharedQueue>,
     /// Node tokens by hash, so that heartbeats are authenticated without a query.
     tokens: Arc<tokens::TokenCache>,
 }
@@ -393,7 +393,7 @@ impl Store for SqliteStore {
     }
 
     async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
-        let (job, answer) = shared::SharedJob::new(change);
+        let (job, answer) = crate::store::shared::SharedJob::new(change);
         self.shared.push(job);
         // whoever holds the writer next runs every change queued by then; in a task
         // of its own, so that a caller that goes away cannot cut it short

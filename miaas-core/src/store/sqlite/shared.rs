@@ -1,64 +1,12 @@
-//! Group commit for decisions: changes queued while the writer is busy run one
-//! after another in a single transaction, each over the snapshot the ones before it
-//! left, and share one commit (one sync to disk). Each is answered only after that
-//! commit, so acknowledged still means durable.
+//! Group commit on SQLite: the writer's holder runs the queued changes (see
+//! [`crate::store::shared`]) over the kept snapshot.
 
-use std::sync::Mutex;
-
-use tokio::sync::{OwnedMutexGuard, oneshot};
+use tokio::sync::OwnedMutexGuard;
 
 use super::SqliteStore;
 use super::cache::CachedSnapshot;
-use crate::model::Deployment;
-use crate::store::SharedChange;
-use crate::{Error, Result};
-
-/// Most changes one transaction runs.
-const MAX_BATCH: usize = 256;
-
-type Answer = Result<Vec<Deployment>>;
-
-/// A change waiting for a transaction, with where its answer goes.
-pub(super) struct SharedJob {
-    change: SharedChange,
-    reply: oneshot::Sender<Answer>,
-}
-
-impl SharedJob {
-    pub(super) fn new(change: SharedChange) -> (Self, oneshot::Receiver<Answer>) {
-        let (reply, answer) = oneshot::channel();
-        (Self { change, reply }, answer)
-    }
-}
-
-/// Changes waiting for a transaction.
-#[derive(Default)]
-pub(super) struct SharedQueue {
-    waiting: Mutex<Vec<SharedJob>>,
-}
-
-impl std::fmt::Debug for SharedQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedQueue")
-    }
-}
-
-impl SharedQueue {
-    pub(super) fn push(&self, job: SharedJob) {
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.push(job);
-        }
-    }
-
-    fn take(&self) -> Vec<SharedJob> {
-        let Ok(mut waiting) = self.waiting.lock() else {
-            return Vec::new();
-        };
-        let at = waiting.len().min(MAX_BATCH);
-        let rest = waiting.split_off(at);
-        std::mem::replace(&mut *waiting, rest)
-    }
-}
+use crate::Result;
+use crate::store::shared::{Answer, SharedJob, answer_all};
 
 impl SqliteStore {
     /// Runs the queued changes (holding the writer through `cache`) until none is
@@ -70,13 +18,7 @@ impl SqliteStore {
                 return;
             }
             let (answers, outcome) = self.run_batch(&mut cache, &batch).await;
-            for (job, answer) in batch.into_iter().zip(answers) {
-                let answer = match &outcome {
-                    Ok(()) => answer,
-                    Err(err) => Err(Error::Unavailable(format!("not committed: {err}"))),
-                };
-                let _ = job.reply.send(answer);
-            }
+            answer_all(batch, answers, &outcome);
         }
     }
 
@@ -92,7 +34,7 @@ impl SqliteStore {
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             let mut cached = self.fresh_snapshot(&mut tx, cache.take()).await?;
             for job in batch {
-                match (job.change)(&cached.snapshot) {
+                match job.decide(&cached.snapshot) {
                     Ok(writes) => {
                         for deployment in &writes {
                             self.write_deployment(&mut tx, deployment).await?;
@@ -108,10 +50,6 @@ impl SqliteStore {
             Ok(cached)
         }
         .await;
-        // changes not reached get the batch's error
-        while answers.len() < batch.len() {
-            answers.push(Err(Error::Unavailable("not run".into())));
-        }
         match outcome {
             Ok(cached) => {
                 *cache = Some(cached);
