@@ -48,11 +48,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Logout => commands::login::logout(&require_server(cli.server.as_deref())?),
         Command::Login(args) => {
             let server = require_server(cli.server.as_deref())?;
-            let ctx = commands::Context {
-                backend: Box::new(HttpBackend::new(&server, None)?),
-                output: cli.output,
-            };
-            commands::login::login(&ctx, &server, args).await
+            let backend = HttpBackend::new(&server, None)?;
+            commands::login::login(&backend, cli.output, &server, args).await
         }
         command => {
             let backend: Box<dyn Backend> = match &cli.server {

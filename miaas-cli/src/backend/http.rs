@@ -51,6 +51,12 @@ impl HttpBackend {
         })
     }
 
+    /// A password login: the server's access token.
+    pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
+        let path = ["api", "v1", "auth", "token"];
+        self.call(Method::POST, &path, Some(request)).await
+    }
+
     fn url(&self, segments: &[&str]) -> Result<Url> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -246,11 +252,6 @@ impl Backend for HttpBackend {
             Some(&body),
         )
         .await
-    }
-
-    async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
-        let path = ["api", "v1", "auth", "token"];
-        self.call(Method::POST, &path, Some(request)).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use miaas_core::model::{
-    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
-    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+    ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
+    JoinToken, NewUser, Node, NodeUpdate, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
@@ -96,14 +96,6 @@ impl Backend for LocalBackend {
 
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
         Ok(self.service.plan(input).await?)
-    }
-
-    async fn login(&self, _: &LoginRequest) -> Result<AccessToken> {
-        Err(CliError::Usage(
-            "`miaas login` logs in to a server: give --server (or MIAAS_SERVER); local mode \
-             needs no login"
-                .into(),
-        ))
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {

@@ -6,8 +6,8 @@ mod local;
 
 use async_trait::async_trait;
 use miaas_core::model::{
-    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
-    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+    ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
+    JoinToken, NewUser, Node, NodeUpdate, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
@@ -40,8 +40,6 @@ pub trait Backend: Send + Sync {
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck>;
     /// Placement dry run.
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan>;
-    /// A password login (remote mode only).
-    async fn login(&self, request: &LoginRequest) -> Result<AccessToken>;
     /// Every user.
     async fn list_users(&self) -> Result<Vec<User>>;
     /// Add a user.

@@ -5,14 +5,21 @@ use std::io::{IsTerminal, Read};
 
 use miaas_core::model::LoginRequest;
 
-use super::Context;
+use miaas_core::clock::{Clock, SystemClock};
+
+use crate::backend::HttpBackend;
 use crate::cli::LoginArgs;
 use crate::credentials::{self, SavedLogin};
 use crate::error::{CliError, Result};
-use crate::output::print_data;
+use crate::output::{OutputFormat, print_data};
 
 /// Logs in to `server` and saves the access token.
-pub async fn login(ctx: &Context, server: &str, args: LoginArgs) -> Result<()> {
+pub async fn login(
+    backend: &HttpBackend,
+    output: OutputFormat,
+    server: &str,
+    args: LoginArgs,
+) -> Result<()> {
     let password = if args.password_stdin {
         read_stdin_password()?
     } else if std::io::stdin().is_terminal() {
@@ -23,8 +30,7 @@ pub async fn login(ctx: &Context, server: &str, args: LoginArgs) -> Result<()> {
             "no terminal to ask for the password on: pipe it with --password-stdin".into(),
         ));
     };
-    let token = ctx
-        .backend
+    let token = backend
         .login(&LoginRequest {
             username: args.username.clone(),
             password,
@@ -35,10 +41,10 @@ pub async fn login(ctx: &Context, server: &str, args: LoginArgs) -> Result<()> {
         SavedLogin {
             username: args.username.clone(),
             access_token: token.access_token.clone(),
-            expires_at: ctx.now() + token.expires_in as f64,
+            expires_at: SystemClock.now() + token.expires_in as f64,
         },
     )?;
-    if print_data(ctx.output, &token)? {
+    if print_data(output, &token)? {
         return Ok(());
     }
     say!(

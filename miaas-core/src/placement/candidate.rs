@@ -82,7 +82,7 @@ impl Candidate {
     }
 
     /// The Docker version a node reports, leniently parsed (`24`, `24.0.7-ce`).
-    pub fn parse_docker_version(capabilities: &NodeCapabilities) -> Option<semver::Version> {
+    fn parse_docker_version(capabilities: &NodeCapabilities) -> Option<semver::Version> {
         capabilities
             .docker
             .as_ref()

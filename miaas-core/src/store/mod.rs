@@ -28,6 +28,45 @@ macro_rules! reservations_on_query {
          ORDER BY created_at, deployment_id"
     };
 }
+// Insert or replace a whole deployment `$d` (its env sealed with `$secrets`); the
+// same SQL for both backends ($N placeholders work in SQLite too).
+macro_rules! upsert_deployment {
+    ($d:expr, $secrets:expr) => {
+        sqlx::query(
+            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
+             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
+             revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
+             rendered_compose = excluded.rendered_compose, env = excluded.env, \
+             action = excluded.action, status = excluded.status, message = excluded.message, \
+             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
+             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
+             placement = excluded.placement, revision = excluded.revision, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&$d.deployment_id)
+        .bind(&$d.template_id)
+        .bind(&$d.rendered_compose)
+        .bind($crate::store::rows::encode_env(&$d.env, $secrets)?)
+        .bind($d.action.as_str())
+        .bind($d.status.as_str())
+        .bind(&$d.message)
+        .bind(&$d.node_id)
+        .bind(&$d.previous_node_id)
+        .bind($crate::store::rows::encode_json(&$d.requirements)?)
+        .bind($crate::store::rows::encode_json(&$d.gpu_ids)?)
+        .bind(
+            $d.placement
+                .as_ref()
+                .map($crate::store::rows::encode_json)
+                .transpose()?,
+        )
+        .bind(i64::from($d.revision))
+        .bind($d.created_at)
+        .bind($d.updated_at)
+    };
+}
 // A page of nodes: after name $1, at most $2.
 macro_rules! nodes_page_query {
     () => {

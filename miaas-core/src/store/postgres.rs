@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, encode_env, encode_json, with_token_hashes};
+use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
 use super::shared::{Answer, SharedJob, SharedQueue, answer_all};
 use super::{
     AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, Store,
@@ -73,36 +73,9 @@ impl PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         d: &Deployment,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
-             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-             revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
-             rendered_compose = excluded.rendered_compose, env = excluded.env, \
-             action = excluded.action, status = excluded.status, message = excluded.message, \
-             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
-             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
-             placement = excluded.placement, revision = excluded.revision, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(&d.deployment_id)
-        .bind(&d.template_id)
-        .bind(&d.rendered_compose)
-        .bind(encode_env(&d.env, self.secrets.as_ref())?)
-        .bind(d.action.as_str())
-        .bind(d.status.as_str())
-        .bind(&d.message)
-        .bind(&d.node_id)
-        .bind(&d.previous_node_id)
-        .bind(encode_json(&d.requirements)?)
-        .bind(encode_json(&d.gpu_ids)?)
-        .bind(d.placement.as_ref().map(encode_json).transpose()?)
-        .bind(i64::from(d.revision))
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .execute(&mut **tx)
-        .await?;
+        upsert_deployment!(d, self.secrets.as_ref())
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
