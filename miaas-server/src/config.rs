@@ -248,6 +248,7 @@ impl ServerConfig {
             statement_timeout: Some(self.db_statement_timeout),
             migrate: !self.no_migrate,
             secrets: Some(keys.resolve(&self.database_url)?),
+            fleet_in_memory: true,
             ..StoreOptions::default()
         })
     }

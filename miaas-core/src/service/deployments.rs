@@ -12,7 +12,7 @@ use crate::model::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, NodeRecord,
     Requirements,
 };
-use crate::placement::{Candidate, Cluster, PlacementPlan};
+use crate::placement::{Candidate, Cluster, PlacementPlan, Reservation};
 use crate::{Error, Result};
 
 /// The message a new deployment is acknowledged with, as the original server says it.
@@ -198,19 +198,19 @@ impl Service {
     pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
         let mut nodes = self.store.list_nodes().await?;
         self.heartbeats.overlay(&mut nodes);
-        let cluster = self.ledger_of(&nodes).await?;
+        let placed = self.store.reservations().await?;
+        let cluster = self.ledger_of(&nodes, &placed);
         Ok((nodes, cluster))
     }
 
     /// The ledger of `nodes` (heartbeats laid over) with what is placed on them.
-    pub(super) async fn ledger_of(&self, nodes: &[NodeRecord]) -> Result<Cluster> {
-        let reservations = self.store.reservations().await?;
+    pub(super) fn ledger_of(&self, nodes: &[NodeRecord], placed: &[Reservation]) -> Cluster {
         let now = self.now();
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Ok(Cluster::from_reservations(candidates, &reservations))
+        Cluster::from_reservations(candidates, placed)
     }
 
     /// One page of deployments, oldest first: at most `query.limit`, after

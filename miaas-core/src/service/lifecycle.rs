@@ -66,7 +66,7 @@ impl<'a> Planner<'a> {
     /// Ids of every deployment, oldest first.
     pub(super) fn ids(&self) -> Vec<String> {
         self.snapshot
-            .deployments
+            .deployments()
             .iter()
             .map(|d| d.deployment_id.clone())
             .chain(self.added.iter().cloned())
@@ -93,7 +93,7 @@ impl<'a> Planner<'a> {
             ledger,
             ..
         } = self;
-        let stored = snapshot.deployments.len();
+        let stored = snapshot.deployments().len();
         let mut writes: Vec<(usize, Deployment)> = changed
             .drain()
             .map(|(id, d)| {

@@ -109,7 +109,7 @@ impl Service {
     /// Re-seals every deployment's environment under the current key (after a key
     /// rotation); returns how many were rewritten.
     pub async fn reseal_secrets(&self) -> Result<usize> {
-        let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments.clone());
+        let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments().to_vec());
         let written = self.store.transact(&change).await?;
         self.reseal_cluster_secrets().await?;
         tracing::info!(
@@ -130,7 +130,7 @@ impl Service {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let kept = self.ledger.take_for(snapshot).and_then(|mut cluster| {
             self.heartbeats
-                .refresh(&mut cluster, &snapshot.nodes, now, timeout)
+                .refresh(&mut cluster, snapshot.nodes(), now, timeout)
                 .then_some(cluster)
         });
         let cluster = kept.unwrap_or_else(|| self.build_ledger(now, snapshot));
@@ -154,9 +154,9 @@ impl Service {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
         let overlaid;
         let nodes = if self.heartbeats.is_empty() {
-            &snapshot.nodes
+            snapshot.nodes()
         } else {
-            let mut copy = snapshot.nodes.clone();
+            let mut copy = snapshot.nodes().to_vec();
             self.heartbeats.overlay(&mut copy);
             overlaid = copy;
             &overlaid
@@ -164,7 +164,7 @@ impl Service {
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Cluster::new(candidates, &snapshot.deployments)
+        Cluster::new(candidates, snapshot.deployments())
     }
 
     /// Writes what is buffered and closes the store: called once serving stopped.

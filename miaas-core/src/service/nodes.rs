@@ -150,7 +150,9 @@ impl Service {
             records.last().map(|r| node_cursor(&r.name))
         });
         self.heartbeats.overlay(&mut records);
-        let cluster = self.ledger_of(&records).await?;
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let placed = self.store.reservations_on_nodes(&ids).await?;
+        let cluster = self.ledger_of(&records, &placed);
         Ok(Page {
             items: records
                 .into_iter()

@@ -211,9 +211,16 @@ macro_rules! import_access {
 /// Implements [`AccessStore`] for a backend: `$writer` is the pool writes go to,
 /// `$reader` the pool reads come from, `$begin` opens a transaction that
 /// serializes with every other writer (SQLite `BEGIN IMMEDIATE`, PostgreSQL the
-/// advisory lock).
+/// advisory lock), `$memo` gives the store's
+/// [`AccessMemo`](crate::store::access_memo::AccessMemo), if it keeps one.
 macro_rules! impl_access_store {
-    ($store:ty, writer = $writer:ident, reader = $reader:ident, begin = $begin:ident) => {
+    (
+        $store:ty,
+        writer = $writer:ident,
+        reader = $reader:ident,
+        begin = $begin:ident,
+        memo = $memo:ident
+    ) => {
         #[async_trait::async_trait]
         impl $crate::store::access::AccessStore for $store {
             async fn insert_user(
@@ -256,6 +263,11 @@ macro_rules! impl_access_store {
                 &self,
                 username: &str,
             ) -> $crate::Result<Option<$crate::store::access::UserRecord>> {
+                let memo = self.$memo();
+                if let Some(known) = memo.and_then(|m| m.user(username)) {
+                    return Ok(Some(known));
+                }
+                let generation = memo.map(|m| m.generation());
                 let row: Option<$crate::store::access::UserRow> = sqlx::query_as(
                     "SELECT username, role, password_hash, created_at FROM users \
                      WHERE username = $1",
@@ -263,7 +275,11 @@ macro_rules! impl_access_store {
                 .bind(username)
                 .fetch_optional(&self.$reader)
                 .await?;
-                row.map($crate::store::access::user_record).transpose()
+                let record = row.map($crate::store::access::user_record).transpose()?;
+                if let (Some(memo), Some(generation), Some(record)) = (memo, generation, &record) {
+                    memo.remember_user(generation, record);
+                }
+                Ok(record)
             }
 
             async fn list_users(&self) -> $crate::Result<Vec<$crate::model::User>> {
@@ -303,7 +319,12 @@ macro_rules! impl_access_store {
                     .bind(username)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                let committed = tx.commit().await;
+                // also after a failure: whether it committed is unknown
+                if let Some(memo) = self.$memo() {
+                    memo.changed();
+                }
+                committed?;
                 Ok(true)
             }
 
@@ -319,6 +340,11 @@ macro_rules! impl_access_store {
                 &self,
                 token_hash: &str,
             ) -> $crate::Result<Option<$crate::store::access::ApiTokenRecord>> {
+                let memo = self.$memo();
+                if let Some(known) = memo.and_then(|m| m.api_token(token_hash)) {
+                    return Ok(Some(known));
+                }
+                let generation = memo.map(|m| m.generation());
                 let row: Option<$crate::store::access::TokenRow> = sqlx::query_as(
                     "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
                      WHERE token_hash = $1",
@@ -326,7 +352,11 @@ macro_rules! impl_access_store {
                 .bind(token_hash)
                 .fetch_optional(&self.$reader)
                 .await?;
-                row.map($crate::store::access::token_record).transpose()
+                let record = row.map($crate::store::access::token_record).transpose()?;
+                if let (Some(memo), Some(generation), Some(record)) = (memo, generation, &record) {
+                    memo.remember_api_token(generation, record);
+                }
+                Ok(record)
             }
 
             async fn list_api_tokens(&self) -> $crate::Result<Vec<$crate::model::ApiTokenInfo>> {
@@ -348,8 +378,12 @@ macro_rules! impl_access_store {
                 .bind(now)
                 .bind(id)
                 .execute(&self.$writer)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .await;
+                // also after a failure: whether it committed is unknown
+                if let Some(memo) = self.$memo() {
+                    memo.changed();
+                }
+                Ok(done?.rows_affected() == 1)
             }
 
             async fn cluster_secret(&self, name: &str) -> $crate::Result<Option<String>> {

@@ -28,6 +28,17 @@ macro_rules! reservations_on_query {
          ORDER BY created_at, deployment_id"
     };
 }
+// The same on the nodes `$on` selects (the backends spell a list parameter apart).
+macro_rules! reservations_on_nodes_query {
+    ($on:literal) => {
+        concat!(
+            "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments WHERE ",
+            $on,
+            " AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
+             ORDER BY created_at, deployment_id"
+        )
+    };
+}
 // Insert or replace a whole deployment `$d` (its env sealed with `$secrets`); the
 // same SQL for both backends ($N placeholders work in SQLite too).
 macro_rules! upsert_deployment {
@@ -98,6 +109,7 @@ macro_rules! deployment_columns {
 
 #[macro_use]
 pub mod access;
+mod access_memo;
 mod copy;
 mod location;
 mod migrations;
@@ -105,9 +117,9 @@ mod options;
 pub mod postgres;
 mod rows;
 mod shared;
+mod snapshot;
 pub mod sqlite;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -119,6 +131,7 @@ pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord};
 pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
+pub use snapshot::{Snapshot, SnapshotVersion};
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]
@@ -137,90 +150,6 @@ pub struct NodeUpsert<'a> {
     pub token_hash: &'a str,
     /// Registration time: `registered_at` for a new node, `last_seen` always.
     pub now: f64,
-}
-
-/// Everything placement needs, read inside one write transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-    /// Every node, by name.
-    pub nodes: Vec<NodeRecord>,
-    /// Every deployment, oldest first.
-    pub deployments: Vec<Deployment>,
-    /// Deployment id → position in `deployments`.
-    positions: HashMap<String, usize>,
-    /// Names this state for callers that keep what they derive from it between
-    /// transactions: a snapshot with the same version has the same deployments.
-    /// `None` when the store does not keep snapshots.
-    pub version: Option<SnapshotVersion>,
-}
-
-/// See [`Snapshot::version`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotVersion {
-    /// Changes whenever the store reads the fleet afresh.
-    pub generation: u64,
-    /// Counts the transactions applied since.
-    pub revision: u64,
-}
-
-impl Snapshot {
-    /// A snapshot of `nodes` and `deployments` (oldest first).
-    pub fn new(nodes: Vec<NodeRecord>, deployments: Vec<Deployment>) -> Self {
-        let positions = positions_of(&deployments);
-        Self {
-            nodes,
-            deployments,
-            positions,
-            version: None,
-        }
-    }
-
-    /// One deployment by id.
-    pub fn find(&self, id: &str) -> Option<&Deployment> {
-        self.positions.get(id).map(|&i| &self.deployments[i])
-    }
-
-    /// Where a deployment is in `deployments`.
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.positions.get(id).copied()
-    }
-
-    /// Lays committed writes over the snapshot (replaced by id, new ones in order
-    /// of creation).
-    pub(crate) fn apply(&mut self, writes: &[Deployment]) {
-        let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
-        let mut reorder = false;
-        for deployment in writes {
-            match self.positions.get(&deployment.deployment_id) {
-                Some(&i) => self.deployments[i] = deployment.clone(),
-                None => {
-                    reorder |= self
-                        .deployments
-                        .last()
-                        .is_some_and(|last| key(last) > key(deployment));
-                    self.positions
-                        .insert(deployment.deployment_id.clone(), self.deployments.len());
-                    self.deployments.push(deployment.clone());
-                }
-            }
-        }
-        if reorder {
-            self.deployments.sort_by(|a, b| {
-                key(a)
-                    .partial_cmp(&key(b))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            self.positions = positions_of(&self.deployments);
-        }
-    }
-}
-
-fn positions_of(deployments: &[Deployment]) -> HashMap<String, usize> {
-    deployments
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.deployment_id.clone(), i))
-        .collect()
 }
 
 /// A node with its token hash, for moving an install between databases.
@@ -311,6 +240,12 @@ pub trait Store: AccessStore + Send + Sync + 'static {
 
     /// As [`Store::reservations`], on one node.
     async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>>;
+
+    /// As [`Store::reservations`], on these nodes.
+    async fn reservations_on_nodes(
+        &self,
+        node_ids: &[String],
+    ) -> Result<Vec<crate::placement::Reservation>>;
 
     /// Whether any deployment waits for capacity (`pending` or `lost`).
     async fn has_waiting_deployments(&self) -> Result<bool>;

@@ -17,6 +17,9 @@ pub struct StoreOptions {
     pub migrate: bool,
     /// Seal deployment environments at rest with these keys (`None`: stored plain).
     pub secrets: Option<Secrets>,
+    /// Read the whole fleet into memory on the first read and answer reads from it,
+    /// kept in step with every write (SQLite; for a long-running server).
+    pub fleet_in_memory: bool,
 }
 
 impl Default for StoreOptions {
@@ -27,6 +30,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(5),
             migrate: true,
             secrets: None,
+            fleet_in_memory: false,
         }
     }
 }

@@ -193,11 +193,19 @@ fn redact(url: &str) -> String {
     }
 }
 
+impl PostgresStore {
+    /// None: a revocation on another replica must hold here at once.
+    fn access_memo(&self) -> Option<&super::access_memo::AccessMemo> {
+        None
+    }
+}
+
 impl_access_store!(
     PostgresStore,
     writer = pool,
     reader = pool,
-    begin = begin_exclusive
+    begin = begin_exclusive,
+    memo = access_memo
 );
 
 #[async_trait]
@@ -380,6 +388,18 @@ impl Store for PostgresStore {
             .bind(node_id)
             .fetch_all(&self.pool)
             .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
+    }
+
+    async fn reservations_on_nodes(
+        &self,
+        node_ids: &[String],
+    ) -> Result<Vec<crate::placement::Reservation>> {
+        let rows: Vec<super::rows::ReservationRow> =
+            sqlx::query_as(reservations_on_nodes_query!("node_id = ANY($1)"))
+                .bind(node_ids)
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(super::rows::reservation).collect()
     }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
-use super::cache::CachedSnapshot;
+use super::cache::KeptSnapshot;
 use super::tokens::TokenCache;
 use crate::model::NodeRecord;
 use crate::store::NodeUpsert;
@@ -87,12 +87,12 @@ impl UpsertQueue {
     }
 
     /// Commits everything waiting in one transaction on `writer`, lays it over
-    /// `cache` (or drops the cache when the commit fails) and answers each. The
-    /// caller holds the writer's lock.
+    /// `kept` (or drops it when the commit fails) and answers each. The caller
+    /// holds the writer's turn.
     pub(super) async fn commit(
         &self,
         writer: &SqlitePool,
-        cache: &mut Option<CachedSnapshot>,
+        kept: &KeptSnapshot,
         tokens: &TokenCache,
     ) {
         let batch = self.take();
@@ -128,7 +128,7 @@ impl UpsertQueue {
         }
         .await;
         if outcome.is_err() {
-            *cache = None;
+            kept.clear();
         }
         let results = results.into_iter().chain(std::iter::repeat_with(|| {
             Err(Error::Unavailable("not run".into()))
@@ -146,10 +146,12 @@ impl UpsertQueue {
                 // the batch may or may not have committed: no token of it is trusted
                 tokens.clear();
             }
-            if let (Ok(id), Some(cached)) = (&answer, cache.as_mut()) {
-                cached.upsert_node(NodeRecord {
-                    id: id.clone(),
-                    ..upsert.record
+            if let Ok(id) = &answer {
+                kept.patch(|cached| {
+                    cached.upsert_node(NodeRecord {
+                        id: id.clone(),
+                        ..upsert.record
+                    });
                 });
             }
             let _ = upsert.reply.send(answer);

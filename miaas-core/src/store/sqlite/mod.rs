@@ -6,6 +6,7 @@ mod group_commit;
 mod shared;
 mod snapshot;
 mod tokens;
+mod wal_index;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::access_memo::AccessMemo;
 use super::rows::{DeploymentRow, NodeRow, encode_json};
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, SqliteTarget, Store,
-    StoreOptions,
+    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, SqliteTarget,
+    Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -34,15 +36,21 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     secrets: Option<Secrets>,
-    /// The fleet as the last transaction left it; every write holds this lock, so
-    /// writes and the cache stay in step.
-    cache: Arc<tokio::sync::Mutex<Option<cache::CachedSnapshot>>>,
+    /// The writer's turn: every write holds it, so writes and `kept` stay in step.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The fleet as the last transaction left it, for decisions and reads.
+    kept: Arc<cache::KeptSnapshot>,
     /// Registrations waiting to share the next commit.
     upserts: Arc<group_commit::UpsertQueue>,
     /// Changes waiting to share the next transaction.
     shared: Arc<crate::store::shared::SharedQueue>,
     /// Node tokens by hash, so that heartbeats are authenticated without a query.
     tokens: Arc<tokens::TokenCache>,
+    /// Whether a read reads the fleet into `kept` when it is not there.
+    fleet_in_memory: bool,
+    /// Users and API tokens as last read, so that requests authenticate without a
+    /// query.
+    access: Arc<AccessMemo>,
 }
 
 impl SqliteStore {
@@ -74,10 +82,13 @@ impl SqliteStore {
                     writer: pool.clone(),
                     reader: pool,
                     secrets: store_options.secrets.clone(),
-                    cache: Arc::default(),
+                    turn: Arc::default(),
+                    kept: Arc::new(cache::KeptSnapshot::new(wal_index::WalIndex::Memory)),
                     upserts: Arc::default(),
                     shared: Arc::default(),
                     tokens: Arc::default(),
+                    fleet_in_memory: store_options.fleet_in_memory,
+                    access: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -108,10 +119,15 @@ impl SqliteStore {
                     writer,
                     reader,
                     secrets: options.secrets.clone(),
-                    cache: Arc::default(),
+                    turn: Arc::default(),
+                    kept: Arc::new(cache::KeptSnapshot::new(wal_index::WalIndex::of_file(
+                        &path,
+                    ))),
                     upserts: Arc::default(),
                     shared: Arc::default(),
                     tokens: Arc::default(),
+                    fleet_in_memory: options.fleet_in_memory,
+                    access: Arc::default(),
                 }
             }
         };
@@ -126,11 +142,18 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    fn access_memo(&self) -> Option<&AccessMemo> {
+        Some(&self.access)
+    }
+}
+
 impl_access_store!(
     SqliteStore,
     writer = writer,
     reader = reader,
-    begin = begin_exclusive
+    begin = begin_exclusive,
+    memo = access_memo
 );
 
 #[async_trait]
@@ -143,6 +166,7 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        self.kept.clear();
     }
 
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
@@ -150,13 +174,15 @@ impl Store for SqliteStore {
         self.upserts.push(queued);
         // whoever holds the writer next commits every registration queued by then; in
         // a task of its own, so that a caller that goes away cannot cut it short
-        let mut cache = self.cache.clone().lock_owned().await;
-        let (queue, writer, tokens) = (
-            self.upserts.clone(),
-            self.writer.clone(),
-            self.tokens.clone(),
-        );
-        let commit = tokio::spawn(async move { queue.commit(&writer, &mut cache, &tokens).await });
+        let turn = self.turn.clone().lock_owned().await;
+        let store = self.clone();
+        let commit = tokio::spawn(async move {
+            let _turn = turn;
+            (store.upserts)
+                .commit(&store.writer, &store.kept, &store.tokens)
+                .await;
+            store.restamp().await;
+        });
         let _ = commit.await;
         answer
             .await
@@ -164,6 +190,9 @@ impl Store for SqliteStore {
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
+        if let Some(page) = self.in_memory(|s| s.nodes_page(after, limit)) {
+            return Ok(page);
+        }
         sqlx::query_as::<_, NodeRow>(nodes_page_query!())
             .bind(after.unwrap_or_default())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -179,6 +208,9 @@ impl Store for SqliteStore {
         after: Option<&crate::model::page::DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
+        if let Some(page) = self.in_memory(|s| s.deployments_page(after, limit)) {
+            return Ok(page);
+        }
         let rows = sqlx::query_as::<_, DeploymentRow>(deployments_page_query!())
             .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
             .bind(after.map_or("", |k| k.deployment_id.as_str()))
@@ -189,6 +221,9 @@ impl Store for SqliteStore {
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
+        if let Some(node) = self.in_memory(|s| s.node(id).cloned()) {
+            return Ok(node);
+        }
         let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = ?");
         sqlx::query_as::<_, NodeRow>(sql)
             .bind(id)
@@ -199,6 +234,9 @@ impl Store for SqliteStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        if let Some(nodes) = self.in_memory(Snapshot::nodes_by_name) {
+            return Ok(nodes);
+        }
         let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
         sqlx::query_as::<_, NodeRow>(sql)
             .fetch_all(&self.reader)
@@ -225,7 +263,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
-        let mut cache = self.cache.lock().await;
+        let _turn = self.turn.lock().await;
         let mut tx = self.writer.begin().await?;
         for (node_id, metrics) in batch {
             sqlx::query(
@@ -239,9 +277,8 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        if let Some(cached) = cache.as_mut() {
-            cached.heartbeats(batch);
-        }
+        self.kept.patch(|cached| cached.heartbeats(batch));
+        self.restamp().await;
         for (node_id, metrics) in batch {
             self.tokens.seen(node_id, metrics.reported_at);
         }
@@ -249,8 +286,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
-        let mut cache = self.cache.lock().await;
-        *cache = None;
+        let _turn = self.turn.lock().await;
         let mut tx = self.writer.begin().await?;
         let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = ?")
             .bind(node_id)
@@ -264,14 +300,15 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            self.kept.patch(|cached| cached.heartbeat(node_id, metrics));
+            self.restamp().await;
             self.tokens.seen(node_id, metrics.reported_at);
         }
         Ok(previous.map(|p| p.0))
     }
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
-        let mut cache = self.cache.lock().await;
-        *cache = None;
+        let _turn = self.turn.lock().await;
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
         let done = sqlx::query(
             "UPDATE nodes SET schedulable = COALESCE(?, schedulable), tags = COALESCE(?, tags) \
@@ -281,13 +318,19 @@ impl Store for SqliteStore {
         .bind(tags)
         .bind(id)
         .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .await
+        .inspect_err(|_| self.kept.clear())?;
+        let updated = done.rows_affected() == 1;
+        if updated {
+            self.kept.patch(|cached| cached.update_node(id, update));
+            self.restamp().await;
+        }
+        Ok(updated)
     }
 
     async fn delete_node(&self, id: &str) -> Result<bool> {
-        let mut cache = self.cache.lock().await;
-        *cache = None;
+        let _turn = self.turn.lock().await;
+        self.kept.clear();
         let done = sqlx::query("DELETE FROM nodes WHERE id = ?")
             .bind(id)
             .execute(&self.writer)
@@ -298,6 +341,9 @@ impl Store for SqliteStore {
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
+        if let Some(reservations) = self.in_memory(Snapshot::reservations) {
+            return Ok(reservations);
+        }
         let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
             .fetch_all(&self.reader)
             .await?;
@@ -305,10 +351,35 @@ impl Store for SqliteStore {
     }
 
     async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>> {
+        if let Some(reservations) = self.in_memory(|s| s.reservations_on(node_id)) {
+            return Ok(reservations);
+        }
         let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_query!())
             .bind(node_id)
             .fetch_all(&self.reader)
             .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
+    }
+
+    async fn reservations_on_nodes(
+        &self,
+        node_ids: &[String],
+    ) -> Result<Vec<crate::placement::Reservation>> {
+        let from_memory = self.in_memory(|s| {
+            node_ids
+                .iter()
+                .flat_map(|id| s.reservations_on(id))
+                .collect()
+        });
+        if let Some(reservations) = from_memory {
+            return Ok(reservations);
+        }
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_nodes_query!(
+            "node_id IN (SELECT value FROM json_each($1))"
+        ))
+        .bind(encode_json(&node_ids)?)
+        .fetch_all(&self.reader)
+        .await?;
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
@@ -340,6 +411,9 @@ impl Store for SqliteStore {
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        if let Some(deployment) = self.in_memory(|s| s.find(id).cloned()) {
+            return Ok(deployment);
+        }
         let sql = concat!(
             "SELECT ",
             deployment_columns!(),
@@ -354,6 +428,9 @@ impl Store for SqliteStore {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        if let Some(deployments) = self.in_memory(|s| s.deployments().to_vec()) {
+            return Ok(deployments);
+        }
         let sql = concat!(
             "SELECT ",
             deployment_columns!(),
@@ -368,17 +445,17 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
-        let mut cache = self.cache.lock().await;
+        let _turn = self.turn.lock().await;
         // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
         // stale even if another process writes the same file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let cached = self.fresh_snapshot(&mut tx, cache.take()).await?;
+        let cached = self.fresh_snapshot(&mut tx, self.kept.take()).await?;
         let writes = change(&cached.snapshot);
         // a failure from here on leaves the cache empty: it is read again next time
         let writes = match writes {
             Ok(writes) => writes,
             Err(err) => {
-                *cache = Some(cached);
+                self.kept.put(cached);
                 return Err(err);
             }
         };
@@ -388,7 +465,8 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let mut cached = cached;
         cached.apply(&writes);
-        *cache = Some(cached);
+        self.kept.put(cached);
+        self.restamp().await;
         Ok(writes)
     }
 
@@ -397,9 +475,9 @@ impl Store for SqliteStore {
         self.shared.push(job);
         // whoever holds the writer next runs every change queued by then; in a task
         // of its own, so that a caller that goes away cannot cut it short
-        let cache = self.cache.clone().lock_owned().await;
+        let turn = self.turn.clone().lock_owned().await;
         let store = self.clone();
-        let _ = tokio::spawn(async move { store.run_shared(cache).await }).await;
+        let _ = tokio::spawn(async move { store.run_shared(turn).await }).await;
         answer
             .await
             .map_err(|_| Error::Unavailable("the change was dropped".into()))?
@@ -422,8 +500,9 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
-        let mut cache = self.cache.lock().await;
-        *cache = None;
+        let _turn = self.turn.lock().await;
+        self.kept.clear();
+        self.access.changed();
         self.tokens.clear();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (nodes, deployments): (i64, i64) = sqlx::query_as(

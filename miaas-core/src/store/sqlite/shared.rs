@@ -11,28 +11,25 @@ use crate::store::shared::{Answer, SharedJob, answer_all};
 impl SqliteStore {
     /// Runs the queued changes (holding the writer through `cache`) until none is
     /// left; each batch is one transaction.
-    pub(super) async fn run_shared(&self, mut cache: OwnedMutexGuard<Option<CachedSnapshot>>) {
+    pub(super) async fn run_shared(&self, _turn: OwnedMutexGuard<()>) {
         loop {
             let batch = self.shared.take();
             if batch.is_empty() {
                 return;
             }
-            let (answers, outcome) = self.run_batch(&mut cache, &batch).await;
+            let (answers, outcome) = self.run_batch(&batch).await;
+            self.restamp().await;
             answer_all(batch, answers, &outcome);
         }
     }
 
     /// One transaction for `batch`: the answer of each change, and whether the
-    /// commit succeeded (on failure the cache is dropped: it is read afresh).
-    async fn run_batch(
-        &self,
-        cache: &mut Option<CachedSnapshot>,
-        batch: &[SharedJob],
-    ) -> (Vec<Answer>, Result<()>) {
+    /// commit succeeded (on failure the snapshot is dropped: it is read afresh).
+    async fn run_batch(&self, batch: &[SharedJob]) -> (Vec<Answer>, Result<()>) {
         let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
         let outcome: Result<CachedSnapshot> = async {
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            let mut cached = self.fresh_snapshot(&mut tx, cache.take()).await?;
+            let mut cached = self.fresh_snapshot(&mut tx, self.kept.take()).await?;
             for job in batch {
                 match job.decide(&cached.snapshot) {
                     Ok(writes) => {
@@ -52,7 +49,7 @@ impl SqliteStore {
         .await;
         match outcome {
             Ok(cached) => {
-                *cache = Some(cached);
+                self.kept.put(cached);
                 (answers, Ok(()))
             }
             Err(err) => (answers, Err(err)),

@@ -34,29 +34,84 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Empties the token cache whenever another process commits to the file
-    /// (checked every [`tokens::WATCH_INTERVAL`]); stops when the store closes.
+    /// Empties the token cache and the access memo whenever another process
+    /// commits to the file (checked every [`tokens::WATCH_INTERVAL`]); stops when
+    /// the store closes.
     pub(super) async fn watch_other_writers(&self) {
         // the watcher does not keep the store alive: it ends once the store is closed
         // or dropped
         let (writer, tokens) = (self.writer.clone(), Arc::downgrade(&self.tokens));
+        let access = Arc::downgrade(&self.access);
         // the baseline before any token is cached
         let mut seen: Option<i64> = data_version(&writer).await;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tokens::WATCH_INTERVAL).await;
-                let Some(tokens) = tokens.upgrade().filter(|_| !writer.is_closed()) else {
+                let (Some(tokens), Some(access)) = (tokens.upgrade(), access.upgrade()) else {
                     return;
                 };
+                if writer.is_closed() {
+                    return;
+                }
                 let Some(version) = data_version(&writer).await else {
                     continue;
                 };
                 if seen.is_some_and(|seen| seen != version) {
                     tokens.clear();
+                    access.changed();
                 }
                 seen = Some(version);
             }
         });
+    }
+
+    /// `read` over the kept snapshot, when it is what is committed (this store's
+    /// writes keep it in step; a commit by anything else, seen in the WAL-index,
+    /// sets it aside). `None` while a transaction has it out, or none is kept, or
+    /// something else committed: then it is checked again (and read afresh if
+    /// another process wrote), in the background when the writer is free; with [`StoreOptions::fleet_in_memory`](crate::store::StoreOptions),
+    /// the fleet is read into memory in the background, when the writer is free, for
+    /// the reads to come.
+    pub(super) fn in_memory<T>(&self, read: impl FnOnce(&Snapshot) -> T) -> Option<T> {
+        if self.writer.is_closed() {
+            return None;
+        }
+        let answer = self.kept.read(read);
+        if answer.is_none()
+            && self.fleet_in_memory
+            && let Ok(turn) = self.turn.clone().try_lock_owned()
+        {
+            let store = self.clone();
+            tokio::spawn(async move {
+                let _turn = turn;
+                if !store.kept.is_empty() {
+                    store.restamp().await;
+                } else if let Err(err) = store.keep_snapshot().await {
+                    tracing::warn!(error = %err, "the fleet could not be read into memory");
+                }
+            });
+        }
+        answer
+    }
+
+    /// Reads the fleet into the kept snapshot; the caller holds the writer's turn.
+    async fn keep_snapshot(&self) -> Result<()> {
+        // read before the data, so that a commit in between shows as a change
+        let header = self.kept.wal_header();
+        let mut tx = self.writer.begin().await?;
+        let mut cached = self.fresh_snapshot(&mut tx, None).await?;
+        tx.commit().await?;
+        cached.wal = header;
+        self.kept.put(cached);
+        Ok(())
+    }
+
+    /// After this store's own commits, with the writer's turn held: the kept
+    /// snapshot is what is committed again, unless another process committed too.
+    pub(super) async fn restamp(&self) {
+        let header = self.kept.wal_header();
+        let version = data_version(&self.writer).await;
+        self.kept.restamp(header, version);
     }
 
     /// `cached` when nothing else wrote the file since it was read (checked with

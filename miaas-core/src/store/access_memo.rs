@@ -1,0 +1,128 @@
+//! Users and API tokens remembered in memory, so that authenticating a request
+//! costs no query. Only a store that sees every change to them may keep one (the
+//! SQLite store: its own writes forget at once, another process's commit within its
+//! watch interval); with several replicas on PostgreSQL a revocation on one replica
+//! must hold on every other at once, so that store keeps none.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use super::access::{ApiTokenRecord, UserRecord};
+
+/// Most records kept; past it the memo starts over.
+const MAX_RECORDS: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Counts the changes: a lookup that began before one does not remember what
+    /// it read.
+    generation: u64,
+    api_tokens: HashMap<String, ApiTokenRecord>,
+    users: HashMap<String, UserRecord>,
+}
+
+/// Users by name and API tokens by hash, as last read.
+#[derive(Debug, Default)]
+pub struct AccessMemo {
+    remembered: RwLock<Remembered>,
+}
+
+impl AccessMemo {
+    /// The API token with this hash, if remembered.
+    pub fn api_token(&self, token_hash: &str) -> Option<ApiTokenRecord> {
+        self.remembered
+            .read()
+            .ok()?
+            .api_tokens
+            .get(token_hash)
+            .cloned()
+    }
+
+    /// The user of this name, if remembered.
+    pub fn user(&self, username: &str) -> Option<UserRecord> {
+        self.remembered.read().ok()?.users.get(username).cloned()
+    }
+
+    /// Where the changes are; give it back with what a lookup read.
+    pub fn generation(&self) -> u64 {
+        self.remembered
+            .read()
+            .map_or(u64::MAX, |remembered| remembered.generation)
+    }
+
+    /// Remembers an API token a lookup that began at `generation` read, unless a
+    /// change came in between.
+    pub fn remember_api_token(&self, generation: u64, record: &ApiTokenRecord) {
+        self.remember(generation, |r| {
+            r.api_tokens
+                .insert(record.token_hash.clone(), record.clone());
+        });
+    }
+
+    /// Remembers a user a lookup that began at `generation` read, unless a change
+    /// came in between.
+    pub fn remember_user(&self, generation: u64, record: &UserRecord) {
+        self.remember(generation, |r| {
+            r.users.insert(record.user.username.clone(), record.clone());
+        });
+    }
+
+    /// Forgets everything: a user or token changed (or may have).
+    pub fn changed(&self) {
+        let mut remembered = self
+            .remembered
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        remembered.generation = remembered.generation.wrapping_add(1);
+        remembered.api_tokens.clear();
+        remembered.users.clear();
+    }
+
+    fn remember(&self, generation: u64, put: impl FnOnce(&mut Remembered)) {
+        let Ok(mut remembered) = self.remembered.write() else {
+            return;
+        };
+        if remembered.generation != generation {
+            return;
+        }
+        if remembered.api_tokens.len() + remembered.users.len() >= MAX_RECORDS {
+            remembered.api_tokens.clear();
+            remembered.users.clear();
+        }
+        put(&mut remembered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ApiTokenInfo, Role};
+
+    fn token(hash: &str) -> ApiTokenRecord {
+        ApiTokenRecord {
+            info: ApiTokenInfo {
+                id: "t1".into(),
+                name: "ci".into(),
+                role: Role::Operator,
+                created_at: 0.0,
+            },
+            token_hash: hash.into(),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_change_forgets_and_a_lookup_from_before_it_is_not_remembered() {
+        let memo = AccessMemo::default();
+        let before = memo.generation();
+        memo.remember_api_token(before, &token("h1"));
+        assert_eq!(memo.api_token("h1"), Some(token("h1")));
+        let started = memo.generation();
+        memo.changed();
+        assert!(memo.api_token("h1").is_none());
+        memo.remember_api_token(started, &token("h1"));
+        assert!(memo.api_token("h1").is_none(), "read before the change");
+        memo.remember_api_token(memo.generation(), &token("h1"));
+        assert!(memo.api_token("h1").is_some());
+    }
+}

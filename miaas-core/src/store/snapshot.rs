@@ -1,0 +1,353 @@
+//! [`Snapshot`]: the whole fleet in memory, indexed for placement and for reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use crate::model::page::DeploymentKey;
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::placement::Reservation;
+
+/// Every node and deployment, read inside one transaction; indexed so that one
+/// node, a page of nodes by name, or what is placed on a node is found without a
+/// scan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Every node, in the order they became known.
+    nodes: Vec<NodeRecord>,
+    /// Node id → position in `nodes`.
+    node_ids: HashMap<String, usize>,
+    /// Node name → position in `nodes`.
+    node_names: BTreeMap<String, usize>,
+    /// Every deployment, oldest first.
+    deployments: Vec<Deployment>,
+    /// Deployment id → position in `deployments`.
+    positions: HashMap<String, usize>,
+    /// Node id → positions (ascending) of the deployments holding resources on it.
+    placed: HashMap<String, Vec<usize>>,
+    /// Names this state for callers that keep what they derive from it between
+    /// transactions: a snapshot with the same version has the same deployments.
+    /// `None` when the store does not keep snapshots.
+    pub version: Option<SnapshotVersion>,
+}
+
+/// See [`Snapshot::version`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotVersion {
+    /// Changes whenever the store reads the fleet afresh.
+    pub generation: u64,
+    /// Counts the transactions applied since.
+    pub revision: u64,
+}
+
+impl Snapshot {
+    /// A snapshot of `nodes` and `deployments` (oldest first).
+    pub fn new(nodes: Vec<NodeRecord>, deployments: Vec<Deployment>) -> Self {
+        let mut snapshot = Self {
+            nodes,
+            deployments,
+            ..Self::default()
+        };
+        snapshot.index_nodes();
+        snapshot.index_deployments();
+        snapshot
+    }
+
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> &[NodeRecord] {
+        &self.nodes
+    }
+
+    /// Every deployment, oldest first.
+    pub fn deployments(&self) -> &[Deployment] {
+        &self.deployments
+    }
+
+    /// One deployment by id.
+    pub fn find(&self, id: &str) -> Option<&Deployment> {
+        self.positions.get(id).map(|&i| &self.deployments[i])
+    }
+
+    /// Where a deployment is in [`Self::deployments`].
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
+    /// One node by id.
+    pub fn node(&self, id: &str) -> Option<&NodeRecord> {
+        self.node_ids.get(id).map(|&i| &self.nodes[i])
+    }
+
+    /// Up to `limit` nodes named after `after` (all when `None`), by name.
+    pub fn nodes_page(&self, after: Option<&str>, limit: usize) -> Vec<NodeRecord> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.node_names
+            .range::<str, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, &i)| self.nodes[i].clone())
+            .collect()
+    }
+
+    /// Every node, by name.
+    pub fn nodes_by_name(&self) -> Vec<NodeRecord> {
+        self.nodes_page(None, usize::MAX)
+    }
+
+    /// Up to `limit` deployments created after `after` (by creation time, then id).
+    pub fn deployments_page(&self, after: Option<&DeploymentKey>, limit: usize) -> Vec<Deployment> {
+        let from = after.map_or(0, |key| {
+            self.deployments.partition_point(|d| {
+                (d.created_at, d.deployment_id.as_str())
+                    <= (key.created_at, key.deployment_id.as_str())
+            })
+        });
+        self.deployments
+            .iter()
+            .skip(from)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// What the deployments placed on `node_id` reserve, oldest first.
+    pub fn reservations_on(&self, node_id: &str) -> Vec<Reservation> {
+        self.placed
+            .get(node_id)
+            .into_iter()
+            .flatten()
+            .map(|&i| reservation(&self.deployments[i]))
+            .collect()
+    }
+
+    /// What every placed deployment reserves, oldest first.
+    pub fn reservations(&self) -> Vec<Reservation> {
+        self.deployments
+            .iter()
+            .filter(|d| d.holds_resources() && d.node_id.is_some())
+            .map(reservation)
+            .collect()
+    }
+
+    /// Lays committed writes over the snapshot (replaced by id, new ones in order
+    /// of creation).
+    pub(crate) fn apply(&mut self, writes: &[Deployment]) {
+        let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
+        let mut reorder = false;
+        for deployment in writes {
+            match self.positions.get(&deployment.deployment_id) {
+                Some(&i) => {
+                    self.unplace(i);
+                    self.deployments[i] = deployment.clone();
+                    self.place(i);
+                }
+                None => {
+                    reorder |= self
+                        .deployments
+                        .last()
+                        .is_some_and(|last| key(last) > key(deployment));
+                    let i = self.deployments.len();
+                    self.positions.insert(deployment.deployment_id.clone(), i);
+                    self.deployments.push(deployment.clone());
+                    self.place(i);
+                }
+            }
+        }
+        if reorder {
+            self.deployments.sort_by(|a, b| {
+                key(a)
+                    .partial_cmp(&key(b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            self.index_deployments();
+        }
+    }
+
+    /// Lays a committed registration over the nodes: a new name is added, a known
+    /// one takes the new address, capabilities, tags and `last_seen`.
+    pub(crate) fn upsert_node(&mut self, node: NodeRecord) {
+        match self.node_names.get(&node.name) {
+            Some(&i) => {
+                let existing = &mut self.nodes[i];
+                existing.ip = node.ip;
+                existing.capabilities = node.capabilities;
+                existing.tags = node.tags;
+                existing.last_seen = node.last_seen;
+            }
+            None => {
+                let i = self.nodes.len();
+                self.node_ids.insert(node.id.clone(), i);
+                self.node_names.insert(node.name.clone(), i);
+                self.nodes.push(node);
+            }
+        }
+    }
+
+    /// Lays a committed [`NodeUpdate`] over node `id`.
+    pub(crate) fn update_node(&mut self, id: &str, update: &NodeUpdate) {
+        if let Some(&i) = self.node_ids.get(id) {
+            let node = &mut self.nodes[i];
+            if let Some(schedulable) = update.schedulable {
+                node.schedulable = schedulable;
+            }
+            if let Some(tags) = &update.tags {
+                node.tags.clone_from(tags);
+            }
+        }
+    }
+
+    /// Lays committed heartbeats over the nodes; with `only_forward`, a heartbeat
+    /// older than what the node has is skipped.
+    pub(crate) fn heartbeats(&mut self, batch: &[(String, NodeMetrics)], only_forward: bool) {
+        for (id, metrics) in batch {
+            if let Some(&i) = self.node_ids.get(id) {
+                let node = &mut self.nodes[i];
+                if !only_forward || node.last_seen < metrics.reported_at {
+                    node.last_seen = metrics.reported_at;
+                    node.metrics = Some(metrics.clone());
+                }
+            }
+        }
+    }
+
+    fn index_nodes(&mut self) {
+        self.node_ids = (self.nodes.iter().enumerate())
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        self.node_names = (self.nodes.iter().enumerate())
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+    }
+
+    fn index_deployments(&mut self) {
+        self.positions = (self.deployments.iter().enumerate())
+            .map(|(i, d)| (d.deployment_id.clone(), i))
+            .collect();
+        self.placed.clear();
+        for i in 0..self.deployments.len() {
+            self.place(i);
+        }
+    }
+
+    /// Indexes deployment `i` under its node, if it holds resources there.
+    fn place(&mut self, i: usize) {
+        let deployment = &self.deployments[i];
+        if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
+            let on_node = self.placed.entry(node.clone()).or_default();
+            if let Err(at) = on_node.binary_search(&i) {
+                on_node.insert(at, i);
+            }
+        }
+    }
+
+    /// Takes deployment `i` out of its node's index.
+    fn unplace(&mut self, i: usize) {
+        let Some(node) = self.deployments[i].node_id.as_deref() else {
+            return;
+        };
+        if let Some(on_node) = self.placed.get_mut(node) {
+            if let Ok(at) = on_node.binary_search(&i) {
+                on_node.remove(at);
+            }
+            if on_node.is_empty() {
+                self.placed.remove(node);
+            }
+        }
+    }
+}
+
+fn reservation(deployment: &Deployment) -> Reservation {
+    Reservation {
+        deployment_id: deployment.deployment_id.clone(),
+        node_id: deployment.node_id.clone().unwrap_or_default(),
+        requirements: deployment.requirements.clone(),
+        gpu_ids: deployment.gpu_ids.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeploymentStatus;
+
+    fn node(id: &str, name: &str) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            name: name.into(),
+            ip: "10.0.0.1".into(),
+            capabilities: serde_json::from_value(
+                serde_json::json!({"os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 0}),
+            )
+            .expect("capabilities"),
+            tags: vec![],
+            registered_at: 0.0,
+            last_seen: 0.0,
+            metrics: None,
+            schedulable: true,
+        }
+    }
+
+    fn deployment(id: &str, node: Option<&str>, status: DeploymentStatus, at: f64) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "deployment_id": id, "template_id": "t", "action": "apply",
+            "status": status, "message": "", "node_id": node, "env": {},
+            "rendered_compose": "", "revision": 1, "created_at": at, "updated_at": at
+        }))
+        .expect("deployment")
+    }
+
+    fn ids(reservations: &[Reservation]) -> Vec<&str> {
+        reservations
+            .iter()
+            .map(|r| r.deployment_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn nodes_are_found_by_id_and_paged_by_name_as_they_change() {
+        let mut snapshot = Snapshot::new(vec![node("1", "b"), node("2", "d")], vec![]);
+        snapshot.upsert_node(node("3", "a"));
+        snapshot.upsert_node(NodeRecord {
+            ip: "10.9.9.9".into(),
+            ..node("ignored", "d")
+        });
+        let names = |page: Vec<NodeRecord>| page.into_iter().map(|n| n.name).collect::<Vec<_>>();
+        assert_eq!(names(snapshot.nodes_by_name()), ["a", "b", "d"]);
+        assert_eq!(names(snapshot.nodes_page(Some("a"), 1)), ["b"]);
+        assert_eq!(names(snapshot.nodes_page(Some("b"), 5)), ["d"]);
+        assert_eq!(snapshot.node("2").map(|n| n.ip.as_str()), Some("10.9.9.9"));
+        assert_eq!(snapshot.node("3").map(|n| n.name.as_str()), Some("a"));
+        assert!(
+            snapshot.node("ignored").is_none(),
+            "a known name keeps its id"
+        );
+    }
+
+    #[test]
+    fn what_is_placed_on_a_node_follows_every_write() {
+        use DeploymentStatus::*;
+        let mut snapshot = Snapshot::new(
+            vec![node("n1", "one"), node("n2", "two")],
+            vec![
+                deployment("a", Some("n1"), Running, 1.0),
+                deployment("b", Some("n1"), Deleted, 2.0),
+                deployment("c", Some("n2"), Scheduled, 3.0),
+            ],
+        );
+        assert_eq!(ids(&snapshot.reservations_on("n1")), ["a"]);
+        snapshot.apply(&[
+            deployment("c", Some("n1"), Scheduled, 3.0),
+            deployment("d", Some("n1"), Lost, 4.0),
+            deployment("a", None, Pending, 1.0),
+        ]);
+        assert_eq!(ids(&snapshot.reservations_on("n1")), ["c", "d"]);
+        assert!(snapshot.reservations_on("n2").is_empty());
+        // created before the others: the order and every index are rebuilt
+        snapshot.apply(&[deployment("early", Some("n1"), Running, 0.5)]);
+        assert_eq!(ids(&snapshot.reservations_on("n1")), ["early", "c", "d"]);
+        assert_eq!(ids(&snapshot.reservations()), ["early", "c", "d"]);
+        assert_eq!(snapshot.find("d").map(|d| d.created_at), Some(4.0));
+        assert_eq!(
+            snapshot,
+            Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone())
+        );
+    }
+}
