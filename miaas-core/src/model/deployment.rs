@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Requirements;
+use super::{Env, Requirements};
 use crate::Result;
 use crate::validate;
 
@@ -210,7 +210,8 @@ pub struct Deployment {
     #[serde(default)]
     pub placement: Option<PlacementSummary>,
     /// Environment for the compose document.
-    pub env: BTreeMap<String, String>,
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub env: Env,
     /// The docker-compose document.
     pub rendered_compose: String,
     /// 1 at creation, +1 for each apply that changed it.
@@ -228,9 +229,7 @@ impl Deployment {
     /// The deployment with every `env` value replaced by [`REDACTED`] (names stay
     /// visible).
     pub fn redacted(mut self) -> Self {
-        for value in self.env.values_mut() {
-            *value = REDACTED.to_string();
-        }
+        self.env = self.env.with_values(REDACTED);
         self
     }
 

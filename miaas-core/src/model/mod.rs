@@ -4,6 +4,7 @@ mod access;
 mod agent;
 mod capabilities;
 mod deployment;
+mod env;
 mod heartbeat;
 mod node;
 pub mod number;
@@ -23,6 +24,7 @@ pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
     MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
 };
+pub use env::Env;
 pub use heartbeat::{Heartbeat, HeartbeatAck};
 pub use node::{
     Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,

@@ -139,6 +139,8 @@ pub struct Cluster {
     candidates: Vec<Candidate>,
     index: HashMap<String, usize>,
     placed: HashMap<String, Vec<String>>,
+    /// `placed` is not kept (see [`Cluster::for_placement`]).
+    unnamed: bool,
 }
 
 impl Cluster {
@@ -147,7 +149,28 @@ impl Cluster {
         nodes: impl IntoIterator<Item = Candidate>,
         deployments: impl IntoIterator<Item = &'a Deployment>,
     ) -> Self {
-        let mut cluster = Self::default();
+        Self::build(nodes, deployments, false)
+    }
+
+    /// As [`Cluster::new`], for placement only: what is reserved on each node is
+    /// kept, but not which deployments reserve it ([`Cluster::usage`] lists none),
+    /// which a ledger kept for a large fleet need not hold.
+    pub fn for_placement<'a>(
+        nodes: impl IntoIterator<Item = Candidate>,
+        deployments: impl IntoIterator<Item = &'a Deployment>,
+    ) -> Self {
+        Self::build(nodes, deployments, true)
+    }
+
+    fn build<'a>(
+        nodes: impl IntoIterator<Item = Candidate>,
+        deployments: impl IntoIterator<Item = &'a Deployment>,
+        unnamed: bool,
+    ) -> Self {
+        let mut cluster = Self {
+            unnamed,
+            ..Self::default()
+        };
         for node in nodes {
             cluster
                 .index
@@ -204,6 +227,9 @@ impl Cluster {
     ) {
         if let Some(&i) = self.index.get(node_id) {
             self.candidates[i].add(requirements, gpu_ids);
+            if self.unnamed {
+                return;
+            }
             self.placed
                 .entry(node_id.to_string())
                 .or_default()

@@ -357,3 +357,19 @@ fn the_cluster_ledger_books_and_frees() {
             .is_some()
     );
 }
+
+#[test]
+fn a_placement_ledger_books_without_naming_the_deployments() {
+    let d: crate::model::Deployment = serde_json::from_value(json!({
+        "deployment_id": "d", "template_id": "t", "action": "apply", "status": "running",
+        "message": "", "node_id": "id-a", "env": {}, "rendered_compose": "services: {}",
+        "revision": 1, "created_at": 0.0, "updated_at": 0.0,
+        "requirements": {"cpus": 3, "mem_mb": 5000}
+    }))
+    .unwrap();
+    let mut cluster = Cluster::for_placement(vec![node("a", 4, 8000)], [&d]);
+    assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
+    assert!(cluster.usage("id-a").deployments.is_empty());
+    cluster.release("id-a", &d);
+    assert_eq!(cluster.usage("id-a").reserved, Resources::default());
+}

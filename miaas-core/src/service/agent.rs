@@ -30,7 +30,7 @@ impl Service {
                     template_id: d.template_id,
                     revision: d.revision,
                     rendered_compose: d.rendered_compose,
-                    env: d.env,
+                    env: d.env.into(),
                     gpu_ids: d.gpu_ids,
                     status: d.status,
                 });

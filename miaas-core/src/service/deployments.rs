@@ -273,7 +273,7 @@ fn new_deployment(
         requirements: requirements.clone(),
         gpu_ids: Vec::new(),
         placement: None,
-        env: request.env.clone(),
+        env: request.env.clone().into(),
         rendered_compose: request.rendered_compose.clone(),
         revision: 1,
         created_at: now,
@@ -292,7 +292,7 @@ fn revise(
     let mut next = existing.clone();
     next.template_id = request.template_id.clone();
     next.rendered_compose = request.rendered_compose.clone();
-    next.env = request.env.clone();
+    next.env = request.env.clone().into();
     next.action = DeploymentAction::Apply;
     next.revision = existing.revision.saturating_add(1);
     next.updated_at = planner.now();

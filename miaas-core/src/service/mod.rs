@@ -164,7 +164,7 @@ impl Service {
         let candidates = nodes
             .iter()
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Cluster::new(candidates, snapshot.deployments())
+        Cluster::for_placement(candidates, snapshot.deployments())
     }
 
     /// Writes what is buffered and closes the store: called once serving stopped.

@@ -140,13 +140,14 @@ impl PostgresStore {
             deployment_columns!(),
             " FROM deployments ORDER BY created_at, deployment_id"
         );
-        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
-            .fetch_all(&mut **tx)
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
+            .fetch_one(&mut **tx)
             .await?;
-        Ok((
-            nodes,
-            super::rows::into_deployments(rows, self.secrets.as_ref())?,
-        ))
+        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql).fetch(&mut **tx);
+        let count = usize::try_from(count).unwrap_or_default();
+        let deployments =
+            super::rows::decode_deployments(rows, count, self.secrets.as_ref()).await?;
+        Ok((nodes, deployments))
     }
 }
 

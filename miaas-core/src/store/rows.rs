@@ -1,11 +1,9 @@
 //! Row structs shared by the backends (sqlx derives them for any database whose
 //! column types decode into these fields) and their mapping to domain types.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 
-use crate::model::{Deployment, DeploymentAction, DeploymentStatus, NodeMetrics, NodeRecord};
+use crate::model::{Deployment, DeploymentAction, DeploymentStatus, Env, NodeMetrics, NodeRecord};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
@@ -85,7 +83,7 @@ impl DeploymentRow {
             }
             None => row.env.clone(),
         };
-        let env: BTreeMap<String, String> = decode_json("env", &env_text)?;
+        let env: Env = decode_json("env", &env_text)?;
         Ok(Deployment {
             action: DeploymentAction::parse(&row.action)
                 .ok_or_else(|| Error::Corrupt(format!("action: {:?}", row.action)))?,
@@ -126,11 +124,26 @@ pub(crate) fn into_deployments(
     Ok(deployments)
 }
 
-/// A deployment's environment as stored: sealed when `secrets` is given.
-pub(crate) fn encode_env(
-    env: &BTreeMap<String, String>,
+/// Decodes deployments as their rows arrive (a fleet's rows are never all held at
+/// once beside their deployments), into a list made for `count` of them.
+pub(crate) async fn decode_deployments<S>(
+    mut rows: S,
+    count: usize,
     secrets: Option<&Secrets>,
-) -> Result<String> {
+) -> Result<Vec<Deployment>>
+where
+    S: futures_util::Stream<Item = std::result::Result<DeploymentRow, sqlx::Error>> + Unpin,
+{
+    use futures_util::TryStreamExt;
+    let mut deployments = Vec::with_capacity(count);
+    while let Some(row) = rows.try_next().await? {
+        deployments.push(row.into_deployment(secrets)?);
+    }
+    Ok(deployments)
+}
+
+/// A deployment's environment as stored: sealed when `secrets` is given.
+pub(crate) fn encode_env(env: &Env, secrets: Option<&Secrets>) -> Result<String> {
     let json = encode_json(env)?;
     match secrets {
         Some(secrets) => secrets.seal(&json),

@@ -145,6 +145,10 @@ impl Snapshot {
                         .last()
                         .is_some_and(|last| key(last) > key(deployment));
                     let i = self.deployments.len();
+                    if i == self.deployments.capacity() {
+                        // grow by an eighth, not double: the list may be 100,000 long
+                        self.deployments.reserve_exact(i / 8 + 16);
+                    }
                     self.positions.insert(deployment.deployment_id.clone(), i);
                     self.deployments.push(deployment.clone());
                     self.place(i);

@@ -152,13 +152,14 @@ impl SqliteStore {
             deployment_columns!(),
             " FROM deployments ORDER BY created_at, deployment_id"
         );
-        let deployment_rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql)
-            .fetch_all(&mut **tx)
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
+            .fetch_one(&mut **tx)
             .await?;
-        Ok((
-            nodes,
-            rows::into_deployments(deployment_rows, self.secrets.as_ref())?,
-        ))
+        let deployment_rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql).fetch(&mut **tx);
+        let count = usize::try_from(count).unwrap_or_default();
+        let deployments =
+            rows::decode_deployments(deployment_rows, count, self.secrets.as_ref()).await?;
+        Ok((nodes, deployments))
     }
 
     pub(super) async fn write_deployment(
