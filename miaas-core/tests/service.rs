@@ -3,10 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{T0, beat, fixture_on, fixtures, registration, request};
 use miaas_core::Error;
+use miaas_core::clock::ManualClock;
 use miaas_core::model::{DeploymentAction, DeploymentStatus, NodeStatus};
 use miaas_core::service::{Service, ServiceSettings};
+use miaas_core::store::StoreOptions;
 
 #[tokio::test]
 async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
@@ -260,6 +264,68 @@ async fn two_stores_on_one_database_see_each_others_writes() {
         let listed = f.service.list_deployments().await.unwrap();
         assert_eq!(listed.len(), 4);
     }
+}
+
+fn report(status: &str) -> miaas_core::model::StatusReport {
+    serde_json::from_value(serde_json::json!({ "status": status })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_memory_see_what_another_process_committed_at_once() {
+    // a server (reads answered from memory) and `miaas` in local mode on one file
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let url = format!("sqlite://{}", dir.path().join("core.db").display());
+    let options = StoreOptions {
+        fleet_in_memory: true,
+        ..StoreOptions::default()
+    };
+    let store = miaas_core::store::connect_with(&url, &options)
+        .await
+        .unwrap();
+    let server = Service::with_clock(
+        store,
+        Arc::new(ManualClock::new(T0)),
+        ServiceSettings::default(),
+    );
+    let local = fixture_on(url, dir.clone()).await;
+    let n1 = server.register_node(&registration("n1")).await.unwrap();
+    server
+        .submit_deployment(&request("d1", "nginx"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        // warm: the server's reads come from memory
+        assert_eq!(
+            server.get_node(&n1.node_id).await.unwrap().deployments,
+            ["d1"]
+        );
+    }
+    local
+        .service
+        .register_node(&registration("n2"))
+        .await
+        .unwrap();
+    local.service.delete_deployment("d1").await.unwrap();
+    let names: Vec<String> = (server.list_nodes().await.unwrap())
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["n1", "n2"]);
+    let d1 = server.get_deployment("d1").await.unwrap();
+    assert_eq!(d1.status, DeploymentStatus::Deleting);
+    local
+        .service
+        .report_status(Some(&n1.node_token), "d1", &report("deleted"))
+        .await
+        .unwrap();
+    assert!(
+        server
+            .get_node(&n1.node_id)
+            .await
+            .unwrap()
+            .deployments
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

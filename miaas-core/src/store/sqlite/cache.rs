@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard};
 
-use super::wal_index::{WalHeader, WalIndex};
+use super::wal_index::{WalHeader, WalIndex, after_own_commit};
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::store::{Snapshot, SnapshotVersion};
 
@@ -148,10 +148,18 @@ impl KeptSnapshot {
         self.slot.read().map_or(true, |slot| slot.is_none())
     }
 
-    /// Lays a committed write over the snapshot, if one is kept.
-    pub(super) fn patch(&self, change: impl FnOnce(&mut CachedSnapshot)) {
+    /// Lays a committed write over the snapshot, if one is kept. `before` and
+    /// `after` are the WAL-index headers around the commit: the snapshot stays
+    /// usable for reads if it was before, and the commit was the only one since.
+    pub(super) fn patch(
+        &self,
+        before: Option<WalHeader>,
+        after: Option<WalHeader>,
+        change: impl FnOnce(&mut CachedSnapshot),
+    ) {
         if let Some(cached) = self.slot().as_mut() {
             change(cached);
+            cached.wal = after_own_commit(before, after).filter(|_| cached.wal == before);
         }
     }
 

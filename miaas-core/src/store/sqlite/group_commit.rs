@@ -100,6 +100,7 @@ impl UpsertQueue {
             return;
         }
         let mut results = Vec::with_capacity(batch.len());
+        let mut before = None;
         let outcome = async {
             let mut tx = writer.begin().await?;
             for upsert in &batch {
@@ -124,9 +125,11 @@ impl UpsertQueue {
                 .await;
                 results.push(id.map(|(id,)| id).map_err(Error::from));
             }
+            before = kept.wal_header();
             tx.commit().await.map_err(Error::from)
         }
         .await;
+        let after = kept.wal_header();
         if outcome.is_err() {
             kept.clear();
         }
@@ -147,7 +150,7 @@ impl UpsertQueue {
                 tokens.clear();
             }
             if let Ok(id) = &answer {
-                kept.patch(|cached| {
+                kept.patch(before, after, |cached| {
                     cached.upsert_node(NodeRecord {
                         id: id.clone(),
                         ..upsert.record

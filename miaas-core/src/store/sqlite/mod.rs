@@ -181,7 +181,6 @@ impl Store for SqliteStore {
             (store.upserts)
                 .commit(&store.writer, &store.kept, &store.tokens)
                 .await;
-            store.restamp().await;
         });
         let _ = commit.await;
         answer
@@ -276,9 +275,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        let before = self.kept.wal_header();
         tx.commit().await?;
-        self.kept.patch(|cached| cached.heartbeats(batch));
-        self.restamp().await;
+        let after = self.kept.wal_header();
+        self.kept
+            .patch(before, after, |cached| cached.heartbeats(batch));
         for (node_id, metrics) in batch {
             self.tokens.seen(node_id, metrics.reported_at);
         }
@@ -299,9 +300,11 @@ impl Store for SqliteStore {
                 .bind(node_id)
                 .execute(&mut *tx)
                 .await?;
+            let before = self.kept.wal_header();
             tx.commit().await?;
-            self.kept.patch(|cached| cached.heartbeat(node_id, metrics));
-            self.restamp().await;
+            let after = self.kept.wal_header();
+            self.kept
+                .patch(before, after, |cached| cached.heartbeat(node_id, metrics));
             self.tokens.seen(node_id, metrics.reported_at);
         }
         Ok(previous.map(|p| p.0))
@@ -310,6 +313,7 @@ impl Store for SqliteStore {
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let _turn = self.turn.lock().await;
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE nodes SET schedulable = COALESCE(?, schedulable), tags = COALESCE(?, tags) \
              WHERE id = ?",
@@ -317,14 +321,18 @@ impl Store for SqliteStore {
         .bind(update.schedulable)
         .bind(tags)
         .bind(id)
-        .execute(&self.writer)
-        .await
-        .inspect_err(|_| self.kept.clear())?;
+        .execute(&mut *tx)
+        .await?;
+        let before = self.kept.wal_header();
+        // also after a failure: whether it committed is unknown
+        tx.commit().await.inspect_err(|_| self.kept.clear())?;
+        let after = self.kept.wal_header();
         let updated = done.rows_affected() == 1;
-        if updated {
-            self.kept.patch(|cached| cached.update_node(id, update));
-            self.restamp().await;
-        }
+        self.kept.patch(before, after, |cached| {
+            if updated {
+                cached.update_node(id, update);
+            }
+        });
         Ok(updated)
     }
 
@@ -462,11 +470,14 @@ impl Store for SqliteStore {
         for deployment in &writes {
             self.write_deployment(&mut tx, deployment).await?;
         }
+        // the snapshot was what is committed when the write lock was taken, and
+        // nothing else commits while it is held
+        let before = self.kept.wal_header();
         tx.commit().await?;
         let mut cached = cached;
         cached.apply(&writes);
+        cached.wal = wal_index::after_own_commit(before, self.kept.wal_header());
         self.kept.put(cached);
-        self.restamp().await;
         Ok(writes)
     }
 

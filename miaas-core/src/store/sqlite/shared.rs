@@ -5,6 +5,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::SqliteStore;
 use super::cache::CachedSnapshot;
+use super::wal_index::after_own_commit;
 use crate::Result;
 use crate::store::shared::{Answer, SharedJob, answer_all};
 
@@ -18,7 +19,6 @@ impl SqliteStore {
                 return;
             }
             let (answers, outcome) = self.run_batch(&batch).await;
-            self.restamp().await;
             answer_all(batch, answers, &outcome);
         }
     }
@@ -43,7 +43,11 @@ impl SqliteStore {
                     Err(err) => answers.push(Err(err)),
                 }
             }
+            // the snapshot was what is committed when the write lock was taken,
+            // and nothing else commits while it is held
+            let before = self.kept.wal_header();
             tx.commit().await?;
+            cached.wal = after_own_commit(before, self.kept.wal_header());
             Ok(cached)
         }
         .await;

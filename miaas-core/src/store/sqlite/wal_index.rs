@@ -11,6 +11,19 @@ use std::sync::OnceLock;
 /// The first copy of the WAL-index header, as bytes.
 pub(super) type WalHeader = [u8; 48];
 
+/// The header `after` a commit of this store's, when it shows that commit and
+/// nothing else since `before` (read under the same transaction's write lock, just
+/// before it committed): the commit counter (`iChange`) moved by exactly one, or
+/// nothing changed at all (a transaction that wrote nothing).
+pub(super) fn after_own_commit(
+    before: Option<WalHeader>,
+    after: Option<WalHeader>,
+) -> Option<WalHeader> {
+    let (before, after) = (before?, after?);
+    let commits = |h: &WalHeader| u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+    (after == before || commits(&after) == commits(&before).wrapping_add(1)).then_some(after)
+}
+
 /// Where the header is read from.
 #[derive(Debug)]
 pub(super) enum WalIndex {
@@ -46,5 +59,38 @@ impl WalIndex {
                 Some(header)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(commits: u32, frames: u8) -> WalHeader {
+        let mut h = [0; 48];
+        h[8..12].copy_from_slice(&commits.to_ne_bytes());
+        h[16] = frames;
+        h
+    }
+
+    #[test]
+    fn a_header_is_ours_only_when_exactly_our_commit_moved_it() {
+        let before = Some(header(7, 3));
+        assert_eq!(
+            after_own_commit(before, Some(header(8, 5))),
+            Some(header(8, 5))
+        );
+        assert_eq!(after_own_commit(before, before), before, "nothing written");
+        assert_eq!(
+            after_own_commit(before, Some(header(9, 9))),
+            None,
+            "one more"
+        );
+        assert_eq!(
+            after_own_commit(before, Some(header(7, 0))),
+            None,
+            "restarted"
+        );
+        assert_eq!(after_own_commit(None, before), None);
     }
 }
