@@ -387,13 +387,23 @@ macro_rules! impl_access_store {
             }
 
             async fn cluster_secret(&self, name: &str) -> $crate::Result<Option<String>> {
+                let memo = self.$memo();
+                if let Some(known) = memo.and_then(|m| m.cluster_secret(name)) {
+                    return Ok(Some(known));
+                }
+                let generation = memo.map(|m| m.generation());
                 let row: Option<(String,)> =
                     sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
                         .bind(name)
                         .fetch_optional(&self.$reader)
                         .await?;
-                row.map(|(stored,)| $crate::store::access::open(self.secrets.as_ref(), &stored))
-                    .transpose()
+                let value = row
+                    .map(|(stored,)| $crate::store::access::open(self.secrets.as_ref(), &stored))
+                    .transpose()?;
+                if let (Some(memo), Some(generation), Some(value)) = (memo, generation, &value) {
+                    memo.remember_cluster_secret(generation, name, value);
+                }
+                Ok(value)
             }
 
             async fn init_cluster_secret(
@@ -427,7 +437,7 @@ macro_rules! impl_access_store {
                 now: f64,
             ) -> $crate::Result<()> {
                 let sealed = $crate::store::access::seal(self.secrets.as_ref(), value)?;
-                sqlx::query(
+                let done = sqlx::query(
                     "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
                      updated_at = excluded.updated_at",
@@ -436,7 +446,12 @@ macro_rules! impl_access_store {
                 .bind(sealed)
                 .bind(now)
                 .execute(&self.$writer)
-                .await?;
+                .await;
+                // also after a failure: whether it committed is unknown
+                if let Some(memo) = self.$memo() {
+                    memo.changed();
+                }
+                done?;
                 Ok(())
             }
 

@@ -1,4 +1,4 @@
-//! Users and API tokens remembered in memory, so that authenticating a request
+//! Users, API tokens and cluster secrets remembered in memory, so that authenticating a request
 //! costs no query. Only a store that sees every change to them may keep one (the
 //! SQLite store: its own writes forget at once, another process's commit within its
 //! watch interval); with several replicas on PostgreSQL a revocation on one replica
@@ -19,9 +19,11 @@ struct Remembered {
     generation: u64,
     api_tokens: HashMap<String, ApiTokenRecord>,
     users: HashMap<String, UserRecord>,
+    /// Cluster secrets in clear, by name.
+    secrets: HashMap<String, String>,
 }
 
-/// Users by name and API tokens by hash, as last read.
+/// Users by name, API tokens by hash and cluster secrets by name, as last read.
 #[derive(Debug, Default)]
 pub struct AccessMemo {
     remembered: RwLock<Remembered>,
@@ -41,6 +43,11 @@ impl AccessMemo {
     /// The user of this name, if remembered.
     pub fn user(&self, username: &str) -> Option<UserRecord> {
         self.remembered.read().ok()?.users.get(username).cloned()
+    }
+
+    /// The cluster secret of this name, if remembered.
+    pub fn cluster_secret(&self, name: &str) -> Option<String> {
+        self.remembered.read().ok()?.secrets.get(name).cloned()
     }
 
     /// Where the changes are; give it back with what a lookup read.
@@ -67,7 +74,15 @@ impl AccessMemo {
         });
     }
 
-    /// Forgets everything: a user or token changed (or may have).
+    /// Remembers a cluster secret a lookup that began at `generation` read, unless a
+    /// change came in between.
+    pub fn remember_cluster_secret(&self, generation: u64, name: &str, value: &str) {
+        self.remember(generation, |r| {
+            r.secrets.insert(name.to_string(), value.to_string());
+        });
+    }
+
+    /// Forgets everything: a user, token or cluster secret changed (or may have).
     pub fn changed(&self) {
         let mut remembered = self
             .remembered
@@ -76,6 +91,7 @@ impl AccessMemo {
         remembered.generation = remembered.generation.wrapping_add(1);
         remembered.api_tokens.clear();
         remembered.users.clear();
+        remembered.secrets.clear();
     }
 
     fn remember(&self, generation: u64, put: impl FnOnce(&mut Remembered)) {

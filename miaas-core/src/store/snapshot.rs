@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use crate::model::page::DeploymentKey;
-use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::model::{Deployment, DeploymentStatus, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
 
 /// Every node and deployment, read inside one transaction; indexed so that one
@@ -24,6 +24,8 @@ pub struct Snapshot {
     positions: HashMap<String, usize>,
     /// Node id → positions (ascending) of the deployments holding resources on it.
     placed: HashMap<String, Vec<usize>>,
+    /// How many deployments wait for capacity (`pending` or `lost`).
+    waiting: usize,
     /// Names this state for callers that keep what they derive from it between
     /// transactions: a snapshot with the same version has the same deployments.
     /// `None` when the store does not keep snapshots.
@@ -116,6 +118,11 @@ impl Snapshot {
             .flatten()
             .map(|&i| reservation(&self.deployments[i]))
             .collect()
+    }
+
+    /// Whether any deployment waits for capacity (`pending` or `lost`).
+    pub fn has_waiting(&self) -> bool {
+        self.waiting > 0
     }
 
     /// What every placed deployment reserves, oldest first.
@@ -226,14 +233,17 @@ impl Snapshot {
             .map(|(i, d)| (d.deployment_id.clone(), i))
             .collect();
         self.placed.clear();
+        self.waiting = 0;
         for i in 0..self.deployments.len() {
             self.place(i);
         }
     }
 
-    /// Indexes deployment `i` under its node, if it holds resources there.
+    /// Indexes deployment `i` under its node, if it holds resources there, and
+    /// counts it if it waits.
     fn place(&mut self, i: usize) {
         let deployment = &self.deployments[i];
+        self.waiting += usize::from(waits(deployment));
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
             let on_node = self.placed.entry(node.clone()).or_default();
             if let Err(at) = on_node.binary_search(&i) {
@@ -242,8 +252,9 @@ impl Snapshot {
         }
     }
 
-    /// Takes deployment `i` out of its node's index.
+    /// Takes deployment `i` out of its node's index and the count of those waiting.
     fn unplace(&mut self, i: usize) {
+        self.waiting -= usize::from(waits(&self.deployments[i]));
         let Some(node) = self.deployments[i].node_id.as_deref() else {
             return;
         };
@@ -258,6 +269,13 @@ impl Snapshot {
     }
 }
 
+fn waits(deployment: &Deployment) -> bool {
+    matches!(
+        deployment.status,
+        DeploymentStatus::Pending | DeploymentStatus::Lost
+    )
+}
+
 fn reservation(deployment: &Deployment) -> Reservation {
     Reservation {
         deployment_id: deployment.deployment_id.clone(),
@@ -270,7 +288,6 @@ fn reservation(deployment: &Deployment) -> Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DeploymentStatus;
 
     fn node(id: &str, name: &str) -> NodeRecord {
         NodeRecord {
@@ -337,6 +354,7 @@ mod tests {
             ],
         );
         assert_eq!(ids(&snapshot.reservations_on("n1")), ["a"]);
+        assert!(!snapshot.has_waiting());
         snapshot.apply(&[
             deployment("c", Some("n1"), Scheduled, 3.0),
             deployment("d", Some("n1"), Lost, 4.0),
@@ -344,10 +362,15 @@ mod tests {
         ]);
         assert_eq!(ids(&snapshot.reservations_on("n1")), ["c", "d"]);
         assert!(snapshot.reservations_on("n2").is_empty());
+        assert!(snapshot.has_waiting(), "a is pending and d lost");
+        snapshot.apply(&[deployment("a", Some("n2"), Scheduled, 1.0)]);
+        assert!(snapshot.has_waiting(), "d is lost");
+        snapshot.apply(&[deployment("d", Some("n1"), Running, 4.0)]);
+        assert!(!snapshot.has_waiting());
         // created before the others: the order and every index are rebuilt
         snapshot.apply(&[deployment("early", Some("n1"), Running, 0.5)]);
         assert_eq!(ids(&snapshot.reservations_on("n1")), ["early", "c", "d"]);
-        assert_eq!(ids(&snapshot.reservations()), ["early", "c", "d"]);
+        assert_eq!(ids(&snapshot.reservations()), ["early", "a", "c", "d"]);
         assert_eq!(snapshot.find("d").map(|d| d.created_at), Some(4.0));
         assert_eq!(
             snapshot,

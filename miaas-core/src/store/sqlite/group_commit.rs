@@ -136,6 +136,7 @@ impl UpsertQueue {
         let results = results.into_iter().chain(std::iter::repeat_with(|| {
             Err(Error::Unavailable("not run".into()))
         }));
+        let mut answered = Vec::with_capacity(batch.len());
         for (upsert, result) in batch.into_iter().zip(results) {
             let answer = match &outcome {
                 Ok(()) => result,
@@ -149,14 +150,20 @@ impl UpsertQueue {
                 // the batch may or may not have committed: no token of it is trusted
                 tokens.clear();
             }
-            if let Ok(id) = &answer {
-                kept.patch(before, after, |cached| {
+            answered.push((upsert, answer));
+        }
+        // one commit, one patch; answered after it, so that reads see the nodes
+        kept.patch(before, after, |cached| {
+            for (upsert, answer) in &answered {
+                if let Ok(id) = answer {
                     cached.upsert_node(NodeRecord {
                         id: id.clone(),
-                        ..upsert.record
+                        ..upsert.record.clone()
                     });
-                });
+                }
             }
+        });
+        for (upsert, answer) in answered {
             let _ = upsert.reply.send(answer);
         }
     }

@@ -172,20 +172,15 @@ impl Store for SqliteStore {
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
         let (queued, answer) = group_commit::QueuedUpsert::new(&node)?;
         self.upserts.push(queued);
-        // whoever holds the writer next commits every registration queued by then; in
-        // a task of its own, so that a caller that goes away cannot cut it short
-        let turn = self.turn.clone().lock_owned().await;
         let store = self.clone();
-        let commit = tokio::spawn(async move {
+        self.answered_or_commit(answer, |turn| async move {
             let _turn = turn;
             (store.upserts)
                 .commit(&store.writer, &store.kept, &store.tokens)
                 .await;
-        });
-        let _ = commit.await;
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("the registration was dropped".into()))?
+        })
+        .await
+        .ok_or_else(|| Error::Unavailable("the registration was dropped".into()))?
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
@@ -392,6 +387,9 @@ impl Store for SqliteStore {
     }
 
     async fn has_waiting_deployments(&self) -> Result<bool> {
+        if let Some(waiting) = self.in_memory(Snapshot::has_waiting) {
+            return Ok(waiting);
+        }
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
              WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
@@ -484,14 +482,10 @@ impl Store for SqliteStore {
     async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
         let (job, answer) = crate::store::shared::SharedJob::new(change);
         self.shared.push(job);
-        // whoever holds the writer next runs every change queued by then; in a task
-        // of its own, so that a caller that goes away cannot cut it short
-        let turn = self.turn.clone().lock_owned().await;
         let store = self.clone();
-        let _ = tokio::spawn(async move { store.run_shared(turn).await }).await;
-        answer
+        self.answered_or_commit(answer, |turn| async move { store.run_shared(turn).await })
             .await
-            .map_err(|_| Error::Unavailable("the change was dropped".into()))?
+            .ok_or_else(|| Error::Unavailable("the change was dropped".into()))?
     }
 
     async fn export(&self) -> Result<Dump> {

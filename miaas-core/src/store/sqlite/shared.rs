@@ -1,7 +1,9 @@
 //! Group commit on SQLite: the writer's holder runs the queued changes (see
 //! [`crate::store::shared`]) over the kept snapshot.
 
-use tokio::sync::OwnedMutexGuard;
+use std::future::Future;
+
+use tokio::sync::{OwnedMutexGuard, oneshot};
 
 use super::SqliteStore;
 use super::cache::CachedSnapshot;
@@ -10,6 +12,30 @@ use crate::Result;
 use crate::store::shared::{Answer, SharedJob, answer_all};
 
 impl SqliteStore {
+    /// Group commit's wait: a change waits in its queue until `answer` comes, from
+    /// whoever commits the queue. If the writer's turn comes first, this caller
+    /// commits (with `commit`, in a task of its own, so that a caller that goes away
+    /// cannot cut it short) what is queued by then, its own change included. A
+    /// change answered by another's commit returns at once, without queueing for
+    /// the turn behind the commits still to come.
+    pub(super) async fn answered_or_commit<T, F>(
+        &self,
+        mut answer: oneshot::Receiver<T>,
+        commit: impl FnOnce(OwnedMutexGuard<()>) -> F,
+    ) -> Option<T>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::select! {
+            biased;
+            done = &mut answer => return done.ok(),
+            turn = self.turn.clone().lock_owned() => {
+                let _ = tokio::spawn(commit(turn)).await;
+            }
+        }
+        answer.await.ok()
+    }
+
     /// Runs the queued changes (holding the writer through `cache`) until none is
     /// left; each batch is one transaction.
     pub(super) async fn run_shared(&self, _turn: OwnedMutexGuard<()>) {
