@@ -79,6 +79,7 @@ impl Application {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
             auth,
+            node_pages: Arc::default(),
         };
         let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
         let router = routes::router(state)

@@ -21,6 +21,7 @@ pub mod config;
 mod error;
 mod extract;
 mod limit;
+mod page_cache;
 mod routes;
 mod state;
 pub mod telemetry;

@@ -13,4 +13,6 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Whether API calls need credentials (`--auth on`).
     pub auth: bool,
+    /// The last node page served.
+    pub node_pages: Arc<crate::page_cache::PageCache>,
 }

@@ -146,3 +146,51 @@ async fn a_node_goes_offline_after_the_heartbeat_timeout_and_back_online_on_hear
 fn uuid_like(text: &str) -> bool {
     text.len() == 36 && text.chars().filter(|c| *c == '-').count() == 4
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_list_follows_cordons_time_heartbeats_and_placements() {
+    // the server keeps the last page it served: each change must show at once
+    let server = TestServer::spawn_with(|c| c.heartbeat_timeout = Duration::from_millis(600)).await;
+    let (id, token) = server.register("listed").await;
+    let list = || async { server.get("/api/v1/nodes").await.1[0].clone() };
+    let first = list().await;
+    assert_eq!(list().await, first, "nothing changed");
+    assert_eq!(first["metrics"], serde_json::Value::Null);
+
+    let cordon = reqwest::Client::new()
+        .patch(server.url(&format!("/api/v1/nodes/{id}")))
+        .json(&serde_json::json!({"schedulable": false}));
+    assert_eq!(miaas_tests::send(cordon).await.0, 200);
+    assert_eq!(list().await["schedulable"], false);
+
+    // nothing else changes: the node turns offline by the clock alone
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while list().await["status"] != "offline" {
+        assert!(
+            Instant::now() < deadline,
+            "the listed node never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let beat = format!("/api/v1/nodes/{id}/heartbeat");
+    assert_eq!(server.post_as(&token, &beat, &heartbeat()).await.0, 200);
+    let back = list().await;
+    assert_eq!(
+        (
+            back["status"].as_str(),
+            back["metrics"]["cpu_usage"].as_f64()
+        ),
+        (Some("online"), Some(45.5))
+    );
+
+    let uncordon = reqwest::Client::new()
+        .patch(server.url(&format!("/api/v1/nodes/{id}")))
+        .json(&serde_json::json!({"schedulable": true}));
+    assert_eq!(miaas_tests::send(uncordon).await.0, 200);
+    let (status, _) = server
+        .post("/api/v1/deployments", &miaas_tests::deployment("db"))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(list().await["deployments"], serde_json::json!(["db"]));
+}

@@ -90,13 +90,7 @@ impl Candidate {
     }
 
     fn add(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {
-        let r = &mut self.reserved;
-        r.cpus += requirements.cpus;
-        r.mem_mb = r.mem_mb.saturating_add(requirements.mem_mb);
-        r.disk_mb = r.disk_mb.saturating_add(requirements.disk_mb);
-        r.gpu_ids.extend_from_slice(gpu_ids);
-        r.gpu_ids.sort_unstable();
-        r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+        book(&mut self.reserved, requirements, gpu_ids);
     }
 
     fn remove(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {
@@ -107,6 +101,28 @@ impl Candidate {
         r.gpu_ids.retain(|id| !gpu_ids.contains(id));
         r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
     }
+}
+
+/// Adds what a deployment reserves to `reserved`.
+fn book(r: &mut Resources, requirements: &Requirements, gpu_ids: &[u32]) {
+    r.cpus += requirements.cpus;
+    r.mem_mb = r.mem_mb.saturating_add(requirements.mem_mb);
+    r.disk_mb = r.disk_mb.saturating_add(requirements.disk_mb);
+    r.gpu_ids.extend_from_slice(gpu_ids);
+    r.gpu_ids.sort_unstable();
+    r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+}
+
+/// What the deployments placed on each node use, by node id, from their
+/// reservations (as a ledger would book them, without building one).
+pub fn usage_by_node(reservations: &[Reservation]) -> HashMap<&str, NodeUsage> {
+    let mut usage: HashMap<&str, NodeUsage> = HashMap::new();
+    for r in reservations {
+        let on_node = usage.entry(r.node_id.as_str()).or_default();
+        book(&mut on_node.reserved, &r.requirements, &r.gpu_ids);
+        on_node.deployments.push(r.deployment_id.clone());
+    }
+    usage
 }
 
 /// One bit per tag, chosen by a stable hash (FNV-1a) of the tag.

@@ -5,6 +5,7 @@
 //! other replicas within one flush interval, far below the heartbeat timeout.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Service;
@@ -15,9 +16,20 @@ use crate::model::{NodeMetrics, NodeRecord};
 #[derive(Debug, Default, Clone)]
 pub(super) struct HeartbeatBuffer {
     latest: Arc<Mutex<HashMap<String, NodeMetrics>>>,
+    /// Counts the changes of `latest`.
+    revision: Arc<AtomicU64>,
 }
 
 impl HeartbeatBuffer {
+    /// Changes whenever what is buffered does.
+    pub(super) fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.revision.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub(super) fn reported_at(&self, node_id: &str) -> Option<f64> {
         let latest = self.latest.lock().ok()?;
         latest.get(node_id).map(|m| m.reported_at)
@@ -26,6 +38,7 @@ impl HeartbeatBuffer {
     pub(super) fn insert(&self, node_id: &str, metrics: NodeMetrics) {
         if let Ok(mut latest) = self.latest.lock() {
             latest.insert(node_id.to_string(), metrics);
+            self.changed();
         }
     }
 
@@ -36,12 +49,17 @@ impl HeartbeatBuffer {
     pub(super) fn remove(&self, node_id: &str) {
         if let Ok(mut latest) = self.latest.lock() {
             latest.remove(node_id);
+            self.changed();
         }
     }
 
     fn take(&self) -> Vec<(String, NodeMetrics)> {
         match self.latest.lock() {
-            Ok(mut latest) => latest.drain().collect(),
+            Ok(latest) if latest.is_empty() => Vec::new(),
+            Ok(mut latest) => {
+                self.changed();
+                latest.drain().collect()
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -52,6 +70,7 @@ impl HeartbeatBuffer {
             for (node_id, metrics) in batch {
                 latest.entry(node_id).or_insert(metrics);
             }
+            self.changed();
         }
     }
 

@@ -175,7 +175,8 @@ impl Service {
         self.store.close().await;
     }
 
-    fn now(&self) -> f64 {
+    /// The time on the service's clock (epoch seconds).
+    pub fn now(&self) -> f64 {
         self.clock.now()
     }
 }

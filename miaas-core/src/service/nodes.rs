@@ -12,9 +12,9 @@ use super::deployments::{set, take};
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
-    NodeRegistration, NodeUpdate,
+    NodeRegistration, NodeUpdate, NodeUsage,
 };
-use crate::placement::{Candidate, Cluster};
+use crate::placement::usage_by_node;
 use crate::store::{NodeUpsert, Snapshot};
 use crate::token::{generate_node_token, hash_token};
 use crate::validate;
@@ -126,17 +126,20 @@ impl Service {
         self.heartbeats.overlay(std::slice::from_mut(&mut record));
         // only this node's deployments: a single node never costs a fleet scan
         let placed = self.store.reservations_on(node_id).await?;
-        let candidate = Candidate::from_record(&record, true);
-        let cluster = Cluster::from_reservations([candidate], &placed);
-        Ok(self.show_node(record, &cluster))
+        let usage = usage_by_node(&placed).remove(node_id).unwrap_or_default();
+        Ok(self.show_node(record, usage, self.now()))
     }
 
     /// Every node with its current status, ordered by name.
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
         let (records, cluster) = self.cluster_view().await?;
+        let now = self.now();
         Ok(records
             .into_iter()
-            .map(|r| self.show_node(r, &cluster))
+            .map(|r| {
+                let usage = cluster.usage(&r.id);
+                self.show_node(r, usage, now)
+            })
             .collect())
     }
 
@@ -152,14 +155,28 @@ impl Service {
         self.heartbeats.overlay(&mut records);
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         let placed = self.store.reservations_on_nodes(&ids).await?;
-        let cluster = self.ledger_of(&records, &placed);
+        let mut usage = usage_by_node(&placed);
+        let now = self.now();
         Ok(Page {
             items: records
                 .into_iter()
-                .map(|r| self.show_node(r, &cluster))
+                .map(|r| {
+                    let used = usage.remove(r.id.as_str()).unwrap_or_default();
+                    self.show_node(r, used, now)
+                })
                 .collect(),
             next: next.flatten(),
         })
+    }
+
+    /// Names the state node views are made of (the stored fleet and this server's
+    /// buffered heartbeats) when the store can tell it without a query: a view made
+    /// while it held stays right until it changes, or until an online node's
+    /// heartbeat timeout passes.
+    pub async fn node_views_version(&self) -> Option<(u64, u64)> {
+        let heartbeats = self.heartbeats.revision();
+        let fleet = self.store.fleet_version().await?;
+        Some((fleet, heartbeats))
     }
 
     /// Reconciles only when a deployment waits for capacity (pending or lost), so
@@ -296,10 +313,10 @@ impl Service {
         Ok(())
     }
 
-    fn show_node(&self, record: NodeRecord, cluster: &Cluster) -> Node {
+    /// `record` as the API shows it at `now`.
+    fn show_node(&self, record: NodeRecord, usage: NodeUsage, now: f64) -> Node {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let usage = cluster.usage(&record.id);
-        Node::from_record(record, self.now(), timeout, usage)
+        Node::from_record(record, now, timeout, usage)
     }
 }
 

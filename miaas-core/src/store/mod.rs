@@ -247,6 +247,13 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>>;
 
+    /// A number that stays the same exactly as long as the nodes and deployments
+    /// do, when the store can tell it without a query (`None` otherwise): what is
+    /// derived from them may be kept while it holds.
+    async fn fleet_version(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether any deployment waits for capacity (`pending` or `lost`).
     async fn has_waiting_deployments(&self) -> Result<bool>;
 

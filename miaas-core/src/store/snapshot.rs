@@ -2,10 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::page::DeploymentKey;
 use crate::model::{Deployment, DeploymentStatus, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
+
+/// Numbers the states of snapshots, process-wide (see [`Snapshot::changes`]).
+static CHANGES: AtomicU64 = AtomicU64::new(1);
 
 /// Every node and deployment, read inside one transaction; indexed so that one
 /// node, a page of nodes by name, or what is placed on a node is found without a
@@ -26,6 +30,8 @@ pub struct Snapshot {
     placed: HashMap<String, Vec<usize>>,
     /// How many deployments wait for capacity (`pending` or `lost`).
     waiting: usize,
+    /// Unique to this content: a process-wide count of snapshot changes.
+    changes: u64,
     /// Names this state for callers that keep what they derive from it between
     /// transactions: a snapshot with the same version has the same deployments.
     /// `None` when the store does not keep snapshots.
@@ -51,7 +57,18 @@ impl Snapshot {
         };
         snapshot.index_nodes();
         snapshot.index_deployments();
+        snapshot.changed();
         snapshot
+    }
+
+    /// Differs between any two states of any snapshots of this process, so that
+    /// what is derived from one state can be kept until it changes.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn changed(&mut self) {
+        self.changes = CHANGES.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every node, in no particular order.
@@ -137,6 +154,10 @@ impl Snapshot {
     /// Lays committed writes over the snapshot (replaced by id, new ones in order
     /// of creation).
     pub(crate) fn apply(&mut self, writes: &[Deployment]) {
+        if writes.is_empty() {
+            return;
+        }
+        self.changed();
         let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
         let mut reorder = false;
         for deployment in writes {
@@ -175,6 +196,7 @@ impl Snapshot {
     /// Lays a committed registration over the nodes: a new name is added, a known
     /// one takes the new address, capabilities, tags and `last_seen`.
     pub(crate) fn upsert_node(&mut self, node: NodeRecord) {
+        self.changed();
         match self.node_names.get(&node.name) {
             Some(&i) => {
                 let existing = &mut self.nodes[i];
@@ -194,6 +216,7 @@ impl Snapshot {
 
     /// Lays a committed [`NodeUpdate`] over node `id`.
     pub(crate) fn update_node(&mut self, id: &str, update: &NodeUpdate) {
+        self.changed();
         if let Some(&i) = self.node_ids.get(id) {
             let node = &mut self.nodes[i];
             if let Some(schedulable) = update.schedulable {
@@ -208,6 +231,7 @@ impl Snapshot {
     /// Lays committed heartbeats over the nodes; with `only_forward`, a heartbeat
     /// older than what the node has is skipped.
     pub(crate) fn heartbeats(&mut self, batch: &[(String, NodeMetrics)], only_forward: bool) {
+        self.changed();
         for (id, metrics) in batch {
             if let Some(&i) = self.node_ids.get(id) {
                 let node = &mut self.nodes[i];
@@ -372,9 +396,12 @@ mod tests {
         assert_eq!(ids(&snapshot.reservations_on("n1")), ["early", "c", "d"]);
         assert_eq!(ids(&snapshot.reservations()), ["early", "a", "c", "d"]);
         assert_eq!(snapshot.find("d").map(|d| d.created_at), Some(4.0));
-        assert_eq!(
-            snapshot,
-            Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone())
-        );
+        let mut rebuilt = Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone());
+        assert_ne!(rebuilt.changes(), snapshot.changes());
+        rebuilt.changes = snapshot.changes;
+        assert_eq!(snapshot, rebuilt, "every index as if built afresh");
+        let before = snapshot.changes();
+        snapshot.heartbeats(&[], true);
+        assert_ne!(snapshot.changes(), before);
     }
 }

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use miaas_core::model::page::PageQuery;
 use miaas_core::model::{
-    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate, RegistrationResponse,
+    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeStatus, NodeUpdate,
+    RegistrationResponse,
 };
 use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,7 +16,8 @@ use utoipa_axum::routes;
 use crate::auth::{Allowed, DeregisterNodes, ManageNodes, NodeCredential, Read, Register};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::paged;
+use crate::page_cache::CachedPage;
+use crate::routes::{json_array, paged_json};
 use crate::state::AppState;
 
 /// The node routes.
@@ -83,8 +85,29 @@ async fn list_nodes(
     _: Allowed<Read>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let page = state.service.list_nodes_page(&query).await?;
-    Ok(paged("/api/v1/nodes", &query, page))
+    let service = &state.service;
+    let version = service.node_views_version().await;
+    if let Some(hit) = version.and_then(|v| state.node_pages.get(v, &query, service.now())) {
+        return Ok(paged_json("/api/v1/nodes", &query, hit.body, hit.next));
+    }
+    let page = service.list_nodes_page(&query).await?;
+    let body = json_array(&page.items)?;
+    // kept only if nothing changed while it was made
+    if let Some(version) = version
+        && service.node_views_version().await == Some(version)
+    {
+        let timeout = service.settings().heartbeat_timeout.as_secs_f64();
+        let valid_until = (page.items.iter())
+            .filter(|node| node.status == NodeStatus::Online)
+            .map(|node| node.last_seen + timeout)
+            .fold(f64::INFINITY, f64::min);
+        let kept = CachedPage {
+            body: body.clone(),
+            next: page.next.clone(),
+        };
+        state.node_pages.put(version, &query, valid_until, kept);
+    }
+    Ok(paged_json("/api/v1/nodes", &query, body, page.next))
 }
 
 /// Get one node (viewer).

@@ -386,6 +386,10 @@ impl Store for SqliteStore {
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
+    async fn fleet_version(&self) -> Option<u64> {
+        self.in_memory(Snapshot::changes)
+    }
+
     async fn has_waiting_deployments(&self) -> Result<bool> {
         if let Some(waiting) = self.in_memory(Snapshot::has_waiting) {
             return Ok(waiting);
