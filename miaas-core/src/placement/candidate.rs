@@ -30,6 +30,10 @@ pub struct Candidate {
     /// A 64-bit fingerprint of `tags` (one bit per tag), so that most nodes lacking
     /// a required tag are told without reading their tags; see [`Candidate::derived`].
     pub(crate) tag_bloom: u64,
+    /// `tags` copied into the candidate when they are short, so that a node having
+    /// the required tags is told without reading other memory; see
+    /// [`Candidate::derived`].
+    pub(crate) inline_tags: InlineTags,
 }
 
 impl Candidate {
@@ -46,6 +50,7 @@ impl Candidate {
             metrics: record.metrics.clone(),
             docker_version: None,
             tag_bloom: 0,
+            inline_tags: InlineTags::default(),
         }
         .derived()
     }
@@ -69,6 +74,7 @@ impl Candidate {
             metrics: None,
             docker_version: None,
             tag_bloom: 0,
+            inline_tags: InlineTags::default(),
         }
         .derived()
     }
@@ -78,7 +84,14 @@ impl Candidate {
     pub fn derived(mut self) -> Self {
         self.docker_version = Self::parse_docker_version(&self.capabilities);
         self.tag_bloom = tag_bloom(&self.tags);
+        self.inline_tags = InlineTags::of(&self.tags);
         self
+    }
+
+    /// Whether the node has `tag`.
+    pub(crate) fn has_tag(&self, tag: &str) -> bool {
+        (self.inline_tags.contains(tag.as_bytes()))
+            .unwrap_or_else(|| self.tags.iter().any(|t| t == tag))
     }
 
     /// The Docker version a node reports, leniently parsed (`24`, `24.0.7-ce`).
@@ -123,6 +136,63 @@ pub fn usage_by_node(reservations: &[Reservation]) -> HashMap<&str, NodeUsage> {
         on_node.deployments.push(r.deployment_id.clone());
     }
     usage
+}
+
+/// Short tag lists kept inside the candidate: each tag as its length (one byte)
+/// then its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InlineTags {
+    /// Bytes used, or [`InlineTags::TOO_LONG`].
+    len: u8,
+    bytes: [u8; 47],
+}
+
+impl Default for InlineTags {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; 47],
+        }
+    }
+}
+
+impl InlineTags {
+    const TOO_LONG: u8 = u8::MAX;
+
+    fn of(tags: &[String]) -> Self {
+        let mut inline = Self::default();
+        let mut at = 0;
+        for tag in tags {
+            let end = at + 1 + tag.len();
+            match u8::try_from(tag.len()) {
+                Ok(len) if end <= inline.bytes.len() => {
+                    inline.bytes[at] = len;
+                    inline.bytes[at + 1..end].copy_from_slice(tag.as_bytes());
+                    at = end;
+                }
+                _ => {
+                    inline.len = Self::TOO_LONG;
+                    return inline;
+                }
+            }
+        }
+        // at most 47: it fits in a byte
+        inline.len = at as u8;
+        inline
+    }
+
+    /// Whether `tag` is one of the tags; `None` when they did not fit.
+    fn contains(&self, tag: &[u8]) -> Option<bool> {
+        let mut rest = self.bytes.get(..usize::from(self.len))?;
+        while let Some((&len, after)) = rest.split_first() {
+            let (current, next) = after.split_at_checked(usize::from(len))?;
+            if current == tag {
+                return Some(true);
+            }
+            rest = next;
+        }
+        Some(false)
+    }
 }
 
 /// One bit per tag, chosen by a stable hash (FNV-1a) of the tag.

@@ -125,12 +125,6 @@ pub fn all_rejections(node: &Candidate, prepared: &Prepared<'_>) -> Vec<(Rejecti
         .collect()
 }
 
-/// String equality that rejects most differing tags before comparing them whole
-/// (tags such as `zone=a` / `zone=b` differ at the end).
-fn same_text(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
-}
-
 fn free_cpus(node: &Candidate) -> f64 {
     f64::from(node.capabilities.cpu_count) - node.reserved.cpus
 }
@@ -166,11 +160,7 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
         }
         // the fingerprints rule out most nodes without reading their tags
         Rejection::Tags => {
-            node.tag_bloom & p.tag_bloom == p.tag_bloom
-                && req
-                    .tags
-                    .iter()
-                    .all(|t| node.tags.iter().any(|n| same_text(t, n)))
+            node.tag_bloom & p.tag_bloom == p.tag_bloom && req.tags.iter().all(|t| node.has_tag(t))
         }
         Rejection::Gpus => {
             req.gpus == 0 || matching_free_gpus(node, p).count() >= req.gpus as usize
@@ -248,6 +238,16 @@ pub fn lenient_version(text: &str) -> Option<semver::Version> {
     Some(semver::Version::new(major, minor, patch))
 }
 
+/// Whether `text` contains `lowercase` (already in lower case), ignoring ASCII
+/// case; allocates nothing, as it runs per GPU of every node.
+fn contains_ignoring_case(text: &str, lowercase: &str) -> bool {
+    lowercase.is_empty()
+        || text
+            .as_bytes()
+            .windows(lowercase.len())
+            .any(|w| w.eq_ignore_ascii_case(lowercase.as_bytes()))
+}
+
 fn gpu_filter_text(req: &Requirements) -> String {
     let mut parts = Vec::new();
     if let Some(model) = &req.gpu_model {
@@ -274,7 +274,7 @@ fn matching_free_gpus<'n>(
         .filter(|g| {
             p.gpu_model
                 .as_ref()
-                .is_none_or(|m| g.model.to_ascii_lowercase().contains(m))
+                .is_none_or(|m| contains_ignoring_case(&g.model, m))
         })
         .filter(|g| p.requirements.gpu_mem_mb.is_none_or(|mem| g.mem_mb >= mem))
         .map(|g| g.id)

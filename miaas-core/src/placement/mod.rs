@@ -109,10 +109,11 @@ impl PlacementEngine {
     pub fn decide(&self, nodes: &[Candidate], requirements: &Requirements) -> Decision {
         let prepared = Prepared::new(requirements);
         let mut best: Option<(f64, &Candidate)> = None;
-        let mut reasons: BTreeMap<Rejection, usize> = BTreeMap::new();
+        // counted by filter, in filter order
+        let mut rejected = [0usize; Rejection::ALL.len()];
         for node in nodes {
             match filters::first_rejection(node, &prepared) {
-                Some(rejection) => *reasons.entry(rejection).or_default() += 1,
+                Some(rejection) => rejected[rejection as usize] += 1,
                 None => {
                     let score = score::score(node, requirements, &self.settings);
                     let better = match &best {
@@ -131,7 +132,13 @@ impl PlacementEngine {
                 score,
                 gpu_ids: filters::pick_gpus(node, &prepared).unwrap_or_default(),
             },
-            None => Decision::Unplaceable(summarize(nodes.len(), &reasons)),
+            None => {
+                let reasons = (Rejection::ALL.into_iter())
+                    .zip(rejected)
+                    .filter(|(_, count)| *count > 0)
+                    .collect();
+                Decision::Unplaceable(summarize(nodes.len(), &reasons))
+            }
         }
     }
 

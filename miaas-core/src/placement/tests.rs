@@ -373,3 +373,24 @@ fn a_placement_ledger_books_without_naming_the_deployments() {
     cluster.release("id-a", &d);
     assert_eq!(cluster.usage("id-a").reserved, Resources::default());
 }
+
+#[test]
+fn tags_are_matched_whole_whether_kept_inline_or_not() {
+    let tags = |list: &[&str]| list.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    let short = Candidate::new("a", "a", caps(4, 8000, &[]), tags(&["zone=ab", "ssd"]));
+    assert!(short.has_tag("zone=ab") && short.has_tag("ssd"));
+    assert!(!short.has_tag("zone=a") && !short.has_tag("zone=abc") && !short.has_tag(""));
+    let long_tags = tags(&["rack=0123456789abcdef", "zone=0123456789abcdef", "ssd"]);
+    let long = Candidate::new("b", "b", caps(4, 8000, &[]), long_tags);
+    assert!(long.has_tag("ssd") && long.has_tag("zone=0123456789abcdef"));
+    assert!(!long.has_tag("zone=0123456789abcde"));
+    let none = Candidate::new("c", "c", caps(4, 8000, &[]), vec![]);
+    assert!(!none.has_tag("ssd"));
+}
+
+#[test]
+fn rejections_are_counted_in_filter_order() {
+    for (i, rejection) in Rejection::ALL.into_iter().enumerate() {
+        assert_eq!(rejection as usize, i, "{rejection:?}");
+    }
+}
