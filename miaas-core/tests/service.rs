@@ -329,6 +329,46 @@ async fn reads_from_memory_see_what_another_process_committed_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_credentials_follow_another_processs_changes_at_once() {
+    // a server remembers tokens; `miaas` in local mode revokes them on the same file
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let url = format!("sqlite://{}", dir.path().join("core.db").display());
+    let server = fixture_on(url.clone(), dir.clone()).await.service;
+    let local = fixture_on(url, dir.clone()).await.service;
+    let node = server.register_node(&registration("n1")).await.unwrap();
+    let request: miaas_core::model::TokenRequest =
+        serde_json::from_value(serde_json::json!({"name": "ci", "role": "operator"})).unwrap();
+    let api = server.create_api_token(&request).await.unwrap();
+    let join = server.join_token().await.unwrap().join_token;
+    for _ in 0..2 {
+        // remembered after the first use
+        server
+            .heartbeat(&node.node_id, Some(&node.node_token), beat(1.0))
+            .await
+            .unwrap();
+        server.authenticate(Some(&api.token)).await.unwrap();
+        server.authenticate(Some(&join)).await.unwrap();
+    }
+    local.deregister_node(&node.node_id).await.unwrap();
+    local.revoke_api_token(&api.info.id).await.unwrap();
+    local.rotate_join_token().await.unwrap();
+    let beat_after = server
+        .heartbeat(&node.node_id, Some(&node.node_token), beat(1.0))
+        .await;
+    assert!(
+        matches!(beat_after, Err(Error::Unauthorized(_))),
+        "{beat_after:?}"
+    );
+    let api_after = server.authenticate(Some(&api.token)).await;
+    assert!(matches!(api_after, Err(Error::Expired(_))), "{api_after:?}");
+    let join_after = server.authenticate(Some(&join)).await;
+    assert!(
+        matches!(join_after, Err(Error::Unauthorized(_))),
+        "{join_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_all_commit_and_share_ids_by_name() {
     for f in fixtures().await {
         let mut tasks = Vec::new();

@@ -5,11 +5,9 @@
 
 use std::sync::Mutex;
 
-use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
-use super::cache::KeptSnapshot;
-use super::tokens::TokenCache;
+use super::SqliteStore;
 use crate::model::NodeRecord;
 use crate::store::NodeUpsert;
 use crate::store::rows::encode_json;
@@ -89,12 +87,8 @@ impl UpsertQueue {
     /// Commits everything waiting in one transaction on `writer`, lays it over
     /// `kept` (or drops it when the commit fails) and answers each. The caller
     /// holds the writer's turn.
-    pub(super) async fn commit(
-        &self,
-        writer: &SqlitePool,
-        kept: &KeptSnapshot,
-        tokens: &TokenCache,
-    ) {
+    pub(super) async fn commit(&self, store: &SqliteStore) {
+        let (writer, kept, tokens) = (&store.writer, &store.kept, &store.tokens);
         let batch = self.take();
         if batch.is_empty() {
             return;
@@ -130,6 +124,7 @@ impl UpsertQueue {
         }
         .await;
         let after = kept.wal_header();
+        store.committed(before, after);
         if outcome.is_err() {
             kept.clear();
         }

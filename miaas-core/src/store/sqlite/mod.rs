@@ -2,6 +2,7 @@
 //! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
 
 mod cache;
+mod freshness;
 mod group_commit;
 mod shared;
 mod snapshot;
@@ -51,6 +52,8 @@ pub struct SqliteStore {
     /// Users and API tokens as last read, so that requests authenticate without a
     /// query.
     access: Arc<AccessMemo>,
+    /// When `tokens` and `access` may be trusted.
+    stamp: Arc<freshness::CredentialStamp>,
 }
 
 impl SqliteStore {
@@ -89,6 +92,7 @@ impl SqliteStore {
                     tokens: Arc::default(),
                     fleet_in_memory: store_options.fleet_in_memory,
                     access: Arc::default(),
+                    stamp: Arc::default(),
                 }
             }
             SqliteTarget::File(path) => {
@@ -128,10 +132,10 @@ impl SqliteStore {
                     tokens: Arc::default(),
                     fleet_in_memory: options.fleet_in_memory,
                     access: Arc::default(),
+                    stamp: Arc::default(),
                 }
             }
         };
-        store.watch_other_writers().await;
         let migrator = sqlx::migrate!("migrations/sqlite");
         if options.migrate {
             migrator.run(&store.writer).await?;
@@ -144,6 +148,7 @@ impl SqliteStore {
 
 impl SqliteStore {
     fn access_memo(&self) -> Option<&AccessMemo> {
+        self.check_credentials();
         Some(&self.access)
     }
 }
@@ -175,9 +180,7 @@ impl Store for SqliteStore {
         let store = self.clone();
         self.answered_or_commit(answer, |turn| async move {
             let _turn = turn;
-            (store.upserts)
-                .commit(&store.writer, &store.kept, &store.tokens)
-                .await;
+            store.upserts.commit(&store).await;
         })
         .await
         .ok_or_else(|| Error::Unavailable("the registration was dropped".into()))?
@@ -241,6 +244,7 @@ impl Store for SqliteStore {
     }
 
     async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
+        self.check_credentials();
         if let Some(known) = self.tokens.get(token_hash) {
             return Ok(Some(known));
         }
@@ -273,6 +277,7 @@ impl Store for SqliteStore {
         let before = self.kept.wal_header();
         tx.commit().await?;
         let after = self.kept.wal_header();
+        self.committed(before, after);
         self.kept
             .patch(before, after, |cached| cached.heartbeats(batch));
         for (node_id, metrics) in batch {
@@ -298,6 +303,7 @@ impl Store for SqliteStore {
             let before = self.kept.wal_header();
             tx.commit().await?;
             let after = self.kept.wal_header();
+            self.committed(before, after);
             self.kept
                 .patch(before, after, |cached| cached.heartbeat(node_id, metrics));
             self.tokens.seen(node_id, metrics.reported_at);
@@ -322,6 +328,7 @@ impl Store for SqliteStore {
         // also after a failure: whether it committed is unknown
         tx.commit().await.inspect_err(|_| self.kept.clear())?;
         let after = self.kept.wal_header();
+        self.committed(before, after);
         let updated = done.rows_affected() == 1;
         self.kept.patch(before, after, |cached| {
             if updated {
@@ -478,7 +485,9 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let mut cached = cached;
         cached.apply(&writes);
-        cached.wal = wal_index::after_own_commit(before, self.kept.wal_header());
+        let after = self.kept.wal_header();
+        self.committed(before, after);
+        cached.wal = wal_index::after_own_commit(before, after);
         self.kept.put(cached);
         Ok(writes)
     }

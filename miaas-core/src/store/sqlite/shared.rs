@@ -73,7 +73,9 @@ impl SqliteStore {
             // and nothing else commits while it is held
             let before = self.kept.wal_header();
             tx.commit().await?;
-            cached.wal = after_own_commit(before, self.kept.wal_header());
+            let after = self.kept.wal_header();
+            self.committed(before, after);
+            cached.wal = after_own_commit(before, after);
             Ok(cached)
         }
         .await;

@@ -1,12 +1,10 @@
 //! What the SQLite store does between the [`Store`](crate::store::Store) calls:
-//! exclusive transactions, the kept fleet snapshot and the watch for commits by
+//! exclusive transactions, the kept fleet snapshot and its check for commits by
 //! other processes, reading and writing whole deployments.
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use std::sync::Arc;
-
-use super::{SqliteStore, cache, tokens};
+use super::{SqliteStore, cache};
 use crate::Result;
 use crate::model::{Deployment, NodeRecord};
 use crate::store::Snapshot;
@@ -34,44 +32,13 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Empties the token cache and the access memo whenever another process
-    /// commits to the file (checked every [`tokens::WATCH_INTERVAL`]); stops when
-    /// the store closes.
-    pub(super) async fn watch_other_writers(&self) {
-        // the watcher does not keep the store alive: it ends once the store is closed
-        // or dropped
-        let (writer, tokens) = (self.writer.clone(), Arc::downgrade(&self.tokens));
-        let access = Arc::downgrade(&self.access);
-        // the baseline before any token is cached
-        let mut seen: Option<i64> = data_version(&writer).await;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(tokens::WATCH_INTERVAL).await;
-                let (Some(tokens), Some(access)) = (tokens.upgrade(), access.upgrade()) else {
-                    return;
-                };
-                if writer.is_closed() {
-                    return;
-                }
-                let Some(version) = data_version(&writer).await else {
-                    continue;
-                };
-                if seen.is_some_and(|seen| seen != version) {
-                    tokens.clear();
-                    access.changed();
-                }
-                seen = Some(version);
-            }
-        });
-    }
-
-    /// `read` over the kept snapshot, when it is what is committed (this store's
-    /// writes keep it in step; a commit by anything else, seen in the WAL-index,
-    /// sets it aside). `None` while a transaction has it out, or none is kept, or
-    /// something else committed: then it is checked again (and read afresh if
-    /// another process wrote), in the background when the writer is free; with [`StoreOptions::fleet_in_memory`](crate::store::StoreOptions),
-    /// the fleet is read into memory in the background, when the writer is free, for
-    /// the reads to come.
+    /// `read` over the kept snapshot, when it is what is committed: this store's
+    /// writes keep it in step, and a commit by anything else, seen in the
+    /// WAL-index, sets it aside. `None` while a transaction has it out, or none is
+    /// kept, or something else committed; then, with
+    /// [`StoreOptions::fleet_in_memory`](crate::store::StoreOptions), it is brought
+    /// up to date in the background when the writer is free: checked again, or read
+    /// afresh.
     pub(super) fn in_memory<T>(&self, read: impl FnOnce(&Snapshot) -> T) -> Option<T> {
         if self.writer.is_closed() {
             return None;
@@ -106,8 +73,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// After this store's own commits, with the writer's turn held: the kept
-    /// snapshot is what is committed again, unless another process committed too.
+    /// With the writer's turn held: the kept snapshot is stamped as what is
+    /// committed now, unless another process committed since it was read (then it
+    /// is dropped, to be read afresh).
     pub(super) async fn restamp(&self) {
         let header = self.kept.wal_header();
         let version = data_version(&self.writer).await;

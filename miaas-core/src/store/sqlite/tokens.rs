@@ -1,14 +1,10 @@
 //! Node tokens in memory: a heartbeat is authenticated without a query. This
 //! store's own writes keep the map exact (a new token replaces the old one at once,
 //! a removed node's token is forgotten at once); a commit by another process on the
-//! same file empties it within [`WATCH_INTERVAL`].
+//! same file empties it before the next lookup (see `freshness`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::Duration;
-
-/// How often the file is checked for commits by other processes.
-pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Most tokens kept; past it the map starts over.
 const MAX_TOKENS: usize = 200_000;
