@@ -500,3 +500,39 @@ async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lo
         );
     }
 }
+
+#[tokio::test]
+async fn pending_deployments_alike_are_each_explained_and_placed_as_capacity_comes() {
+    for f in fixtures_with(settings()).await {
+        let s = &f.service;
+        for id in ["p1", "p2", "p3"] {
+            s.submit_deployment(&needing(id, json!({"cpus": 20})))
+                .await
+                .unwrap();
+        }
+        // 32 CPUs: one of the three fits; the others wait with the reason
+        let node = s.register_node(&gpu_registration("g1", 0)).await.unwrap();
+        let all = s.list_deployments().await.unwrap();
+        let status = |id: &str| {
+            let d = all.iter().find(|d| d.deployment_id == id).unwrap();
+            (d.status, d.message.clone())
+        };
+        assert_eq!(status("p1").0, DeploymentStatus::Scheduled);
+        for id in ["p2", "p3"] {
+            let (state, message) = status(id);
+            assert_eq!(state, DeploymentStatus::Pending);
+            assert!(message.contains("too little free CPU"), "{message}");
+        }
+        // p1 goes: its CPUs take the next one, and only one
+        s.delete_deployment("p1").await.unwrap();
+        report(s, &node, "p1", ReportedStatus::Deleted)
+            .await
+            .unwrap();
+        let all = s.list_deployments().await.unwrap();
+        let placed = (all.iter())
+            .filter(|d| d.status == DeploymentStatus::Scheduled)
+            .map(|d| d.deployment_id.as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(placed, ["p2"]);
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::ServiceSettings;
 use super::ledger::Ledger;
-use crate::model::{Deployment, DeploymentStatus};
+use crate::model::{Deployment, DeploymentStatus, PlacementSummary};
 use crate::placement::{Cluster, Decision, PlacementEngine};
 use crate::store::Snapshot;
 
@@ -24,6 +24,10 @@ pub(super) struct Planner<'a> {
     ledger: &'a Ledger,
     /// Whether deployments of offline nodes are marked `lost`.
     marks_lost: bool,
+    /// Requirements (as JSON) that fit no node, with why, until the ledger next
+    /// changes: a thousand pending deployments alike cost one decision, not a
+    /// thousand.
+    unplaceable: HashMap<String, PlacementSummary>,
 }
 
 impl<'a> Planner<'a> {
@@ -45,6 +49,7 @@ impl<'a> Planner<'a> {
             added: Vec::new(),
             ledger,
             marks_lost: true,
+            unplaceable: HashMap::new(),
         }
     }
 
@@ -112,6 +117,7 @@ impl<'a> Planner<'a> {
     pub(super) fn release(&mut self, deployment: &Deployment) {
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
             self.cluster.release(node, deployment);
+            self.unplaceable.clear();
         }
     }
 
@@ -119,10 +125,15 @@ impl<'a> Planner<'a> {
     /// `pending` with the explanation. Returns whether it was placed.
     pub(super) fn place(&mut self, deployment: &mut Deployment) -> bool {
         deployment.updated_at = self.now;
-        match self
-            .engine
-            .decide(self.cluster.candidates(), &deployment.requirements)
-        {
+        let key = serde_json::to_string(&deployment.requirements).ok();
+        let known = key.as_ref().and_then(|k| self.unplaceable.get(k)).cloned();
+        let decision = match known {
+            Some(summary) => Decision::Unplaceable(summary),
+            None => self
+                .engine
+                .decide(self.cluster.candidates(), &deployment.requirements),
+        };
+        match decision {
             Decision::Placed {
                 node_id, gpu_ids, ..
             } => {
@@ -136,9 +147,13 @@ impl<'a> Planner<'a> {
                 }
                 deployment.node_id = Some(node_id.clone());
                 self.cluster.reserve(&node_id, deployment);
+                self.unplaceable.clear();
                 true
             }
             Decision::Unplaceable(summary) => {
+                if let Some(key) = key {
+                    self.unplaceable.insert(key, summary.clone());
+                }
                 deployment.status = DeploymentStatus::Pending;
                 deployment.message = format!(
                     "Deployment '{}' is pending: {}",
