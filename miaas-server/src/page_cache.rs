@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 use miaas_core::model::page::PageQuery;
+use miaas_core::model::{Node, NodeStatus};
 
 /// What a page was made of: see [`miaas_core::service::Service::node_views_version`].
 pub type ViewsVersion = (u64, u64);
@@ -27,6 +28,15 @@ struct Entry {
     /// node without a heartbeat since turns offline.
     valid_until: f64,
     page: CachedPage,
+}
+
+/// Until when a page of `nodes` stays right (epoch seconds): the first moment one
+/// of its online nodes, without another heartbeat, turns offline.
+pub fn valid_until(nodes: &[Node], heartbeat_timeout: f64) -> f64 {
+    (nodes.iter())
+        .filter(|node| node.status == NodeStatus::Online)
+        .map(|node| node.last_seen + heartbeat_timeout)
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// One kept page.

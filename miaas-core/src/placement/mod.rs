@@ -5,6 +5,7 @@
 
 mod candidate;
 mod filters;
+mod inline_tags;
 mod score;
 
 use std::collections::BTreeMap;

@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use miaas_core::model::page::PageQuery;
 use miaas_core::model::{
-    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeStatus, NodeUpdate,
-    RegistrationResponse,
+    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate, RegistrationResponse,
 };
 use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::{Allowed, DeregisterNodes, ManageNodes, NodeCredential, Read, Register};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::page_cache::CachedPage;
+use crate::page_cache::{self, CachedPage};
 use crate::routes::{json_array, paged_json};
 use crate::state::AppState;
 
@@ -97,10 +96,7 @@ async fn list_nodes(
         && service.node_views_version().await == Some(version)
     {
         let timeout = service.settings().heartbeat_timeout.as_secs_f64();
-        let valid_until = (page.items.iter())
-            .filter(|node| node.status == NodeStatus::Online)
-            .map(|node| node.last_seen + timeout)
-            .fold(f64::INFINITY, f64::min);
+        let valid_until = page_cache::valid_until(&page.items, timeout);
         let kept = CachedPage {
             body: body.clone(),
             next: page.next.clone(),
