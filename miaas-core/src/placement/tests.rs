@@ -330,16 +330,21 @@ fn a_plan_ranks_candidates_and_lists_every_reason_of_the_rejected() {
     assert!(reasons[0].contains("offline"));
 }
 
-#[test]
-fn the_cluster_ledger_books_and_frees() {
-    let mut cluster = Cluster::new(vec![node("a", 4, 8000)], std::iter::empty());
-    let d: crate::model::Deployment = serde_json::from_value(json!({
-        "deployment_id": "d", "template_id": "t", "action": "apply", "status": "scheduled",
+/// Deployment "d" placed on node "a" in `status`, reserving 3 CPUs and 5,000 MB.
+fn placed_on_a(status: &str) -> crate::model::Deployment {
+    serde_json::from_value(json!({
+        "deployment_id": "d", "template_id": "t", "action": "apply", "status": status,
         "message": "", "node_id": "id-a", "env": {}, "rendered_compose": "services: {}",
         "revision": 1, "created_at": 0.0, "updated_at": 0.0,
         "requirements": {"cpus": 3, "mem_mb": 5000}
     }))
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn the_cluster_ledger_books_and_frees() {
+    let mut cluster = Cluster::new(vec![node("a", 4, 8000)], std::iter::empty());
+    let d = placed_on_a("scheduled");
     cluster.reserve("id-a", &d);
     assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
     assert_eq!(cluster.usage("id-a").deployments, vec!["d".to_string()]);
@@ -360,13 +365,7 @@ fn the_cluster_ledger_books_and_frees() {
 
 #[test]
 fn a_placement_ledger_books_without_naming_the_deployments() {
-    let d: crate::model::Deployment = serde_json::from_value(json!({
-        "deployment_id": "d", "template_id": "t", "action": "apply", "status": "running",
-        "message": "", "node_id": "id-a", "env": {}, "rendered_compose": "services: {}",
-        "revision": 1, "created_at": 0.0, "updated_at": 0.0,
-        "requirements": {"cpus": 3, "mem_mb": 5000}
-    }))
-    .unwrap();
+    let d = placed_on_a("running");
     let mut cluster = Cluster::for_placement(vec![node("a", 4, 8000)], [&d]);
     assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
     assert!(cluster.usage("id-a").deployments.is_empty());

@@ -78,6 +78,30 @@ macro_rules! upsert_deployment {
         .bind($d.updated_at)
     };
 }
+// Every node row (by name) and every deployment (oldest first, decoded as the rows
+// arrive, into a list made for them), read inside transaction `$tx`; the same for
+// both backends.
+macro_rules! read_fleet {
+    ($tx:expr, $secrets:expr) => {{
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, $crate::store::rows::NodeRow>(nodes_sql)
+            .fetch_all(&mut **$tx)
+            .await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
+            .fetch_one(&mut **$tx)
+            .await?;
+        let deployments_sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let rows = sqlx::query_as::<_, $crate::store::rows::DeploymentRow>(deployments_sql)
+            .fetch(&mut **$tx);
+        let count = usize::try_from(count).unwrap_or_default();
+        let deployments = $crate::store::rows::decode_deployments(rows, count, $secrets).await?;
+        Ok((nodes, deployments))
+    }};
+}
 // A page of nodes: after name $1, at most $2.
 macro_rules! nodes_page_query {
     () => {

@@ -131,23 +131,7 @@ impl PostgresStore {
         &self,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut **tx)
-            .await?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
-            .fetch_one(&mut **tx)
-            .await?;
-        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql).fetch(&mut **tx);
-        let count = usize::try_from(count).unwrap_or_default();
-        let deployments =
-            super::rows::decode_deployments(rows, count, self.secrets.as_ref()).await?;
-        Ok((nodes, deployments))
+        read_fleet!(tx, self.secrets.as_ref())
     }
 }
 

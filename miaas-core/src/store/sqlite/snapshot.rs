@@ -8,7 +8,7 @@ use super::{SqliteStore, cache};
 use crate::Result;
 use crate::model::{Deployment, NodeRecord};
 use crate::store::Snapshot;
-use crate::store::rows::{self, DeploymentRow, NodeRow};
+use crate::store::rows::NodeRow;
 
 /// The writer connection's `PRAGMA data_version`, read inside a read transaction
 /// (the counter is brought up to date when one starts).
@@ -111,23 +111,7 @@ impl SqliteStore {
         &self,
         tx: &mut Transaction<'_, Sqlite>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut **tx)
-            .await?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
-            .fetch_one(&mut **tx)
-            .await?;
-        let deployment_rows = sqlx::query_as::<_, DeploymentRow>(deployments_sql).fetch(&mut **tx);
-        let count = usize::try_from(count).unwrap_or_default();
-        let deployments =
-            rows::decode_deployments(deployment_rows, count, self.secrets.as_ref()).await?;
-        Ok((nodes, deployments))
+        read_fleet!(tx, self.secrets.as_ref())
     }
 
     pub(super) async fn write_deployment(
