@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 
 use axum::body::Bytes;
+use miaas_core::model::Node;
 use miaas_core::model::page::PageQuery;
-use miaas_core::model::{Node, NodeStatus};
 
 /// What a page was made of: see [`miaas_core::service::Service::node_views_version`].
 pub type ViewsVersion = (u64, u64);
@@ -34,8 +34,7 @@ struct Entry {
 /// of its online nodes, without another heartbeat, turns offline.
 pub fn valid_until(nodes: &[Node], heartbeat_timeout: f64) -> f64 {
     (nodes.iter())
-        .filter(|node| node.status == NodeStatus::Online)
-        .map(|node| node.last_seen + heartbeat_timeout)
+        .filter_map(|node| node.online_until(heartbeat_timeout))
         .fold(f64::INFINITY, f64::min)
 }
 

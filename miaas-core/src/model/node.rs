@@ -196,6 +196,14 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Until when (epoch seconds) this view's `online` status holds without another
+    /// heartbeat; `None` for an offline node, which only a heartbeat brings back.
+    pub fn online_until(&self, heartbeat_timeout: f64) -> Option<f64> {
+        (self.status == NodeStatus::Online).then_some(self.last_seen + heartbeat_timeout)
+    }
+}
+
 /// Capabilities minus reservations (never below zero).
 pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> Resources {
     let gpu_ids: Vec<u32> = capabilities

@@ -125,7 +125,9 @@ impl Service {
             .ok_or_else(|| node_not_found(node_id))?;
         self.heartbeats.overlay(std::slice::from_mut(&mut record));
         // only this node's deployments: a single node never costs a fleet scan
-        let placed = self.store.reservations_on(node_id).await?;
+        let placed = (self.store)
+            .reservations_on_nodes(&[node_id.to_string()])
+            .await?;
         let usage = usage_by_node(&placed).remove(node_id).unwrap_or_default();
         Ok(self.show_node(record, usage, self.now()))
     }

@@ -10,20 +10,11 @@ macro_rules! node_columns {
     };
 }
 // The deployments that hold resources on their node (see
-// `DeploymentStatus::holds_resources`), with what they reserve; then the same on
-// node $1 only.
+// `DeploymentStatus::holds_resources`), with what they reserve.
 macro_rules! reservations_query {
     () => {
         "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments \
          WHERE node_id IS NOT NULL \
-         AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
-         ORDER BY created_at, deployment_id"
-    };
-}
-macro_rules! reservations_on_query {
-    () => {
-        "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments \
-         WHERE node_id = $1 \
          AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
          ORDER BY created_at, deployment_id"
     };
@@ -261,9 +252,6 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// What every placed deployment reserves (those holding resources), oldest
     /// first: the ledger's input, without compose documents or environments.
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>>;
-
-    /// As [`Store::reservations`], on one node.
-    async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>>;
 
     /// As [`Store::reservations`], on these nodes.
     async fn reservations_on_nodes(

@@ -368,14 +368,6 @@ impl Store for PostgresStore {
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
-    async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_query!())
-            .bind(node_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(super::rows::reservation).collect()
-    }
-
     async fn reservations_on_nodes(
         &self,
         node_ids: &[String],

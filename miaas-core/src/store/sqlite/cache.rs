@@ -1,15 +1,17 @@
 //! The fleet as the last transaction left it, so that a placement decision does not
-//! re-read every node and deployment.
+//! re-read every node and deployment, and reads are answered from memory.
 //!
 //! Valid while nothing else wrote the file: every write of this store goes through
-//! its one writer connection, which keeps the cache in step (or drops it), and
-//! SQLite's `PRAGMA data_version` on that connection changes only when another
-//! connection (another process) commits, which forces a reload.
+//! its one writer connection, which keeps the cache in step (or drops it). A
+//! transaction checks SQLite's `PRAGMA data_version` on that connection, which
+//! changes only when another connection (another process) commits, and reloads;
+//! a read checks the WAL-index header against the snapshot's stamp.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard};
 
-use super::wal_index::{WalHeader, WalIndex, after_own_commit};
+use super::freshness::OwnCommit;
+use super::wal_index::{WalHeader, WalIndex};
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::store::{Snapshot, SnapshotVersion};
 
@@ -104,10 +106,9 @@ impl KeptSnapshot {
         self.wal_index.header()
     }
 
-    /// After this store's commits (the caller holds the writer's turn): `header`,
-    /// read after them, becomes the snapshot's stamp when the writer's
-    /// `data_version`, read after `header`, shows no other process committed since
-    /// the snapshot was read; if one did, the snapshot is dropped.
+    /// With the writer's turn held: `header` becomes the snapshot's stamp when the
+    /// writer's `data_version`, read after `header`, shows no other process
+    /// committed since the snapshot was read; if one did, the snapshot is dropped.
     pub(super) fn restamp(&self, header: Option<WalHeader>, data_version: Option<i64>) {
         let mut slot = self.slot();
         match (slot.as_mut(), data_version) {
@@ -148,18 +149,14 @@ impl KeptSnapshot {
         self.slot.read().map_or(true, |slot| slot.is_none())
     }
 
-    /// Lays a committed write over the snapshot, if one is kept. `before` and
-    /// `after` are the WAL-index headers around the commit: the snapshot stays
-    /// usable for reads if it was before, and the commit was the only one since.
-    pub(super) fn patch(
-        &self,
-        before: Option<WalHeader>,
-        after: Option<WalHeader>,
-        change: impl FnOnce(&mut CachedSnapshot),
-    ) {
+    /// Lays what `commit` wrote over the snapshot, if one is kept: it stays usable
+    /// for reads if it was before, and that commit was the only one since.
+    pub(super) fn patch(&self, commit: OwnCommit, change: impl FnOnce(&mut CachedSnapshot)) {
         if let Some(cached) = self.slot().as_mut() {
             change(cached);
-            cached.wal = after_own_commit(before, after).filter(|_| cached.wal == before);
+            cached.wal = commit
+                .header_after()
+                .filter(|_| cached.wal == commit.before);
         }
     }
 

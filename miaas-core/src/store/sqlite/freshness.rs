@@ -5,8 +5,27 @@
 
 use std::sync::Mutex;
 
+use sqlx::{Sqlite, Transaction};
+
 use super::SqliteStore;
 use super::wal_index::{WalHeader, after_own_commit};
+use crate::Result;
+
+/// The WAL-index headers read just before and just after one of this store's
+/// commits (the first while the transaction held the write lock).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OwnCommit {
+    /// Before the commit.
+    pub before: Option<WalHeader>,
+    after: Option<WalHeader>,
+}
+
+impl OwnCommit {
+    /// The header after the commit, when it shows that commit and nothing else.
+    pub(super) fn header_after(&self) -> Option<WalHeader> {
+        after_own_commit(self.before, self.after)
+    }
+}
 
 /// The header the remembered credentials are right for.
 #[derive(Debug, Default)]
@@ -31,15 +50,22 @@ impl SqliteStore {
         }
     }
 
-    /// After a commit of this store's, with the WAL-index headers read just before
-    /// and just after it: the remembered credentials stay trusted if they were
-    /// before it and nothing else committed.
-    pub(super) fn committed(&self, before: Option<WalHeader>, after: Option<WalHeader>) {
+    /// Commits `tx`, which holds the write lock (it has written), and tells what
+    /// the commit did to the WAL-index header. The remembered credentials stay
+    /// trusted if they were before it.
+    pub(super) async fn commit_own(&self, tx: Transaction<'_, Sqlite>) -> Result<OwnCommit> {
+        let before = self.kept.wal_header();
+        tx.commit().await?;
+        let commit = OwnCommit {
+            before,
+            after: self.kept.wal_header(),
+        };
         if let Ok(mut stamp) = self.stamp.header.lock()
-            && *stamp == before
+            && *stamp == commit.before
         {
-            *stamp = after_own_commit(before, after);
+            *stamp = commit.header_after();
         }
+        Ok(commit)
     }
 
     fn forget_credentials(&self) {

@@ -94,7 +94,6 @@ impl UpsertQueue {
             return;
         }
         let mut results = Vec::with_capacity(batch.len());
-        let mut before = None;
         let outcome = async {
             let mut tx = writer.begin().await?;
             for upsert in &batch {
@@ -119,12 +118,9 @@ impl UpsertQueue {
                 .await;
                 results.push(id.map(|(id,)| id).map_err(Error::from));
             }
-            before = kept.wal_header();
-            tx.commit().await.map_err(Error::from)
+            store.commit_own(tx).await
         }
         .await;
-        let after = kept.wal_header();
-        store.committed(before, after);
         if outcome.is_err() {
             kept.clear();
         }
@@ -134,7 +130,7 @@ impl UpsertQueue {
         let mut answered = Vec::with_capacity(batch.len());
         for (upsert, result) in batch.into_iter().zip(results) {
             let answer = match &outcome {
-                Ok(()) => result,
+                Ok(_) => result,
                 Err(err) => Err(Error::Unavailable(format!(
                     "registration not committed: {err}"
                 ))),
@@ -148,16 +144,18 @@ impl UpsertQueue {
             answered.push((upsert, answer));
         }
         // one commit, one patch; answered after it, so that reads see the nodes
-        kept.patch(before, after, |cached| {
-            for (upsert, answer) in &answered {
-                if let Ok(id) = answer {
-                    cached.upsert_node(NodeRecord {
-                        id: id.clone(),
-                        ..upsert.record.clone()
-                    });
+        if let Ok(commit) = outcome {
+            kept.patch(commit, |cached| {
+                for (upsert, answer) in &answered {
+                    if let Ok(id) = answer {
+                        cached.upsert_node(NodeRecord {
+                            id: id.clone(),
+                            ..upsert.record.clone()
+                        });
+                    }
                 }
-            }
-        });
+            });
+        }
         for (upsert, answer) in answered {
             let _ = upsert.reply.send(answer);
         }

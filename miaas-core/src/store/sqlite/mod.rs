@@ -274,12 +274,8 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let before = self.kept.wal_header();
-        tx.commit().await?;
-        let after = self.kept.wal_header();
-        self.committed(before, after);
-        self.kept
-            .patch(before, after, |cached| cached.heartbeats(batch));
+        let commit = self.commit_own(tx).await?;
+        self.kept.patch(commit, |cached| cached.heartbeats(batch));
         for (node_id, metrics) in batch {
             self.tokens.seen(node_id, metrics.reported_at);
         }
@@ -300,12 +296,8 @@ impl Store for SqliteStore {
                 .bind(node_id)
                 .execute(&mut *tx)
                 .await?;
-            let before = self.kept.wal_header();
-            tx.commit().await?;
-            let after = self.kept.wal_header();
-            self.committed(before, after);
-            self.kept
-                .patch(before, after, |cached| cached.heartbeat(node_id, metrics));
+            let commit = self.commit_own(tx).await?;
+            (self.kept).patch(commit, |cached| cached.heartbeat(node_id, metrics));
             self.tokens.seen(node_id, metrics.reported_at);
         }
         Ok(previous.map(|p| p.0))
@@ -324,13 +316,10 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let before = self.kept.wal_header();
         // also after a failure: whether it committed is unknown
-        tx.commit().await.inspect_err(|_| self.kept.clear())?;
-        let after = self.kept.wal_header();
-        self.committed(before, after);
+        let commit = (self.commit_own(tx).await).inspect_err(|_| self.kept.clear())?;
         let updated = done.rows_affected() == 1;
-        self.kept.patch(before, after, |cached| {
+        self.kept.patch(commit, |cached| {
             if updated {
                 cached.update_node(id, update);
             }
@@ -355,17 +344,6 @@ impl Store for SqliteStore {
             return Ok(reservations);
         }
         let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
-            .fetch_all(&self.reader)
-            .await?;
-        rows.into_iter().map(super::rows::reservation).collect()
-    }
-
-    async fn reservations_on(&self, node_id: &str) -> Result<Vec<crate::placement::Reservation>> {
-        if let Some(reservations) = self.in_memory(|s| s.reservations_on(node_id)) {
-            return Ok(reservations);
-        }
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_query!())
-            .bind(node_id)
             .fetch_all(&self.reader)
             .await?;
         rows.into_iter().map(super::rows::reservation).collect()
@@ -481,13 +459,10 @@ impl Store for SqliteStore {
         }
         // the snapshot was what is committed when the write lock was taken, and
         // nothing else commits while it is held
-        let before = self.kept.wal_header();
-        tx.commit().await?;
+        let commit = self.commit_own(tx).await?;
         let mut cached = cached;
         cached.apply(&writes);
-        let after = self.kept.wal_header();
-        self.committed(before, after);
-        cached.wal = wal_index::after_own_commit(before, after);
+        cached.wal = commit.header_after();
         self.kept.put(cached);
         Ok(writes)
     }

@@ -7,7 +7,6 @@ use tokio::sync::{OwnedMutexGuard, oneshot};
 
 use super::SqliteStore;
 use super::cache::CachedSnapshot;
-use super::wal_index::after_own_commit;
 use crate::Result;
 use crate::store::shared::{Answer, SharedJob, answer_all};
 
@@ -71,11 +70,7 @@ impl SqliteStore {
             }
             // the snapshot was what is committed when the write lock was taken,
             // and nothing else commits while it is held
-            let before = self.kept.wal_header();
-            tx.commit().await?;
-            let after = self.kept.wal_header();
-            self.committed(before, after);
-            cached.wal = after_own_commit(before, after);
+            cached.wal = self.commit_own(tx).await?.header_after();
             Ok(cached)
         }
         .await;
