@@ -21,6 +21,14 @@ pub enum Error {
     /// `Unauthorized`, but not counted as a guess.
     #[error("{0}")]
     Expired(String),
+    /// Too many attempts of this kind; nothing was done.
+    #[error("{detail}")]
+    Throttled {
+        /// What to do, for people.
+        detail: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// Valid credentials that do not allow this operation.
     #[error("{0}")]
     Forbidden(String),

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::client_addr::{ClientAddr, TrustedProxies, resolve_client};
 use crate::config::{AuthMode, ServerConfig};
 use crate::error::ServerError;
 use crate::extract::MAX_BODY_BYTES;
@@ -82,11 +83,13 @@ impl Application {
             node_pages: Arc::default(),
         };
         let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
+        let proxies = TrustedProxies::new(config.trusted_proxies.clone());
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(limiter, limit_auth_failures))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
-            .layer(TraceLayer::new_for_http());
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(middleware::from_fn_with_state(proxies, resolve_client));
         Ok(Self {
             listener,
             router,
@@ -145,6 +148,21 @@ impl Application {
             source,
         })
     }
+}
+
+/// The span of one request in the logs: method, path and the client's address.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        client = %client,
+    )
 }
 
 /// Periodically marks deployments of offline nodes lost, re-places lost ones and

@@ -163,6 +163,17 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 60)]
     pub auth_failure_limit: u32,
 
+    /// Proxies (CIDRs, comma-separated) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client, for limits and logs; from any other peer those
+    /// headers are ignored [default: none].
+    #[arg(
+        long,
+        env = "MIAAS_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// How often the server looks for offline nodes, lost and pending deployments.
     #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
@@ -198,6 +209,7 @@ impl ServerConfig {
             weight_load: 0.5,
             sweep_interval: Duration::from_secs(2),
             auth_failure_limit: 60,
+            trusted_proxies: Vec::new(),
             heartbeat_flush_interval: Duration::from_millis(500),
         }
     }
@@ -281,6 +293,14 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`10.0.0.1`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. 10.0.0.0/8)"))
+}
+
 fn parse_weight(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
@@ -322,6 +342,17 @@ mod tests {
         assert_eq!(config.effective_cors_origins(), "");
         config.auth = AuthMode::Off;
         assert_eq!(config.effective_cors_origins(), "*");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_addresses() {
+        assert_eq!(
+            parse_network("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(parse_network(" ::1 ").unwrap().to_string(), "::1/128");
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("proxy.local").is_err());
     }
 
     #[test]

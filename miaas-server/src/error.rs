@@ -42,6 +42,8 @@ pub struct ApiError {
     /// A `401` for a credential this server issued that no longer works: not a
     /// guess, so not counted by the failed-authentication limit.
     expired: bool,
+    /// Seconds for the `Retry-After` header of a `429` (or `503`).
+    retry_after: Option<u64>,
 }
 
 /// Marks a `401` answer given to a credential that once worked (expired, revoked).
@@ -59,7 +61,8 @@ pub enum AuthErrors {
     /// A valid credential without the permission.
     #[response(status = 403, description = "The credential does not allow this")]
     Forbidden(ErrorBody),
-    /// Too many failed authentications from this address.
+    /// Too many failed authentications from this address (only failing attempts
+    /// are answered so).
     #[response(
         status = 429,
         description = "Too many failed authentications from this address; see Retry-After"
@@ -74,6 +77,15 @@ impl ApiError {
             status,
             detail: detail.into(),
             expired: false,
+            retry_after: None,
+        }
+    }
+
+    /// `429` with a `Retry-After` of `retry_after` seconds.
+    pub fn too_many(detail: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
         }
     }
 
@@ -92,6 +104,9 @@ impl From<miaas_core::Error> for ApiError {
             E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::Unauthorized(_) | E::Expired(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::Throttled { retry_after, .. } => {
+                return Self::too_many(err.to_string(), *retry_after);
+            }
             E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::DatabaseUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -145,6 +160,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -17,6 +17,7 @@
 mod app;
 mod auth;
 mod bootstrap;
+mod client_addr;
 pub mod config;
 mod error;
 mod extract;

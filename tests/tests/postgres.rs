@@ -240,7 +240,14 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     let sqlite =
         TestServer::spawn_on(tempfile::tempdir().unwrap(), sqlite_url.clone(), keyed).await;
     let (node, token) = sqlite.register("worker-01").await;
-    sqlite.register("worker-02").await;
+    // an agent that did not report its disk: it stays unknown on the other side
+    let mut no_disk = registration("worker-02");
+    no_disk["capabilities"]
+        .as_object_mut()
+        .unwrap()
+        .remove("disk_mb");
+    let (status, body) = sqlite.post("/api/v1/nodes/register", &no_disk).await;
+    assert_eq!(status, 201, "{body}");
     sqlite
         .post_as(
             &token,
@@ -278,7 +285,14 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     assert!(again.stderr.contains("not empty"), "{again:?}");
 
     let pg = TestServer::spawn_on(tempfile::tempdir().unwrap(), pg_url, keyed).await;
-    assert_eq!(pg.get("/api/v1/nodes").await.1, nodes);
+    let copied = pg.get("/api/v1/nodes").await.1;
+    assert_eq!(copied, nodes);
+    assert_eq!(copied[1]["name"], "worker-02");
+    assert_eq!(
+        copied[1]["capabilities"].get("disk_mb"),
+        Some(&Value::Null),
+        "an unknown disk stays unknown, not 0"
+    );
     assert_eq!(pg.get("/api/v1/deployments").await.1, deployments);
     let (status, _) = pg
         .post_as(

@@ -56,7 +56,8 @@ fn cpus(value: f64) -> String {
     }
 }
 
-/// NAME, ID, IP, STATUS, CPU, MEMORY, GPUS, LAST SEEN, DEPLOYMENTS (+ wide columns).
+/// NAME, ID, IP, STATUS, CPU, MEMORY, GPUS, LAST SEEN, DEPLOYMENTS (+ wide columns:
+/// DISK, OS, DOCKER, SCHEDULABLE, CPU USE, MEM USE, TAGS).
 pub fn nodes_table(nodes: &[Node], format: OutputFormat, now: f64) -> String {
     let wide = format == OutputFormat::Wide;
     let mut header = vec![
@@ -71,7 +72,15 @@ pub fn nodes_table(nodes: &[Node], format: OutputFormat, now: f64) -> String {
         "DEPLOYMENTS",
     ];
     if wide {
-        header.extend(["OS", "DOCKER", "SCHEDULABLE", "CPU USE", "MEM USE", "TAGS"]);
+        header.extend([
+            "DISK",
+            "OS",
+            "DOCKER",
+            "SCHEDULABLE",
+            "CPU USE",
+            "MEM USE",
+            "TAGS",
+        ]);
     }
     let mut table = new_table(header);
     for node in nodes {
@@ -102,7 +111,12 @@ pub fn nodes_table(nodes: &[Node], format: OutputFormat, now: f64) -> String {
         ];
         if wide {
             let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}%"));
+            // a node that did not report its disk shows `-`, never a made-up size
+            let disk = caps.disk_mb.map_or("-".to_string(), |total| {
+                format!("{}/{}", size_mb(node.reserved.disk_mb), size_mb(total))
+            });
             row.extend([
+                Cell::new(disk),
                 Cell::new(&caps.os),
                 Cell::new(caps.docker.as_ref().map_or("-", |d| d.version.as_str())),
                 Cell::new(if node.schedulable { "yes" } else { "no" }),

@@ -6,6 +6,7 @@
 
 pub mod credential;
 pub mod jwt;
+pub mod login_backoff;
 pub mod password;
 
 use crate::model::Role;

@@ -56,9 +56,10 @@ pub struct NodeCapabilities {
     /// Memory in MB.
     #[schema(schema_with = super::number::whole_schema)]
     pub mem_mb: u64,
-    /// Disk in MB.
-    #[schema(schema_with = super::number::whole_schema)]
-    pub disk_mb: u64,
+    /// Disk in MB; `null` when the node did not report it (unknown). Such a node
+    /// fits no deployment that reserves disk.
+    #[schema(schema_with = super::number::optional_whole_schema)]
+    pub disk_mb: Option<u64>,
     /// GPUs, empty when the node has none.
     #[serde(default)]
     pub gpus: Vec<GpuInfo>,
@@ -79,8 +80,11 @@ struct KnownCapabilities {
     cpu_count: u32,
     #[serde(deserialize_with = "super::number::deserialize_whole")]
     mem_mb: u64,
-    #[serde(deserialize_with = "super::number::deserialize_whole")]
-    disk_mb: u64,
+    #[serde(
+        default,
+        deserialize_with = "super::number::deserialize_optional_whole"
+    )]
+    disk_mb: Option<u64>,
     #[serde(default)]
     gpus: Vec<GpuInfo>,
     #[serde(default)]

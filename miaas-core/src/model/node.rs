@@ -204,7 +204,8 @@ impl Node {
     }
 }
 
-/// Capabilities minus reservations (never below zero).
+/// Capabilities minus reservations (never below zero); a node whose disk is unknown
+/// has no free disk to offer.
 pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> Resources {
     let gpu_ids: Vec<u32> = capabilities
         .gpus
@@ -215,7 +216,10 @@ pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> 
     Resources {
         cpus: (f64::from(capabilities.cpu_count) - reserved.cpus).max(0.0),
         mem_mb: capabilities.mem_mb.saturating_sub(reserved.mem_mb),
-        disk_mb: capabilities.disk_mb.saturating_sub(reserved.disk_mb),
+        disk_mb: capabilities
+            .disk_mb
+            .unwrap_or(0)
+            .saturating_sub(reserved.disk_mb),
         gpus: u32::try_from(gpu_ids.len()).unwrap_or(u32::MAX),
         gpu_ids,
     }

@@ -4,7 +4,7 @@
 
 use serde::de::{Error, Unexpected, Visitor};
 use serde::{Deserializer, Serializer};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, Object, SchemaFormat};
 
 /// The largest accepted value: the range of a signed 64-bit integer, which every
@@ -47,6 +47,33 @@ pub fn deserialize_whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
     deserializer.deserialize_any(WholeVisitor)
 }
 
+/// As [`deserialize_whole`], where `null` means unknown.
+pub fn deserialize_optional_whole<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    struct OptionalWhole;
+    impl<'de> Visitor<'de> for OptionalWhole {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "null or a non-negative number up to {MAX_WHOLE}")
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            deserialize_whole(d).map(Some)
+        }
+    }
+    deserializer.deserialize_option(OptionalWhole)
+}
+
 /// As [`deserialize_whole`], for counts that fit in 32 bits.
 pub fn deserialize_whole_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
     let value = deserialize_whole(deserializer)?;
@@ -67,6 +94,18 @@ pub fn whole_schema() -> Object {
         .minimum(Some(0.0))
         .maximum(Some(MAX_WHOLE as f64))
         .description(Some("A non-negative number; a fractional part is dropped."))
+        .build()
+}
+
+/// OpenAPI schema of a whole-unit field that may be `null` (unknown).
+pub fn optional_whole_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .minimum(Some(0.0))
+        .maximum(Some(MAX_WHOLE as f64))
+        .description(Some(
+            "A non-negative number (a fractional part is dropped), or null when unknown.",
+        ))
         .build()
 }
 
@@ -110,6 +149,21 @@ mod tests {
         assert_eq!(parse(json!(450000)).unwrap(), 450000);
         assert_eq!(parse(json!(791.0)).unwrap(), 791);
         assert_eq!(parse(json!(450000.7)).unwrap(), 450000);
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct OptionalSample {
+        #[serde(default, deserialize_with = "super::deserialize_optional_whole")]
+        mb: Option<u64>,
+    }
+
+    #[test]
+    fn optional_whole_numbers_may_be_null_or_missing() {
+        let parse = |v| serde_json::from_value::<OptionalSample>(v).map(|s| s.mb);
+        assert_eq!(parse(json!({})).unwrap(), None);
+        assert_eq!(parse(json!({"mb": null})).unwrap(), None);
+        assert_eq!(parse(json!({"mb": 12.9})).unwrap(), Some(12));
+        assert!(parse(json!({"mb": -1})).is_err());
     }
 
     #[test]

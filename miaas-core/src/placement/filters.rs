@@ -25,6 +25,8 @@ pub enum Rejection {
     Cpu,
     /// Too little free memory.
     Memory,
+    /// Reserves disk, and the node did not report its disk.
+    DiskUnknown,
     /// Too little free disk.
     Disk,
 }
@@ -42,6 +44,7 @@ impl Rejection {
             Self::Gpus => "insufficient_gpus",
             Self::Cpu => "insufficient_cpu",
             Self::Memory => "insufficient_memory",
+            Self::DiskUnknown => "unknown_disk",
             Self::Disk => "insufficient_disk",
         }
     }
@@ -59,6 +62,7 @@ impl Rejection {
             Self::Gpus => "lacked free matching GPUs",
             Self::Cpu => "had too little free CPU",
             Self::Memory => "had too little free memory",
+            Self::DiskUnknown => "did not report their disk",
             Self::Disk => "had too little free disk",
         };
         format!("{count} {nodes} {what}")
@@ -67,7 +71,7 @@ impl Rejection {
 
 impl Rejection {
     /// Every filter, in the order they run.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Offline,
         Self::Cordoned,
         Self::NotPinned,
@@ -77,6 +81,7 @@ impl Rejection {
         Self::Gpus,
         Self::Cpu,
         Self::Memory,
+        Self::DiskUnknown,
         Self::Disk,
     ];
 }
@@ -167,7 +172,11 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
         }
         Rejection::Cpu => req.cpus <= free_cpus(node) + 1e-9,
         Rejection::Memory => req.mem_mb <= caps.mem_mb.saturating_sub(node.reserved.mem_mb),
-        Rejection::Disk => req.disk_mb <= caps.disk_mb.saturating_sub(node.reserved.disk_mb),
+        Rejection::DiskUnknown => req.disk_mb == 0 || caps.disk_mb.is_some(),
+        // a node of unknown disk is judged by the filter above alone
+        Rejection::Disk => caps
+            .disk_mb
+            .is_none_or(|disk| req.disk_mb <= disk.saturating_sub(node.reserved.disk_mb)),
     }
 }
 
@@ -214,10 +223,16 @@ fn explain(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> String {
             req.mem_mb,
             caps.mem_mb.saturating_sub(node.reserved.mem_mb)
         ),
+        Rejection::DiskUnknown => format!(
+            "needs {} MB disk, and the node did not report its disk",
+            req.disk_mb
+        ),
         Rejection::Disk => format!(
             "needs {} MB disk, {} MB free",
             req.disk_mb,
-            caps.disk_mb.saturating_sub(node.reserved.disk_mb)
+            caps.disk_mb
+                .unwrap_or(0)
+                .saturating_sub(node.reserved.disk_mb)
         ),
     }
 }

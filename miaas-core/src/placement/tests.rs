@@ -118,6 +118,22 @@ fn each_filter_rejects_for_its_own_reason() {
 }
 
 #[test]
+fn a_node_of_unknown_disk_fits_only_deployments_that_reserve_no_disk() {
+    let mut n = node("a", 4, 8000);
+    n.capabilities.disk_mb = None;
+    assert_eq!(rejection(&n, &reqs(json!({"cpus": 1.0}))), None);
+    assert_eq!(
+        rejection(&n, &reqs(json!({"disk_mb": 1}))),
+        Some(Rejection::DiskUnknown)
+    );
+    let prepared_reqs = reqs(json!({"disk_mb": 10}));
+    let why = filters::all_rejections(&n, &filters::Prepared::new(&prepared_reqs));
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert_eq!(why[0].0.key(), "unknown_disk");
+    assert!(why[0].1.contains("did not report its disk"), "{why:?}");
+}
+
+#[test]
 fn docker_unavailable_rejects_even_without_a_version_requirement() {
     let mut n = node("a", 4, 8000);
     n.capabilities.docker = Some(crate::model::DockerInfo {

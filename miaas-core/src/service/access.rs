@@ -137,7 +137,10 @@ impl Service {
     }
 
     /// Checks a password and hands out a signed access token.
+    /// Repeated failures for one username make it wait (see
+    /// [`crate::access::login_backoff`]) before its password is checked again.
     pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
+        self.login_backoff.check(&request.username, self.now())?;
         let record = self.store.get_user(&request.username).await?;
         let stored = record.as_ref().map_or_else(
             || password::decoy_hash().to_string(),
@@ -149,8 +152,12 @@ impl Service {
             .unwrap_or(false);
         let user = match record {
             Some(record) if matches => record.user,
-            _ => return Err(unauthorized("Invalid username or password")),
+            _ => {
+                self.login_backoff.failed(&request.username, self.now());
+                return Err(unauthorized("Invalid username or password"));
+            }
         };
+        self.login_backoff.succeeded(&user.username);
         let ttl = self.settings.access_token_ttl.as_secs().max(1);
         let now = self.now().max(0.0) as u64;
         let access_token = self

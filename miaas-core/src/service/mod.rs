@@ -62,6 +62,7 @@ pub struct Service {
     heartbeats: heartbeats::HeartbeatBuffer,
     signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
     ledger: Arc<ledger::Ledger>,
+    login_backoff: Arc<crate::access::login_backoff::LoginBackoff>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -87,6 +88,7 @@ impl Service {
             heartbeats: heartbeats::HeartbeatBuffer::default(),
             signing_key: Arc::default(),
             ledger: Arc::default(),
+            login_backoff: Arc::default(),
             settings,
         }
     }

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
-        (status = 429, description = "Too many failed logins from this address", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this address, or for this user; see Retry-After", body = ErrorBody),
     )
 )]
 async fn issue_token(
