@@ -62,21 +62,11 @@ fn write(logins: &SavedLogins) -> Result<PathBuf> {
         ))
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(failed)?;
+        miaas_core::private_file::create_dir_all(dir).map_err(failed)?;
     }
     let text = serde_json::to_string_pretty(logins)
         .map_err(|err| CliError::Failed(format!("cannot save the login: {err}")))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(failed)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(failed)?;
-    }
+    let mut file = miaas_core::private_file::overwrite(&path).map_err(failed)?;
     file.write_all(text.as_bytes()).map_err(failed)?;
     Ok(path)
 }

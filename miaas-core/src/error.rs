@@ -44,6 +44,9 @@ pub enum Error {
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The configured secret keys cannot open what the database holds.
+    #[error("secret key mismatch: {0}")]
+    KeyMismatch(String),
     /// A stored value could not be decoded (written by an incompatible version?).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -45,6 +45,7 @@ pub mod compose;
 mod error;
 pub mod model;
 pub mod placement;
+pub mod private_file;
 pub mod secrets;
 pub mod service;
 pub mod store;

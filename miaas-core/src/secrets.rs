@@ -55,41 +55,46 @@ impl SecretKey {
         hex::encode(&Sha256::digest(self.0)[..4])
     }
 
-    /// Reads the key file at `path`, or creates it (mode 0600) with a fresh key.
-    pub fn load_or_create(path: &Path) -> Result<Self> {
+    /// Reads the key file at `path`; `None` when there is none.
+    pub fn load(path: &Path) -> Result<Option<Self>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => return Self::parse(&text),
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Invalid(format!(
-                    "cannot read the key file {}: {err}",
+            Ok(text) => Self::parse(&text).map(Some).map_err(|_| {
+                Error::Invalid(format!(
+                    "the key file {} does not hold a key (64 hex digits)",
                     path.display()
-                )));
-            }
-            Err(_) => {}
+                ))
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::Invalid(format!(
+                "cannot read the key file {}: {err}",
+                path.display()
+            ))),
         }
-        let key = Self::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
+    }
+
+    /// Writes this key to a new file at `path` (mode 0600). Another process that
+    /// created the same file first with the same key is fine; with another key it is
+    /// an error (start again to use theirs).
+    fn save_new(&self, path: &Path) -> Result<()> {
+        match crate::private_file::create_new(path) {
             Ok(mut file) => {
-                file.write_all(format!("{}\n", key.to_hex()).as_bytes())
+                file.write_all(format!("{}\n", self.to_hex()).as_bytes())
+                    .and_then(|()| file.sync_all())
                     .map_err(|err| {
                         Error::Invalid(format!("cannot write {}: {err}", path.display()))
                     })?;
-                tracing::info!(path = %path.display(), "generated a new secret key");
-                Ok(key)
+                tracing::info!(path = %path.display(), key_id = %self.id(), "generated a new secret key");
+                Ok(())
             }
-            // another process created it first: use theirs
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path).map_err(|err| {
-                    Error::Invalid(format!(
-                        "cannot read the key file {}: {err}",
+                match Self::load(path)? {
+                    Some(theirs) if &theirs == self => Ok(()),
+                    _ => Err(Error::Invalid(format!(
+                        "the key file {} was created by another process meanwhile; start again \
+                         to use its key",
                         path.display()
-                    ))
-                })?;
-                Self::parse(&text)
+                    ))),
+                }
             }
             Err(err) => Err(Error::Invalid(format!(
                 "cannot create the key file {}: {err}",
@@ -140,11 +145,15 @@ impl KeySettings {
     /// still opens what it sealed (and is re-sealed away from at start-up).
     pub fn resolve(&self, database_url: &str) -> Result<Secrets> {
         let default_file = DatabaseLocation::parse(database_url)?.companion_file("key");
-        let current = match (&self.key, &self.key_file, &default_file) {
-            (Some(key), _, _) => SecretKey::parse(&key.0)?,
-            (None, Some(path), _) => SecretKey::load_or_create(path)?,
-            (None, None, Some(path)) => SecretKey::load_or_create(path)?,
-            (None, None, None) => SecretKey::generate(),
+        let key_file = self.key_file.as_ref().or(default_file.as_ref());
+        let (current, unsaved) = match (&self.key, key_file) {
+            (Some(key), _) => (SecretKey::parse(&key.0)?, None),
+            (None, Some(path)) => match SecretKey::load(path)? {
+                Some(key) => (key, None),
+                // written only once the database is known to need a new key
+                None => (SecretKey::generate(), Some(path.clone())),
+            },
+            (None, None) => (SecretKey::generate(), None),
         };
         let mut previous = self
             .previous
@@ -152,13 +161,19 @@ impl KeySettings {
             .filter(|k| !k.0.trim().is_empty())
             .map(|k| SecretKey::parse(&k.0))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(path) = default_file.filter(|p| p.is_file()) {
-            let default = SecretKey::load_or_create(&path)?;
-            if default != current && !previous.contains(&default) {
-                previous.push(default);
-            }
+        if let Some(default) = default_file
+            .map(|p| SecretKey::load(&p))
+            .transpose()?
+            .flatten()
+            && default != current
+            && !previous.contains(&default)
+        {
+            previous.push(default);
         }
-        Ok(Secrets::new(current, previous))
+        Ok(Secrets {
+            unsaved_key_file: unsaved,
+            ..Secrets::new(current, previous)
+        })
     }
 }
 
@@ -171,6 +186,9 @@ pub struct Secrets {
     /// Opened values by their sealed text: a sealed value never changes (a new seal
     /// has a new nonce), and placement re-reads every deployment many times.
     opened: Arc<Mutex<HashMap<String, String>>>,
+    /// Where a key generated for this start is to be written, once the database
+    /// is known to hold nothing sealed under another key ([`Secrets::settle`]).
+    unsaved_key_file: Option<PathBuf>,
 }
 
 /// Most opened values kept; past it the cache starts over.
@@ -192,7 +210,50 @@ impl Secrets {
             current,
             previous,
             opened: Arc::default(),
+            unsaved_key_file: None,
         }
+    }
+
+    /// Checks the keys against the ids of the keys a database's secrets were
+    /// sealed with: every one must be configured, or nothing can be read, and a
+    /// generated key is then never written (a replica started without the shared
+    /// key must be given it, not make its own). When they agree, a generated key is
+    /// written to its file.
+    pub fn settle(&self, sealed_with: &[String]) -> Result<()> {
+        let missing: Vec<&str> = sealed_with
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !self.key_ids().any(|known| known == *id))
+            .collect();
+        if !missing.is_empty() {
+            let given = if self.unsaved_key_file.is_some() {
+                "no key was given (and no key file was written)".to_string()
+            } else {
+                format!("the key given is {}", self.current.id())
+            };
+            return Err(Error::KeyMismatch(format!(
+                "this database's secrets were sealed with key id {}, but {given}. Every replica \
+                 and every `miaas` on this database needs the same key: give it as \
+                 MIAAS_SECRET_KEY (--secret-key) or in a key file (--secret-key-file, \
+                 MIAAS_SECRET_KEY_FILE), copied from the install that created the database",
+                missing.join(", ")
+            )));
+        }
+        match &self.unsaved_key_file {
+            Some(path) => self.current.save_new(path),
+            None => Ok(()),
+        }
+    }
+
+    fn key_ids(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(SecretKey::id)
+    }
+
+    /// The id of the key in a sealed value, if it is one.
+    pub fn key_id_of(stored: &str) -> Option<&str> {
+        stored.strip_prefix(SEALED_PREFIX)?.split(':').next()
     }
 
     /// Seals `plaintext` under the current key.
@@ -305,6 +366,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("cp.db").display());
         let first = KeySettings::default().resolve(&url).unwrap();
+        assert!(!dir.path().join("cp.db.key").exists(), "not before settle");
+        first.settle(&[]).unwrap();
         assert!(dir.path().join("cp.db.key").is_file());
         let again = KeySettings::default().resolve(&url).unwrap();
         assert_eq!(first.open(&again.seal("s").unwrap()).unwrap(), "s");
@@ -324,11 +387,43 @@ mod tests {
     }
 
     #[test]
+    fn a_database_sealed_with_an_unknown_key_is_refused_and_no_key_file_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cp.db").display());
+        let theirs = SecretKey::generate();
+        let sealed = Secrets::new(theirs.clone(), vec![]).seal("x").unwrap();
+        let sealed_with = vec![Secrets::key_id_of(&sealed).unwrap().to_string()];
+        assert_eq!(sealed_with[0], theirs.id());
+
+        let mine = KeySettings::default().resolve(&url).unwrap();
+        let err = mine.settle(&sealed_with).unwrap_err().to_string();
+        assert!(
+            err.contains(&theirs.id()) && err.contains("MIAAS_SECRET_KEY"),
+            "{err}"
+        );
+        assert!(!dir.path().join("cp.db.key").exists());
+
+        let given = KeySettings {
+            key: Some(Redacted(theirs.to_hex())),
+            ..KeySettings::default()
+        };
+        given.resolve(&url).unwrap().settle(&sealed_with).unwrap();
+        assert!(
+            !dir.path().join("cp.db.key").exists(),
+            "a given key is no file"
+        );
+    }
+
+    #[test]
     fn key_files_are_created_private_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("miaas.key");
-        let key = SecretKey::load_or_create(&path).unwrap();
-        assert_eq!(SecretKey::load_or_create(&path).unwrap(), key);
+        assert_eq!(SecretKey::load(&path).unwrap(), None);
+        let key = SecretKey::generate();
+        key.save_new(&path).unwrap();
+        key.save_new(&path).unwrap();
+        assert!(SecretKey::generate().save_new(&path).is_err());
+        assert_eq!(SecretKey::load(&path).unwrap(), Some(key.clone()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

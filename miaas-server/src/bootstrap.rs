@@ -59,17 +59,7 @@ pub fn announce(config: &ServerConfig, created: &BootstrapCredentials) -> Result
 }
 
 fn write_private(path: &std::path::Path, lines: &[String]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        // an existing file keeps its mode on open: make it private too
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
+    let mut file = miaas_core::private_file::overwrite(path)?;
     writeln!(
         file,
         "# MIaaS credentials created on first start. Keep private; nothing reads this file."

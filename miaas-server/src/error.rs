@@ -108,9 +108,11 @@ impl From<miaas_core::Error> for ApiError {
                 return Self::too_many(err.to_string(), *retry_after);
             }
             E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            E::DatabaseUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            E::DatabaseUrl(_)
+            | E::Database(_)
+            | E::Migrate(_)
+            | E::Corrupt(_)
+            | E::KeyMismatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %err, "request failed");

@@ -135,3 +135,33 @@ async fn swagger_ui_and_redoc_are_served_without_any_cdn() {
         .unwrap();
     assert!(init.text().await.unwrap().contains("/openapi.json"));
 }
+
+#[tokio::test]
+async fn with_auth_off_the_document_asks_for_no_credential() {
+    let open = TestServer::spawn().await;
+    let (_, doc) = open.get("/openapi.json").await;
+    assert!(doc.get("security").is_none_or(Value::is_null), "{doc}");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert!(
+        schemes.is_null() || schemes.as_object().is_some_and(|s| s.is_empty()),
+        "{schemes}"
+    );
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            operations += 1;
+            assert!(
+                operation.get("security").is_none(),
+                "{method} {path}: {}",
+                operation["security"]
+            );
+        }
+    }
+    assert!(operations > 20, "{operations}");
+
+    // the same routes declare their credentials when auth is on
+    let secure = TestServer::secure().await;
+    let (_, doc) = secure.get("/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/nodes"]["get"]["security"].is_array());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

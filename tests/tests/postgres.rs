@@ -317,3 +317,51 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
         (200, Some(join_token.as_str()))
     );
 }
+
+#[test]
+fn a_replica_without_the_shared_key_refuses_to_start_and_says_which_key() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = runtime.block_on(postgres()) else {
+        return;
+    };
+    let first_dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", url.as_str()), ("MIAAS_AUTH", "on")];
+    let local = ["--host", "127.0.0.1", "--port", "0"];
+    let first = ServerProcess::start(&binary("miaas-server"), &local, first_dir.path(), &env);
+    let key = std::fs::read_to_string(first_dir.path().join("miaas.key")).expect("its key file");
+    let key_id = miaas_core::secrets::SecretKey::parse(&key).unwrap().id();
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let second = std::process::Command::new(binary("miaas-server"))
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .current_dir(second_dir.path())
+        .env("DATABASE_URL", &url)
+        .env("MIAAS_AUTH", "on")
+        .env_remove("MIAAS_SECRET_KEY")
+        .env_remove("MIAAS_SECRET_KEY_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run a second replica");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    for needed in ["MIAAS_SECRET_KEY", "--secret-key-file", key_id.as_str()] {
+        assert!(stderr.contains(needed), "names {needed}: {stderr}");
+    }
+    assert!(
+        !second_dir.path().join("miaas.key").exists(),
+        "no key of its own is generated"
+    );
+
+    // with the shared key it starts and serves what the first sealed
+    let shared_key_file = first_dir.path().join("miaas.key");
+    let keyed = [
+        ("DATABASE_URL", url.as_str()),
+        ("MIAAS_AUTH", "on"),
+        ("MIAAS_SECRET_KEY_FILE", shared_key_file.to_str().unwrap()),
+    ];
+    let third = ServerProcess::start(&binary("miaas-server"), &local, second_dir.path(), &keyed);
+    let (status, _) = third.terminate();
+    assert!(status.success());
+    let (status, _) = first.terminate();
+    assert!(status.success());
+}

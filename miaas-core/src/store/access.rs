@@ -84,6 +84,10 @@ pub trait AccessStore: Send + Sync {
     /// Replaces a cluster secret (sealed under the current key).
     async fn put_cluster_secret(&self, name: &str, value: &str, now: f64) -> Result<()>;
 
+    /// The ids of the keys the cluster secrets are sealed with (every initialized
+    /// database has some: the join token and the token signing key).
+    async fn sealed_key_ids(&self) -> Result<Vec<String>>;
+
     /// Everything, for `miaas db copy`.
     async fn export_access(&self) -> Result<AccessDump>;
 }
@@ -453,6 +457,20 @@ macro_rules! impl_access_store {
                 }
                 done?;
                 Ok(())
+            }
+
+            async fn sealed_key_ids(&self) -> $crate::Result<Vec<String>> {
+                let values: Vec<(String,)> = sqlx::query_as("SELECT value FROM cluster_secrets")
+                    .fetch_all(&self.$writer)
+                    .await?;
+                let mut ids: Vec<String> = values
+                    .iter()
+                    .filter_map(|(v,)| $crate::secrets::Secrets::key_id_of(v))
+                    .map(str::to_string)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(ids)
             }
 
             async fn export_access(&self) -> $crate::Result<$crate::store::access::AccessDump> {

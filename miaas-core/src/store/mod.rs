@@ -306,13 +306,19 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 /// Opens the store a URL names with `options`.
+/// With `options.secrets`, the keys are checked against what the database holds
+/// before anything is sealed (see [`crate::secrets::Secrets::settle`]).
 pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
-    match DatabaseLocation::parse(url)? {
+    let store: Arc<dyn Store> = match DatabaseLocation::parse(url)? {
         DatabaseLocation::Sqlite(target) => {
-            Ok(Arc::new(sqlite::SqliteStore::open(target, options).await?))
+            Arc::new(sqlite::SqliteStore::open(target, options).await?)
         }
-        DatabaseLocation::Postgres(url) => Ok(Arc::new(
-            postgres::PostgresStore::open(&url, options).await?,
-        )),
+        DatabaseLocation::Postgres(url) => {
+            Arc::new(postgres::PostgresStore::open(&url, options).await?)
+        }
+    };
+    if let Some(secrets) = &options.secrets {
+        secrets.settle(&store.sealed_key_ids().await?)?;
     }
+    Ok(store)
 }

@@ -145,10 +145,39 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(cluster::router())
 }
 
+/// The document as served with `--auth off`: no route asks for a credential, so
+/// none declares a security requirement and no scheme is offered.
+fn without_security(openapi: &mut utoipa::openapi::OpenApi) {
+    openapi.security = None;
+    if let Some(components) = openapi.components.as_mut() {
+        components.security_schemes.clear();
+    }
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = None;
+        }
+    }
+}
+
 /// The whole application: API routes, documentation, and JSON answers for unknown
 /// routes and methods.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_router().split_for_parts();
+    let (api, mut openapi) = api_router().split_for_parts();
+    if !state.auth {
+        without_security(&mut openapi);
+    }
     api.merge(docs::router(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {

@@ -102,6 +102,7 @@ impl SqliteStore {
                         path.display()
                     ))
                 };
+                make_private(&path)?;
                 // one connection for good: its PRAGMA data_version is how commits by
                 // other processes are noticed
                 let writer = SqlitePoolOptions::new()
@@ -144,6 +145,33 @@ impl SqliteStore {
         }
         Ok(store)
     }
+}
+
+/// Creates the database file `0600` when it is missing (SQLite then creates its
+/// `-wal` and `-shm` with the same mode), and takes group and other access away
+/// from the three when an older install left them readable: they hold password
+/// hashes, token hashes and sealed secrets.
+fn make_private(path: &std::path::Path) -> Result<()> {
+    let failed = |err: std::io::Error| {
+        Error::Unavailable(format!(
+            "cannot create SQLite database {}: {err}",
+            path.display()
+        ))
+    };
+    match crate::private_file::create_new(path) {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(failed(err)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        if crate::private_file::restrict(&file).map_err(failed)? {
+            tracing::warn!(path = %file.display(), "database file was readable by others; made it private (0600)");
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {

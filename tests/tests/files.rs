@@ -1,0 +1,66 @@
+//! Files that hold secrets are the owner's alone: the SQLite database with its
+//! `-wal` and `-shm`, the key file and the credentials file, whatever the umask.
+
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use miaas_tests::{ServerProcess, binary};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The real server under a permissive umask (022, the usual default).
+fn start(dir: &Path) -> ServerProcess {
+    let server = binary("miaas-server");
+    let script = "umask 022 && exec \"$0\" --host 127.0.0.1 --port 0";
+    ServerProcess::start(
+        Path::new("/bin/sh"),
+        &["-c", script, server.to_str().unwrap()],
+        dir,
+        &[("MIAAS_AUTH", "on")],
+    )
+}
+
+const PRIVATE_FILES: [&str; 5] = [
+    "control_plane.db",
+    "control_plane.db-wal",
+    "control_plane.db-shm",
+    "control_plane.db.key",
+    "control_plane.db.credentials",
+];
+
+#[test]
+fn the_database_key_and_credentials_files_are_created_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    for name in PRIVATE_FILES {
+        assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn database_files_an_older_install_left_readable_are_made_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _) = start(dir.path()).terminate();
+    assert!(status.success());
+    for name in ["control_plane.db", "control_plane.db-wal"] {
+        let path = dir.path().join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let server = start(dir.path());
+    for name in PRIVATE_FILES {
+        assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+    }
+    drop(server);
+}
