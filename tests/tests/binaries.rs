@@ -338,8 +338,7 @@ async fn environments_are_sealed_at_rest_and_survive_a_key_rotation() {
     assert_eq!(d["env"]["DB_PASSWORD"], secret);
     server.terminate();
 
-    // with a wrong key (the old default key file is still there, so the server
-    // tries to re-seal) it refuses to start, naming the missing key
+    // with a wrong key it refuses to start, naming the key the database needs
     let out = Command::new(binary("miaas-server"))
         .args(&args)
         .current_dir(dir.path())
@@ -349,7 +348,11 @@ async fn environments_are_sealed_at_rest_and_survive_a_key_rotation() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not configured"), "{stderr}");
+    let expected = miaas_core::secrets::SecretKey::parse(&new_key).unwrap().id();
+    assert!(
+        stderr.contains(&format!("sealed with key id {expected}")),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains(secret) && !stderr.contains(&new_key),
         "{stderr}"
