@@ -62,8 +62,6 @@ rules! {
     DeregisterNodes => DeregisterNodes;
     /// Users, API tokens and the join token.
     ManageAccess => ManageAccess;
-    /// Register nodes (the join token).
-    Register => Register;
 }
 
 /// A caller allowed to do `R` (else `401` without a valid credential, `403` with

@@ -64,6 +64,19 @@ impl Permission {
     }
 }
 
+/// What a caller may register ([`Principal::registration`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registrar {
+    /// Any name, new or existing (an existing one is updated).
+    Any,
+    /// New names only: an existing name is a conflict.
+    NewNamesOnly,
+    /// Existing names only (an admin re-registering a node).
+    ExistingOnly,
+    /// Only the node with this id, under its own name.
+    Itself(String),
+}
+
 /// Who is calling, as established from its credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -133,6 +146,25 @@ impl Principal {
                 other.describe(),
                 permission.describe()
             ))),
+        }
+    }
+
+    /// How it may register a node (`POST /api/v1/nodes/register`): anyone with
+    /// authentication off registers and re-registers any name; the join token
+    /// registers new names only, since whoever holds it must not become an existing
+    /// node; a node re-registers only itself, with its current token; an admin
+    /// re-registers existing nodes (new nodes join with the join token).
+    pub fn registration(&self) -> Result<Registrar> {
+        match self {
+            Principal::Unrestricted => Ok(Registrar::Any),
+            Principal::User { role, .. } | Principal::ApiToken { role, .. }
+                if *role == Role::Admin =>
+            {
+                Ok(Registrar::ExistingOnly)
+            }
+            Principal::Joiner => Ok(Registrar::NewNamesOnly),
+            Principal::Node { node_id } => Ok(Registrar::Itself(node_id.clone())),
+            other => other.require(Permission::Register).map(|()| Registrar::Any),
         }
     }
 
@@ -206,6 +238,31 @@ mod tests {
             Err(Error::Forbidden(_))
         ));
         assert!(Principal::Unrestricted.may(Permission::RevealSecrets));
+    }
+
+    #[test]
+    fn only_admins_and_the_node_itself_may_register_an_existing_name() {
+        assert_eq!(
+            user(Role::Admin).registration().unwrap(),
+            Registrar::ExistingOnly
+        );
+        assert_eq!(Principal::Unrestricted.registration().unwrap(), Registrar::Any);
+        assert_eq!(
+            Principal::Joiner.registration().unwrap(),
+            Registrar::NewNamesOnly
+        );
+        let node = Principal::Node {
+            node_id: "n".into(),
+        };
+        assert_eq!(node.registration().unwrap(), Registrar::Itself("n".into()));
+        assert!(matches!(
+            user(Role::Operator).registration(),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            Principal::Anonymous.registration(),
+            Err(Error::Unauthorized(_))
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate, NodeUsage,
 };
+use crate::access::{Principal, Registrar};
 use crate::placement::usage_by_node;
 use crate::store::{NodeUpsert, Snapshot};
 use crate::token::{generate_node_token, hash_token};
@@ -33,7 +34,43 @@ impl Service {
     /// Registers a node, or updates the node of the same name: it keeps its id and
     /// gets a fresh token; the old token stops working at once.
     pub async fn register_node(&self, registration: &NodeRegistration) -> Result<NodeCredentials> {
+        self.register_node_as(&Principal::Unrestricted, registration)
+            .await
+    }
+
+    /// Registers a node as `caller` may ([`Principal::registration`]): with the
+    /// join token an existing name is a `Conflict` and changes nothing, and a node's
+    /// own token re-registers only that node.
+    pub async fn register_node_as(
+        &self,
+        caller: &Principal,
+        registration: &NodeRegistration,
+    ) -> Result<NodeCredentials> {
+        let registrar = caller.registration()?;
         registration.validate()?;
+        match &registrar {
+            Registrar::Itself(own_id) => {
+                let own = self.store.get_node(own_id).await?;
+                if own.is_none_or(|node| node.name != registration.name) {
+                    return Err(Error::Forbidden(format!(
+                        "node {own_id} may re-register only itself, not {:?}",
+                        registration.name
+                    )));
+                }
+            }
+            Registrar::ExistingOnly => {
+                let nodes = self.store.list_nodes().await?;
+                if !nodes.iter().any(|node| node.name == registration.name) {
+                    return Err(Error::Forbidden(format!(
+                        "{} may re-register existing nodes only; {:?} is new: new nodes join \
+                         with the join token",
+                        caller.describe(),
+                        registration.name
+                    )));
+                }
+            }
+            Registrar::Any | Registrar::NewNamesOnly => {}
+        }
         let token = generate_node_token();
         let token_hash = hash_token(&token);
         let new_id = Uuid::new_v4().to_string();
@@ -47,8 +84,18 @@ impl Service {
                 tags: &registration.tags,
                 token_hash: &token_hash,
                 now: self.now(),
+                only_new: registrar == Registrar::NewNamesOnly,
             })
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                let name = &registration.name;
+                tracing::warn!(name = %name, "registration of an existing name with the join token refused");
+                Error::Conflict(format!(
+                    "a node named {name:?} is already registered. Re-registering it needs its \
+                     own node token (an agent updating itself) or an admin; to replace it, \
+                     remove it first (`miaas nodes rm {name}`), or register under another name"
+                ))
+            })?;
         tracing::info!(%node_id, name = %registration.name, "node registered");
         // New or changed capacity: pending deployments may fit now.
         self.reconcile_if_waiting().await?;

@@ -165,7 +165,20 @@ pub struct NodeUpsert<'a> {
     pub token_hash: &'a str,
     /// Registration time: `registered_at` for a new node, `last_seen` always.
     pub now: f64,
+    /// Leave a node of the same name as it is (the upsert then answers `None`).
+    pub only_new: bool,
 }
+
+/// The registration upsert of both backends: binds the fields of [`NodeUpsert`]
+/// in order, then `only_new`; returns the node's id, or no row when `only_new`
+/// met an existing name.
+pub(crate) const UPSERT_NODE_SQL: &str = "INSERT INTO nodes (id, name, ip, capabilities, tags, \
+     token_hash, registered_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+     ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
+     capabilities = excluded.capabilities, tags = excluded.tags, \
+     token_hash = excluded.token_hash, last_seen = excluded.last_seen \
+     WHERE NOT $8 \
+     RETURNING id";
 
 /// A node with its token hash, for moving an install between databases.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,7 +221,7 @@ pub trait Store: AccessStore + Send + Sync + 'static {
 
     /// Inserts a node, or updates the node with the same name (keeping its id,
     /// first registration time and schedulability); returns the node's id.
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String>;
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>>;
 
     /// Up to `limit` nodes named after `after` (all when `None`), by name.
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>>;

@@ -204,25 +204,19 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
-        let id: (String,) = sqlx::query_as(
-            "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
-             last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
-             capabilities = excluded.capabilities, tags = excluded.tags, \
-             token_hash = excluded.token_hash, last_seen = excluded.last_seen \
-             RETURNING id",
-        )
-        .bind(node.new_id)
-        .bind(node.name)
-        .bind(node.ip)
-        .bind(encode_json(node.capabilities)?)
-        .bind(encode_json(&node.tags)?)
-        .bind(node.token_hash)
-        .bind(node.now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id.0)
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
+        let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
+            .bind(node.new_id)
+            .bind(node.name)
+            .bind(node.ip)
+            .bind(encode_json(node.capabilities)?)
+            .bind(encode_json(&node.tags)?)
+            .bind(node.token_hash)
+            .bind(node.now)
+            .bind(node.only_new)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(|(id,)| id))
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {

@@ -12,7 +12,7 @@ use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Allowed, DeregisterNodes, ManageNodes, NodeCredential, Read, Register};
+use crate::auth::{Allowed, Caller, DeregisterNodes, ManageNodes, NodeCredential, Read};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::page_cache::{self, CachedPage};
@@ -32,15 +32,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Register a node, or update the node of the same name.
 ///
-/// A known `name` keeps its `node_id` and gets a fresh `node_token`; the previous
-/// token stops working at once. Needs `Authorization: Bearer <join token>`.
+/// A new `name` needs `Authorization: Bearer <join token>`. A known `name` keeps
+/// its `node_id` and gets a fresh `node_token` (the previous one stops working at
+/// once), but only for proof of being that node: its current node token, or an
+/// admin's credential. With the join token alone, a known name is `409` and
+/// nothing changes.
 #[utoipa::path(
     post, path = "/api/v1/nodes/register", tag = "nodes",
     request_body = NodeRegistration,
-    security(("join_token" = [])),
+    security(("join_token" = []), ("node_token" = []), ("bearer" = [])),
     responses(
         (status = 201, description = "Registered", body = RegistrationResponse),
         AuthErrors,
+        (status = 409, description = "The name is taken, and the join token cannot re-register it", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -49,10 +53,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn register_node(
     State(state): State<AppState>,
-    _: Allowed<Register>,
+    Caller(caller): Caller,
     ApiJson(registration): ApiJson<NodeRegistration>,
 ) -> Result<(StatusCode, Json<RegistrationResponse>), ApiError> {
-    let credentials = state.service.register_node(&registration).await?;
+    let credentials = state
+        .service
+        .register_node_as(&caller, &registration)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(RegistrationResponse {

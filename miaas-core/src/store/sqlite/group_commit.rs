@@ -22,14 +22,15 @@ pub(super) struct QueuedUpsert {
     tags: String,
     token_hash: String,
     now: f64,
+    only_new: bool,
     /// The node as a new registration stores it (id filled in once known).
     record: NodeRecord,
-    reply: oneshot::Sender<Result<String>>,
+    reply: oneshot::Sender<Result<Option<String>>>,
 }
 
 impl QueuedUpsert {
     /// The upsert, encoded, with where its answer goes.
-    pub(super) fn new(node: &NodeUpsert<'_>) -> Result<(Self, oneshot::Receiver<Result<String>>)> {
+    pub(super) fn new(node: &NodeUpsert<'_>) -> Result<(Self, oneshot::Receiver<Result<Option<String>>>)> {
         let (reply, answer) = oneshot::channel();
         Ok((
             Self {
@@ -40,6 +41,7 @@ impl QueuedUpsert {
                 tags: encode_json(&node.tags)?,
                 token_hash: node.token_hash.to_string(),
                 now: node.now,
+                only_new: node.only_new,
                 record: NodeRecord {
                     id: String::new(),
                     name: node.name.to_string(),
@@ -98,25 +100,18 @@ impl UpsertQueue {
             let mut tx = writer.begin().await?;
             for upsert in &batch {
                 // a failed statement is undone alone; the others still commit
-                let id = sqlx::query_as::<_, (String,)>(
-                    "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, \
-                     registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
-                     capabilities = excluded.capabilities, tags = excluded.tags, \
-                     token_hash = excluded.token_hash, last_seen = excluded.last_seen \
-                     RETURNING id",
-                )
-                .bind(&upsert.new_id)
-                .bind(&upsert.name)
-                .bind(&upsert.ip)
-                .bind(&upsert.capabilities)
-                .bind(&upsert.tags)
-                .bind(&upsert.token_hash)
-                .bind(upsert.now)
-                .bind(upsert.now)
-                .fetch_one(&mut *tx)
-                .await;
-                results.push(id.map(|(id,)| id).map_err(Error::from));
+                let id = sqlx::query_as::<_, (String,)>(crate::store::UPSERT_NODE_SQL)
+                    .bind(&upsert.new_id)
+                    .bind(&upsert.name)
+                    .bind(&upsert.ip)
+                    .bind(&upsert.capabilities)
+                    .bind(&upsert.tags)
+                    .bind(&upsert.token_hash)
+                    .bind(upsert.now)
+                    .bind(upsert.only_new)
+                    .fetch_optional(&mut *tx)
+                    .await;
+                results.push(id.map(|row| row.map(|(id,)| id)).map_err(Error::from));
             }
             store.commit_own(tx).await
         }
@@ -135,7 +130,7 @@ impl UpsertQueue {
                     "registration not committed: {err}"
                 ))),
             };
-            if let Ok(id) = &answer {
+            if let Ok(Some(id)) = &answer {
                 tokens.insert(&upsert.token_hash, id, upsert.now);
             } else if outcome.is_err() {
                 // the batch may or may not have committed: no token of it is trusted
@@ -147,7 +142,7 @@ impl UpsertQueue {
         if let Ok(commit) = outcome {
             kept.patch(commit, |cached| {
                 for (upsert, answer) in &answered {
-                    if let Ok(id) = answer {
+                    if let Ok(Some(id)) = answer {
                         cached.upsert_node(NodeRecord {
                             id: id.clone(),
                             ..upsert.record.clone()

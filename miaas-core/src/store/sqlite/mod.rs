@@ -202,7 +202,7 @@ impl Store for SqliteStore {
         self.kept.clear();
     }
 
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<String> {
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
         let (queued, answer) = group_commit::QueuedUpsert::new(&node)?;
         self.upserts.push(queued);
         let store = self.clone();
