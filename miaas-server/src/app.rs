@@ -17,10 +17,11 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::client_addr::{ClientAddr, TrustedProxies, resolve_client};
-use crate::config::{AuthMode, ServerConfig};
+use crate::config::{AuthMode, CorsOrigins, ServerConfig};
 use crate::error::ServerError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::limit::{AuthFailureLimiter, limit_auth_failures};
+use crate::local_only::{is_loopback_origin, require_loopback_host};
 use crate::routes;
 use crate::state::AppState;
 
@@ -90,6 +91,11 @@ impl Application {
             .layer(cors)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(middleware::from_fn_with_state(proxies, resolve_client));
+        let router = if auth {
+            router
+        } else {
+            router.layer(middleware::from_fn(require_loopback_host))
+        };
         Ok(Self {
             listener,
             router,
@@ -215,9 +221,16 @@ fn default_public_url(addr: SocketAddr) -> String {
 
 /// No cross-origin access unless `origins` allows it; credentials (cookies) are
 /// never allowed cross-origin (the API's credentials are bearer tokens).
-fn cors_layer(origins: &str) -> Result<CorsLayer, ServerError> {
-    let origins = origins.trim();
+fn cors_layer(origins: CorsOrigins<'_>) -> Result<CorsLayer, ServerError> {
     let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    let origins = match origins {
+        CorsOrigins::Loopback => {
+            return Ok(layer.allow_origin(AllowOrigin::predicate(|origin, _| {
+                is_loopback_origin(origin)
+            })));
+        }
+        CorsOrigins::Configured(origins) => origins.trim(),
+    };
     if origins.is_empty() {
         return Ok(CorsLayer::new());
     }
@@ -305,8 +318,9 @@ mod tests {
 
     #[test]
     fn cors_origins_must_be_valid_header_values() {
-        assert!(cors_layer("*").is_ok());
-        assert!(cors_layer("http://a.example, http://b.example").is_ok());
-        assert!(cors_layer("http://bad\norigin").is_err());
+        let configured = |o| cors_layer(CorsOrigins::Configured(o));
+        assert!(configured("*").is_ok());
+        assert!(configured("http://a.example, http://b.example").is_ok());
+        assert!(configured("http://bad\norigin").is_err());
     }
 }

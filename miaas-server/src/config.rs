@@ -28,6 +28,15 @@ pub enum AuthMode {
     Off,
 }
 
+/// Which browser origins may call the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorsOrigins<'a> {
+    /// `*`, a comma-separated list, or none (empty).
+    Configured(&'a str),
+    /// Pages served from a loopback address or `localhost`, on any port.
+    Loopback,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
@@ -110,7 +119,8 @@ pub struct ServerConfig {
 
     /// Origins allowed to call the API from a browser: `*` or a comma-separated
     /// list; credentials (cookies) are never allowed cross-origin [default: none
-    /// with auth on, `*` with auth off as in the original].
+    /// with auth on; with auth off, pages served from localhost or a loopback
+    /// address, on any port].
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
 
@@ -214,13 +224,14 @@ impl ServerConfig {
         }
     }
 
-    /// The CORS origins in force: as configured, else none with auth on and `*`
-    /// with auth off (the original's default).
-    pub fn effective_cors_origins(&self) -> &str {
+    /// The CORS origins in force: as configured, else none with auth on and the
+    /// loopback origins with auth off (a page served from this machine, such as
+    /// the original's UI on a development port).
+    pub fn effective_cors_origins(&self) -> CorsOrigins<'_> {
         match (&self.cors_origins, self.auth) {
-            (Some(origins), _) => origins,
-            (None, AuthMode::On) => "",
-            (None, AuthMode::Off) => "*",
+            (Some(origins), _) => CorsOrigins::Configured(origins),
+            (None, AuthMode::On) => CorsOrigins::Configured(""),
+            (None, AuthMode::Off) => CorsOrigins::Loopback,
         }
     }
 
@@ -339,9 +350,14 @@ mod tests {
         assert!(config.check_auth().is_err());
         config.auth = AuthMode::On;
         assert!(config.check_auth().is_ok());
-        assert_eq!(config.effective_cors_origins(), "");
+        assert_eq!(config.effective_cors_origins(), CorsOrigins::Configured(""));
         config.auth = AuthMode::Off;
-        assert_eq!(config.effective_cors_origins(), "*");
+        assert_eq!(config.effective_cors_origins(), CorsOrigins::Loopback);
+        config.cors_origins = Some("*".into());
+        assert_eq!(
+            config.effective_cors_origins(),
+            CorsOrigins::Configured("*")
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@ use crate::error::ApiError;
 /// Largest request body accepted (bigger ones get `413`).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// A JSON body. Malformed JSON is `400`; a missing, mistyped or out-of-range field is
-/// `422` naming the field; an oversized body `413`. The body is read as JSON whatever
-/// the content type says (as `curl -d` users expect); when it does not parse and the
-/// request declared another content type, the answer is `415`.
+/// A JSON body. It must be declared `Content-Type: application/json` (or
+/// `application/*+json`), else `415` before the body is read: a web page can send a
+/// cross-origin `text/plain` or form body without asking first, but not a JSON one.
+/// Malformed JSON is `400`; a missing, mistyped or out-of-range field is `422`
+/// naming the field; an oversized body `413`.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -26,18 +27,18 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declared_json = check_content_type(req.headers());
+        check_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state).await?;
-        match parse_json(&bytes) {
-            Ok(value) => Ok(ApiJson(value)),
-            Err(err) => Err(declared_json.err().unwrap_or(err)),
-        }
+        parse_json(&bytes).map(ApiJson)
     }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected a JSON body: send Content-Type: application/json",
+        ));
     };
     let mime = value.to_str().unwrap_or_default().to_ascii_lowercase();
     let essence = mime.split(';').next().unwrap_or_default().trim();
@@ -154,14 +155,26 @@ mod tests {
     #[test]
     fn content_types_other_than_json_are_refused() {
         let mut headers = HeaderMap::new();
-        assert!(check_content_type(&headers).is_ok());
+        let missing = check_content_type(&headers).unwrap_err();
+        assert_eq!(missing.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         headers.insert(
             header::CONTENT_TYPE,
             "application/json; charset=utf-8".parse().unwrap(),
         );
         assert!(check_content_type(&headers).is_ok());
-        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        let err = check_content_type(&headers).unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/merge-patch+json".parse().unwrap(),
+        );
+        assert!(check_content_type(&headers).is_ok());
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            headers.insert(header::CONTENT_TYPE, other.parse().unwrap());
+            let err = check_content_type(&headers).unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{other}");
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 mod error;
 mod extract;
 mod limit;
+mod local_only;
 mod page_cache;
 mod routes;
 mod state;

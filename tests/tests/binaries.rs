@@ -348,7 +348,9 @@ async fn environments_are_sealed_at_rest_and_survive_a_key_rotation() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let expected = miaas_core::secrets::SecretKey::parse(&new_key).unwrap().id();
+    let expected = miaas_core::secrets::SecretKey::parse(&new_key)
+        .unwrap()
+        .id();
     assert!(
         stderr.contains(&format!("sealed with key id {expected}")),
         "{stderr}"

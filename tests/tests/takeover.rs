@@ -69,12 +69,18 @@ async fn a_node_re_registers_itself_with_its_own_token_and_an_admin_may_too() {
     let fresh = answer["node_token"].as_str().unwrap().to_string();
     let heartbeat_path = format!("/api/v1/nodes/{id}/heartbeat");
     assert_eq!(
-        server.post_as(&token, &heartbeat_path, &heartbeat()).await.0,
+        server
+            .post_as(&token, &heartbeat_path, &heartbeat())
+            .await
+            .0,
         401,
         "the old token was rotated"
     );
     assert_eq!(
-        server.post_as(&fresh, &heartbeat_path, &heartbeat()).await.0,
+        server
+            .post_as(&fresh, &heartbeat_path, &heartbeat())
+            .await
+            .0,
         200
     );
     let (_, node) = server.get_as(&admin, &format!("/api/v1/nodes/{id}")).await;

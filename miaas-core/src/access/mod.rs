@@ -246,7 +246,10 @@ mod tests {
             user(Role::Admin).registration().unwrap(),
             Registrar::ExistingOnly
         );
-        assert_eq!(Principal::Unrestricted.registration().unwrap(), Registrar::Any);
+        assert_eq!(
+            Principal::Unrestricted.registration().unwrap(),
+            Registrar::Any
+        );
         assert_eq!(
             Principal::Joiner.registration().unwrap(),
             Registrar::NewNamesOnly

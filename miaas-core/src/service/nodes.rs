@@ -9,12 +9,12 @@ use utoipa::ToSchema;
 
 use super::Service;
 use super::deployments::{set, take};
+use crate::access::{Principal, Registrar};
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
     Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate, NodeUsage,
 };
-use crate::access::{Principal, Registrar};
 use crate::placement::usage_by_node;
 use crate::store::{NodeUpsert, Snapshot};
 use crate::token::{generate_node_token, hash_token};

@@ -30,7 +30,9 @@ pub(super) struct QueuedUpsert {
 
 impl QueuedUpsert {
     /// The upsert, encoded, with where its answer goes.
-    pub(super) fn new(node: &NodeUpsert<'_>) -> Result<(Self, oneshot::Receiver<Result<Option<String>>>)> {
+    pub(super) fn new(
+        node: &NodeUpsert<'_>,
+    ) -> Result<(Self, oneshot::Receiver<Result<Option<String>>>)> {
         let (reply, answer) = oneshot::channel();
         Ok((
             Self {
