@@ -29,6 +29,14 @@ pub enum Error {
         /// Seconds until a retry may succeed.
         retry_after: u64,
     },
+    /// The server is too busy for this request now; nothing was done.
+    #[error("{detail}")]
+    Busy {
+        /// What to do, for people.
+        detail: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// Valid credentials that do not allow this operation.
     #[error("{0}")]
     Forbidden(String),

@@ -107,6 +107,12 @@ impl From<miaas_core::Error> for ApiError {
             E::Throttled { retry_after, .. } => {
                 return Self::too_many(err.to_string(), *retry_after);
             }
+            E::Busy { retry_after, .. } => {
+                return Self {
+                    retry_after: Some(*retry_after),
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+                };
+            }
             E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::DatabaseUrl(_)
             | E::Database(_)

@@ -5,8 +5,9 @@
 //! balancer, a NAT): the credential is checked first (which costs no I/O), and only
 //! a `401` is counted or turned into a `429`. Password logins are the exception:
 //! their check is deliberately slow, so a blocked address is refused before it.
-//! A credential this server issued that has expired or was revoked is not a guess
-//! and is not counted.
+//! A login is counted before its password is checked and taken back when it
+//! succeeds. A credential this server issued that has expired or was revoked is
+//! not a guess and is not counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -68,6 +69,25 @@ impl AuthFailureLimiter {
         let key = key_of(ip);
         let (count, since) = table.counts.get(&key).or_else(|| table.counts.get(&None))?;
         self.wait(*count >= self.max_failures, *since, now)
+    }
+
+    /// Counts an attempt of `ip` as failed until [`Self::refund`]ed; refuses it
+    /// (with the seconds to wait) when `ip` has no failures left.
+    fn begin_attempt(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        if let Some(retry_after) = self.blocked_for(ip, now) {
+            return Some(retry_after);
+        }
+        self.record_failure(ip, now);
+        None
+    }
+
+    /// Takes back an attempt [`Self::begin_attempt`] counted: it did not fail.
+    fn refund(&self, ip: IpAddr) {
+        if let Ok(mut table) = self.table.lock()
+            && let Some(entry) = table.counts.get_mut(&key_of(ip))
+        {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 
     /// The rest of the window from `since`, when `over` and the window still runs.
@@ -146,8 +166,21 @@ pub async fn limit_auth_failures(
     let Some(ip) = client.filter(|_| authenticating) else {
         return next.run(request).await;
     };
-    if login && let Some(retry_after) = limiter.blocked_for(ip, Instant::now()) {
-        return too_many(retry_after);
+    if login {
+        // counted before the (slow) password check, so that a flood of concurrent
+        // logins is refused past the limit instead of all being checked at once
+        if let Some(retry_after) = limiter.begin_attempt(ip, Instant::now()) {
+            return too_many(retry_after);
+        }
+        let response = next.run(request).await;
+        let failed = matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        );
+        if !failed {
+            limiter.refund(ip);
+        }
+        return response;
     }
     let response = next.run(request).await;
     let expired = response.extensions().get::<ExpiredCredential>().is_some();
@@ -189,6 +222,18 @@ mod tests {
         );
         assert_eq!(limiter.blocked_for(other, t0), None, "per address");
         assert_eq!(limiter.blocked_for(ip, t0 + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn logins_count_before_they_run_and_successes_are_taken_back() {
+        let limiter = AuthFailureLimiter::new(2, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(limiter.begin_attempt(ip, t0), None);
+        assert_eq!(limiter.begin_attempt(ip, t0), None);
+        assert_eq!(limiter.begin_attempt(ip, t0), Some(60), "two in flight");
+        limiter.refund(ip);
+        assert_eq!(limiter.begin_attempt(ip, t0), None, "one succeeded");
     }
 
     #[test]

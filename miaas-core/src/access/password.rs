@@ -32,6 +32,69 @@ pub fn decoy_hash() -> &'static str {
     })
 }
 
+/// Password work (argon2: ~19 MiB and tens of milliseconds each) bounded to one
+/// check per core at a time, so that a flood of logins cannot take every core and
+/// gigabytes of memory: a login that finds every slot taken is answered `Busy` at
+/// once; hashing a new password (admin work) waits for a slot.
+#[derive(Debug, Clone)]
+pub struct PasswordWork {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for PasswordWork {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::with_slots(cores)
+    }
+}
+
+impl PasswordWork {
+    /// At most `slots` password checks or hashes at once.
+    pub fn with_slots(slots: usize) -> Self {
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+        }
+    }
+
+    /// Whether `password` matches `stored`, checked off the async executor; `Busy`
+    /// when every slot is taken.
+    pub async fn verify(&self, password: &str, stored: String) -> Result<bool> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy {
+                detail: "Too many logins in progress; retry shortly".into(),
+                retry_after: 1,
+            })?;
+        let password = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify(&password, &stored)
+        })
+        .await
+        .unwrap_or(false);
+        Ok(matches)
+    }
+
+    /// Hashes `password` off the async executor, waiting for a slot.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("password hashing stopped".into()))?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash(&password)
+        })
+        .await
+        .map_err(|err| Error::Corrupt(format!("password hashing failed: {err}")))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +109,19 @@ mod tests {
         assert!(!verify("correct horse", "not a hash"));
         assert_ne!(stored, hash("correct horse").unwrap(), "salted");
         assert!(!verify("anything", decoy_hash()));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_answers_busy_at_once() {
+        let work = PasswordWork::with_slots(1);
+        let stored = hash("pw").unwrap();
+        assert!(work.verify("pw", stored.clone()).await.unwrap());
+        let held = work.slots.clone().try_acquire_owned().unwrap();
+        assert!(matches!(
+            work.verify("pw", stored.clone()).await,
+            Err(Error::Busy { retry_after: 1, .. })
+        ));
+        drop(held);
+        assert!(!work.verify("other", stored).await.unwrap());
     }
 }

@@ -70,7 +70,7 @@ impl Service {
                 role: Role::Admin,
                 created_at: now,
             },
-            password_hash: hash_password(&admin_password).await?,
+            password_hash: self.password_work.hash(&admin_password).await?,
         };
         if self.store.insert_first_user(&record).await? {
             tracing::info!(username = BOOTSTRAP_ADMIN, "created the first admin user");
@@ -146,10 +146,7 @@ impl Service {
             || password::decoy_hash().to_string(),
             |r| r.password_hash.clone(),
         );
-        let given = request.password.clone();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
-            .await
-            .unwrap_or(false);
+        let matches = self.password_work.verify(&request.password, stored).await?;
         let user = match record {
             Some(record) if matches => record.user,
             _ => {
@@ -187,7 +184,7 @@ impl Service {
                 role: new.role,
                 created_at: self.now(),
             },
-            password_hash: hash_password(password).await?,
+            password_hash: self.password_work.hash(password).await?,
         };
         self.store.insert_user(&record).await?;
         tracing::info!(username = %new.username, role = %new.role, "user created");
@@ -300,12 +297,4 @@ impl Service {
             })
             .await
     }
-}
-
-/// Hashes off the async executor (argon2 takes tens of milliseconds on purpose).
-async fn hash_password(password: &str) -> Result<String> {
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|err| Error::Corrupt(format!("password hashing failed: {err}")))?
 }

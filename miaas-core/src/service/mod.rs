@@ -63,6 +63,7 @@ pub struct Service {
     signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
     ledger: Arc<ledger::Ledger>,
     login_backoff: Arc<crate::access::login_backoff::LoginBackoff>,
+    password_work: crate::access::password::PasswordWork,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -89,6 +90,7 @@ impl Service {
             signing_key: Arc::default(),
             ledger: Arc::default(),
             login_backoff: Arc::default(),
+            password_work: crate::access::password::PasswordWork::default(),
             settings,
         }
     }

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this address, or for this user; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Every password check is busy (a login flood); see Retry-After", body = ErrorBody),
     )
 )]
 async fn issue_token(
