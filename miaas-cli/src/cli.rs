@@ -116,11 +116,23 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Remove a user; its access tokens stop working at once.
+    /// Remove a user; its access tokens, and the API tokens it created, stop
+    /// working at once.
     #[command(alias = "remove")]
     Rm {
         /// Login name.
         username: String,
+    },
+    /// Set a user's password (admin, or users their own with the current one);
+    /// access tokens issued before stop working.
+    Passwd {
+        /// Login name.
+        username: String,
+        /// Read the new password from the first line of standard input, and the
+        /// current one (for your own, unless you are an admin) from the second
+        /// (else both are asked for on the terminal).
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 

@@ -109,6 +109,8 @@ const ROUTES: &[Route] = &[
     route("get", "/api/v1/users", ADMIN, 200),
     route("post", "/api/v1/users", ADMIN, 201),
     route("delete", "/api/v1/users/{username}", ADMIN, 204),
+    // another user's password (one's own is the user's too: see user_tokens.rs)
+    route("put", "/api/v1/users/{username}/password", ADMIN, 204),
     route("get", "/api/v1/tokens", ADMIN, 200),
     route("post", "/api/v1/tokens", ADMIN, 201),
     route("delete", "/api/v1/tokens/{id}", ADMIN, 204),
@@ -199,7 +201,7 @@ impl Fixture {
             .expect("a signing key");
         let expired = SigningKey::from_hex(&key)
             .expect("key")
-            .issue("admin", Role::Admin, 1_000_000, 60)
+            .issue("admin", Role::Admin, "", 1_000_000, 60)
             .expect("sign");
         let revoked = server.api_token("admin").await;
         let (status, tokens) = server.get_as(&admin, "/api/v1/tokens").await;
@@ -274,6 +276,15 @@ impl Fixture {
                 assert_eq!(status, 201);
                 format!("/api/v1/users/{name}")
             }
+            "/api/v1/users/{username}/password" => {
+                let name = format!("reset-{n}");
+                let (status, _) = self
+                    .server
+                    .post_as(&self.admin, "/api/v1/users", &json!({"username": name}))
+                    .await;
+                assert_eq!(status, 201);
+                format!("/api/v1/users/{name}/password")
+            }
             "/api/v1/tokens/{id}" => {
                 let (status, body) = self
                     .server
@@ -300,6 +311,9 @@ impl Fixture {
             ("post", "/api/v1/placement/plan") => Some(json!({"requirements": {"cpus": 1}})),
             ("post", "/api/v1/users") => Some(json!({"username": format!("new-{n}")})),
             ("post", "/api/v1/tokens") => Some(json!({"name": format!("t-{n}"), "role": "viewer"})),
+            ("put", "/api/v1/users/{username}/password") => {
+                Some(json!({"password": "a-new-password"}))
+            }
             ("post", _) => Some(json!({})),
             _ => None,
         };

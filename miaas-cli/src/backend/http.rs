@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use miaas_core::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
-    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, TokenRequest, User,
+    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, PasswordChange,
+    TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
@@ -267,6 +268,12 @@ impl Backend for HttpBackend {
     async fn delete_user(&self, username: &str) -> Result<()> {
         self.call_empty(Method::DELETE, &["api", "v1", "users", username])
             .await
+    }
+
+    async fn change_password(&self, username: &str, change: &PasswordChange) -> Result<()> {
+        let url = self.url(&["api", "v1", "users", username, "password"])?;
+        self.send(Method::PUT, url, Some(change)).await?;
+        Ok(())
     }
 
     async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {

@@ -3,9 +3,10 @@
 //! credential (users, tokens and the join token included).
 
 use async_trait::async_trait;
+use miaas_core::access::Principal;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
-    JoinToken, NewUser, Node, NodeUpdate, TokenRequest, User,
+    JoinToken, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
@@ -108,6 +109,14 @@ impl Backend for LocalBackend {
 
     async fn delete_user(&self, username: &str) -> Result<()> {
         Ok(self.service.delete_user(username).await?)
+    }
+
+    async fn change_password(&self, username: &str, change: &PasswordChange) -> Result<()> {
+        // access to the database is already full access: no old password
+        Ok(self
+            .service
+            .change_password(&Principal::Unrestricted, username, change)
+            .await?)
     }
 
     async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {

@@ -7,7 +7,7 @@ mod local;
 use async_trait::async_trait;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
-    JoinToken, NewUser, Node, NodeUpdate, TokenRequest, User,
+    JoinToken, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
@@ -46,6 +46,8 @@ pub trait Backend: Send + Sync {
     async fn create_user(&self, user: &NewUser) -> Result<CreatedUser>;
     /// Remove a user.
     async fn delete_user(&self, username: &str) -> Result<()>;
+    /// Set a user's password.
+    async fn change_password(&self, username: &str, change: &PasswordChange) -> Result<()>;
     /// Active API tokens.
     async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
     /// Create an API token.

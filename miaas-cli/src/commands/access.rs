@@ -52,6 +52,18 @@ pub async fn users(ctx: &Context, command: UsersCommand) -> Result<()> {
             backend.delete_user(&username).await?;
             say!("removed user {username}");
         }
+        UsersCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let change = if password_stdin {
+                super::login::read_stdin_password_change()?
+            } else {
+                super::login::ask_password_change(&username)?
+            };
+            backend.change_password(&username, &change).await?;
+            say!("changed the password of {username}; access tokens issued before no longer work");
+        }
     }
     Ok(())
 }

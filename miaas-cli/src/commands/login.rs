@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Read};
 
-use miaas_core::model::LoginRequest;
+use miaas_core::model::{LoginRequest, PasswordChange};
 
 use miaas_core::clock::{Clock, SystemClock};
 
@@ -83,4 +83,47 @@ pub fn read_stdin_password() -> Result<String> {
         ));
     }
     Ok(password.to_string())
+}
+
+/// A password change from standard input: the new password on the first line,
+/// the current one (when needed) on the second.
+pub fn read_stdin_password_change() -> Result<PasswordChange> {
+    let text = read_stdin_password()?;
+    let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let password = lines.next().unwrap_or_default().to_string();
+    if password.is_empty() {
+        return Err(CliError::Usage(
+            "the new password on standard input is empty".into(),
+        ));
+    }
+    let old_password = lines.next().filter(|l| !l.is_empty()).map(str::to_string);
+    Ok(PasswordChange {
+        password,
+        old_password,
+    })
+}
+
+/// A password change asked for on the terminal: the current password (empty for
+/// an admin setting someone's), then the new one twice.
+pub fn ask_password_change(username: &str) -> Result<PasswordChange> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "no terminal to ask for the passwords on: pipe them with --password-stdin".into(),
+        ));
+    }
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map_err(|err| CliError::Failed(format!("cannot read the password: {err}")))
+    };
+    let old = ask(format!(
+        "Current password of {username} (empty if you are an admin): "
+    ))?;
+    let password = ask(format!("New password for {username}: "))?;
+    if ask("Repeat the new password: ".into())? != password {
+        return Err(CliError::Failed("the new passwords differ".into()));
+    }
+    Ok(PasswordChange {
+        password,
+        old_password: (!old.is_empty()).then_some(old),
+    })
 }

@@ -28,6 +28,20 @@ pub struct Claims {
     pub exp: u64,
     /// Always `miaas`.
     pub iss: String,
+    /// The user's token epoch when it was issued ([`token_epoch`]): a token of a
+    /// user since removed and created again, or whose password changed since,
+    /// does not match any more.
+    #[serde(default)]
+    pub epoch: String,
+}
+
+/// A user's token epoch: a fingerprint of their stored password hash, which is
+/// salted afresh whenever a user is created or their password is set, so it
+/// changes exactly when earlier access tokens must stop working. It tells nothing
+/// of the password (the salt is not in it).
+pub fn token_epoch(password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(password_hash.as_bytes())[..8])
 }
 
 /// The key that signs and checks access tokens. `Debug` never shows it.
@@ -62,13 +76,21 @@ impl SigningKey {
     }
 
     /// A token for `username` with `role`, valid from `now` for `ttl_secs`.
-    pub fn issue(&self, username: &str, role: Role, now: u64, ttl_secs: u64) -> Result<String> {
+    pub fn issue(
+        &self,
+        username: &str,
+        role: Role,
+        epoch: &str,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String> {
         let claims = Claims {
             sub: username.to_string(),
             role,
             iat: now,
             exp: now.saturating_add(ttl_secs),
             iss: ISSUER.into(),
+            epoch: epoch.to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|err| Error::Corrupt(format!("cannot sign an access token: {err}")))
@@ -102,11 +124,18 @@ mod tests {
     #[test]
     fn tokens_verify_until_they_expire_and_only_with_their_key() {
         let key = SigningKey::from_hex(&SigningKey::generate_hex()).unwrap();
-        let token = key.issue("alice", Role::Operator, 1_000, 60).unwrap();
+        let epoch = token_epoch("$argon2id$v=19$m=19456,t=2,p=1$salt$hash");
+        let token = key
+            .issue("alice", Role::Operator, &epoch, 1_000, 60)
+            .unwrap();
         let claims = key.verify(&token, 1_030).unwrap();
         assert_eq!(
-            (claims.sub.as_str(), claims.role),
-            ("alice", Role::Operator)
+            (claims.sub.as_str(), claims.role, claims.epoch.as_str()),
+            ("alice", Role::Operator, epoch.as_str())
+        );
+        assert_ne!(
+            epoch,
+            token_epoch("$argon2id$v=19$m=19456,t=2,p=1$other$hash")
         );
         assert!(matches!(
             key.verify(&token, 1_060),

@@ -168,6 +168,24 @@ impl Principal {
         }
     }
 
+    /// Whether it may set `username`'s password, and if so whether it must give
+    /// the old one: an admin sets anyone's without; a user changes their own with
+    /// it; nobody else may (an API token is not its user).
+    pub fn may_set_password(&self, username: &str) -> Result<bool> {
+        if self.may(Permission::ManageAccess) {
+            return Ok(false);
+        }
+        match self {
+            Principal::User { username: own, .. } if own == username => Ok(true),
+            Principal::Anonymous => self.require(Permission::ManageAccess).map(|()| false),
+            other => Err(Error::Forbidden(format!(
+                "{} may not change the password of {username:?}: only an admin, or the \
+                 user themself",
+                other.describe()
+            ))),
+        }
+    }
+
     /// Whether deployment `env` values are shown to it in clear: with
     /// authentication off (as in the original), or to an admin who `asked`; asking
     /// without the right is `Forbidden`. Everyone else sees `***`.

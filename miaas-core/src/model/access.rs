@@ -127,6 +127,22 @@ pub fn validate_password(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// `PUT /api/v1/users/{username}/password`: an admin sets anyone's password; a
+/// user changes their own with `old_password`. Every access token issued before
+/// stops working.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"password": "<new password>", "old_password": "<current password>"}))]
+pub struct PasswordChange {
+    /// The new password: 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+    /// The current password: required when users change their own (unless they
+    /// are an admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_password: Option<String>,
+}
+
 /// The answer to creating a user.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
@@ -226,6 +242,7 @@ macro_rules! debug_without {
 debug_without!(NewUser, password, [username, role]);
 debug_without!(CreatedUser, password, [user]);
 debug_without!(LoginRequest, password, [username]);
+debug_without!(PasswordChange, password, []);
 debug_without!(AccessToken, access_token, [token_type, expires_in]);
 debug_without!(CreatedApiToken, token, [info]);
 debug_without!(JoinToken, join_token, []);

@@ -16,7 +16,8 @@ use schema::{env_schema, tag_list_schema};
 
 pub use access::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest,
-    MIN_PASSWORD_CHARS, NewUser, Role, TokenRequest, User, validate_password, validate_username,
+    MIN_PASSWORD_CHARS, NewUser, PasswordChange, Role, TokenRequest, User, validate_password,
+    validate_username,
 };
 pub use agent::{DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus, StatusReport};
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};

@@ -4,11 +4,11 @@ use uuid::Uuid;
 
 use super::Service;
 use crate::access::credential::{self, API_TOKEN_PREFIX, CredentialKind, JOIN_TOKEN_PREFIX};
-use crate::access::jwt::SigningKey;
+use crate::access::jwt::{self, SigningKey};
 use crate::access::{Principal, password};
 use crate::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest, NewUser,
-    Role, TokenRequest, User,
+    PasswordChange, Role, TokenRequest, User, validate_password,
 };
 use crate::store::{ApiTokenRecord, UserRecord};
 use crate::token::hash_token;
@@ -130,6 +130,13 @@ impl Service {
         let user = self.store.get_user(&claims.sub).await?.ok_or_else(|| {
             Error::Expired("The user of this access token no longer exists".into())
         })?;
+        if claims.epoch != jwt::token_epoch(&user.password_hash) {
+            return Err(Error::Expired(
+                "This access token was issued before the user's password was set or the \
+                 user was created again; log in again"
+                    .into(),
+            ));
+        }
         Ok(Principal::User {
             username: user.user.username,
             role: user.user.role,
@@ -147,8 +154,8 @@ impl Service {
             |r| r.password_hash.clone(),
         );
         let matches = self.password_work.verify(&request.password, stored).await?;
-        let user = match record {
-            Some(record) if matches => record.user,
+        let (user, epoch) = match record {
+            Some(record) if matches => (record.user, jwt::token_epoch(&record.password_hash)),
             _ => {
                 self.login_backoff.failed(&request.username, self.now());
                 return Err(unauthorized("Invalid username or password"));
@@ -157,10 +164,10 @@ impl Service {
         self.login_backoff.succeeded(&user.username);
         let ttl = self.settings.access_token_ttl.as_secs().max(1);
         let now = self.now().max(0.0) as u64;
-        let access_token = self
-            .signing_key()
-            .await?
-            .issue(&user.username, user.role, now, ttl)?;
+        let access_token =
+            self.signing_key()
+                .await?
+                .issue(&user.username, user.role, &epoch, now, ttl)?;
         tracing::info!(username = %user.username, "user logged in");
         Ok(AccessToken {
             access_token,
@@ -199,10 +206,10 @@ impl Service {
         self.store.list_users().await
     }
 
-    /// Removes a user: its access tokens stop working at once. The last admin
-    /// cannot be removed.
+    /// Removes a user: its access tokens, and the API tokens it created, stop
+    /// working at once. The last admin cannot be removed.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
-        if !self.store.delete_user(username).await? {
+        if !self.store.delete_user(username, self.now()).await? {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, "user removed");
@@ -211,7 +218,22 @@ impl Service {
 
     /// Creates a long-lived API token; the token is in the answer only.
     pub async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
+        self.create_api_token_as(&Principal::Unrestricted, request)
+            .await
+    }
+
+    /// As [`Self::create_api_token`], recording `creator` when it is a user: the
+    /// token is revoked when that user is removed.
+    pub async fn create_api_token_as(
+        &self,
+        creator: &Principal,
+        request: &TokenRequest,
+    ) -> Result<CreatedApiToken> {
         request.validate()?;
+        let created_by = match creator {
+            Principal::User { username, .. } => Some(username.clone()),
+            _ => None,
+        };
         let token = credential::generate(API_TOKEN_PREFIX);
         let info = ApiTokenInfo {
             id: Uuid::new_v4().to_string(),
@@ -224,10 +246,47 @@ impl Service {
                 info: info.clone(),
                 token_hash: hash_token(&token),
                 revoked_at: None,
+                created_by,
             })
             .await?;
         tracing::info!(id = %info.id, name = %info.name, role = %info.role, "API token created");
         Ok(CreatedApiToken { info, token })
+    }
+
+    /// Sets `username`'s password as `caller` may ([`Principal::may_set_password`]):
+    /// a user changing their own gives the old one. Every access token issued to
+    /// the user before stops working at once.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        username: &str,
+        change: &PasswordChange,
+    ) -> Result<()> {
+        let needs_old_password = caller.may_set_password(username)?;
+        validate_password(&change.password)?;
+        let record = self
+            .store
+            .get_user(username)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("User {username:?} not found")))?;
+        if needs_old_password {
+            let old = change.old_password.as_deref().ok_or_else(|| {
+                Error::Invalid("old_password: required to change your own password".into())
+            })?;
+            self.login_backoff.check(username, self.now())?;
+            if !self.password_work.verify(old, record.password_hash).await? {
+                self.login_backoff.failed(username, self.now());
+                return Err(Error::Forbidden(
+                    "old_password does not match the current password".into(),
+                ));
+            }
+        }
+        let hash = self.password_work.hash(&change.password).await?;
+        if !self.store.set_password_hash(username, &hash).await? {
+            return Err(Error::NotFound(format!("User {username:?} not found")));
+        }
+        tracing::info!(%username, by = %caller.describe(), "password changed; earlier access tokens revoked");
+        Ok(())
     }
 
     /// API tokens not revoked.

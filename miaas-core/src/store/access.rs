@@ -29,6 +29,9 @@ pub struct ApiTokenRecord {
     /// When it was revoked (epoch seconds); revoked tokens are kept so that a use of
     /// one is recognised as such.
     pub revoked_at: Option<f64>,
+    /// The user who created it, whose removal revokes it (`None`: created in local
+    /// mode or by another API token).
+    pub created_by: Option<String>,
 }
 
 /// Every user, API token and cluster secret, for `miaas db copy`.
@@ -58,9 +61,13 @@ pub trait AccessStore: Send + Sync {
     /// Every user, by name.
     async fn list_users(&self) -> Result<Vec<User>>;
 
-    /// Removes a user; `false` when there is none. `Conflict` when it is the last
-    /// admin (an install always keeps one).
-    async fn delete_user(&self, username: &str) -> Result<bool>;
+    /// Removes a user and revokes the API tokens it created at `now`; `false` when
+    /// there is none. `Conflict` when it is the last admin (an install always keeps
+    /// one).
+    async fn delete_user(&self, username: &str, now: f64) -> Result<bool>;
+
+    /// Replaces a user's password hash; `false` when there is no such user.
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool>;
 
     /// Adds an API token.
     async fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<()>;
@@ -120,8 +127,16 @@ pub(crate) fn role(text: &str) -> Result<Role> {
 /// A user row: name, role, password hash, creation time.
 pub(crate) type UserRow = (String, String, String, f64);
 
-/// An API token row: id, name, role, hash, creation time, revocation time.
-pub(crate) type TokenRow = (String, String, String, String, f64, Option<f64>);
+/// An API token row: id, name, role, hash, creation time, revocation time, creator.
+pub(crate) type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    f64,
+    Option<f64>,
+    Option<String>,
+);
 
 pub(crate) fn user_record(
     (username, role_text, password_hash, created_at): UserRow,
@@ -137,7 +152,7 @@ pub(crate) fn user_record(
 }
 
 pub(crate) fn token_record(
-    (id, name, role_text, token_hash, created_at, revoked_at): TokenRow,
+    (id, name, role_text, token_hash, created_at, revoked_at, created_by): TokenRow,
 ) -> Result<ApiTokenRecord> {
     Ok(ApiTokenRecord {
         info: ApiTokenInfo {
@@ -148,6 +163,7 @@ pub(crate) fn token_record(
         },
         token_hash,
         revoked_at,
+        created_by,
     })
 }
 
@@ -169,8 +185,8 @@ macro_rules! insert_user {
 macro_rules! insert_api_token {
     ($record:expr) => {
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked_at, \
+             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&$record.info.id)
         .bind(&$record.info.name)
@@ -178,6 +194,7 @@ macro_rules! insert_api_token {
         .bind(&$record.token_hash)
         .bind($record.info.created_at)
         .bind($record.revoked_at)
+        .bind(&$record.created_by)
     };
 }
 
@@ -298,7 +315,7 @@ macro_rules! impl_access_store {
                     .collect()
             }
 
-            async fn delete_user(&self, username: &str) -> $crate::Result<bool> {
+            async fn delete_user(&self, username: &str, now: f64) -> $crate::Result<bool> {
                 let mut tx = self.$begin().await?;
                 let target: Option<(String,)> =
                     sqlx::query_as("SELECT role FROM users WHERE username = $1")
@@ -323,6 +340,14 @@ macro_rules! impl_access_store {
                     .bind(username)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 \
+                     WHERE created_by = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
                 let committed = tx.commit().await;
                 // also after a failure: whether it committed is unknown
                 if let Some(memo) = self.$memo() {
@@ -330,6 +355,23 @@ macro_rules! impl_access_store {
                 }
                 committed?;
                 Ok(true)
+            }
+
+            async fn set_password_hash(
+                &self,
+                username: &str,
+                password_hash: &str,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+                    .bind(password_hash)
+                    .bind(username)
+                    .execute(&self.$writer)
+                    .await;
+                // also after a failure: whether it committed is unknown
+                if let Some(memo) = self.$memo() {
+                    memo.changed();
+                }
+                Ok(done?.rows_affected() == 1)
             }
 
             async fn insert_api_token(
@@ -350,7 +392,8 @@ macro_rules! impl_access_store {
                 }
                 let generation = memo.map(|m| m.generation());
                 let row: Option<$crate::store::access::TokenRow> = sqlx::query_as(
-                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                    "SELECT id, name, role, token_hash, created_at, revoked_at, created_by \
+                     FROM api_tokens \
                      WHERE token_hash = $1",
                 )
                 .bind(token_hash)
@@ -365,7 +408,8 @@ macro_rules! impl_access_store {
 
             async fn list_api_tokens(&self) -> $crate::Result<Vec<$crate::model::ApiTokenInfo>> {
                 let rows: Vec<$crate::store::access::TokenRow> = sqlx::query_as(
-                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                    "SELECT id, name, role, token_hash, created_at, revoked_at, created_by \
+                     FROM api_tokens \
                      WHERE revoked_at IS NULL ORDER BY created_at, id",
                 )
                 .fetch_all(&self.$reader)
@@ -481,7 +525,8 @@ macro_rules! impl_access_store {
                 .fetch_all(&self.$writer)
                 .await?;
                 let tokens: Vec<$crate::store::access::TokenRow> = sqlx::query_as(
-                    "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
+                    "SELECT id, name, role, token_hash, created_at, revoked_at, created_by \
+                     FROM api_tokens \
                      ORDER BY id",
                 )
                 .fetch_all(&self.$writer)

@@ -124,6 +124,7 @@ mod tests {
             },
             token_hash: hash.into(),
             revoked_at: None,
+            created_by: None,
         }
     }
 

@@ -36,7 +36,7 @@ async fn list_tokens(
 }
 
 /// Create an API token with a role (admin). The token is in this answer only; the
-/// server keeps a hash.
+/// server keeps a hash. It is revoked when the user who created it is removed.
 #[utoipa::path(
     post, path = "/api/v1/tokens", tag = "tokens",
     request_body = TokenRequest,
@@ -52,12 +52,17 @@ async fn list_tokens(
 )]
 async fn create_token(
     State(state): State<AppState>,
-    _: Allowed<ManageAccess>,
+    Allowed(creator, _): Allowed<ManageAccess>,
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(state.service.create_api_token(&request).await?),
+        Json(
+            state
+                .service
+                .create_api_token_as(&creator, &request)
+                .await?,
+        ),
     ))
 }
 

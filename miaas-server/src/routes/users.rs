@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use miaas_core::model::{CreatedUser, NewUser, User};
+use miaas_core::model::{CreatedUser, NewUser, PasswordChange, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Allowed, ManageAccess};
+use crate::auth::{Allowed, Caller, ManageAccess};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
         .routes(routes!(delete_user))
+        .routes(routes!(change_password))
 }
 
 /// List users (admin).
@@ -61,8 +62,8 @@ async fn create_user(
     ))
 }
 
-/// Remove a user (admin): its access tokens stop working at once. The last admin
-/// cannot be removed.
+/// Remove a user (admin): its access tokens, and the API tokens it created, stop
+/// working at once. The last admin cannot be removed.
 #[utoipa::path(
     delete, path = "/api/v1/users/{username}", tag = "users",
     params(("username" = String, Path, description = "The user's name")),
@@ -80,5 +81,37 @@ async fn delete_user(
     ApiPath(username): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_user(&username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a user's password: an admin sets anyone's; users change their own with
+/// `old_password` (a wrong one is `403`). Every access token issued to the user
+/// before stops working at once.
+#[utoipa::path(
+    put, path = "/api/v1/users/{username}/password", tag = "users",
+    params(("username" = String, Path, description = "The user's name")),
+    request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        AuthErrors,
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "Unknown user", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field, or old_password missing", body = ErrorBody),
+        (status = 503, description = "Every password check is busy; see Retry-After", body = ErrorBody),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .change_password(&caller, &username, &change)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
