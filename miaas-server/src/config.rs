@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use miaas_core::model::Role;
 use miaas_core::placement::{PlacementSettings, Strategy, Weights};
 use miaas_core::secrets::{KeySettings, Redacted};
 use miaas_core::service::ServiceSettings;
@@ -173,6 +174,12 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_AUTH_FAILURE_LIMIT", default_value_t = 60)]
     pub auth_failure_limit: u32,
 
+    /// The least role that may deploy compose documents with host access
+    /// (privileged, host network/PID/IPC, cap_add, devices, host bind mounts):
+    /// `admin`, or `operator` to let operators too.
+    #[arg(long, env = "MIAAS_ALLOW_UNSAFE_COMPOSE", default_value = "admin", value_parser = parse_host_access_role)]
+    pub allow_unsafe_compose: Role,
+
     /// Proxies (CIDRs, comma-separated) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client, for limits and logs; from any other peer those
     /// headers are ignored [default: none].
@@ -220,6 +227,7 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(2),
             auth_failure_limit: 60,
             trusted_proxies: Vec::new(),
+            allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
         }
     }
@@ -292,6 +300,7 @@ impl ServerConfig {
                 },
             },
             access_token_ttl: self.access_token_ttl,
+            host_access_role: self.allow_unsafe_compose,
         }
     }
 }
@@ -301,6 +310,14 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     match text.trim() {
         "0" | "0s" => Ok(Duration::ZERO),
         other => parse_duration(other),
+    }
+}
+
+/// `admin` or `operator`: who may deploy compose documents with host access.
+fn parse_host_access_role(text: &str) -> Result<Role, String> {
+    match text.trim().parse::<Role>() {
+        Ok(role @ (Role::Admin | Role::Operator)) => Ok(role),
+        _ => Err(format!("{text:?}: give admin or operator")),
     }
 }
 

@@ -32,6 +32,12 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
         needs.push(format!("node {node}"));
     }
     say!("Requirements: {}", needs.join(", "));
+    if !plan.host_access.is_empty() {
+        say!(
+            "Host access (deploying needs an admin unless the server allows operators): {}",
+            plan.host_access.join("; ")
+        );
+    }
     say!();
     let (candidates, rejected) = plan_tables(&plan);
     if plan.candidates.is_empty() {

@@ -168,6 +168,27 @@ impl Principal {
         }
     }
 
+    /// `Ok` when it may deploy a compose document with host access (`features`,
+    /// from [`crate::host_access::host_access`]): users and API tokens of at least
+    /// `least_role` (admin unless the server allows operators), or anyone with
+    /// authentication off. The error names the features.
+    pub fn require_host_access(&self, least_role: Role, features: &[String]) -> Result<()> {
+        let allowed = match self {
+            Principal::Unrestricted => true,
+            other => other.role().is_some_and(|role| role >= least_role),
+        };
+        if allowed || features.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Forbidden(format!(
+            "{} may not deploy a compose document with host access ({}): it needs the {} \
+             role (the server's --allow-unsafe-compose sets it)",
+            self.describe(),
+            features.join("; "),
+            least_role
+        )))
+    }
+
     /// Whether it may set `username`'s password, and if so whether it must give
     /// the old one: an admin sets anyone's without; a user changes their own with
     /// it; nobody else may (an API token is not its user).
@@ -284,6 +305,36 @@ mod tests {
             Principal::Anonymous.registration(),
             Err(Error::Unauthorized(_))
         ));
+    }
+
+    #[test]
+    fn host_access_needs_the_configured_role() {
+        let features = vec!["services.a: privileged".to_string()];
+        assert!(
+            user(Role::Admin)
+                .require_host_access(Role::Admin, &features)
+                .is_ok()
+        );
+        let refused = user(Role::Operator)
+            .require_host_access(Role::Admin, &features)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("services.a: privileged"), "{refused}");
+        assert!(
+            user(Role::Operator)
+                .require_host_access(Role::Operator, &features)
+                .is_ok()
+        );
+        assert!(
+            user(Role::Operator)
+                .require_host_access(Role::Admin, &[])
+                .is_ok()
+        );
+        assert!(
+            Principal::Unrestricted
+                .require_host_access(Role::Admin, &features)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct PlacementPlan {
     pub rejected: Vec<RejectedNode>,
     /// Counts per reason and a sentence, as a pending deployment would show them.
     pub summary: PlacementSummary,
+    /// What the compose document asks of the host (privileged, host namespaces,
+    /// capabilities, devices, host paths): deploying it needs an admin unless the
+    /// server allows operators. Empty for plain documents and bare requirements.
+    #[serde(default)]
+    pub host_access: Vec<String>,
 }
 
 /// The placement engine.
@@ -197,6 +202,7 @@ impl PlacementEngine {
             candidates,
             rejected,
             summary,
+            host_access: Vec::new(),
         }
     }
 }

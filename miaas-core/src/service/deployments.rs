@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
+use crate::access::Principal;
 use crate::compose::requirements_from_compose;
+use crate::host_access::host_access;
 use crate::model::page::{
     DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
 };
@@ -49,7 +51,22 @@ impl Service {
     /// changed), or changes nothing when the same spec is sent again; `remove` is
     /// [`Service::delete_deployment`].
     pub async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
+        self.submit_deployment_as(&Principal::Unrestricted, request)
+            .await
+    }
+
+    /// As [`Self::submit_deployment`], for `caller`: a document with host access
+    /// ([`crate::host_access`]) needs the role the settings name (admin by default).
+    pub async fn submit_deployment_as(
+        &self,
+        caller: &Principal,
+        request: &DeploymentRequest,
+    ) -> Result<DeploymentAck> {
         request.validate()?;
+        if request.action == DeploymentAction::Apply {
+            let features = host_access(&request.rendered_compose)?;
+            caller.require_host_access(self.settings.host_access_role, &features)?;
+        }
         match request.action {
             DeploymentAction::Apply => self.apply_deployment(request).await,
             DeploymentAction::Remove => {
@@ -191,7 +208,11 @@ impl Service {
             PlanInput::Compose(compose) => requirements_from_compose(compose)?,
         };
         let (_, cluster) = self.cluster_view().await?;
-        Ok(self.engine.plan(cluster.candidates(), &requirements))
+        let mut plan = self.engine.plan(cluster.candidates(), &requirements);
+        if let PlanInput::Compose(compose) = input {
+            plan.host_access = host_access(compose)?;
+        }
+        Ok(plan)
     }
 
     /// The nodes, and the nodes with their reservations as placement sees them now.

@@ -38,6 +38,9 @@ pub struct ServiceSettings {
     pub placement: PlacementSettings,
     /// How long an access token from a password login stays valid.
     pub access_token_ttl: Duration,
+    /// The least role that may deploy compose documents with host access
+    /// (privileged, host namespaces, capabilities, devices, host paths).
+    pub host_access_role: crate::model::Role,
 }
 
 impl Default for ServiceSettings {
@@ -48,6 +51,7 @@ impl Default for ServiceSettings {
             reschedule_lost: true,
             placement: PlacementSettings::default(),
             access_token_ttl: Duration::from_secs(3600),
+            host_access_role: crate::model::Role::Admin,
         }
     }
 }

@@ -68,10 +68,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn create_deployment(
     State(state): State<AppState>,
-    _: Allowed<Deploy>,
+    Allowed(caller, _): Allowed<Deploy>,
     ApiJson(request): ApiJson<DeploymentRequest>,
 ) -> Result<(StatusCode, Json<DeploymentAck>), ApiError> {
-    let ack = state.service.submit_deployment(&request).await?;
+    let ack = state
+        .service
+        .submit_deployment_as(&caller, &request)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }
 
