@@ -32,7 +32,7 @@ pub fn host_access(compose: &str) -> Result<Vec<String>> {
         }
         for key in ["cap_add", "devices", "device_cgroup_rules"] {
             if service.get(key).is_some_and(non_empty) {
-                feature(format!("{key}"));
+                feature(key.to_string());
             }
         }
         if let Some(options) = service.get("security_opt").and_then(Value::as_array) {
