@@ -33,6 +33,7 @@ pub struct Application {
     service: Service,
     sweep_interval: std::time::Duration,
     flush_interval: std::time::Duration,
+    header_read_timeout: std::time::Duration,
     bootstrap: BootstrapCredentials,
 }
 
@@ -85,8 +86,12 @@ impl Application {
         };
         let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
+        let request_timeout = config.request_timeout;
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(limiter, limit_auth_failures))
+            .layer(middleware::from_fn(move |request, next| {
+                crate::serve::request_timeout(request_timeout, request, next)
+            }))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -103,6 +108,7 @@ impl Application {
             service,
             sweep_interval: config.sweep_interval,
             flush_interval: config.heartbeat_flush_interval,
+            header_read_timeout: config.header_read_timeout,
             bootstrap,
         })
     }
@@ -137,22 +143,20 @@ impl Application {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
         let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         sweeper.abort();
         let _ = sweeper.await;
         // not aborted: a flush in progress finishes, and close() writes the rest
         let _ = stop_flushing.send(true);
         let _ = flusher.await;
         self.service.close().await;
-        served.map_err(|source| ServerError::Io {
-            context: "server failed".into(),
-            source,
-        })
+        Ok(())
     }
 }
 

@@ -191,6 +191,15 @@ pub struct ServerConfig {
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// How long a client has to send a request's headers before its connection is
+    /// closed (slow clients cannot hold connections or stall a shutdown).
+    #[arg(long, env = "MIAAS_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest a request may take to be answered (`408` after it).
+    #[arg(long, env = "MIAAS_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     /// How often the server looks for offline nodes, lost and pending deployments.
     #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
@@ -227,6 +236,8 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(2),
             auth_failure_limit: 60,
             trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
         }

@@ -25,6 +25,7 @@ mod limit;
 mod local_only;
 mod page_cache;
 mod routes;
+mod serve;
 mod state;
 pub mod telemetry;
 

@@ -1,0 +1,103 @@
+//! Serving connections with timers. `axum::serve` sets no timer, so hyper's
+//! header read timeout never runs and a client that sends its headers slowly (or
+//! never) holds a connection, and a graceful shutdown, for as long as it likes.
+//! Here every connection gets `--header-read-timeout` to send its request head,
+//! and a shutdown stops accepting, lets requests in flight finish and closes idle
+//! connections. (The whole-request limit, `--request-timeout`, is a layer of the
+//! router: [`request_timeout`].)
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::Service;
+
+use crate::error::ApiError;
+
+/// Serves `router` on `listener` until `shutdown` completes, then waits for the
+/// connections to finish their requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    // `stop` tells connections to finish; each holds an `in_flight` receiver until
+    // it ends, so `tracker.closed()` completes when the last one has
+    let (stop, stopping) = watch::channel(false);
+    let (tracker, in_flight) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // out of file descriptors and the like: pass, do not spin
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(service) = make_service.call(peer).await;
+        let builder = builder.clone();
+        let mut stopping = stopping.clone();
+        let held = in_flight.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            tokio::pin!(connection);
+            let finished = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(err) = finished {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+            drop(held);
+        });
+    }
+    drop(listener);
+    drop(in_flight);
+    let _ = stop.send(true);
+    tracker.closed().await;
+}
+
+/// The layer that answers `408` when a request takes longer than `limit` to be
+/// answered (a streamed body, once started, is not limited).
+pub async fn request_timeout(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "The request was not answered within {}s (--request-timeout)",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
