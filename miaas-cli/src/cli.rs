@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use miaas_core::model::Role;
+use miaas_core::store::DatabaseUrl;
 
 use crate::error::EXIT_CODES_HELP;
 use crate::output::OutputFormat;
@@ -29,9 +30,10 @@ pub struct Cli {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://control_plane.db"
+        default_value = "sqlite://control_plane.db",
+        hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Output format: table, wide, json (the API's JSON) or yaml.
     #[arg(short, long, global = true, value_enum, default_value = "table")]

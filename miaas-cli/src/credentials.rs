@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, Result};
 
-/// One server's saved login.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One server's saved login. Its `Debug` hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedLogin {
     /// Who logged in.
     pub username: String,
@@ -18,6 +18,16 @@ pub struct SavedLogin {
     pub access_token: String,
     /// When it expires (epoch seconds).
     pub expires_at: f64,
+}
+
+impl std::fmt::Debug for SavedLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedLogin")
+            .field("username", &self.username)
+            .field("expires_at", &self.expires_at)
+            .field("access_token", &"***")
+            .finish()
+    }
 }
 
 /// Saved logins by server URL.

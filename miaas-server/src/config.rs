@@ -8,7 +8,7 @@ use miaas_core::model::Role;
 use miaas_core::placement::{PlacementSettings, Strategy, Weights};
 use miaas_core::secrets::{KeySettings, Redacted};
 use miaas_core::service::ServiceSettings;
-use miaas_core::store::StoreOptions;
+use miaas_core::store::{DatabaseUrl, StoreOptions};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,7 +58,7 @@ pub struct ServerConfig {
         default_value = "sqlite://control_plane.db",
         hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Most database connections this server opens (PostgreSQL; SQLite readers).
     #[arg(long, env = "MIAAS_DB_POOL_SIZE", default_value_t = 10)]
@@ -211,7 +211,7 @@ impl ServerConfig {
         Self {
             host: "0.0.0.0".into(),
             port: 8080,
-            database_url: database_url.into(),
+            database_url: DatabaseUrl::from(database_url.into()),
             db_pool_size: 10,
             db_statement_timeout: Duration::from_secs(30),
             no_migrate: false,
@@ -386,6 +386,15 @@ mod tests {
             config.effective_cors_origins(),
             CorsOrigins::Configured("*")
         );
+    }
+
+    #[test]
+    fn the_configuration_never_prints_a_database_password() {
+        let mut config = ServerConfig::with_database("postgres://miaas:hunter2@db/miaas");
+        config.secret_key = Some(Redacted("ab".repeat(32)));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains(&"ab".repeat(32)), "{shown}");
+        assert!(shown.contains("postgres://miaas:***@db/miaas"), "{shown}");
     }
 
     #[test]

@@ -225,20 +225,6 @@ pub struct JoinToken {
     pub join_token: String,
 }
 
-/// `Debug` of the types that carry a secret: the secret is never shown.
-macro_rules! debug_without {
-    ($type:ty, $secret:ident, [$($field:ident),*]) => {
-        impl std::fmt::Debug for $type {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($type))
-                    $(.field(stringify!($field), &self.$field))*
-                    .field(stringify!($secret), &"***")
-                    .finish()
-            }
-        }
-    };
-}
-
 debug_without!(NewUser, password, [username, role]);
 debug_without!(CreatedUser, password, [user]);
 debug_without!(LoginRequest, password, [username]);

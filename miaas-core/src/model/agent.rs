@@ -19,8 +19,8 @@ pub struct DesiredState {
     pub remove: Vec<RemovalOrder>,
 }
 
-/// One deployment a node should run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// One deployment a node should run. Its `Debug` hides the `env` values.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DesiredDeployment {
     /// The deployment.
     pub deployment_id: String,
@@ -37,6 +37,19 @@ pub struct DesiredDeployment {
     /// Its status as the control plane knows it.
     pub status: DeploymentStatus,
 }
+
+debug_without!(
+    DesiredDeployment,
+    env,
+    [
+        deployment_id,
+        template_id,
+        revision,
+        rendered_compose,
+        gpu_ids,
+        status
+    ]
+);
 
 /// One deployment a node should remove.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -107,8 +107,8 @@ impl DeploymentStatus {
     }
 }
 
-/// `POST /api/v1/deployments`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `POST /api/v1/deployments`. Its `Debug` hides the `env` values.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "deployment_id": "deploy-123", "template_id": "postgres",
     "rendered_compose": "version: '3.8'\nservices:\n  postgres:\n    image: postgres:16",
@@ -144,6 +144,18 @@ pub struct DeploymentRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<Requirements>,
 }
+
+debug_without!(
+    DeploymentRequest,
+    env,
+    [
+        deployment_id,
+        template_id,
+        action,
+        requirements,
+        rendered_compose
+    ]
+);
 
 /// The largest compose document accepted, in bytes.
 pub const MAX_COMPOSE_BYTES: usize = 512 * 1024;

@@ -1,5 +1,19 @@
 //! Domain types; their serde form is exactly the API's JSON.
 
+/// `Debug` of the types that carry a secret: the secret field prints `***`.
+macro_rules! debug_without {
+    ($type:ty, $secret:ident, [$($field:ident),*]) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))*
+                    .field(stringify!($secret), &"***")
+                    .finish()
+            }
+        }
+    };
+}
+
 mod access;
 mod agent;
 mod capabilities;
@@ -32,3 +46,44 @@ pub use node::{
     RegistrationResponse, free_resources,
 };
 pub use requirements::{Requirements, Resources, parse_version_req};
+
+#[cfg(test)]
+mod debug_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn types_that_carry_secrets_never_print_them() {
+        let secret = "hunter2-secret";
+        let request: DeploymentRequest = serde_json::from_value(json!({
+            "deployment_id": "d", "template_id": "t",
+            "rendered_compose": "services: {a: {image: x}}",
+            "env": {"PASSWORD": secret}
+        }))
+        .unwrap();
+        let desired: DesiredDeployment = serde_json::from_value(json!({
+            "deployment_id": "d", "template_id": "t", "revision": 1,
+            "rendered_compose": "x", "env": {"PASSWORD": secret},
+            "gpu_ids": [], "status": "scheduled"
+        }))
+        .unwrap();
+        let registered = RegistrationResponse {
+            node_id: "n".into(),
+            node_token: secret.into(),
+            control_plane_url: "http://cp".into(),
+        };
+        let change = PasswordChange {
+            password: secret.into(),
+            old_password: Some(secret.into()),
+        };
+        for shown in [
+            format!("{request:?}"),
+            format!("{desired:?}"),
+            format!("{registered:?}"),
+            format!("{change:?}"),
+        ] {
+            assert!(!shown.contains(secret) && shown.contains("***"), "{shown}");
+        }
+    }
+}

@@ -57,8 +57,8 @@ impl NodeRegistration {
     }
 }
 
-/// `201` answer to a registration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `201` answer to a registration. Its `Debug` hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegistrationResponse {
     /// The node's id; stable across re-registrations of the same name.
     pub node_id: String,
@@ -67,6 +67,8 @@ pub struct RegistrationResponse {
     /// The URL the node should use to reach the control plane.
     pub control_plane_url: String,
 }
+
+debug_without!(RegistrationResponse, node_token, [node_id, control_plane_url]);
 
 /// Whether a node has been heard from within the heartbeat timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

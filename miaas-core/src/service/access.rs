@@ -21,8 +21,9 @@ const SIGNING_KEY: &str = "access_token_signing_key";
 /// The admin created on first start.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
-/// What a first start created; shown once, never stored in clear.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What a first start created; shown once, never stored in clear. Its `Debug`
+/// hides the password and the token.
+#[derive(Clone, Default, PartialEq)]
 pub struct BootstrapCredentials {
     /// The admin user's name and password, when the database had no user.
     pub admin: Option<(String, String)>,
@@ -39,6 +40,15 @@ impl BootstrapCredentials {
 
 fn unauthorized(detail: &str) -> Error {
     Error::Unauthorized(detail.to_string())
+}
+
+impl std::fmt::Debug for BootstrapCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapCredentials")
+            .field("admin", &self.admin.as_ref().map(|(name, _)| (name, "***")))
+            .field("join_token", &self.join_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Service {

@@ -21,8 +21,8 @@ use crate::token::{generate_node_token, hash_token};
 use crate::validate;
 use crate::{Error, Result};
 
-/// What a registration hands back to the node, once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a registration hands back to the node, once. Its `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NodeCredentials {
     /// The node's stable id.
     pub node_id: String,
@@ -391,4 +391,31 @@ pub struct MovedDeployment {
 
 pub(super) fn node_not_found(node_id: &str) -> Error {
     Error::NotFound(format!("node {node_id} not found"))
+}
+
+impl std::fmt::Debug for NodeCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCredentials")
+            .field("node_id", &self.node_id)
+            .field("node_token", &"***")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_never_print_their_secrets() {
+        let node = super::NodeCredentials {
+            node_id: "n".into(),
+            node_token: "mnode_secret".into(),
+        };
+        let bootstrap = super::super::BootstrapCredentials {
+            admin: Some(("admin".into(), "pw-secret".into())),
+            join_token: Some("miaas_join_secret".into()),
+        };
+        for shown in [format!("{node:?}"), format!("{bootstrap:?}")] {
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+    }
 }

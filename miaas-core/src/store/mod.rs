@@ -133,6 +133,7 @@ pub mod postgres;
 mod rows;
 mod shared;
 mod snapshot;
+mod url;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -147,6 +148,7 @@ pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
 pub use snapshot::{Snapshot, SnapshotVersion};
+pub use url::{DatabaseUrl, redact_url};
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]

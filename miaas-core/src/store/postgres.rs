@@ -15,6 +15,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
 use super::shared::{Answer, SharedJob, SharedQueue, answer_all};
+use super::url::redact_url;
 use super::{
     AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, Store,
     StoreOptions,
@@ -42,7 +43,7 @@ impl PostgresStore {
     /// the embedded migrations (or checks them, with `options.migrate` off).
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
         let mut connect = PgConnectOptions::from_str(url)
-            .map_err(|err| Error::DatabaseUrl(format!("{}: {err}", redact(url))))?;
+            .map_err(|err| Error::DatabaseUrl(format!("{}: {err}", redact_url(url))))?;
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([("statement_timeout", format!("{}", timeout.as_millis()))]);
         }
@@ -52,7 +53,7 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(|err| {
-                Error::Unavailable(format!("cannot connect to {}: {err}", redact(url)))
+                Error::Unavailable(format!("cannot connect to {}: {err}", redact_url(url)))
             })?;
         let migrator = sqlx::migrate!("migrations/postgres");
         if options.migrate {
@@ -151,7 +152,7 @@ pub async fn schema_url(url: &str, schema: &str) -> Result<String> {
         .max_connections(1)
         .connect(url)
         .await
-        .map_err(|err| Error::Unavailable(format!("cannot connect to {}: {err}", redact(url))))?;
+        .map_err(|err| Error::Unavailable(format!("cannot connect to {}: {err}", redact_url(url))))?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS {schema}"
     )))
@@ -162,20 +163,6 @@ pub async fn schema_url(url: &str, schema: &str) -> Result<String> {
     Ok(format!(
         "{url}{separator}options=-c%20search_path%3D{schema}"
     ))
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 impl PostgresStore {
@@ -494,19 +481,5 @@ impl Store for PostgresStore {
         import_access!(&mut tx, self.secrets.as_ref(), dump.access);
         tx.commit().await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://miaas:s3cret@db:5432/miaas"),
-            "postgres://miaas:***@db:5432/miaas"
-        );
-        assert_eq!(redact("postgres://db/miaas"), "postgres://db/miaas");
     }
 }
