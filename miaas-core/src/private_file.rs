@@ -1,12 +1,16 @@
 //! Files that hold secrets (the SQLite database and its `-wal` / `-shm`, the key
 //! file, the credentials file, the CLI's saved logins): only their owner may read
-//! them. Files are created `0600` and folders `0700`, whatever the umask.
+//! them. Files are created `0600` and folders `0700`, whatever the umask. A path
+//! that is a symbolic link, or a file another user owns, is never written or
+//! trusted: someone who can plant either could otherwise read what is written, or
+//! choose the key.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
-/// Creates `path` for writing, mode `0600`; fails when it exists.
+/// Creates `path` for writing, mode `0600`; fails when it exists (a symbolic link
+/// included, dangling or not).
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -15,18 +19,56 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 }
 
 /// Opens `path` for writing from empty, creating it; mode `0600` either way (a file
-/// that existed keeps its mode on open, so it is made private too).
+/// that existed keeps its mode on open, so it is made private too). Refuses a
+/// symbolic link and a file another user owns.
 pub fn overwrite(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // truncation waits until the file is known to be ours
+    options.write(true).create(true);
     private_mode(&mut options);
-    let file = options.open(path)?;
+    let file = options.open(path).map_err(|err| explain_link(path, err))?;
+    check_owner(path, &file)?;
+    file.set_len(0)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(file)
+}
+
+/// Reads the secret file at `path`; `None` when there is none. Refuses a symbolic
+/// link, a file another user owns, and a file that group or others may read.
+pub fn read_private(path: &Path) -> io::Result<Option<String>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(explain_link(path, err)),
+    };
+    check_owner(path, &file)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} may be read by other users (mode {:o}): make it private with \
+                     `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(Some(text))
 }
 
 /// Creates the folder `dir` and its missing parents, each created one `0700`.
@@ -62,8 +104,57 @@ pub fn restrict(path: &Path) -> io::Result<bool> {
 fn private_mode(options: &mut OpenOptions) {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    no_follow(options);
+}
+
+/// Opening fails (`ELOOP`) when the last component of the path is a symbolic link.
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flag = rustix::fs::OFlags::NOFOLLOW.bits();
+        options.custom_flags(i32::try_from(flag).unwrap_or_default());
+    }
     #[cfg(not(unix))]
     let _ = options;
+}
+
+/// A clearer error for a path that is a symbolic link.
+fn explain_link(path: &Path, err: io::Error) -> io::Error {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is a symbolic link; secrets are never written through or read from one",
+                path.display()
+            ),
+        )
+    } else {
+        err
+    }
+}
+
+fn check_owner(path: &Path, file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = file.metadata()?.uid();
+        let me = rustix::process::geteuid().as_raw();
+        if owner != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} belongs to another user (uid {owner}); secrets are never kept in \
+                     another user's file",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, file);
+    Ok(())
 }
 
 #[cfg(all(test, unix))]
@@ -94,11 +185,44 @@ mod tests {
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
         overwrite(&shared).unwrap();
         assert_eq!(mode(&shared), 0o600);
+        assert_eq!(std::fs::read(&shared).unwrap(), b"");
 
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o664)).unwrap();
         assert!(restrict(&shared).unwrap());
         assert_eq!(mode(&shared), 0o600);
         assert!(!restrict(&shared).unwrap());
         assert!(!restrict(&nested.join("missing")).unwrap());
+    }
+
+    #[test]
+    fn symbolic_links_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep me").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = overwrite(&link).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(create_new(&link).is_err());
+        assert!(read_private(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(create_new(&dangling).is_err());
+        assert!(!dir.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn a_secret_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        assert_eq!(read_private(&key).unwrap(), None);
+        std::fs::write(&key, "secret").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_private(&key).unwrap().as_deref(), Some("secret"));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_private(&key).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 }

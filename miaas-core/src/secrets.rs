@@ -56,17 +56,19 @@ impl SecretKey {
     }
 
     /// Reads the key file at `path`; `None` when there is none.
+    /// A key file must be the process owner's, not a symbolic link, and readable
+    /// by nobody else.
     pub fn load(path: &Path) -> Result<Option<Self>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text).map(Some).map_err(|_| {
+        match crate::private_file::read_private(path) {
+            Ok(Some(text)) => Self::parse(&text).map(Some).map_err(|_| {
                 Error::Invalid(format!(
                     "the key file {} does not hold a key (64 hex digits)",
                     path.display()
                 ))
             }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(None) => Ok(None),
             Err(err) => Err(Error::Invalid(format!(
-                "cannot read the key file {}: {err}",
+                "cannot use the key file {}: {err}",
                 path.display()
             ))),
         }

@@ -393,7 +393,10 @@ mod tests {
         let mut config = ServerConfig::with_database("postgres://miaas:hunter2@db/miaas");
         config.secret_key = Some(Redacted("ab".repeat(32)));
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains(&"ab".repeat(32)), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains(&"ab".repeat(32)),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://miaas:***@db/miaas"), "{shown}");
     }
 

@@ -64,3 +64,34 @@ fn database_files_an_older_install_left_readable_are_made_private() {
     }
     drop(server);
 }
+
+#[test]
+fn a_key_file_others_may_read_or_a_symlinked_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _) = start(dir.path()).terminate();
+    assert!(status.success());
+    let key = dir.path().join("control_plane.db.key");
+    let refused = |why: &str| {
+        let out = std::process::Command::new(binary("miaas-server"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .current_dir(dir.path())
+            .env("MIAAS_AUTH", "on")
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{why}: {stderr}");
+        stderr
+    };
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stderr = refused("readable by others");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let moved = dir.path().join("real.key");
+    std::fs::rename(&key, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &key).unwrap();
+    let stderr = refused("a symbolic link");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+}

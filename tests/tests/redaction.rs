@@ -9,7 +9,12 @@ const SECRET: &str = "hunter2-db-secret";
 fn help_never_shows_the_database_password() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("postgres://miaas:{SECRET}@127.0.0.1:1/miaas");
-    let cli = miaas(dir.path(), &["--help"], &[("DATABASE_URL", url.as_str())], None);
+    let cli = miaas(
+        dir.path(),
+        &["--help"],
+        &[("DATABASE_URL", url.as_str())],
+        None,
+    );
     assert_eq!(cli.code, 0, "{cli:?}");
     assert!(cli.stdout.contains("--database-url"), "{cli:?}");
     assert!(!cli.stdout.contains(SECRET), "{}", cli.stdout);
@@ -19,7 +24,10 @@ fn help_never_shows_the_database_password() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&server.stdout);
-    assert!(help.contains("--database-url") && !help.contains(SECRET), "{help}");
+    assert!(
+        help.contains("--database-url") && !help.contains(SECRET),
+        "{help}"
+    );
 }
 
 #[test]

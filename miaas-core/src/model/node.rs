@@ -68,7 +68,11 @@ pub struct RegistrationResponse {
     pub control_plane_url: String,
 }
 
-debug_without!(RegistrationResponse, node_token, [node_id, control_plane_url]);
+debug_without!(
+    RegistrationResponse,
+    node_token,
+    [node_id, control_plane_url]
+);
 
 /// Whether a node has been heard from within the heartbeat timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

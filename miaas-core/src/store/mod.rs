@@ -133,8 +133,8 @@ pub mod postgres;
 mod rows;
 mod shared;
 mod snapshot;
-mod url;
 pub mod sqlite;
+mod url;
 
 use std::sync::Arc;
 

@@ -152,7 +152,9 @@ pub async fn schema_url(url: &str, schema: &str) -> Result<String> {
         .max_connections(1)
         .connect(url)
         .await
-        .map_err(|err| Error::Unavailable(format!("cannot connect to {}: {err}", redact_url(url))))?;
+        .map_err(|err| {
+            Error::Unavailable(format!("cannot connect to {}: {err}", redact_url(url)))
+        })?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS {schema}"
     )))

@@ -96,7 +96,10 @@ mod tests {
             "postgres://db/miaas?user=miaas&password=***&sslmode=require"
         );
         assert_eq!(redact_url("postgres://db/miaas"), "postgres://db/miaas");
-        assert_eq!(redact_url("sqlite://control_plane.db"), "sqlite://control_plane.db");
+        assert_eq!(
+            redact_url("sqlite://control_plane.db"),
+            "sqlite://control_plane.db"
+        );
         let url = DatabaseUrl::from("postgresql://u:hunter2@h/d?password=hunter2");
         for shown in [format!("{url:?}"), url.to_string()] {
             assert!(!shown.contains("hunter2"), "{shown}");
