@@ -57,7 +57,7 @@ impl Application {
     ) -> Result<Self, ServerError> {
         config.check_auth().map_err(ServerError::Config)?;
         let cors = cors_layer(config.effective_cors_origins())?;
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
+        let listener = crate::serve::listen(&config.host, config.port)
             .await
             .map_err(|source| ServerError::Io {
                 context: format!("cannot listen on {}:{}", config.host, config.port),

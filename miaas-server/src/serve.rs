@@ -24,6 +24,28 @@ use tower::Service;
 
 use crate::error::ApiError;
 
+/// Connections the kernel may queue before they are accepted. A fleet of agents
+/// reconnecting at once (or a burst of logins) must not overflow it: a dropped
+/// connection attempt is only retried by the client a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `host:port` (the first address the host resolves to) with a backlog of
+/// [`LISTEN_BACKLOG`] (capped by the kernel's `somaxconn`).
+pub async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then waits for the
 /// connections to finish their requests.
 pub async fn serve(

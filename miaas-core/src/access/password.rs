@@ -56,25 +56,18 @@ impl PasswordWork {
         }
     }
 
-    /// Whether `password` matches `stored`, checked off the async executor; `Busy`
-    /// when every slot is taken.
-    pub async fn verify(&self, password: &str, stored: String) -> Result<bool> {
-        let slot = self
-            .slots
+    /// A slot for one password check, taken at once; `Busy` when every slot is
+    /// taken. Take it before any other work of a login, so that a flood is turned
+    /// away before it costs anything.
+    pub fn try_slot(&self) -> Result<PasswordSlot> {
+        self.slots
             .clone()
             .try_acquire_owned()
+            .map(PasswordSlot)
             .map_err(|_| Error::Busy {
                 detail: "Too many logins in progress; retry shortly".into(),
                 retry_after: 1,
-            })?;
-        let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            verify(&password, &stored)
-        })
-        .await
-        .unwrap_or(false);
-        Ok(matches)
+            })
     }
 
     /// Hashes `password` off the async executor, waiting for a slot.
@@ -92,6 +85,23 @@ impl PasswordWork {
         })
         .await
         .map_err(|err| Error::Corrupt(format!("password hashing failed: {err}")))?
+    }
+}
+
+/// One password check's share of the cores ([`PasswordWork::try_slot`]).
+#[derive(Debug)]
+pub struct PasswordSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl PasswordSlot {
+    /// Whether `password` matches `stored`, checked off the async executor.
+    pub async fn verify(self, password: &str, stored: String) -> bool {
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _slot = self;
+            verify(&password, &stored)
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 
@@ -115,13 +125,13 @@ mod tests {
     async fn a_full_pool_answers_busy_at_once() {
         let work = PasswordWork::with_slots(1);
         let stored = hash("pw").unwrap();
-        assert!(work.verify("pw", stored.clone()).await.unwrap());
-        let held = work.slots.clone().try_acquire_owned().unwrap();
+        assert!(work.try_slot().unwrap().verify("pw", stored.clone()).await);
+        let held = work.try_slot().unwrap();
         assert!(matches!(
-            work.verify("pw", stored.clone()).await,
+            work.try_slot(),
             Err(Error::Busy { retry_after: 1, .. })
         ));
         drop(held);
-        assert!(!work.verify("other", stored).await.unwrap());
+        assert!(!work.try_slot().unwrap().verify("other", stored).await);
     }
 }

@@ -19,7 +19,7 @@ pub struct DesiredState {
     pub remove: Vec<RemovalOrder>,
 }
 
-/// One deployment a node should run. Its `Debug` hides the `env` values.
+/// One deployment a node should run.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DesiredDeployment {
     /// The deployment.
@@ -38,6 +38,7 @@ pub struct DesiredDeployment {
     pub status: DeploymentStatus,
 }
 
+// `Debug` never shows the secret
 debug_without!(
     DesiredDeployment,
     env,

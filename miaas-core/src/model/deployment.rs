@@ -107,7 +107,7 @@ impl DeploymentStatus {
     }
 }
 
-/// `POST /api/v1/deployments`. Its `Debug` hides the `env` values.
+/// `POST /api/v1/deployments`.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "deployment_id": "deploy-123", "template_id": "postgres",
@@ -145,6 +145,7 @@ pub struct DeploymentRequest {
     pub requirements: Option<Requirements>,
 }
 
+// `Debug` never shows the secret
 debug_without!(
     DeploymentRequest,
     env,

@@ -57,7 +57,7 @@ impl NodeRegistration {
     }
 }
 
-/// `201` answer to a registration. Its `Debug` hides the token.
+/// `201` answer to a registration.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegistrationResponse {
     /// The node's id; stable across re-registrations of the same name.

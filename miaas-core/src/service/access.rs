@@ -158,12 +158,13 @@ impl Service {
     /// [`crate::access::login_backoff`]) before its password is checked again.
     pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
         self.login_backoff.check(&request.username, self.now())?;
+        let slot = self.password_work.try_slot()?;
         let record = self.store.get_user(&request.username).await?;
         let stored = record.as_ref().map_or_else(
             || password::decoy_hash().to_string(),
             |r| r.password_hash.clone(),
         );
-        let matches = self.password_work.verify(&request.password, stored).await?;
+        let matches = slot.verify(&request.password, stored).await;
         let (user, epoch) = match record {
             Some(record) if matches => (record.user, jwt::token_epoch(&record.password_hash)),
             _ => {
@@ -284,7 +285,8 @@ impl Service {
                 Error::Invalid("old_password: required to change your own password".into())
             })?;
             self.login_backoff.check(username, self.now())?;
-            if !self.password_work.verify(old, record.password_hash).await? {
+            let slot = self.password_work.try_slot()?;
+            if !slot.verify(old, record.password_hash).await {
                 self.login_backoff.failed(username, self.now());
                 return Err(Error::Forbidden(
                     "old_password does not match the current password".into(),
