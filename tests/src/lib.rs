@@ -159,6 +159,33 @@ impl TestServer {
         )
     }
 
+    /// Registers the node `body` describes (as sent, without a credential: for
+    /// servers with authentication off); returns `(node_id, node_token)`.
+    pub async fn register_body(&self, body: &Value) -> (String, String) {
+        let (status, reg) = self.post("/api/v1/nodes/register", body).await;
+        assert_eq!(status, 201, "{reg}");
+        (
+            reg["node_id"].as_str().expect("node_id").to_string(),
+            reg["node_token"].as_str().expect("node_token").to_string(),
+        )
+    }
+
+    /// Polls GET `path` until `done` holds for its JSON; fails after 20 s.
+    pub async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, body) = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} never reached the state: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// An access token of the bootstrap admin (`POST /api/v1/auth/token`).
     pub async fn admin_token(&self) -> String {
         self.login("admin", &self.admin_password.clone()).await

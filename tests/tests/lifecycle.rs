@@ -1,7 +1,7 @@
 //! The deployment lifecycle over HTTP: placement under concurrency, nodes timing
 //! out, drain, the node-side endpoints and their auth, the plan, compose errors.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use miaas_tests::{TestServer, deployment, heartbeat, registration, send};
 use serde_json::{Value, json};
@@ -20,37 +20,12 @@ fn needing(id: &str, requirements: Value) -> Value {
     body
 }
 
-async fn register_body(server: &TestServer, body: &Value) -> (String, String) {
-    let (status, reg) = server.post("/api/v1/nodes/register", body).await;
-    assert_eq!(status, 201, "{reg}");
-    (
-        reg["node_id"].as_str().unwrap().to_string(),
-        reg["node_token"].as_str().unwrap().to_string(),
-    )
-}
-
-/// Polls `path` until `done` holds for its JSON, failing after a deadline.
-async fn wait_for(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get(path).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never reached the state: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn concurrent_deploys_fill_the_cluster_exactly_and_never_overcommit() {
     let server = TestServer::spawn().await;
     // 3 nodes of 4 CPUs / 8000 MB; each deployment takes 1 CPU and 2000 MB: 12 fit
     for name in ["n1", "n2", "n3"] {
-        register_body(&server, &sized(name, 4, 8000)).await;
+        server.register_body(&sized(name, 4, 8000)).await;
     }
     let fits = 12;
     let requests = (0..200).map(|i| {
@@ -105,13 +80,13 @@ async fn a_node_that_times_out_loses_its_deployments_and_they_are_placed_again()
         c.sweep_interval = Duration::from_millis(50);
     })
     .await;
-    let (a, a_token) = register_body(&server, &sized("a", 4, 8000)).await;
+    let (a, a_token) = server.register_body(&sized("a", 4, 8000)).await;
     server
         .post("/api/v1/deployments", &needing("d", json!({"cpus": 1})))
         .await;
     let (_, d) = server.get("/api/v1/deployments/d").await;
     assert_eq!(d["node_id"], json!(a));
-    let (b, b_token) = register_body(&server, &sized("b", 4, 8000)).await;
+    let (b, b_token) = server.register_body(&sized("b", 4, 8000)).await;
 
     // b heartbeats until the test ends; a falls silent
     let keeper = {
@@ -124,16 +99,17 @@ async fn a_node_that_times_out_loses_its_deployments_and_they_are_placed_again()
             }
         })
     };
-    let lost = wait_for(&server, "/api/v1/deployments/d", |d| d["status"] == "lost").await;
+    let lost = server
+        .wait_for("/api/v1/deployments/d", |d| d["status"] == "lost")
+        .await;
     assert_eq!(lost["node_id"], json!(a));
     assert!(lost["message"].as_str().unwrap().contains("offline"));
     let (_, node_a) = server.get(&format!("/api/v1/nodes/{a}")).await;
     assert_eq!(node_a["status"], "offline");
 
-    let moved = wait_for(&server, "/api/v1/deployments/d", |d| {
-        d["status"] == "scheduled"
-    })
-    .await;
+    let moved = server
+        .wait_for("/api/v1/deployments/d", |d| d["status"] == "scheduled")
+        .await;
     assert_eq!(moved["node_id"], json!(b));
 
     // a comes back and is told to remove its old copy
@@ -161,8 +137,8 @@ async fn a_node_that_times_out_loses_its_deployments_and_they_are_placed_again()
 #[tokio::test]
 async fn the_node_side_endpoints_serve_only_their_node() {
     let server = TestServer::spawn().await;
-    let (a, a_token) = register_body(&server, &sized("a", 4, 8000)).await;
-    let (_, b_token) = register_body(&server, &sized("b", 4, 8000)).await;
+    let (a, a_token) = server.register_body(&sized("a", 4, 8000)).await;
+    let (_, b_token) = server.register_body(&sized("b", 4, 8000)).await;
     server
         .post(
             "/api/v1/deployments",
@@ -241,8 +217,8 @@ async fn the_node_side_endpoints_serve_only_their_node() {
 #[tokio::test]
 async fn cordon_tags_drain_and_deregister_over_http() {
     let server = TestServer::spawn().await;
-    let (a, _) = register_body(&server, &sized("a", 4, 8000)).await;
-    let (b, _) = register_body(&server, &sized("b", 4, 8000)).await;
+    let (a, _) = server.register_body(&sized("a", 4, 8000)).await;
+    let (b, _) = server.register_body(&sized("b", 4, 8000)).await;
     let patch = |id: &str, body: Value| {
         let request = server
             .client
@@ -295,8 +271,8 @@ async fn cordon_tags_drain_and_deregister_over_http() {
 #[tokio::test]
 async fn the_plan_ranks_and_explains_without_changing_anything() {
     let server = TestServer::spawn().await;
-    register_body(&server, &sized("small", 2, 2000)).await;
-    register_body(&server, &sized("large", 16, 64000)).await;
+    server.register_body(&sized("small", 2, 2000)).await;
+    server.register_body(&sized("large", 16, 64000)).await;
     let (status, plan) = server
         .post(
             "/api/v1/placement/plan",
@@ -358,7 +334,7 @@ async fn compose_must_be_yaml_with_services_and_its_reservations_are_used() {
     );
     assert_eq!(server.get("/api/v1/deployments/bad").await.0, 404);
 
-    register_body(&server, &sized("n", 8, 16000)).await;
+    server.register_body(&sized("n", 8, 16000)).await;
     let mut good = deployment("good");
     good["rendered_compose"] = json!(
         "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 2\n      resources:\n        reservations:\n          cpus: '0.5'\n          memory: 512M\n      placement:\n        constraints: [node.platform.os == linux]\n"

@@ -3,8 +3,6 @@
 //! requests without `env` or `action`. Runs on PostgreSQL too with
 //! `MIAAS_TEST_BACKEND=postgres`.
 
-use std::time::{Duration, Instant};
-
 use miaas_tests::TestServer;
 use serde_json::{Value, json};
 
@@ -17,31 +15,12 @@ fn original_registration(name: &str) -> Value {
     })
 }
 
-async fn register(server: &TestServer, body: &Value) -> (String, String) {
-    let (status, reg) = server.post("/api/v1/nodes/register", body).await;
-    assert_eq!(status, 201, "{reg}");
-    (
-        reg["node_id"].as_str().unwrap().to_string(),
-        reg["node_token"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn wait_for(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get(path).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_original_agent_registers_without_disk_and_its_disk_stays_unknown() {
     let server = TestServer::spawn().await;
-    let (id, _) = register(&server, &original_registration("legacy-01")).await;
+    let (id, _) = server
+        .register_body(&original_registration("legacy-01"))
+        .await;
     let (status, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
     assert_eq!(status, 200, "{node}");
     assert_eq!(node["capabilities"].get("disk_mb"), Some(&Value::Null));
@@ -49,14 +28,16 @@ async fn the_original_agent_registers_without_disk_and_its_disk_stays_unknown() 
     assert_eq!(node["capabilities"]["mem_mb"], 7950);
 
     // registering again (the agent restarting) keeps it unknown, not 0
-    register(&server, &original_registration("legacy-01")).await;
+    server
+        .register_body(&original_registration("legacy-01"))
+        .await;
     let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
     assert_eq!(node["capabilities"].get("disk_mb"), Some(&Value::Null));
 
     // a later registration that reports its disk makes it known
     let mut with_disk = original_registration("legacy-01");
     with_disk["capabilities"]["disk_mb"] = json!(20000);
-    register(&server, &with_disk).await;
+    server.register_body(&with_disk).await;
     let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
     assert_eq!(node["capabilities"]["disk_mb"], 20000);
 }
@@ -82,16 +63,17 @@ async fn required_capabilities_are_still_required() {
 #[tokio::test]
 async fn sparse_heartbeats_are_accepted_with_the_original_defaults() {
     let server = TestServer::spawn().await;
-    let (id, token) = register(&server, &original_registration("legacy-01")).await;
+    let (id, token) = server
+        .register_body(&original_registration("legacy-01"))
+        .await;
     let path = format!("/api/v1/nodes/{id}/heartbeat");
 
     let (status, ack) = server.post_as(&token, &path, &json!({})).await;
     assert_eq!(status, 200, "{ack}");
     assert_eq!(ack["status"], "ok");
-    let node = wait_for(&server, &format!("/api/v1/nodes/{id}"), |n| {
-        n["metrics"].is_object()
-    })
-    .await;
+    let node = server
+        .wait_for(&format!("/api/v1/nodes/{id}"), |n| n["metrics"].is_object())
+        .await;
     assert_eq!(
         (
             &node["metrics"]["cpu_usage"],
@@ -106,10 +88,11 @@ async fn sparse_heartbeats_are_accepted_with_the_original_defaults() {
         .post_as(&token, &path, &json!({"cpu_usage": 12.5}))
         .await;
     assert_eq!(status, 200, "{ack}");
-    let node = wait_for(&server, &format!("/api/v1/nodes/{id}"), |n| {
-        n["metrics"]["cpu_usage"] == json!(12.5)
-    })
-    .await;
+    let node = server
+        .wait_for(&format!("/api/v1/nodes/{id}"), |n| {
+            n["metrics"]["cpu_usage"] == json!(12.5)
+        })
+        .await;
     assert_eq!(node["metrics"]["mem_usage"], json!(0.0));
 
     // a present field is still checked
@@ -123,7 +106,9 @@ async fn sparse_heartbeats_are_accepted_with_the_original_defaults() {
 #[tokio::test]
 async fn a_node_of_unknown_disk_takes_no_deployment_that_reserves_disk() {
     let server = TestServer::spawn().await;
-    let (id, _) = register(&server, &original_registration("legacy-01")).await;
+    let (id, _) = server
+        .register_body(&original_registration("legacy-01"))
+        .await;
 
     // the original's deployment request: no env, no action
     let plain = json!({
@@ -133,10 +118,9 @@ async fn a_node_of_unknown_disk_takes_no_deployment_that_reserves_disk() {
     });
     let (status, body) = server.post("/api/v1/deployments", &plain).await;
     assert_eq!(status, 202, "{body}");
-    let placed = wait_for(&server, "/api/v1/deployments/plain", |d| {
-        d["status"] == "scheduled"
-    })
-    .await;
+    let placed = server
+        .wait_for("/api/v1/deployments/plain", |d| d["status"] == "scheduled")
+        .await;
     assert_eq!(placed["node_id"], json!(id));
     assert_eq!(placed["env"], json!({}));
     assert_eq!(placed["action"], "apply");
@@ -149,10 +133,9 @@ async fn a_node_of_unknown_disk_takes_no_deployment_that_reserves_disk() {
     });
     let (status, body) = server.post("/api/v1/deployments", &disky).await;
     assert_eq!(status, 202, "{body}");
-    let pending = wait_for(&server, "/api/v1/deployments/disky", |d| {
-        d["status"] == "pending"
-    })
-    .await;
+    let pending = server
+        .wait_for("/api/v1/deployments/disky", |d| d["status"] == "pending")
+        .await;
     assert_eq!(
         pending["placement"]["reasons"]["unknown_disk"], 1,
         "{pending}"
