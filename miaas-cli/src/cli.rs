@@ -49,6 +49,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane server (the same server and flags as `miaas-server`).
     Serve(Box<miaas_server::ServerConfig>),
+    /// Run the node agent: join the control plane (--server) and run the
+    /// deployments placed on this machine.
+    Agent(Box<AgentArgs>),
     /// List and manage nodes.
     #[command(subcommand)]
     Nodes(NodesCommand),
@@ -88,6 +91,62 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// How an agent runs deployments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Docker Compose (`docker compose`, else `docker-compose`).
+    Docker,
+    /// Pretend: deployments become running after --simulated-start.
+    Simulated,
+}
+
+/// `miaas agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The cluster's join token: needed on the first start, and again only when
+    /// the control plane no longer knows this node.
+    #[arg(long, env = "MIAAS_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// The node's name [default: the host name].
+    #[arg(long, env = "MIAAS_AGENT_NAME")]
+    pub name: Option<String>,
+    /// The node's address [default: the address of the interface routing to the
+    /// server].
+    #[arg(long, env = "MIAAS_AGENT_IP")]
+    pub ip: Option<std::net::IpAddr>,
+    /// The node's tags (comma-separated, e.g. `zone=eu,ssd`).
+    #[arg(long, env = "MIAAS_AGENT_TAGS", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Where the node's identity (mode 0600) and its deployments' files live
+    /// [default: /var/lib/miaas-agent as root, else ~/.local/state/miaas-agent].
+    #[arg(long, env = "MIAAS_AGENT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How deployments run.
+    #[arg(
+        long,
+        env = "MIAAS_AGENT_RUNTIME",
+        value_enum,
+        default_value = "docker"
+    )]
+    pub runtime: RuntimeKind,
+    /// How often a heartbeat with the machine's metrics is sent.
+    #[arg(long, env = "MIAAS_AGENT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = miaas_server::config::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// How often the node's desired state is fetched.
+    #[arg(long, env = "MIAAS_AGENT_POLL_INTERVAL", default_value = "2s", value_parser = miaas_server::config::parse_duration)]
+    pub poll_interval: Duration,
+    /// With --runtime simulated: how long a start takes.
+    #[arg(long, env = "MIAAS_AGENT_SIMULATED_START", default_value = "200ms", value_parser = miaas_server::config::parse_duration_or_zero)]
+    pub simulated_start: Duration,
+    /// With --runtime simulated: deployments whose id matches this pattern (`*`
+    /// for any characters) fail.
+    #[arg(long, env = "MIAAS_AGENT_SIMULATED_FAIL")]
+    pub simulated_fail: Option<String>,
+    /// Log filter: a level or tracing directives.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 /// `miaas login`.

@@ -35,6 +35,10 @@ async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|err| CliError::Failed(err.to_string())),
         Command::Db(command) => commands::db::run(command, &cli.database_url, cli.output).await,
+        Command::Agent(args) => {
+            let server = require_server(cli.server.as_deref())?;
+            commands::agent::run(&server, *args).await
+        }
         Command::Version => {
             say!("miaas {}", env!("CARGO_PKG_VERSION"));
             Ok(())

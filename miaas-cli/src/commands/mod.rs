@@ -1,6 +1,7 @@
 //! The commands, each written once against [`Backend`].
 
 mod access;
+pub mod agent;
 pub mod db;
 mod deploy;
 mod deployments;
@@ -44,6 +45,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Users(command) => access::users(ctx, command).await,
         Command::Tokens(command) => access::tokens(ctx, command).await,
         Command::Serve(_)
+        | Command::Agent(_)
         | Command::Db(_)
         | Command::Version
         | Command::Completions { .. }

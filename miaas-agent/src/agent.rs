@@ -1,0 +1,218 @@
+//! The agent's life: take an identity (saved, or by registering with the join
+//! token), then heartbeat and reconcile until told to stop. When the control plane
+//! is unreachable, what runs keeps running and the agent retries with jittered
+//! backoff (1 s up to 30 s); when it no longer knows the node, the agent registers
+//! again with the join token, or stops saying why.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miaas_core::model::{Heartbeat, NodeCapabilities, NodeRegistration};
+use rand::Rng;
+
+use crate::client::Client;
+use crate::config::AgentConfig;
+use crate::error::{AgentError, Result};
+use crate::identity::Identity;
+use crate::machine::{self, Probe};
+use crate::reconcile::Reconciler;
+use crate::runtime::Runtime;
+
+/// Longest wait between attempts while the control plane is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Capabilities are measured again (and the node re-registered when they changed)
+/// every this many heartbeats.
+const REMEASURE_EVERY: u32 = 30;
+
+struct Agent {
+    config: AgentConfig,
+    client: Client,
+    runtime: Arc<dyn Runtime>,
+    probe: Probe,
+    identity: Option<Identity>,
+    registered: Option<NodeCapabilities>,
+    reconciler: Reconciler,
+    heartbeats: u32,
+    next_heartbeat: Instant,
+    /// Whether strays were looked for (once, on the first desired state).
+    strays_removed: bool,
+}
+
+/// Runs the agent until `shutdown` completes (deployments keep running), or until
+/// it cannot go on (no identity and no join token, a refused registration).
+pub async fn run(
+    config: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let client = Client::new(&config.server)?;
+    let identity = Identity::load(&config.state_dir)?
+        .filter(|i| i.server == client.base() && i.name == config.name);
+    let reconciler = Reconciler::new(runtime.clone(), &config.state_dir);
+    let mut agent = Agent {
+        config,
+        client,
+        runtime,
+        probe: Probe::default(),
+        identity,
+        registered: None,
+        reconciler,
+        heartbeats: 0,
+        next_heartbeat: Instant::now(),
+        strays_removed: false,
+    };
+    tokio::select! {
+        result = agent.live() => result,
+        () = shutdown => {
+            tracing::info!("agent stopping; deployments keep running");
+            Ok(())
+        }
+    }
+}
+
+impl Agent {
+    async fn live(&mut self) -> Result<()> {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.step().await {
+                Ok(()) => {
+                    backoff = Duration::from_secs(1);
+                    tokio::time::sleep(self.config.poll_interval).await;
+                }
+                Err(AgentError::Unreachable(detail)) => {
+                    let jitter = rand::rng().random_range(0.5..1.0);
+                    let wait = backoff.mul_f64(jitter);
+                    tracing::warn!(%detail, retry_in = ?wait, "control plane unreachable; deployments keep running");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(AgentError::Unknown(detail)) => {
+                    tracing::warn!(%detail, "the control plane no longer knows this node");
+                    Identity::forget(&self.config.state_dir);
+                    self.identity = None;
+                    self.registered = None;
+                    if self.config.join_token.is_none() {
+                        return Err(AgentError::Config(format!(
+                            "the control plane no longer knows this node ({detail}) and no join \
+                             token was given: start the agent with --join-token (MIAAS_JOIN_TOKEN) \
+                             to register again"
+                        )));
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One round: register if needed, heartbeat when due, reconcile.
+    async fn step(&mut self) -> Result<()> {
+        let due = Instant::now() >= self.next_heartbeat;
+        if due {
+            self.heartbeats += 1;
+            self.next_heartbeat = Instant::now() + self.config.heartbeat_interval;
+        }
+        // at start (the address or the machine may have changed while the agent
+        // was down), and every so often: measured again, registered again if changed
+        if self.registered.is_none() || (due && self.heartbeats.is_multiple_of(REMEASURE_EVERY)) {
+            self.register_if_needed().await?;
+        }
+        let Some(identity) = self.identity.clone() else {
+            return Err(AgentError::Config("no identity".into()));
+        };
+        if due {
+            self.heartbeat(&identity).await?;
+        }
+        let desired = self
+            .client
+            .desired_state(&identity.node_id, &identity.node_token)
+            .await?;
+        if !self.strays_removed {
+            self.reconciler.remove_strays(&desired).await;
+            self.strays_removed = true;
+        }
+        self.reconciler
+            .reconcile(&self.client, &identity.node_token, &desired, due)
+            .await
+    }
+
+    async fn capabilities(&mut self) -> NodeCapabilities {
+        let facts = self.probe.facts();
+        let disk = machine::disk_of(&self.config.state_dir)
+            .or_else(|| machine::disk_of(std::path::Path::new("/")));
+        NodeCapabilities {
+            os: facts.os,
+            cpu_count: facts.cpus,
+            mem_mb: facts.mem_mb,
+            disk_mb: disk.map(|(total, _)| total),
+            gpus: crate::gpus::discover().await,
+            docker: self.runtime.engine().await,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Registers on the first start (join token), and again with the node's own
+    /// token when the capabilities changed.
+    async fn register_if_needed(&mut self) -> Result<()> {
+        let capabilities = self.capabilities().await;
+        if self.identity.is_some() && self.registered.as_ref() == Some(&capabilities) {
+            return Ok(());
+        }
+        let ip = self
+            .config
+            .ip
+            .or_else(|| machine::address_towards(self.client.base()))
+            .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+        let registration = NodeRegistration {
+            name: self.config.name.clone(),
+            ip,
+            capabilities: capabilities.clone(),
+            tags: self.config.tags.clone(),
+        };
+        let credential = match (&self.identity, &self.config.join_token) {
+            (Some(identity), _) => identity.node_token.clone(),
+            (None, Some(join)) => join.clone(),
+            (None, None) => {
+                return Err(AgentError::Config(format!(
+                    "no identity in {} and no join token: give --join-token (MIAAS_JOIN_TOKEN) \
+                     for the first start",
+                    self.config.state_dir.display()
+                )));
+            }
+        };
+        let answer = match self.client.register(&credential, &registration).await {
+            Err(AgentError::Refused(detail)) => {
+                return Err(AgentError::Refused(format!(
+                    "registering {:?} was refused: {detail}",
+                    self.config.name
+                )));
+            }
+            other => other?,
+        };
+        let identity = Identity {
+            server: self.client.base().to_string(),
+            name: self.config.name.clone(),
+            node_id: answer.node_id,
+            node_token: answer.node_token,
+        };
+        identity.save(&self.config.state_dir)?;
+        tracing::info!(node_id = %identity.node_id, name = %identity.name, "registered");
+        self.identity = Some(identity);
+        self.registered = Some(capabilities);
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self, identity: &Identity) -> Result<()> {
+        let (cpu_usage, mem_usage) = self.probe.usage();
+        let disk_free_mb = machine::disk_of(&self.config.state_dir).map_or(0, |(_, free)| free);
+        let heartbeat = Heartbeat {
+            cpu_usage,
+            mem_usage,
+            disk_free_mb,
+            running_containers: self.runtime.running_containers().await,
+        };
+        self.client
+            .heartbeat(&identity.node_id, &identity.node_token, &heartbeat)
+            .await
+    }
+}

@@ -1,0 +1,129 @@
+//! The control plane's node protocol over HTTP: register, heartbeat, desired
+//! state and status reports. Errors say whether to retry (`Unreachable`), to
+//! register again (`Unknown`) or to give up (`Refused`).
+
+use std::time::Duration;
+
+use miaas_core::model::{
+    DesiredState, Heartbeat, NodeRegistration, RegistrationResponse, StatusReport,
+};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AgentError, Result};
+
+/// A client of one control plane.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Result<Self> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(AgentError::Config(format!(
+                "--server {base:?} is not an http:// or https:// URL"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|err| AgentError::Config(format!("cannot build an HTTP client: {err}")))?;
+        Ok(Self { base, http })
+    }
+
+    /// The server's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Registers (or re-registers) with `credential`: the join token, or the node's
+    /// own token when it updates itself.
+    pub async fn register(
+        &self,
+        credential: &str,
+        registration: &NodeRegistration,
+    ) -> Result<RegistrationResponse> {
+        self.call(
+            Method::POST,
+            "/api/v1/nodes/register",
+            credential,
+            Some(registration),
+        )
+        .await
+    }
+
+    /// Sends a heartbeat.
+    pub async fn heartbeat(&self, node_id: &str, token: &str, heartbeat: &Heartbeat) -> Result<()> {
+        let path = format!("/api/v1/nodes/{node_id}/heartbeat");
+        self.call::<serde_json::Value>(Method::POST, &path, token, Some(heartbeat))
+            .await
+            .map(drop)
+    }
+
+    /// What this node should run and remove.
+    pub async fn desired_state(&self, node_id: &str, token: &str) -> Result<DesiredState> {
+        let path = format!("/api/v1/nodes/{node_id}/deployments");
+        self.call(Method::GET, &path, token, None::<&()>).await
+    }
+
+    /// Reports a deployment's status.
+    pub async fn report(
+        &self,
+        deployment_id: &str,
+        token: &str,
+        report: &StatusReport,
+    ) -> Result<()> {
+        let path = format!("/api/v1/deployments/{deployment_id}/status");
+        self.call::<serde_json::Value>(Method::POST, &path, token, Some(report))
+            .await
+            .map(drop)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map_err(|err| AgentError::Refused(format!("unexpected answer to {path}: {err}")));
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => {
+                AgentError::Unknown(format!("{status}: {detail}"))
+            }
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                AgentError::Unreachable(format!("{status}: {detail}"))
+            }
+            _ => AgentError::Refused(format!("{status}: {detail}")),
+        })
+    }
+}

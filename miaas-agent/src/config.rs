@@ -1,0 +1,42 @@
+//! What an agent needs to start.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An agent's settings (the `miaas agent` flags).
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The control plane, `http://host:port`.
+    pub server: String,
+    /// The cluster's join token: needed for the first registration, and again
+    /// only when the control plane no longer knows this node.
+    pub join_token: Option<String>,
+    /// The node's name.
+    pub name: String,
+    /// The node's address (default: the one routing to the server).
+    pub ip: Option<IpAddr>,
+    /// The node's tags.
+    pub tags: Vec<String>,
+    /// Where the identity and the deployments' files live.
+    pub state_dir: PathBuf,
+    /// How often a heartbeat is sent.
+    pub heartbeat_interval: Duration,
+    /// How often the desired state is fetched.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("join_token", &self.join_token.as_ref().map(|_| "***"))
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .field("tags", &self.tags)
+            .field("state_dir", &self.state_dir)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}

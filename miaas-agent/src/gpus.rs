@@ -1,0 +1,57 @@
+//! GPUs of this machine, from `nvidia-smi` (none found is `[]`, never an error).
+
+use miaas_core::model::GpuInfo;
+
+/// The GPUs `nvidia-smi` reports; `[]` when it is missing or fails.
+pub async fn discover() -> Vec<GpuInfo> {
+    let output = tokio::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=index,uuid,name,memory.total",
+            "--format=csv,noheader,nounits",
+        ])
+        .output()
+        .await;
+    match output {
+        Ok(out) if out.status.success() => parse(&String::from_utf8_lossy(&out.stdout)),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses `index, uuid, name, memory.total` lines; lines that do not parse are
+/// skipped. The UUID is not part of [`GpuInfo`]: it is logged once.
+pub fn parse(text: &str) -> Vec<GpuInfo> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [index, uuid, name, memory] = fields.as_slice() else {
+                return None;
+            };
+            let gpu = GpuInfo {
+                id: index.parse().ok()?,
+                model: (*name).to_string(),
+                mem_mb: memory.parse::<f64>().ok().map(|mb| mb.max(0.0) as u64)?,
+            };
+            tracing::debug!(id = gpu.id, %uuid, model = %gpu.model, "GPU found");
+            Some(gpu)
+        })
+        .filter(|gpu| !gpu.model.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvidia_smi_lines_become_gpus() {
+        let text = "0, GPU-5c2e, NVIDIA A100-SXM4-80GB, 81920\n\
+                    1, GPU-77ab, NVIDIA A100-SXM4-80GB, 81920\n\
+                    garbage\n";
+        let gpus = parse(text);
+        assert_eq!(gpus.len(), 2);
+        assert_eq!(gpus[1].id, 1);
+        assert_eq!(gpus[0].model, "NVIDIA A100-SXM4-80GB");
+        assert_eq!(gpus[0].mem_mb, 81920);
+        assert!(parse("").is_empty());
+    }
+}

@@ -1,0 +1,234 @@
+//! Bringing this node to its desired state: start what should run (or bring it to
+//! the new revision), remove what should not, and report each change. A
+//! deployment found running at the desired revision (an agent restart) is adopted
+//! without touching it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miaas_core::model::{
+    DeploymentStatus, DesiredDeployment, DesiredState, ReportedStatus, StatusReport,
+};
+
+use crate::client::Client;
+use crate::error::{AgentError, Result};
+use crate::runtime::{Health, Runtime, project_name};
+
+/// The deployments of this node and the runtime that runs them.
+pub(crate) struct Reconciler {
+    runtime: Arc<dyn Runtime>,
+    deployments_dir: PathBuf,
+    /// The revision of each deployment this node runs (or tried to).
+    local: HashMap<String, u32>,
+}
+
+impl Reconciler {
+    pub(crate) fn new(runtime: Arc<dyn Runtime>, state_dir: &Path) -> Self {
+        Self {
+            runtime,
+            deployments_dir: state_dir.join("deployments"),
+            local: HashMap::new(),
+        }
+    }
+
+    fn dir_of(&self, deployment_id: &str) -> PathBuf {
+        self.deployments_dir.join(project_name(deployment_id))
+    }
+
+    /// One pass over `desired`; `check_health` also looks at what already runs.
+    pub(crate) async fn reconcile(
+        &mut self,
+        client: &Client,
+        token: &str,
+        desired: &DesiredState,
+        check_health: bool,
+    ) -> Result<()> {
+        for order in &desired.remove {
+            self.remove(client, token, &order.deployment_id, true)
+                .await?;
+        }
+        let wanted: Vec<&str> = desired
+            .deployments
+            .iter()
+            .map(|d| d.deployment_id.as_str())
+            .chain(desired.remove.iter().map(|r| r.deployment_id.as_str()))
+            .collect();
+        let gone: Vec<String> = self
+            .local
+            .keys()
+            .filter(|id| !wanted.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(client, token, &id, false).await?;
+        }
+        for deployment in &desired.deployments {
+            self.run(client, token, deployment, check_health).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes what runs here but the control plane does not know of (an agent
+    /// restart after a deployment moved away while it was down).
+    pub(crate) async fn remove_strays(&mut self, desired: &DesiredState) {
+        let Ok(entries) = std::fs::read_dir(&self.deployments_dir) else {
+            return;
+        };
+        let known: Vec<String> = desired
+            .deployments
+            .iter()
+            .map(|d| project_name(&d.deployment_id))
+            .collect();
+        for entry in entries.flatten() {
+            let project = entry.file_name().to_string_lossy().into_owned();
+            if known.contains(&project) {
+                continue;
+            }
+            match self.runtime.remove(&project, &entry.path()).await {
+                Ok(()) => {
+                    tracing::info!(%project, "removed a deployment this node no longer runs");
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                Err(message) => {
+                    tracing::warn!(%project, %message, "cannot remove a stray deployment")
+                }
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        client: &Client,
+        token: &str,
+        deployment: &DesiredDeployment,
+        check_health: bool,
+    ) -> Result<()> {
+        let id = &deployment.deployment_id;
+        let dir = self.dir_of(id);
+        let project = project_name(id);
+        let current = self.local.get(id).copied();
+        let health = match current {
+            Some(revision) if revision == deployment.revision => {
+                if !check_health {
+                    return Ok(());
+                }
+                match self.runtime.health(&project, &dir).await {
+                    Health::Absent => Health::Failed("its containers are gone".into()),
+                    health => health,
+                }
+            }
+            Some(_) => self.start(deployment, &dir).await,
+            None => match self.adopt(deployment, &dir, &project).await {
+                Some(health) => health,
+                None => self.start(deployment, &dir).await,
+            },
+        };
+        let (status, message) = match health {
+            Health::Running(message) => (ReportedStatus::Running, message),
+            Health::Failed(message) => (ReportedStatus::Failed, message),
+            Health::Absent => (ReportedStatus::Failed, "nothing runs".into()),
+        };
+        let already = server_shows(deployment.status, status);
+        self.local.insert(id.clone(), deployment.revision);
+        if already {
+            return Ok(());
+        }
+        tracing::info!(deployment = %id, revision = deployment.revision, ?status, %message, "reporting");
+        report(client, token, id, status, message).await
+    }
+
+    /// What already runs at this revision (an agent restart), left as it is.
+    async fn adopt(
+        &self,
+        deployment: &DesiredDeployment,
+        dir: &Path,
+        project: &str,
+    ) -> Option<Health> {
+        let recorded = std::fs::read_to_string(dir.join("revision")).ok()?;
+        if recorded.trim() != deployment.revision.to_string() {
+            return None;
+        }
+        match self.runtime.health(project, dir).await {
+            Health::Running(message) => {
+                tracing::info!(deployment = %deployment.deployment_id, "adopted: already running");
+                Some(Health::Running(message))
+            }
+            _ => None,
+        }
+    }
+
+    async fn start(&self, deployment: &DesiredDeployment, dir: &Path) -> Health {
+        if let Err(err) = miaas_core::private_file::create_dir_all(dir) {
+            return Health::Failed(format!("cannot create {}: {err}", dir.display()));
+        }
+        tracing::info!(deployment = %deployment.deployment_id, revision = deployment.revision, "starting");
+        let health = self.runtime.apply(deployment, dir).await;
+        let _ = std::fs::write(dir.join("revision"), deployment.revision.to_string());
+        health
+    }
+
+    async fn remove(
+        &mut self,
+        client: &Client,
+        token: &str,
+        id: &str,
+        confirm: bool,
+    ) -> Result<()> {
+        let dir = self.dir_of(id);
+        let project = project_name(id);
+        let was_here = self.local.contains_key(id) || dir.exists();
+        if was_here {
+            if let Err(message) = self.runtime.remove(&project, &dir).await {
+                tracing::warn!(deployment = %id, %message, "removal failed; retrying later");
+                return Ok(());
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            self.local.remove(id);
+            tracing::info!(deployment = %id, "removed");
+        }
+        if confirm {
+            let message = if was_here {
+                "containers removed".to_string()
+            } else {
+                "nothing of it ran on this node".to_string()
+            };
+            match report(client, token, id, ReportedStatus::Deleted, message).await {
+                // already confirmed, or moved: nothing more to say
+                Err(AgentError::Refused(_)) | Err(AgentError::Unknown(_)) | Ok(()) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the control plane already shows `status`.
+fn server_shows(server: DeploymentStatus, status: ReportedStatus) -> bool {
+    matches!(
+        (server, status),
+        (DeploymentStatus::Running, ReportedStatus::Running)
+            | (DeploymentStatus::Failed, ReportedStatus::Failed)
+    )
+}
+
+async fn report(
+    client: &Client,
+    token: &str,
+    id: &str,
+    status: ReportedStatus,
+    message: String,
+) -> Result<()> {
+    let report = StatusReport {
+        status,
+        message: Some(message.chars().take(4000).collect()),
+    };
+    match client.report(id, token, &report).await {
+        // a report the state contradicts (deleted meanwhile): the next pass sees it
+        Err(AgentError::Refused(detail)) => {
+            tracing::debug!(deployment = %id, %detail, "report refused");
+            Ok(())
+        }
+        other => other,
+    }
+}

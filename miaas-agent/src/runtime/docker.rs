@@ -1,0 +1,204 @@
+//! Deployments run with Docker Compose: the compose document and the environment
+//! (mode 0600) are written to the deployment's folder, and `docker compose -p
+//! miaas-<id> … up -d --remove-orphans` runs them (Compose v2 through `docker`,
+//! else the separate `docker-compose` v1). Removal runs `down`; volumes are kept.
+//! Health comes from the containers Docker labels with the project.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use miaas_core::model::{DesiredDeployment, DockerInfo};
+use tokio::process::Command;
+
+use super::compose_file::rendered_for_node;
+use super::{Health, Runtime};
+
+/// How long one `docker` command may take (an `up` may build or pull).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The Docker runtime, with the Compose command found on `PATH`.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    /// `["docker", "compose"]`, `["docker-compose"]`, or none found.
+    compose: Option<Vec<String>>,
+}
+
+impl DockerRuntime {
+    /// Finds Compose: `docker compose` (v2) first, then `docker-compose` (v1).
+    pub async fn detect() -> Self {
+        for candidate in [vec!["docker", "compose"], vec!["docker-compose"]] {
+            let mut args: Vec<&str> = candidate[1..].to_vec();
+            args.push("version");
+            if run(candidate[0], &args).await.is_ok() {
+                tracing::info!(compose = %candidate.join(" "), "using Docker Compose");
+                return Self {
+                    compose: Some(candidate.iter().map(|s| s.to_string()).collect()),
+                };
+            }
+        }
+        tracing::warn!(
+            "neither `docker compose` nor `docker-compose` answers: deployments will fail"
+        );
+        Self { compose: None }
+    }
+
+    async fn compose(&self, project: &str, args: &[&str]) -> Result<String, String> {
+        let Some(compose) = &self.compose else {
+            return Err("Docker Compose is not installed on this node".into());
+        };
+        let mut all: Vec<&str> = compose[1..].iter().map(String::as_str).collect();
+        all.extend(["-p", project]);
+        all.extend_from_slice(args);
+        run(&compose[0], &all).await
+    }
+}
+
+/// Runs `program args`; its standard output, or a short message with the end of
+/// what it printed.
+async fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new(program);
+    command.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, command.output())
+        .await
+        .map_err(|_| format!("`{program} {}` timed out", args.join(" ")))?
+        .map_err(|err| format!("cannot run {program}: {err}"))?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(5)..].join("\n");
+    Err(format!(
+        "`{program} {}` failed ({}): {tail}",
+        args.first().copied().unwrap_or_default(),
+        output.status
+    ))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    miaas_core::private_file::overwrite(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))
+}
+
+/// The environment as a Compose env file; a value on several lines is refused.
+fn env_file_text(deployment: &DesiredDeployment) -> Result<String, String> {
+    let mut text = String::new();
+    for (key, value) in &deployment.env {
+        if value.contains('\n') || key.contains('\n') || key.contains('=') {
+            return Err(format!(
+                "env {key:?}: names and values must be single lines"
+            ));
+        }
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    Ok(text)
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path) -> Health {
+        let compose_path = dir.join("compose.yaml");
+        let env_path = dir.join(".env");
+        let written = env_file_text(deployment)
+            .and_then(|env| write_private(&env_path, &env))
+            .and_then(|()| rendered_for_node(deployment, &env_path))
+            .and_then(|compose| write_private(&compose_path, &compose));
+        if let Err(message) = written {
+            return Health::Failed(message);
+        }
+        let project = super::project_name(&deployment.deployment_id);
+        let (compose_file, env_file) = (compose_path.display(), env_path.display());
+        let (compose_file, env_file) = (compose_file.to_string(), env_file.to_string());
+        let up = [
+            "-f",
+            compose_file.as_str(),
+            "--env-file",
+            env_file.as_str(),
+            "up",
+            "-d",
+            "--remove-orphans",
+        ];
+        match self.compose(&project, &up).await {
+            Ok(_) => match self.health(&project, dir).await {
+                Health::Absent => Health::Failed("`up` started no container".into()),
+                health => health,
+            },
+            Err(message) => Health::Failed(message),
+        }
+    }
+
+    async fn remove(&self, project: &str, dir: &Path) -> Result<(), String> {
+        let compose_path = dir.join("compose.yaml");
+        let file = compose_path.display().to_string();
+        let args: Vec<&str> = if compose_path.exists() {
+            vec!["-f", file.as_str(), "down", "--remove-orphans"]
+        } else {
+            vec!["down", "--remove-orphans"]
+        };
+        self.compose(project, &args).await.map(drop)
+    }
+
+    async fn health(&self, project: &str, _dir: &Path) -> Health {
+        let filter = format!("label=com.docker.compose.project={project}");
+        let listed = run(
+            "docker",
+            &["ps", "-a", "--filter", &filter, "--format", "{{json .}}"],
+        )
+        .await;
+        let text = match listed {
+            Ok(text) => text,
+            Err(message) => return Health::Failed(message),
+        };
+        let containers: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        if containers.is_empty() {
+            return Health::Absent;
+        }
+        let stopped: Vec<String> = containers
+            .iter()
+            .filter(|c| c["State"].as_str() != Some("running"))
+            .map(|c| {
+                format!(
+                    "{} is {} ({})",
+                    c["Names"].as_str().unwrap_or("a container"),
+                    c["State"].as_str().unwrap_or("not running"),
+                    c["Status"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        if stopped.is_empty() {
+            Health::Running(format!("{} container(s) running", containers.len()))
+        } else {
+            Health::Failed(stopped.join("; "))
+        }
+    }
+
+    async fn running_containers(&self) -> Vec<String> {
+        run(
+            "docker",
+            &["ps", "--filter", "name=miaas-", "--format", "{{.Names}}"],
+        )
+        .await
+        .map(|text| text.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+    }
+
+    async fn engine(&self) -> Option<DockerInfo> {
+        let version = run("docker", &["version", "--format", "{{.Server.Version}}"]).await;
+        Some(match version {
+            Ok(version) if !version.trim().is_empty() => DockerInfo {
+                version: version.trim().to_string(),
+                available: true,
+            },
+            _ => DockerInfo {
+                version: "none".into(),
+                available: false,
+            },
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! What runs deployments on this node: Docker Compose, or a simulation.
+
+mod compose_file;
+mod docker;
+mod simulated;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use miaas_core::model::{DesiredDeployment, DockerInfo};
+
+pub use compose_file::{project_name, rendered_for_node};
+pub use docker::DockerRuntime;
+pub use simulated::SimulatedRuntime;
+
+/// How a deployment is doing on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Every service runs; a short description.
+    Running(String),
+    /// It failed to start or stopped; what went wrong.
+    Failed(String),
+    /// Nothing of it runs here.
+    Absent,
+}
+
+/// Runs deployments. `dir` is the deployment's own folder in the state directory.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// Starts `deployment` (or brings it to this revision); its health after.
+    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path) -> Health;
+
+    /// Stops and removes the deployment of project `project`; an error message
+    /// when that failed.
+    async fn remove(&self, project: &str, dir: &Path) -> Result<(), String>;
+
+    /// How the deployment of project `project` is doing now.
+    async fn health(&self, project: &str, dir: &Path) -> Health;
+
+    /// Names of the containers running for MIaaS, for heartbeats.
+    async fn running_containers(&self) -> Vec<String>;
+
+    /// The container engine, for the node's capabilities (`None`: none reported).
+    async fn engine(&self) -> Option<DockerInfo>;
+}

@@ -1,0 +1,407 @@
+//! `miaas agent` end to end: the real server and real agents as processes. With
+//! the simulated runtime: deploy, restart adoption, removal, a killed agent's work
+//! moving. With the Docker runtime against a stand-in `docker` (and `nvidia-smi`)
+//! on `PATH`: exactly what Docker would receive.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use miaas_tests::{ServerProcess, binary, send};
+use serde_json::{Value, json};
+
+/// A control plane with authentication on, and an admin's token.
+struct ControlPlane {
+    server: ServerProcess,
+    dir: tempfile::TempDir,
+    join_token: String,
+    admin: String,
+    client: reqwest::Client,
+}
+
+impl ControlPlane {
+    async fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--host", "127.0.0.1", "--port", "0"];
+        args.extend_from_slice(extra);
+        let server = ServerProcess::start(
+            &binary("miaas-server"),
+            &args,
+            dir.path(),
+            &[("MIAAS_AUTH", "on")],
+        );
+        let saved = std::fs::read_to_string(dir.path().join("control_plane.db.credentials"))
+            .expect("credentials");
+        let value = |key: &str| {
+            saved
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .expect(key)
+                .to_string()
+        };
+        let client = reqwest::Client::new();
+        let (status, login) = send(
+            client
+                .post(server.url("/api/v1/auth/token"))
+                .json(&json!({"username": "admin", "password": value("MIAAS_ADMIN_PASSWORD=")})),
+        )
+        .await;
+        assert_eq!(status, 200, "{login}");
+        Self {
+            join_token: value("MIAAS_JOIN_TOKEN="),
+            admin: login["access_token"].as_str().unwrap().to_string(),
+            server,
+            dir,
+            client,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        send(
+            self.client
+                .get(self.server.url(path))
+                .bearer_auth(&self.admin),
+        )
+        .await
+    }
+
+    async fn deploy(&self, body: &Value) {
+        let (status, answer) = send(
+            self.client
+                .post(self.server.url("/api/v1/deployments"))
+                .bearer_auth(&self.admin)
+                .json(body),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+
+    async fn delete(&self, id: &str) {
+        let (status, answer) = send(
+            self.client
+                .delete(self.server.url(&format!("/api/v1/deployments/{id}")))
+                .bearer_auth(&self.admin),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// Polls `path` until `done` holds; fails after 30 s.
+    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never got there: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn node_named(&self, name: &str) -> Value {
+        self.wait_for("/api/v1/nodes", |nodes| {
+            nodes
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n["name"] == name))
+        })
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap()
+        .clone()
+    }
+}
+
+/// A `miaas agent` process; killed when dropped.
+struct AgentProcess {
+    child: Option<Child>,
+    state_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(cp: &ControlPlane, name: &str, extra: &[&str], env: &[(&str, String)]) -> Self {
+        let state_dir = cp.dir.path().join(format!("agent-{name}"));
+        let log = cp.dir.path().join(format!("agent-{name}.log"));
+        let mut command = Command::new(binary("miaas"));
+        command
+            .args(["--server", &cp.server.base, "agent", "--name", name])
+            .args(["--state-dir", state_dir.to_str().unwrap()])
+            .args(["--heartbeat-interval", "1s", "--poll-interval", "100ms"])
+            .args(extra)
+            .env("MIAAS_JOIN_TOKEN", &cp.join_token)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self {
+            child: Some(command.spawn().expect("start the agent")),
+            state_dir,
+            log,
+        }
+    }
+
+    fn simulated(cp: &ControlPlane, name: &str) -> Self {
+        Self::start(
+            cp,
+            name,
+            &["--runtime", "simulated", "--simulated-start", "50ms"],
+            &[],
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for the exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let status = child.wait().unwrap();
+            assert!(status.success(), "agent exit {status}: {}", self.log());
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn running_on(node: &Value) -> impl Fn(&Value) -> bool + '_ {
+    move |d: &Value| d["status"] == "running" && d["node_id"] == node["id"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
+    let cp = ControlPlane::start(&[]).await;
+    let mut agent = AgentProcess::simulated(&cp, "sim-1");
+    let node = cp.node_named("sim-1").await;
+    assert_eq!(node["capabilities"]["os"], std::env::consts::OS);
+    assert!(node["capabilities"]["cpu_count"].as_u64().unwrap() >= 1);
+    assert!(node["capabilities"]["mem_mb"].as_u64().unwrap() > 0);
+    let identity = agent.state_dir.join("identity.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&identity).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    cp.deploy(&json!({
+        "deployment_id": "web", "template_id": "t",
+        "rendered_compose": "services:\n  web:\n    image: nginx\n",
+        "env": {"PASSWORD": "agent-secret"}
+    }))
+    .await;
+    let running = cp
+        .wait_for("/api/v1/deployments/web", running_on(&node))
+        .await;
+    assert!(
+        running["message"].as_str().unwrap().contains("simulated"),
+        "{running}"
+    );
+    let nodes = cp
+        .wait_for("/api/v1/nodes", |n| n[0]["metrics"].is_object())
+        .await;
+    assert!(
+        nodes[0]["metrics"]["mem_usage"].as_f64().unwrap() > 0.0,
+        "{nodes}"
+    );
+
+    // a restart adopts what runs: no new start, no new report
+    agent.stop();
+    let stopped_at = cp.get("/api/v1/nodes").await.1[0]["last_seen"]
+        .as_f64()
+        .unwrap();
+    let mut agent = AgentProcess::simulated(&cp, "sim-1");
+    let node_again = cp
+        .wait_for("/api/v1/nodes", |n| {
+            n[0]["last_seen"].as_f64().unwrap_or(0.0) > stopped_at + 1.0
+        })
+        .await;
+    assert_eq!(
+        node_again[0]["id"], node["id"],
+        "the same node, no join token needed"
+    );
+    let (_, after) = cp.get("/api/v1/deployments/web").await;
+    assert_eq!(after["updated_at"], running["updated_at"], "not restarted");
+    assert!(agent.log().contains("adopted"), "{}", agent.log());
+    assert!(
+        !agent.log().contains("agent-secret"),
+        "secrets are never logged"
+    );
+
+    cp.delete("web").await;
+    cp.wait_for("/api/v1/deployments/web", |d| d["status"] == "deleted")
+        .await;
+    let dir = agent.state_dir.join("deployments/miaas-web");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.exists() {
+        assert!(Instant::now() < deadline, "its folder stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agents_deployment_is_lost_then_runs_elsewhere() {
+    let cp = ControlPlane::start(&[
+        "--heartbeat-timeout",
+        "2s",
+        "--reschedule-grace",
+        "1s",
+        "--sweep-interval",
+        "200ms",
+    ])
+    .await;
+    let mut first = AgentProcess::simulated(&cp, "node-a");
+    let node_a = cp.node_named("node-a").await;
+    cp.deploy(&json!({
+        "deployment_id": "api", "template_id": "t",
+        "rendered_compose": "services:\n  api:\n    image: busybox\n"
+    }))
+    .await;
+    cp.wait_for("/api/v1/deployments/api", running_on(&node_a))
+        .await;
+    let _second = AgentProcess::simulated(&cp, "node-b");
+    let node_b = cp.node_named("node-b").await;
+
+    first.kill();
+    cp.wait_for("/api/v1/deployments/api", |d| d["status"] == "lost")
+        .await;
+    cp.wait_for("/api/v1/deployments/api", running_on(&node_b))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_identity_or_join_token_the_agent_stops_saying_why() {
+    let cp = ControlPlane::start(&[]).await;
+    let state = cp.dir.path().join("empty-state");
+    let out = Command::new(binary("miaas"))
+        .args(["--server", &cp.server.base, "agent", "--name", "lonely"])
+        .args([
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--runtime",
+            "simulated",
+        ])
+        .env_remove("MIAAS_JOIN_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--join-token"), "{stderr}");
+}
+
+/// A folder with the stand-in `docker` and `nvidia-smi`, first on `PATH`.
+fn stand_ins() -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for tool in ["docker", "nvidia-smi"] {
+        std::fs::copy(fixtures.join(tool), bin.path().join(tool)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (bin, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
+    let cp = ControlPlane::start(&[]).await;
+    let (bin, path) = stand_ins();
+    let calls_dir = bin.path().join("calls");
+    std::fs::create_dir(&calls_dir).unwrap();
+    let env = [
+        ("PATH", path),
+        ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
+    ];
+    let agent = AgentProcess::start(&cp, "gpu-1", &["--runtime", "docker"], &env);
+    let node = cp.node_named("gpu-1").await;
+    assert_eq!(
+        node["capabilities"]["docker"],
+        json!({"version": "27.0.1", "available": true})
+    );
+    let gpus = node["capabilities"]["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 2, "{node}");
+    assert_eq!(gpus[1]["model"], "NVIDIA A100-SXM4-80GB");
+    assert_eq!(gpus[1]["mem_mb"], 81920);
+
+    let compose = "services:\n  app:\n    image: trainer\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n";
+    cp.deploy(&json!({
+        "deployment_id": "train", "template_id": "t",
+        "rendered_compose": compose, "env": {"API_KEY": "k-123", "MODE": "fast"}
+    }))
+    .await;
+    let running = cp
+        .wait_for("/api/v1/deployments/train", running_on(&node))
+        .await;
+    let gpu = running["gpu_ids"][0].as_u64().unwrap().to_string();
+
+    let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
+    let dir = agent.state_dir.join("deployments/miaas-train");
+    let up = format!(
+        "compose -p miaas-train -f {}/compose.yaml --env-file {}/.env up -d --remove-orphans",
+        dir.display(),
+        dir.display()
+    );
+    assert!(calls.lines().any(|l| l == up), "{calls}");
+    let handed: Value = serde_json::from_str(
+        &std::fs::read_to_string(calls_dir.join("miaas-train.compose")).unwrap(),
+    )
+    .unwrap();
+    let device = &handed["services"]["app"]["deploy"]["resources"]["reservations"]["devices"][0];
+    assert_eq!(device["device_ids"], json!([gpu]), "{handed}");
+    assert!(device.get("count").is_none(), "{handed}");
+    assert_eq!(
+        handed["services"]["app"]["env_file"],
+        json!([format!("{}/.env", dir.display())])
+    );
+    let env_file = std::fs::read_to_string(calls_dir.join("miaas-train.env")).unwrap();
+    assert_eq!(env_file, "API_KEY=k-123\nMODE=fast\n");
+    let mode = std::fs::read_to_string(calls_dir.join("miaas-train.env.mode")).unwrap();
+    assert_eq!(mode.trim(), "600");
+
+    // a container that stops later is reported
+    std::fs::write(calls_dir.join("miaas-train.up"), "exited").unwrap();
+    let failed = cp
+        .wait_for("/api/v1/deployments/train", |d| d["status"] == "failed")
+        .await;
+    assert!(
+        failed["message"].as_str().unwrap().contains("exited"),
+        "{failed}"
+    );
+
+    cp.delete("train").await;
+    cp.wait_for("/api/v1/deployments/train", |d| d["status"] == "deleted")
+        .await;
+    let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
+    let down = format!(
+        "compose -p miaas-train -f {}/compose.yaml down --remove-orphans",
+        dir.display()
+    );
+    assert!(calls.lines().any(|l| l == down), "{calls}");
+    assert!(!agent.log().contains("k-123"), "secrets are never logged");
+}
