@@ -21,6 +21,8 @@ use crate::runtime::Runtime;
 
 /// Longest wait between attempts while the control plane is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest a long-poll of the desired state waits.
+const MAX_LONG_POLL: Duration = Duration::from_secs(30);
 /// Capabilities are measured again (and the node re-registered when they changed)
 /// every this many heartbeats.
 const REMEASURE_EVERY: u32 = 30;
@@ -37,6 +39,8 @@ struct Agent {
     next_heartbeat: Instant,
     /// Whether strays were looked for (once, on the first desired state).
     strays_removed: bool,
+    /// The index of the desired state last brought about (for the long-poll).
+    index: Option<u64>,
 }
 
 /// Runs the agent until `shutdown` completes (deployments keep running), or until
@@ -61,6 +65,7 @@ pub async fn run(
         heartbeats: 0,
         next_heartbeat: Instant::now(),
         strays_removed: false,
+        index: None,
     };
     tokio::select! {
         result = agent.live() => result,
@@ -76,10 +81,7 @@ impl Agent {
         let mut backoff = Duration::from_secs(1);
         loop {
             match self.step().await {
-                Ok(()) => {
-                    backoff = Duration::from_secs(1);
-                    tokio::time::sleep(self.config.poll_interval).await;
-                }
+                Ok(()) => backoff = Duration::from_secs(1),
                 Err(AgentError::Unreachable(detail)) => {
                     let jitter = rand::rng().random_range(0.5..1.0);
                     let wait = backoff.mul_f64(jitter);
@@ -123,17 +125,25 @@ impl Agent {
         if due {
             self.heartbeat(&identity).await?;
         }
+        // wait for a change of the desired state until the next heartbeat is due
+        let wait = self
+            .next_heartbeat
+            .saturating_duration_since(Instant::now())
+            .min(MAX_LONG_POLL);
         let desired = self
             .client
-            .desired_state(&identity.node_id, &identity.node_token)
+            .desired_state(&identity.node_id, &identity.node_token, self.index, wait)
             .await?;
         if !self.strays_removed {
             self.reconciler.remove_strays(&desired).await;
             self.strays_removed = true;
         }
+        let check_health = due || self.index != Some(desired.index);
         self.reconciler
-            .reconcile(&self.client, &identity.node_token, &desired, due)
-            .await
+            .reconcile(&self.client, &identity.node_token, &desired, check_health)
+            .await?;
+        self.index = Some(desired.index);
+        Ok(())
     }
 
     async fn capabilities(&mut self) -> NodeCapabilities {

@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{AgentError, Result};
 
+/// How long a request may take (a long-poll: on top of its wait).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A client of one control plane.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -31,7 +34,6 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
             .build()
             .map_err(|err| AgentError::Config(format!("cannot build an HTTP client: {err}")))?;
         Ok(Self { base, http })
@@ -66,10 +68,31 @@ impl Client {
             .map(drop)
     }
 
-    /// What this node should run and remove.
-    pub async fn desired_state(&self, node_id: &str, token: &str) -> Result<DesiredState> {
-        let path = format!("/api/v1/nodes/{node_id}/deployments");
-        self.call(Method::GET, &path, token, None::<&()>).await
+    /// What this node should run and remove: at once without `index`, else as
+    /// soon as it differs from the state of that index, or after `wait` (a
+    /// long-poll).
+    pub async fn desired_state(
+        &self,
+        node_id: &str,
+        token: &str,
+        index: Option<u64>,
+        wait: Duration,
+    ) -> Result<DesiredState> {
+        let path = match index {
+            Some(index) => format!(
+                "/api/v1/nodes/{node_id}/deployments?wait={}ms&index={index}",
+                wait.as_millis()
+            ),
+            None => format!("/api/v1/nodes/{node_id}/deployments"),
+        };
+        self.call_within(
+            Method::GET,
+            &path,
+            token,
+            None::<&()>,
+            wait + REQUEST_TIMEOUT,
+        )
+        .await
     }
 
     /// Reports a deployment's status.
@@ -92,9 +115,22 @@ impl Client {
         token: &str,
         body: Option<&(impl Serialize + Sync)>,
     ) -> Result<T> {
+        self.call_within(method, path, token, body, REQUEST_TIMEOUT)
+            .await
+    }
+
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&(impl Serialize + Sync)>,
+        timeout: Duration,
+    ) -> Result<T> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
+            .timeout(timeout)
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);

@@ -22,8 +22,6 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// How often a heartbeat is sent.
     pub heartbeat_interval: Duration,
-    /// How often the desired state is fetched.
-    pub poll_interval: Duration,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -36,7 +34,6 @@ impl std::fmt::Debug for AgentConfig {
             .field("tags", &self.tags)
             .field("state_dir", &self.state_dir)
             .field("heartbeat_interval", &self.heartbeat_interval)
-            .field("poll_interval", &self.poll_interval)
             .finish()
     }
 }

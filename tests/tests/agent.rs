@@ -130,7 +130,7 @@ impl AgentProcess {
         command
             .args(["--server", &cp.server.base, "agent", "--name", name])
             .args(["--state-dir", state_dir.to_str().unwrap()])
-            .args(["--heartbeat-interval", "1s", "--poll-interval", "100ms"])
+            .args(["--heartbeat-interval", "1s"])
             .args(extra)
             .env("MIAAS_JOIN_TOKEN", &cp.join_token)
             .env("NO_COLOR", "1")

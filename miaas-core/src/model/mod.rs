@@ -33,7 +33,9 @@ pub use access::{
     MIN_PASSWORD_CHARS, NewUser, PasswordChange, Role, TokenRequest, User, validate_password,
     validate_username,
 };
-pub use agent::{DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus, StatusReport};
+pub use agent::{
+    DesiredDeployment, DesiredState, DesiredStateQuery, RemovalOrder, ReportedStatus, StatusReport,
+};
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,

@@ -1,6 +1,7 @@
 //! The node's side: its desired state, and the status it reports.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::Service;
 use super::deployments::{deployment_not_found, set, take};
@@ -13,7 +14,57 @@ use crate::store::Snapshot;
 use crate::validate;
 use crate::{Error, Result};
 
+/// How often a long-poll looks again although nothing said the fleet moved (a
+/// write by another process that cannot tell, such as `miaas` in local mode).
+const LONG_POLL_RECHECK: Duration = Duration::from_secs(5);
+
+/// The longest a long-poll of the desired state waits.
+pub const MAX_LONG_POLL: Duration = Duration::from_secs(55);
+
 impl Service {
+    /// The desired state of node `node_id` as soon as its `index` differs from
+    /// `index`, or after `wait` (at most [`MAX_LONG_POLL`]) as it is then. Without
+    /// an index it answers at once.
+    pub async fn wait_for_desired_state(
+        &self,
+        node_id: &str,
+        token: Option<&str>,
+        index: Option<u64>,
+        wait: Duration,
+    ) -> Result<DesiredState> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_LONG_POLL);
+        let mut local = self.fleet_writes.subscribe();
+        let mut remote = self.store.fleet_changes();
+        loop {
+            // marked seen before reading, so that a write during the read wakes us
+            local.borrow_and_update();
+            if let Some(remote) = remote.as_mut() {
+                remote.borrow_and_update();
+            }
+            let state = self.desired_state(node_id, token).await?;
+            let now = tokio::time::Instant::now();
+            if index != Some(state.index) || now >= deadline {
+                return Ok(state);
+            }
+            let recheck = (deadline - now).min(LONG_POLL_RECHECK);
+            let remote_change = async {
+                match remote.as_mut() {
+                    Some(remote) => {
+                        if remote.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = local.changed() => {}
+                () = remote_change => {}
+                () = tokio::time::sleep(recheck) => {}
+            }
+        }
+    }
+
     /// What node `node_id` should run and remove, for that node's token only.
     pub async fn desired_state(&self, node_id: &str, token: Option<&str>) -> Result<DesiredState> {
         self.authenticate_node(node_id, token).await?;
@@ -21,6 +72,7 @@ impl Service {
             node_id: node_id.to_string(),
             deployments: Vec::new(),
             remove: Vec::new(),
+            index: 0,
         };
         for d in self.store.deployments_of_node(node_id).await? {
             let here = d.node_id.as_deref() == Some(node_id);
@@ -46,6 +98,7 @@ impl Service {
                 });
             }
         }
+        state.index = fingerprint(&state);
         Ok(state)
     }
 
@@ -79,7 +132,7 @@ impl Service {
             set(&outcome, next);
             Ok(planner.into_writes())
         };
-        self.store.transact(&change).await?;
+        self.transact(&change).await?;
         let next: Deployment = take(outcome)?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
         Ok(next)
@@ -147,4 +200,14 @@ fn apply_report(
         }
     }
     Ok(next)
+}
+
+/// The first 8 bytes of the SHA-256 of the state's JSON (its `index` left 0).
+fn fingerprint(state: &DesiredState) -> u64 {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }

@@ -117,7 +117,7 @@ impl Service {
             set(&slot, (before.map(|b| b.revision), after));
             Ok(planner.into_writes())
         };
-        self.store.transact_shared(Box::new(change)).await?;
+        self.transact_shared(Box::new(change)).await?;
         let (before, after) = outcome
             .lock()
             .ok()
@@ -176,7 +176,7 @@ impl Service {
             planner.put(next);
             Ok(planner.into_writes())
         };
-        self.store.transact(&change).await?;
+        self.transact(&change).await?;
         tracing::info!(%deployment_id, "deployment marked for deletion");
         Ok(DeploymentAck {
             deployment_id: deployment_id.to_string(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
+use crate::model::Deployment;
 use crate::placement::{Candidate, Cluster, PlacementEngine, PlacementSettings};
 use crate::store::Store;
 
@@ -68,6 +69,9 @@ pub struct Service {
     ledger: Arc<ledger::Ledger>,
     login_backoff: Arc<crate::access::login_backoff::LoginBackoff>,
     password_work: crate::access::password::PasswordWork,
+    /// Moved by every write of this service: long-polls of the desired state wait
+    /// on it (and on the store's word of other replicas' writes).
+    fleet_writes: Arc<tokio::sync::watch::Sender<u64>>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -95,8 +99,37 @@ impl Service {
             ledger: Arc::default(),
             login_backoff: Arc::default(),
             password_work: crate::access::password::PasswordWork::default(),
+            fleet_writes: Arc::new(tokio::sync::watch::Sender::new(0)),
             settings,
         }
+    }
+
+    /// Runs a decision on the store, and tells long-polls that the fleet moved.
+    async fn transact(&self, change: crate::store::ClusterChange<'_>) -> Result<Vec<Deployment>> {
+        let written = self.store.transact(change).await;
+        self.fleet_changed_by(&written);
+        written
+    }
+
+    /// As [`Self::transact`], in a transaction shared with concurrent decisions.
+    async fn transact_shared(&self, change: crate::store::SharedChange) -> Result<Vec<Deployment>> {
+        let written = self.store.transact_shared(change).await;
+        self.fleet_changed_by(&written);
+        written
+    }
+
+    /// [`Self::fleet_changed`] when a decision wrote something (a failed one may
+    /// have committed too).
+    fn fleet_changed_by(&self, written: &Result<Vec<Deployment>>) {
+        if written.as_ref().map_or(true, |w| !w.is_empty()) {
+            self.fleet_changed();
+        }
+    }
+
+    /// Wakes the long-polls of the desired state (they look again, and answer if
+    /// theirs changed).
+    pub(crate) fn fleet_changed(&self) {
+        self.fleet_writes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The settings in force.
@@ -118,7 +151,7 @@ impl Service {
     /// rotation); returns how many were rewritten.
     pub async fn reseal_secrets(&self) -> Result<usize> {
         let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments().to_vec());
-        let written = self.store.transact(&change).await?;
+        let written = self.transact(&change).await?;
         self.reseal_cluster_secrets().await?;
         tracing::info!(
             deployments = written.len(),

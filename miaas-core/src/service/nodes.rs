@@ -96,6 +96,7 @@ impl Service {
                      remove it first (`miaas nodes rm {name}`), or register under another name"
                 ))
             })?;
+        self.fleet_changed();
         tracing::info!(%node_id, name = %registration.name, "node registered");
         // New or changed capacity: pending deployments may fit now.
         self.reconcile_if_waiting().await?;
@@ -290,6 +291,7 @@ impl Service {
         self.cordon(node_id).await?;
         let report = self.evacuate(node_id, false).await?;
         self.store.delete_node(node_id).await?;
+        self.fleet_changed();
         tracing::info!(%node_id, "node deregistered");
         self.reconcile().await?;
         Ok(report)
@@ -336,7 +338,7 @@ impl Service {
             set(&outcome, report);
             Ok(planner.into_writes())
         };
-        self.store.transact(&change).await?;
+        self.transact(&change).await?;
         take(outcome)
     }
 
@@ -350,7 +352,7 @@ impl Service {
             planner.reconcile();
             Ok(planner.into_writes())
         };
-        let written = self.store.transact(&change).await?;
+        let written = self.transact(&change).await?;
         for d in &written {
             tracing::info!(
                 deployment_id = %d.deployment_id,

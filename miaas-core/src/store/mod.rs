@@ -281,6 +281,12 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         None
     }
 
+    /// Moves when another replica writes nodes or deployments, when the store can
+    /// hear of it (PostgreSQL's LISTEN/NOTIFY); `None` otherwise.
+    fn fleet_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Whether any deployment waits for capacity (`pending` or `lost`).
     async fn has_waiting_deployments(&self) -> Result<bool>;
 

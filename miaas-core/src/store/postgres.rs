@@ -36,7 +36,13 @@ pub struct PostgresStore {
     shared: Arc<SharedQueue>,
     /// Held by the task that runs the shared transaction.
     leader: Arc<tokio::sync::Mutex<()>>,
+    /// Moved when any replica commits a write of deployments (LISTEN on
+    /// [`FLEET_CHANNEL`]), started on first use.
+    fleet_changes: Arc<std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>>,
 }
+
+/// The channel every replica's writes of deployments are announced on.
+const FLEET_CHANNEL: &str = "miaas_fleet";
 
 impl PostgresStore {
     /// Connects (lazily: a database that is down now is retried on use) and applies
@@ -66,7 +72,39 @@ impl PostgresStore {
             secrets: options.secrets.clone(),
             shared: Arc::default(),
             leader: Arc::default(),
+            fleet_changes: Arc::default(),
         })
+    }
+
+    /// Announces a write to every replica (delivered when `tx` commits).
+    async fn announce(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(FLEET_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Listens on [`FLEET_CHANNEL`] until the pool closes, moving the watch on
+    /// every notification and after every reconnection (one may have been missed).
+    async fn listen(pool: PgPool, changes: tokio::sync::watch::Sender<u64>) {
+        let bump = || changes.send_modify(|n| *n = n.wrapping_add(1));
+        while !pool.is_closed() {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen(FLEET_CHANNEL).await?;
+                bump();
+                loop {
+                    listener.recv().await?;
+                    bump();
+                }
+            };
+            let ended: std::result::Result<(), sqlx::Error> = listener.await;
+            if let Err(err) = ended {
+                tracing::debug!(error = %err, "fleet listener interrupted; listening again");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     async fn write_deployment(
@@ -110,6 +148,7 @@ impl PostgresStore {
                         Err(err) => answers.push(Err(err)),
                     }
                 }
+                Self::announce(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -184,6 +223,15 @@ impl_access_store!(
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn fleet_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let receiver = self.fleet_changes.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::watch::channel(0);
+            tokio::spawn(Self::listen(self.pool.clone(), sender));
+            receiver
+        });
+        Some(receiver.clone())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -403,6 +451,9 @@ impl Store for PostgresStore {
         let writes = change(&Snapshot::new(nodes, deployments))?;
         for deployment in &writes {
             self.write_deployment(&mut tx, deployment).await?;
+        }
+        if !writes.is_empty() {
+            Self::announce(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(writes)

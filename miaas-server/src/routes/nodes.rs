@@ -3,10 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use miaas_core::model::page::PageQuery;
 use miaas_core::model::{
-    DesiredState, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate, RegistrationResponse,
+    DesiredState, DesiredStateQuery, Heartbeat, HeartbeatAck, Node, NodeRegistration, NodeUpdate,
+    RegistrationResponse,
 };
 use miaas_core::service::NodeEvacuation;
 use utoipa_axum::router::OpenApiRouter;
@@ -232,27 +233,41 @@ async fn drain_node(
 
 /// The node's desired state: the deployments to run (compose, env, revision, GPUs)
 /// and those to remove. Needs `Authorization: Bearer <node_token>` of that node.
+///
+/// A long-poll with `?wait=30s&index=N`: the answer comes as soon as the state's
+/// `index` differs from `N` (a deploy, an update, a removal, on any replica), or
+/// after `wait` with the same state. The `index` is in the body and in
+/// `X-MIaaS-Index`.
 #[utoipa::path(
     get, path = "/api/v1/nodes/{node_id}/deployments", tag = "nodes",
-    params(("node_id" = String, Path, description = "The node's id")),
+    params(("node_id" = String, Path, description = "The node's id"), DesiredStateQuery),
     security(("node_token" = [])),
     responses(
-        (status = 200, description = "What to run and what to remove", body = DesiredState),
+        (status = 200, description = "What to run and what to remove", body = DesiredState, headers(
+            ("X-MIaaS-Index" = u64, description = "The state's index, to give back as `?index=`"),
+        )),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Another node's token, or a user's credential", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 422, description = "Invalid wait or index", body = ErrorBody),
     )
 )]
 async fn desired_state(
     State(state): State<AppState>,
     ApiPath(node_id): ApiPath<String>,
     NodeCredential(token): NodeCredential,
-) -> Result<Json<DesiredState>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .desired_state(&node_id, token.as_deref())
-            .await?,
-    ))
+    ApiQuery(query): ApiQuery<DesiredStateQuery>,
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
+    let desired = state
+        .service
+        .wait_for_desired_state(&node_id, token.as_deref(), query.index, wait)
+        .await?;
+    let index = desired.index;
+    let mut response = Json(desired).into_response();
+    response
+        .headers_mut()
+        .insert("x-miaas-index", axum::http::HeaderValue::from(index));
+    Ok(response)
 }

@@ -1,0 +1,137 @@
+//! The desired state as a long-poll: `?wait=…&index=N` answers as soon as the
+//! node's state differs from `N`, or after the wait with the same state; across
+//! replicas on PostgreSQL too.
+
+use std::time::{Duration, Instant};
+
+use miaas_tests::{TestServer, deployment, postgres_url, send};
+use serde_json::{Value, json};
+
+async fn desired(server: &TestServer, node: &str, token: &str, query: &str) -> (u16, Value, u64) {
+    let response = server
+        .client
+        .get(server.url(&format!("/api/v1/nodes/{node}/deployments{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let header = response
+        .headers()
+        .get("x-miaas-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body, header)
+}
+
+fn pinned(id: &str, node: &str) -> Value {
+    let mut body = deployment(id);
+    body["requirements"] = json!({"node": node});
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_answers_when_the_state_changes_or_when_the_wait_ends() {
+    let server = TestServer::spawn().await;
+    let (node, token) = server.register("worker-01").await;
+    let (status, first, header) = desired(&server, &node, &token, "").await;
+    assert_eq!(status, 200, "{first}");
+    let index = first["index"].as_u64().unwrap();
+    assert_eq!(header, index, "the header carries the index");
+
+    // nothing changes: the same state after the wait
+    let (status, same, _) = desired(
+        &server,
+        &node,
+        &token,
+        &format!("?wait=300ms&index={index}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(same["index"], json!(index));
+
+    // a deploy wakes a poll that would otherwise wait 20 s
+    let poll = {
+        let (client, url, token) = (
+            server.client.clone(),
+            server.url(&format!(
+                "/api/v1/nodes/{node}/deployments?wait=20s&index={index}"
+            )),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (_, body) = send(client.get(url).bearer_auth(token)).await;
+            (body, started.elapsed())
+        })
+    };
+    let (status, _) = server
+        .post("/api/v1/deployments", &pinned("web", "worker-01"))
+        .await;
+    assert_eq!(status, 202);
+    let (changed, took) = poll.await.unwrap();
+    assert_ne!(changed["index"], json!(index));
+    assert_eq!(
+        changed["deployments"][0]["deployment_id"], "web",
+        "{changed}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "answered before the wait ended"
+    );
+
+    // an out-of-date index answers at once
+    let (_, at_once, _) =
+        desired(&server, &node, &token, &format!("?wait=20s&index={index}")).await;
+    assert_eq!(at_once["deployments"][0]["deployment_id"], "web");
+
+    let (status, error, _) = desired(&server, &node, &token, "?wait=soon&index=1").await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["detail"].as_str().unwrap().contains("wait"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_on_one_replica_wakes_a_poll_on_another() {
+    let Some(url) = postgres_url().await else {
+        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("miaas.key");
+    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
+    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
+    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
+    let (node, token) = a.register("worker-01").await;
+    let (_, first, _) = desired(&a, &node, &token, "").await;
+    let index = first["index"].as_u64().unwrap();
+    // the replica's listener is up once a first long-poll has run
+    desired(&a, &node, &token, &format!("?wait=100ms&index={index}")).await;
+
+    let poll = {
+        let (client, url, token) = (
+            a.client.clone(),
+            a.url(&format!(
+                "/api/v1/nodes/{node}/deployments?wait=20s&index={index}"
+            )),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (_, body) = send(client.get(url).bearer_auth(token)).await;
+            (body, started.elapsed())
+        })
+    };
+    let (status, _) = b
+        .post("/api/v1/deployments", &pinned("web", "worker-01"))
+        .await;
+    assert_eq!(status, 202);
+    let (changed, took) = poll.await.unwrap();
+    assert_eq!(
+        changed["deployments"][0]["deployment_id"], "web",
+        "{changed}"
+    );
+    // woken by the other replica's notification, not by the periodic look (5 s)
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
