@@ -405,3 +405,64 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     assert!(calls.lines().any(|l| l == down), "{calls}");
     assert!(!agent.log().contains("k-123"), "secrets are never logged");
 }
+
+/// `docker` with `DOCKER_HOST`, for the real engine's test.
+fn docker(host: &str, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .expect("run docker");
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
+    // `.ci/start-docker` starts an engine with an image built offline
+    let Ok(host) = std::env::var("MIAAS_TEST_DOCKER_HOST") else {
+        eprintln!("MIAAS_TEST_DOCKER_HOST is not set: no Docker engine to run on");
+        return;
+    };
+    let cp = ControlPlane::start(&[]).await;
+    let agent = AgentProcess::start(
+        &cp,
+        "docker-1",
+        &["--runtime", "docker"],
+        &[("DOCKER_HOST", host.clone())],
+    );
+    let node = cp.node_named("docker-1").await;
+    assert_eq!(node["capabilities"]["docker"]["available"], true, "{node}");
+
+    let id = format!("real-{}", std::process::id());
+    let compose =
+        "services:\n  app:\n    image: miaas-test/busybox:1\n    command: [\"sleep\", \"300\"]\n";
+    cp.deploy(&json!({
+        "deployment_id": id, "template_id": "t", "rendered_compose": compose,
+        "env": {"GREETING": "hello-from-miaas"}
+    }))
+    .await;
+    let path = format!("/api/v1/deployments/{id}");
+    let running = cp.wait_for(&path, |d| d["status"] != "scheduled").await;
+    assert_eq!(running["status"], "running", "{running}\n{}", agent.log());
+
+    let filter = format!("label=com.docker.compose.project=miaas-{id}");
+    let names = docker(
+        &host,
+        &["ps", "--filter", &filter, "--format", "{{.Names}}"],
+    );
+    let container = names.lines().next().expect("a container").to_string();
+    let env = docker(
+        &host,
+        &["inspect", "--format", "{{json .Config.Env}}", &container],
+    );
+    assert!(env.contains("GREETING=hello-from-miaas"), "{env}");
+
+    cp.delete(&id).await;
+    cp.wait_for(&path, |d| d["status"] == "deleted").await;
+    let left = docker(
+        &host,
+        &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+    );
+    assert_eq!(left.trim(), "", "removed with `down`");
+}
