@@ -22,14 +22,7 @@ struct ControlPlane {
 impl ControlPlane {
     async fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--host", "127.0.0.1", "--port", "0"];
-        args.extend_from_slice(extra);
-        let server = ServerProcess::start(
-            &binary("miaas-server"),
-            &args,
-            dir.path(),
-            &[("MIAAS_AUTH", "on")],
-        );
+        let server = Self::server(dir.path(), "0", extra);
         let saved = std::fs::read_to_string(dir.path().join("control_plane.db.credentials"))
             .expect("credentials");
         let value = |key: &str| {
@@ -53,6 +46,24 @@ impl ControlPlane {
             server,
             dir,
             client,
+        }
+    }
+
+    fn server(dir: &Path, port: &str, extra: &[&str]) -> ServerProcess {
+        let mut args = vec!["--host", "127.0.0.1", "--port", port];
+        args.extend_from_slice(extra);
+        ServerProcess::start(&binary("miaas-server"), &args, dir, &[("MIAAS_AUTH", "on")])
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same port and
+    /// database; the admin's token stays valid.
+    fn restart(self) -> Self {
+        let port = self.server.base.rsplit(':').next().unwrap().to_string();
+        let (status, _) = self.server.terminate();
+        assert!(status.success());
+        Self {
+            server: Self::server(self.dir.path(), &port, &[]),
+            ..self
         }
     }
 
@@ -465,4 +476,52 @@ async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
         &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
     );
     assert_eq!(left.trim(), "", "removed with `down`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_carry_on_through_a_server_restart_and_report_failures() {
+    let cp = ControlPlane::start(&[]).await;
+    let _agent = AgentProcess::start(
+        &cp,
+        "steady",
+        &[
+            "--runtime",
+            "simulated",
+            "--simulated-start",
+            "50ms",
+            "--simulated-fail",
+            "bad-*",
+        ],
+        &[],
+    );
+    let node = cp.node_named("steady").await;
+    cp.deploy(&json!({
+        "deployment_id": "good", "template_id": "t",
+        "rendered_compose": "services:\n  a:\n    image: x\n"
+    }))
+    .await;
+    cp.wait_for("/api/v1/deployments/good", running_on(&node))
+        .await;
+
+    let cp = cp.restart();
+    let restarted = cp.get("/health").await.0;
+    assert_eq!(restarted, 200);
+    cp.deploy(&json!({
+        "deployment_id": "bad-1", "template_id": "t",
+        "rendered_compose": "services:\n  a:\n    image: x\n"
+    }))
+    .await;
+    let failed = cp
+        .wait_for("/api/v1/deployments/bad-1", |d| d["status"] == "failed")
+        .await;
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("simulated") && message.contains("bad-1"),
+        "{message}"
+    );
+    let (_, good) = cp.get("/api/v1/deployments/good").await;
+    assert_eq!(
+        good["status"], "running",
+        "untouched by the restart: {good}"
+    );
 }
