@@ -18,7 +18,7 @@ pub async fn discover() -> Vec<GpuInfo> {
 }
 
 /// Parses `index, uuid, name, memory.total` lines; lines that do not parse are
-/// skipped. The UUID is not part of [`GpuInfo`]: it is logged once.
+/// skipped.
 pub fn parse(text: &str) -> Vec<GpuInfo> {
     text.lines()
         .filter_map(|line| {
@@ -30,6 +30,7 @@ pub fn parse(text: &str) -> Vec<GpuInfo> {
                 id: index.parse().ok()?,
                 model: (*name).to_string(),
                 mem_mb: memory.parse::<f64>().ok().map(|mb| mb.max(0.0) as u64)?,
+                uuid: (!uuid.is_empty()).then(|| (*uuid).to_string()),
             };
             tracing::debug!(id = gpu.id, %uuid, model = %gpu.model, "GPU found");
             Some(gpu)
@@ -52,6 +53,7 @@ mod tests {
         assert_eq!(gpus[1].id, 1);
         assert_eq!(gpus[0].model, "NVIDIA A100-SXM4-80GB");
         assert_eq!(gpus[0].mem_mb, 81920);
+        assert_eq!(gpus[0].uuid.as_deref(), Some("GPU-5c2e"));
         assert!(parse("").is_empty());
     }
 }

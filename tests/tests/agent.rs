@@ -359,6 +359,7 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     assert_eq!(gpus.len(), 2, "{node}");
     assert_eq!(gpus[1]["model"], "NVIDIA A100-SXM4-80GB");
     assert_eq!(gpus[1]["mem_mb"], 81920);
+    assert_eq!(gpus[1]["uuid"], "GPU-66666666-7777-8888-9999-000000000000");
 
     let compose = "services:\n  app:\n    image: trainer\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n";
     cp.deploy(&json!({

@@ -23,6 +23,9 @@ pub struct GpuInfo {
     #[serde(deserialize_with = "super::number::deserialize_whole")]
     #[schema(schema_with = super::number::whole_schema)]
     pub mem_mb: u64,
+    /// The GPU's UUID (`GPU-…`), when the agent reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
 }
 
 /// The Docker engine of a node.

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// How often a long-poll looks again although nothing said the fleet moved (a
 /// write by another process that cannot tell, such as `miaas` in local mode).
-const LONG_POLL_RECHECK: Duration = Duration::from_secs(5);
+const LONG_POLL_RECHECK: Duration = Duration::from_secs(15);
 
 /// The longest a long-poll of the desired state waits.
 pub const MAX_LONG_POLL: Duration = Duration::from_secs(55);
@@ -33,33 +33,23 @@ impl Service {
         wait: Duration,
     ) -> Result<DesiredState> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_LONG_POLL);
-        let mut local = self.fleet_writes.subscribe();
-        let mut remote = self.store.fleet_changes();
+        if index.is_some() {
+            self.listen_to_other_writers();
+        }
+        let (mut own, mut everyone) = self.signals.subscribe(node_id);
         loop {
             // marked seen before reading, so that a write during the read wakes us
-            local.borrow_and_update();
-            if let Some(remote) = remote.as_mut() {
-                remote.borrow_and_update();
-            }
+            own.borrow_and_update();
+            everyone.borrow_and_update();
             let state = self.desired_state(node_id, token).await?;
             let now = tokio::time::Instant::now();
             if index != Some(state.index) || now >= deadline {
                 return Ok(state);
             }
             let recheck = (deadline - now).min(LONG_POLL_RECHECK);
-            let remote_change = async {
-                match remote.as_mut() {
-                    Some(remote) => {
-                        if remote.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
             tokio::select! {
-                _ = local.changed() => {}
-                () = remote_change => {}
+                _ = own.changed() => {}
+                _ = everyone.changed() => {}
                 () = tokio::time::sleep(recheck) => {}
             }
         }

@@ -8,6 +8,7 @@ mod heartbeats;
 mod ledger;
 mod lifecycle;
 mod nodes;
+mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,9 +70,10 @@ pub struct Service {
     ledger: Arc<ledger::Ledger>,
     login_backoff: Arc<crate::access::login_backoff::LoginBackoff>,
     password_work: crate::access::password::PasswordWork,
-    /// Moved by every write of this service: long-polls of the desired state wait
-    /// on it (and on the store's word of other replicas' writes).
-    fleet_writes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// What long-polls of the desired state wait on: this service's writes and,
+    /// once the first poll asks, the store's word of other replicas' writes.
+    signals: Arc<signals::NodeSignals>,
+    listening: Arc<std::sync::Once>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -99,7 +101,8 @@ impl Service {
             ledger: Arc::default(),
             login_backoff: Arc::default(),
             password_work: crate::access::password::PasswordWork::default(),
-            fleet_writes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            signals: Arc::default(),
+            listening: Arc::new(std::sync::Once::new()),
             settings,
         }
     }
@@ -118,18 +121,25 @@ impl Service {
         written
     }
 
-    /// [`Self::fleet_changed`] when a decision wrote something (a failed one may
-    /// have committed too).
+    /// Wakes the long-polls of the nodes a decision touched (every node's, when it
+    /// failed: it may have committed all the same).
     fn fleet_changed_by(&self, written: &Result<Vec<Deployment>>) {
-        if written.as_ref().map_or(true, |w| !w.is_empty()) {
-            self.fleet_changed();
+        match written {
+            Ok(written) => self.signals.notify_written(written),
+            Err(_) => self.signals.notify_all(),
         }
     }
 
-    /// Wakes the long-polls of the desired state (they look again, and answer if
-    /// theirs changed).
-    pub(crate) fn fleet_changed(&self) {
-        self.fleet_writes.send_modify(|n| *n = n.wrapping_add(1));
+    /// From the first long-poll on, other replicas' writes wake polls here too.
+    pub(crate) fn listen_to_other_writers(&self) {
+        self.listening.call_once(|| {
+            let signals = self.signals.clone();
+            self.store
+                .listen_fleet(Arc::new(move |nodes: Option<&[String]>| match nodes {
+                    Some(nodes) => signals.notify(nodes.iter().map(String::as_str)),
+                    None => signals.notify_all(),
+                }));
+        });
     }
 
     /// The settings in force.

@@ -96,7 +96,6 @@ impl Service {
                      remove it first (`miaas nodes rm {name}`), or register under another name"
                 ))
             })?;
-        self.fleet_changed();
         tracing::info!(%node_id, name = %registration.name, "node registered");
         // New or changed capacity: pending deployments may fit now.
         self.reconcile_if_waiting().await?;
@@ -291,7 +290,8 @@ impl Service {
         self.cordon(node_id).await?;
         let report = self.evacuate(node_id, false).await?;
         self.store.delete_node(node_id).await?;
-        self.fleet_changed();
+        // its own long-poll learns that it is gone
+        self.signals.notify([node_id]);
         tracing::info!(%node_id, "node deregistered");
         self.reconcile().await?;
         Ok(report)

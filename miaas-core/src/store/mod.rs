@@ -206,6 +206,9 @@ pub struct Dump {
 /// replaced whole). An error aborts the transaction without writing.
 pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
 
+/// What [`Store::listen_fleet`] calls: with the nodes concerned, or `None` for all.
+pub type FleetListener = Arc<dyn Fn(Option<&[String]>) + Send + Sync>;
+
 /// A [`ClusterChange`] that owns what it needs, so that the store may run it in a
 /// transaction shared with other changes (see [`Store::transact_shared`]).
 pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync>;
@@ -281,10 +284,11 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         None
     }
 
-    /// Moves when another replica writes nodes or deployments, when the store can
-    /// hear of it (PostgreSQL's LISTEN/NOTIFY); `None` otherwise.
-    fn fleet_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        None
+    /// From now on, calls `on_change` with the nodes whose deployments another
+    /// replica wrote (`None`: any node), when the store can hear of it
+    /// (PostgreSQL's LISTEN/NOTIFY); a store that cannot does nothing.
+    fn listen_fleet(&self, on_change: FleetListener) {
+        let _ = on_change;
     }
 
     /// Whether any deployment waits for capacity (`pending` or `lost`).

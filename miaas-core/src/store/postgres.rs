@@ -17,8 +17,8 @@ use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
 use super::shared::{Answer, SharedJob, SharedQueue, answer_all};
 use super::url::redact_url;
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, Store,
-    StoreOptions,
+    AccessStore, ClusterChange, Dump, FleetListener, NodeExport, NodeUpsert, SharedChange,
+    Snapshot, Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -36,9 +36,6 @@ pub struct PostgresStore {
     shared: Arc<SharedQueue>,
     /// Held by the task that runs the shared transaction.
     leader: Arc<tokio::sync::Mutex<()>>,
-    /// Moved when any replica commits a write of deployments (LISTEN on
-    /// [`FLEET_CHANNEL`]), started on first use.
-    fleet_changes: Arc<std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>>,
 }
 
 /// The channel every replica's writes of deployments are announced on.
@@ -72,31 +69,50 @@ impl PostgresStore {
             secrets: options.secrets.clone(),
             shared: Arc::default(),
             leader: Arc::default(),
-            fleet_changes: Arc::default(),
         })
     }
 
-    /// Announces a write to every replica (delivered when `tx` commits).
-    async fn announce(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, '')")
+    /// Announces a write to every replica (delivered when `tx` commits): the
+    /// `nodes` it concerns, comma-separated, or `*` when too many to name.
+    async fn announce(
+        tx: &mut Transaction<'_, Postgres>,
+        nodes: &std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let mut payload = nodes
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        if payload.len() > 7_000 {
+            payload = "*".into();
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(FLEET_CHANNEL)
+            .bind(payload)
             .execute(&mut **tx)
             .await?;
         Ok(())
     }
 
-    /// Listens on [`FLEET_CHANNEL`] until the pool closes, moving the watch on
-    /// every notification and after every reconnection (one may have been missed).
-    async fn listen(pool: PgPool, changes: tokio::sync::watch::Sender<u64>) {
-        let bump = || changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// Listens on [`FLEET_CHANNEL`] until the pool closes, telling `on_change`
+    /// which nodes each notification names (every node after a reconnection: one
+    /// may have been missed).
+    async fn listen(pool: PgPool, on_change: FleetListener) {
         while !pool.is_closed() {
             let listener = async {
                 let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
                 listener.listen(FLEET_CHANNEL).await?;
-                bump();
+                on_change(None);
                 loop {
-                    listener.recv().await?;
-                    bump();
+                    let notification = listener.recv().await?;
+                    match notification.payload() {
+                        "*" => on_change(None),
+                        "" => {}
+                        nodes => {
+                            let nodes: Vec<String> = nodes.split(',').map(str::to_string).collect();
+                            on_change(Some(&nodes));
+                        }
+                    }
                 }
             };
             let ended: std::result::Result<(), sqlx::Error> = listener.await;
@@ -136,6 +152,7 @@ impl PostgresStore {
                     .map(NodeRecord::try_from)
                     .collect::<Result<Vec<_>>>()?;
                 let mut snapshot = Snapshot::new(nodes, deployments);
+                let mut touched = std::collections::BTreeSet::new();
                 for job in &batch {
                     match job.decide(&snapshot) {
                         Ok(writes) => {
@@ -143,12 +160,15 @@ impl PostgresStore {
                                 self.write_deployment(&mut tx, deployment).await?;
                             }
                             snapshot.apply(&writes);
+                            touched.extend(nodes_of(&writes));
                             answers.push(Ok(writes));
                         }
                         Err(err) => answers.push(Err(err)),
                     }
                 }
-                Self::announce(&mut tx).await?;
+                if !touched.is_empty() {
+                    Self::announce(&mut tx, &touched).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -206,6 +226,15 @@ pub async fn schema_url(url: &str, schema: &str) -> Result<String> {
     ))
 }
 
+/// The nodes `writes` concern: where they are placed, and where they moved from.
+fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
+    writes
+        .iter()
+        .flat_map(|d| [d.node_id.clone(), d.previous_node_id.clone()])
+        .flatten()
+        .collect()
+}
+
 impl PostgresStore {
     /// None: a revocation on another replica must hold here at once.
     fn access_memo(&self) -> Option<&super::access_memo::AccessMemo> {
@@ -223,13 +252,8 @@ impl_access_store!(
 
 #[async_trait]
 impl Store for PostgresStore {
-    fn fleet_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        let receiver = self.fleet_changes.get_or_init(|| {
-            let (sender, receiver) = tokio::sync::watch::channel(0);
-            tokio::spawn(Self::listen(self.pool.clone(), sender));
-            receiver
-        });
-        Some(receiver.clone())
+    fn listen_fleet(&self, on_change: FleetListener) {
+        tokio::spawn(Self::listen(self.pool.clone(), on_change));
     }
 
     async fn ping(&self) -> Result<()> {
@@ -453,7 +477,7 @@ impl Store for PostgresStore {
             self.write_deployment(&mut tx, deployment).await?;
         }
         if !writes.is_empty() {
-            Self::announce(&mut tx).await?;
+            Self::announce(&mut tx, &nodes_of(&writes)).await?;
         }
         tx.commit().await?;
         Ok(writes)
