@@ -26,6 +26,26 @@ async fn desired(server: &TestServer, node: &str, token: &str, query: &str) -> (
     (status, body, header)
 }
 
+/// A 20 s long-poll from `index`, in the background: its answer and how long it took.
+fn poll_in_background(
+    server: &TestServer,
+    node: &str,
+    token: &str,
+    index: u64,
+) -> tokio::task::JoinHandle<(Value, Duration)> {
+    let request = server
+        .client
+        .get(server.url(&format!(
+            "/api/v1/nodes/{node}/deployments?wait=20s&index={index}"
+        )))
+        .bearer_auth(token);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let (_, body) = send(request).await;
+        (body, started.elapsed())
+    })
+}
+
 fn pinned(id: &str, node: &str) -> Value {
     let mut body = deployment(id);
     body["requirements"] = json!({"node": node});
@@ -53,20 +73,7 @@ async fn a_long_poll_answers_when_the_state_changes_or_when_the_wait_ends() {
     assert_eq!(same["index"], json!(index));
 
     // a deploy wakes a poll that would otherwise wait 20 s
-    let poll = {
-        let (client, url, token) = (
-            server.client.clone(),
-            server.url(&format!(
-                "/api/v1/nodes/{node}/deployments?wait=20s&index={index}"
-            )),
-            token.clone(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let (_, body) = send(client.get(url).bearer_auth(token)).await;
-            (body, started.elapsed())
-        })
-    };
+    let poll = poll_in_background(&server, &node, &token, index);
     let (status, _) = server
         .post("/api/v1/deployments", &pinned("web", "worker-01"))
         .await;
@@ -109,20 +116,7 @@ async fn a_deploy_on_one_replica_wakes_a_poll_on_another() {
     // the replica's listener is up once a first long-poll has run
     desired(&a, &node, &token, &format!("?wait=100ms&index={index}")).await;
 
-    let poll = {
-        let (client, url, token) = (
-            a.client.clone(),
-            a.url(&format!(
-                "/api/v1/nodes/{node}/deployments?wait=20s&index={index}"
-            )),
-            token.clone(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let (_, body) = send(client.get(url).bearer_auth(token)).await;
-            (body, started.elapsed())
-        })
-    };
+    let poll = poll_in_background(&a, &node, &token, index);
     let (status, _) = b
         .post("/api/v1/deployments", &pinned("web", "worker-01"))
         .await;
