@@ -138,8 +138,12 @@ pub struct PasswordChange {
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// The current password: required when users change their own (unless they
-    /// are an admin).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// are an admin). `current_password` is read as the same field.
+    #[serde(
+        default,
+        alias = "current_password",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub old_password: Option<String>,
 }
 
