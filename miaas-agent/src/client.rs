@@ -152,8 +152,12 @@ impl Client {
             .ok()
             .and_then(|v| v["detail"].as_str().map(str::to_string))
             .unwrap_or(text);
+        // a 404 says the node is unknown only on the node's own paths; on a
+        // deployment's, that the deployment is gone
+        let node_path = path.starts_with("/api/v1/nodes/");
         Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => {
+            StatusCode::UNAUTHORIZED => AgentError::Unknown(format!("{status}: {detail}")),
+            StatusCode::NOT_FOUND if node_path => {
                 AgentError::Unknown(format!("{status}: {detail}"))
             }
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
@@ -161,5 +165,53 @@ impl Client {
             }
             _ => AgentError::Refused(format!("{status}: {detail}")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use miaas_core::model::ReportedStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server answering every request `404` with a JSON detail.
+    async fn not_found_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let body = r#"{"detail":"not found"}"#;
+                let answer = format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_404_means_an_unknown_node_only_on_the_nodes_own_paths() {
+        let client = Client::new(&not_found_server().await).unwrap();
+        let heartbeat = client.heartbeat("n", "t", &Heartbeat::default()).await;
+        assert!(
+            matches!(heartbeat, Err(AgentError::Unknown(_))),
+            "{heartbeat:?}"
+        );
+        let report = StatusReport {
+            status: ReportedStatus::Running,
+            message: None,
+        };
+        let reported = client.report("gone", "t", &report).await;
+        assert!(
+            matches!(reported, Err(AgentError::Refused(_))),
+            "{reported:?}"
+        );
+        assert!(Client::new("ftp://x").is_err());
     }
 }

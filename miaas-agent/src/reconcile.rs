@@ -193,11 +193,7 @@ impl Reconciler {
             } else {
                 "nothing of it ran on this node".to_string()
             };
-            match report(client, token, id, ReportedStatus::Deleted, message).await {
-                // already confirmed, or moved: nothing more to say
-                Err(AgentError::Refused(_)) | Err(AgentError::Unknown(_)) | Ok(()) => {}
-                Err(err) => return Err(err),
-            }
+            report(client, token, id, ReportedStatus::Deleted, message).await?;
         }
         Ok(())
     }
@@ -224,7 +220,8 @@ async fn report(
         message: Some(message.chars().take(4000).collect()),
     };
     match client.report(id, token, &report).await {
-        // a report the state contradicts (deleted meanwhile): the next pass sees it
+        // a report the state contradicts, or of a deployment gone meanwhile (already
+        // confirmed, moved): the next pass sees what is true now
         Err(AgentError::Refused(detail)) => {
             tracing::debug!(deployment = %id, %detail, "report refused");
             Ok(())
