@@ -20,7 +20,7 @@ use crate::client_addr::{ClientAddr, TrustedProxies, resolve_client};
 use crate::config::{AuthMode, CorsOrigins, ServerConfig};
 use crate::error::ServerError;
 use crate::extract::MAX_BODY_BYTES;
-use crate::limit::{AuthFailureLimiter, limit_auth_failures};
+use crate::limit::{AuthLimits, limit_auth_failures};
 use crate::local_only::{is_loopback_origin, require_loopback_host};
 use crate::routes;
 use crate::state::AppState;
@@ -84,7 +84,7 @@ impl Application {
             auth,
             node_pages: Arc::default(),
         };
-        let limiter = AuthFailureLimiter::new(config.auth_failure_limit, Duration::from_secs(60));
+        let limiter = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
         let request_timeout = config.request_timeout;
         let router = routes::router(state)

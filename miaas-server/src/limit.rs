@@ -4,7 +4,9 @@
 //! A valid credential is always served, whoever else shares the address (a load
 //! balancer, a NAT): the credential is checked first (which costs no I/O), and only
 //! a `401` is counted or turned into a `429`. Password logins are the exception:
-//! their check is deliberately slow, so a blocked address is refused before it.
+//! their check is deliberately slow, so a blocked address is refused before it;
+//! they are counted apart from guessed tokens, so that neither kind of flood
+//! refuses the other kind of caller.
 //! A login is counted before its password is checked and taken back when it
 //! succeeds. A credential this server issued that has expired or was revoked is
 //! not a guess and is not counted.
@@ -140,10 +142,29 @@ fn too_many(retry_after: u64) -> Response {
     .into_response()
 }
 
+/// The limits of an address: guessed tokens and failed password logins are
+/// counted apart, so that a flood of bad tokens never refuses a login (and the
+/// other way round).
+#[derive(Debug, Clone)]
+pub struct AuthLimits {
+    tokens: AuthFailureLimiter,
+    logins: AuthFailureLimiter,
+}
+
+impl AuthLimits {
+    /// `max_failures` of each kind per address per `window`.
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            tokens: AuthFailureLimiter::new(max_failures, window),
+            logins: AuthFailureLimiter::new(max_failures, window),
+        }
+    }
+}
+
 /// The middleware: counts the `401` answers to authentication attempts and, past
 /// the limit, answers them `429` instead.
 pub async fn limit_auth_failures(
-    State(limiter): State<AuthFailureLimiter>,
+    State(limits): State<AuthLimits>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -167,6 +188,7 @@ pub async fn limit_auth_failures(
         return next.run(request).await;
     };
     if login {
+        let limiter = &limits.logins;
         // counted before the (slow) password check, so that a flood of concurrent
         // logins is refused past the limit instead of all being checked at once
         if let Some(retry_after) = limiter.begin_attempt(ip, Instant::now()) {
@@ -186,7 +208,7 @@ pub async fn limit_auth_failures(
     let expired = response.extensions().get::<ExpiredCredential>().is_some();
     if response.status() == StatusCode::UNAUTHORIZED
         && !expired
-        && let Some(retry_after) = limiter.record_failure(ip, Instant::now())
+        && let Some(retry_after) = limits.tokens.record_failure(ip, Instant::now())
     {
         return too_many(retry_after);
     }

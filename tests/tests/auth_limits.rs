@@ -67,6 +67,9 @@ async fn a_flood_of_bad_tokens_never_locks_out_valid_callers_from_the_same_addre
     assert_eq!(server.get("/health").await.0, 200);
     let (status, body) = server.get_as("mapi_still-guessing", "/api/v1/nodes").await;
     assert_eq!(status, 429, "{body}");
+    // bad tokens never refuse a password login from the same address
+    let fresh = server.admin_token().await;
+    assert_eq!(server.get_as(&fresh, "/api/v1/users").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
