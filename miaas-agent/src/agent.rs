@@ -148,8 +148,7 @@ impl Agent {
 
     async fn capabilities(&mut self) -> NodeCapabilities {
         let facts = self.probe.facts();
-        let disk = machine::disk_of(&self.config.state_dir)
-            .or_else(|| machine::disk_of(std::path::Path::new("/")));
+        let disk = self.disk();
         NodeCapabilities {
             os: facts.os,
             cpu_count: facts.cpus,
@@ -212,9 +211,16 @@ impl Agent {
         Ok(())
     }
 
+    /// Total and free MB of the disk holding the state directory (the root's while
+    /// that directory does not exist yet).
+    fn disk(&self) -> Option<(u64, u64)> {
+        machine::disk_of(&self.config.state_dir)
+            .or_else(|| machine::disk_of(std::path::Path::new("/")))
+    }
+
     async fn heartbeat(&mut self, identity: &Identity) -> Result<()> {
         let (cpu_usage, mem_usage) = self.probe.usage();
-        let disk_free_mb = machine::disk_of(&self.config.state_dir).map_or(0, |(_, free)| free);
+        let disk_free_mb = self.disk().map_or(0, |(_, free)| free);
         let heartbeat = Heartbeat {
             cpu_usage,
             mem_usage,

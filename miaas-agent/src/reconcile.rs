@@ -3,7 +3,7 @@
 //! deployment found running at the desired revision (an agent restart) is adopted
 //! without touching it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ impl Reconciler {
             self.remove(client, token, &order.deployment_id, true)
                 .await?;
         }
-        let wanted: Vec<&str> = desired
+        let wanted: HashSet<&str> = desired
             .deployments
             .iter()
             .map(|d| d.deployment_id.as_str())
@@ -57,7 +57,7 @@ impl Reconciler {
         let gone: Vec<String> = self
             .local
             .keys()
-            .filter(|id| !wanted.contains(&id.as_str()))
+            .filter(|id| !wanted.contains(id.as_str()))
             .cloned()
             .collect();
         for id in gone {
@@ -75,7 +75,7 @@ impl Reconciler {
         let Ok(entries) = std::fs::read_dir(&self.deployments_dir) else {
             return;
         };
-        let known: Vec<String> = desired
+        let known: HashSet<String> = desired
             .deployments
             .iter()
             .map(|d| project_name(&d.deployment_id))

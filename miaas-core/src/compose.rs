@@ -13,14 +13,25 @@ const FIELD: &str = "rendered_compose";
 /// YAML with a `services` mapping; errors name what is wrong (and where the YAML
 /// parser says so).
 pub fn requirements_from_compose(compose: &str) -> Result<Requirements> {
+    requirements_of(&parse_compose(compose)?)
+}
+
+/// Parses `compose`: YAML with a `services` mapping, or an error naming what is
+/// wrong (and where the YAML parser says so).
+pub fn parse_compose(compose: &str) -> Result<Value> {
     let document: Value = serde_saphyr::from_str(compose)
         .map_err(|err| invalid(format_args!("invalid YAML: {err}")))?;
-    let services = match document.get("services") {
-        Some(Value::Object(services)) => services,
-        Some(Value::Null) | None => {
-            return Err(invalid("the document has no `services` mapping"));
-        }
-        Some(_) => return Err(invalid("`services` must be a mapping of service names")),
+    match document.get("services") {
+        Some(Value::Object(_)) => Ok(document),
+        Some(Value::Null) | None => Err(invalid("the document has no `services` mapping")),
+        Some(_) => Err(invalid("`services` must be a mapping of service names")),
+    }
+}
+
+/// The requirements a parsed compose document ([`parse_compose`]) states.
+pub fn requirements_of(document: &Value) -> Result<Requirements> {
+    let Some(Value::Object(services)) = document.get("services") else {
+        return Err(invalid("the document has no `services` mapping"));
     };
     let mut requirements = Requirements::default();
     for (name, service) in services {

@@ -7,18 +7,21 @@
 
 use serde_json::Value;
 
-use crate::{Error, Result};
+use crate::Result;
 
-/// The host-access features a compose document asks for, one line each
-/// (`services.app: privileged`), in document order; empty for a document that
-/// stays inside its containers. The document must parse (see
-/// [`crate::compose::requirements_from_compose`] for its errors).
+/// The host-access features a compose document asks for (see [`host_access_of`]);
+/// the document must parse ([`crate::compose::parse_compose`]).
 pub fn host_access(compose: &str) -> Result<Vec<String>> {
-    let document: Value = serde_saphyr::from_str(compose)
-        .map_err(|err| Error::Invalid(format!("rendered_compose: invalid YAML: {err}")))?;
+    Ok(host_access_of(&crate::compose::parse_compose(compose)?))
+}
+
+/// The host-access features a parsed compose document asks for, one line each
+/// (`services.app: privileged`), in document order; empty for a document that
+/// stays inside its containers.
+pub fn host_access_of(document: &Value) -> Vec<String> {
     let mut found = Vec::new();
     let Some(Value::Object(services)) = document.get("services") else {
-        return Ok(found);
+        return found;
     };
     for (name, service) in services {
         let mut feature = |what: String| found.push(format!("services.{name}: {what}"));
@@ -51,7 +54,7 @@ pub fn host_access(compose: &str) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(found)
+    found
 }
 
 /// `true`, or a string that Docker reads as true.
@@ -149,6 +152,10 @@ services:
             host_access("services:\n  a:\n    privileged: false\n")
                 .unwrap()
                 .is_empty()
+        );
+        assert!(
+            host_access("not: compose\n").is_err(),
+            "a document without services"
         );
     }
 }

@@ -84,11 +84,11 @@ impl Application {
             auth,
             node_pages: Arc::default(),
         };
-        let limiter = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
+        let limits = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
         let request_timeout = config.request_timeout;
         let router = routes::router(state)
-            .layer(middleware::from_fn_with_state(limiter, limit_auth_failures))
+            .layer(middleware::from_fn_with_state(limits, limit_auth_failures))
             .layer(middleware::from_fn(move |request, next| {
                 crate::serve::request_timeout(request_timeout, request, next)
             }))

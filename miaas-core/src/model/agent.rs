@@ -34,35 +34,6 @@ pub struct DesiredStateQuery {
     pub index: Option<u64>,
 }
 
-impl DesiredStateQuery {
-    /// The wait asked for (zero without one); `Invalid` when it does not parse.
-    pub fn wait(&self) -> crate::Result<std::time::Duration> {
-        let Some(text) = self.wait.as_deref().map(str::trim) else {
-            return Ok(std::time::Duration::ZERO);
-        };
-        let invalid = || {
-            crate::Error::Invalid(format!(
-                "wait: {text:?} is not a duration such as 30s, 500ms or 1m"
-            ))
-        };
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().map_err(|_| invalid())?;
-        let seconds = match unit.trim() {
-            "" | "s" => number,
-            "ms" => number / 1000.0,
-            "m" => number * 60.0,
-            _ => return Err(invalid()),
-        };
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(invalid());
-        }
-        Ok(std::time::Duration::from_secs_f64(seconds.min(3600.0)))
-    }
-}
-
 /// One deployment a node should run.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DesiredDeployment {
@@ -127,29 +98,4 @@ pub struct StatusReport {
     /// Details for people (e.g. the error of a failed start).
     #[serde(default)]
     pub message: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::DesiredStateQuery;
-
-    fn wait(text: &str) -> crate::Result<Duration> {
-        DesiredStateQuery {
-            wait: Some(text.into()),
-            index: None,
-        }
-        .wait()
-    }
-
-    #[test]
-    fn waits_read_like_durations() {
-        assert_eq!(wait("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(wait("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(wait("1m").unwrap(), Duration::from_secs(60));
-        assert_eq!(wait("2").unwrap(), Duration::from_secs(2));
-        assert!(wait("soon").is_err() && wait("5h").is_err() && wait("").is_err());
-        assert_eq!(DesiredStateQuery::default().wait().unwrap(), Duration::ZERO);
-    }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::access::Principal;
-use crate::compose::requirements_from_compose;
-use crate::host_access::host_access;
+use crate::compose::{parse_compose, requirements_of};
+use crate::host_access::host_access_of;
 use crate::model::page::{
     DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
 };
@@ -63,12 +63,14 @@ impl Service {
         request: &DeploymentRequest,
     ) -> Result<DeploymentAck> {
         request.validate()?;
-        if request.action == DeploymentAction::Apply {
-            let features = host_access(&request.rendered_compose)?;
-            caller.require_host_access(self.settings.host_access_role, &features)?;
-        }
         match request.action {
-            DeploymentAction::Apply => self.apply_deployment(request).await,
+            DeploymentAction::Apply => {
+                // parsed once: for what it reaches of the host, and what it needs
+                let document = parse_compose(&request.rendered_compose)?;
+                let features = host_access_of(&document);
+                caller.require_host_access(self.settings.host_access_role, &features)?;
+                self.apply_deployment(request, &document).await
+            }
             DeploymentAction::Remove => {
                 let mut ack = self.delete_deployment(&request.deployment_id).await?;
                 ack.status = "accepted".into();
@@ -77,15 +79,14 @@ impl Service {
         }
     }
 
-    async fn apply_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
-        let requirements = match &request.requirements {
-            Some(given) => given.clone(),
-            None => requirements_from_compose(&request.rendered_compose)?,
-        };
-        // Also check the document when requirements are given: it must be compose.
-        if request.requirements.is_some() {
-            requirements_from_compose(&request.rendered_compose)?;
-        }
+    async fn apply_deployment(
+        &self,
+        request: &DeploymentRequest,
+        document: &serde_json::Value,
+    ) -> Result<DeploymentAck> {
+        // derived also when requirements are given: the document must be valid
+        let derived = requirements_of(document)?;
+        let requirements = request.requirements.clone().unwrap_or(derived);
         let now = self.now();
         // the change owns what it uses: the store may run it in a transaction shared
         // with concurrent deploys (group commit)
@@ -200,18 +201,19 @@ impl Service {
 
     /// Ranks every node for the requirements, changing nothing.
     pub async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
-        let requirements = match input {
+        let (requirements, host_access) = match input {
             PlanInput::Requirements(requirements) => {
                 requirements.validate()?;
-                requirements.clone()
+                (requirements.clone(), Vec::new())
             }
-            PlanInput::Compose(compose) => requirements_from_compose(compose)?,
+            PlanInput::Compose(compose) => {
+                let document = parse_compose(compose)?;
+                (requirements_of(&document)?, host_access_of(&document))
+            }
         };
         let (_, cluster) = self.cluster_view().await?;
         let mut plan = self.engine.plan(cluster.candidates(), &requirements);
-        if let PlanInput::Compose(compose) = input {
-            plan.host_access = host_access(compose)?;
-        }
+        plan.host_access = host_access;
         Ok(plan)
     }
 

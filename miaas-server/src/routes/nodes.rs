@@ -259,7 +259,15 @@ async fn desired_state(
     NodeCredential(token): NodeCredential,
     ApiQuery(query): ApiQuery<DesiredStateQuery>,
 ) -> Result<Response, ApiError> {
-    let wait = query.wait()?;
+    let wait = match query.wait.as_deref() {
+        None => std::time::Duration::ZERO,
+        Some(text) => crate::config::parse_duration_or_zero(text).map_err(|err| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("wait: {err} (e.g. 30s, 500ms, 1m)"),
+            )
+        })?,
+    };
     let desired = state
         .service
         .wait_for_desired_state(&node_id, token.as_deref(), query.index, wait)
