@@ -55,6 +55,9 @@ pub enum Error {
     /// The configured secret keys cannot open what the database holds.
     #[error("secret key mismatch: {0}")]
     KeyMismatch(String),
+    /// Another process owns the database (a server on its SQLite file).
+    #[error("{0}")]
+    InUse(String),
     /// A stored value could not be decoded (written by an incompatible version?).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

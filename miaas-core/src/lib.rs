@@ -43,6 +43,7 @@ pub mod access;
 pub mod clock;
 pub mod compose;
 mod error;
+pub mod fleet;
 pub mod host_access;
 pub mod model;
 pub mod placement;

@@ -101,7 +101,8 @@ pub fn restrict(path: &Path) -> io::Result<bool> {
     Ok(false)
 }
 
-fn private_mode(options: &mut OpenOptions) {
+/// Sets mode `0600` for a file `options` creates, and refuses a symbolic link.
+pub(crate) fn private_mode(options: &mut OpenOptions) {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
     no_follow(options);

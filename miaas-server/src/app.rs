@@ -38,12 +38,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the database (migrating it), binds the listener and wires the routes.
+    /// Binds the listener, opens the database (migrating it; a SQLite file is then
+    /// owned by this server, see [`miaas_core::store::OwnerLock`]) and wires the
+    /// routes.
     pub async fn build(config: &ServerConfig) -> Result<Self, ServerError> {
-        let options = config.store_options()?;
+        config.check_auth().map_err(ServerError::Config)?;
+        let listener = bind(config).await?;
+        let mut options = config.store_options()?;
+        options.owner = Some(public_url(config, local_addr(&listener)?));
         let rotating = options.secrets.as_ref().is_some_and(|s| s.rotating());
         let store = miaas_core::store::connect_with(&config.database_url, &options).await?;
-        let app = Self::build_with_store(config, store).await?;
+        let app = Self::build_on(config, store, listener).await?;
         if rotating {
             app.service.reseal_secrets().await?;
         }
@@ -55,20 +60,19 @@ impl Application {
         config: &ServerConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
+        let listener = bind(config).await?;
+        Self::build_on(config, store, listener).await
+    }
+
+    async fn build_on(
+        config: &ServerConfig,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> Result<Self, ServerError> {
         config.check_auth().map_err(ServerError::Config)?;
         let cors = cors_layer(config.effective_cors_origins())?;
-        let listener = crate::serve::listen(&config.host, config.port)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: format!("cannot listen on {}:{}", config.host, config.port),
-                source,
-            })?;
         let addr = local_addr(&listener)?;
-        let public_url = config
-            .public_url
-            .clone()
-            .map(|url| url.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| default_public_url(addr));
+        let public_url = public_url(config, addr);
         let service = Service::new(store, config.service_settings());
         let bootstrap = service.bootstrap().await?;
         let auth = config.auth == AuthMode::On;
@@ -205,6 +209,25 @@ async fn flush(
             tracing::warn!(error = %err, "writing heartbeats failed; retrying");
         }
     }
+}
+
+/// Listens on the configured address.
+async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
+    crate::serve::listen(&config.host, config.port)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("cannot listen on {}:{}", config.host, config.port),
+            source,
+        })
+}
+
+/// The URL clients reach this server at: `--public-url`, or the listener's.
+fn public_url(config: &ServerConfig, addr: SocketAddr) -> String {
+    config
+        .public_url
+        .clone()
+        .map(|url| url.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| default_public_url(addr))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {

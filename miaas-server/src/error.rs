@@ -113,7 +113,7 @@ impl From<miaas_core::Error> for ApiError {
                     ..Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
                 };
             }
-            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Unavailable(_) | E::InUse(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::DatabaseUrl(_)
             | E::Database(_)
             | E::Migrate(_)

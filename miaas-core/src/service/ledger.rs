@@ -1,43 +1,39 @@
 //! The placement ledger (every node with what is reserved on it) kept from one
-//! transaction to the next, so that a decision does not rebuild it from every
-//! deployment. It is reused only for the very snapshot it was left for: the store
-//! versions its snapshots, and a ledger is tagged with the version its decisions
-//! lead to.
+//! decision to the next, so that a decision does not rebuild it from every
+//! deployment. It is reused only for the state it describes: the snapshot it was
+//! made over, or that snapshot with exactly the decision's writes laid over it
+//! (see [`Snapshot::placement_state`]).
 
 use std::sync::Mutex;
 
 use crate::placement::Cluster;
-use crate::store::{Snapshot, SnapshotVersion};
+use crate::store::Snapshot;
 
-/// One kept ledger.
+/// One kept ledger, with the placement state of the snapshot it was made over.
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    kept: Mutex<Option<(SnapshotVersion, Cluster)>>,
+    kept: Mutex<Option<(u64, Cluster)>>,
 }
 
 impl Ledger {
     /// The ledger kept for `snapshot`, if there is one.
     pub(super) fn take_for(&self, snapshot: &Snapshot) -> Option<Cluster> {
-        let version = snapshot.version?;
         let mut kept = self.kept.lock().ok()?;
         match kept.take() {
-            Some((for_version, cluster)) if for_version == version => Some(cluster),
+            Some((over, cluster))
+                if over == snapshot.placement_state() || snapshot.applied_over() == Some(over) =>
+            {
+                Some(cluster)
+            }
             _ => None,
         }
     }
 
-    /// Keeps `cluster`, the ledger after decisions over `snapshot`, for the snapshot
-    /// that committing them makes (the next revision).
+    /// Keeps `cluster`, the ledger after decisions over `snapshot` (their writes
+    /// included), for the snapshot those writes make.
     pub(super) fn keep(&self, snapshot: &Snapshot, cluster: Cluster) {
-        let Some(version) = snapshot.version else {
-            return;
-        };
-        let next = SnapshotVersion {
-            generation: version.generation,
-            revision: version.revision + 1,
-        };
         if let Ok(mut kept) = self.kept.lock() {
-            *kept = Some((next, cluster));
+            *kept = Some((snapshot.placement_state(), cluster));
         }
     }
 }
@@ -45,36 +41,47 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Deployment;
 
-    fn versioned(generation: u64, revision: u64) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        snapshot.version = Some(SnapshotVersion {
-            generation,
-            revision,
-        });
-        snapshot
+    fn deployment(id: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "deployment_id": id, "template_id": "t", "action": "apply",
+            "status": "pending", "message": "", "node_id": null, "env": {},
+            "rendered_compose": "", "revision": 1, "created_at": 1.0, "updated_at": 1.0
+        }))
+        .expect("deployment")
     }
 
     #[test]
-    fn a_ledger_is_reused_only_for_the_snapshot_its_decisions_lead_to() {
+    fn a_ledger_is_reused_only_for_the_state_its_decisions_lead_to() {
         let ledger = Ledger::default();
-        ledger.keep(&versioned(1, 4), Cluster::default());
+        let mut snapshot = Snapshot::default();
+        ledger.keep(&snapshot, Cluster::default());
+        assert!(ledger.take_for(&snapshot).is_some(), "nothing was written");
+        assert!(ledger.take_for(&snapshot).is_none(), "taken once");
+
+        ledger.keep(&snapshot, Cluster::default());
+        snapshot.apply(&[deployment("a")]);
+        assert!(ledger.take_for(&snapshot).is_some(), "its writes laid over");
+
+        ledger.keep(&snapshot, Cluster::default());
+        snapshot.apply(&[deployment("b")]);
+        snapshot.apply(&[deployment("c")]);
         assert!(
-            ledger.take_for(&versioned(1, 4)).is_none(),
-            "not before the commit"
+            ledger.take_for(&snapshot).is_none(),
+            "another decision's writes"
         );
-        ledger.keep(&versioned(1, 4), Cluster::default());
+
+        ledger.keep(&snapshot, Cluster::default());
+        snapshot.remove_node("none");
+        snapshot.heartbeats(&[], true);
         assert!(
-            ledger.take_for(&versioned(2, 5)).is_none(),
-            "not after a re-read"
+            ledger.take_for(&snapshot).is_some(),
+            "heartbeats and no-op removals leave placement as it was"
         );
-        ledger.keep(&versioned(1, 4), Cluster::default());
-        assert!(ledger.take_for(&versioned(1, 5)).is_some());
-        assert!(ledger.take_for(&versioned(1, 5)).is_none(), "taken once");
-        ledger.keep(&Snapshot::default(), Cluster::default());
-        assert!(
-            ledger.take_for(&Snapshot::default()).is_none(),
-            "unversioned stores"
-        );
+
+        ledger.keep(&snapshot, Cluster::default());
+        let fresh = Snapshot::new(vec![], snapshot.deployments().to_vec());
+        assert!(ledger.take_for(&fresh).is_none(), "read afresh");
     }
 }

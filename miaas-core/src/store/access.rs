@@ -230,17 +230,15 @@ macro_rules! import_access {
 }
 
 /// Implements [`AccessStore`] for a backend: `$writer` is the pool writes go to,
-/// `$reader` the pool reads come from, `$begin` opens a transaction that
-/// serializes with every other writer (SQLite `BEGIN IMMEDIATE`, PostgreSQL the
-/// advisory lock), `$memo` gives the store's
-/// [`AccessMemo`](crate::store::access_memo::AccessMemo), if it keeps one.
+/// `$reader` the pool reads come from, `$begin` opens a write transaction. Every
+/// write adds one to the cluster version and marks it as a change of access, so
+/// that every replica forgets what it remembered.
 macro_rules! impl_access_store {
     (
         $store:ty,
         writer = $writer:ident,
         reader = $reader:ident,
-        begin = $begin:ident,
-        memo = $memo:ident
+        begin = $begin:ident
     ) => {
         #[async_trait::async_trait]
         impl $crate::store::access::AccessStore for $store {
@@ -248,8 +246,12 @@ macro_rules! impl_access_store {
                 &self,
                 record: &$crate::store::access::UserRecord,
             ) -> $crate::Result<()> {
-                match insert_user!(record).execute(&self.$writer).await {
-                    Ok(_) => Ok(()),
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
+                match insert_user!(record).execute(&mut *tx).await {
+                    Ok(_) => Ok(tx.commit().await?),
                     Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
                         Err($crate::Error::Conflict(format!(
                             "user {:?} already exists",
@@ -265,6 +267,9 @@ macro_rules! impl_access_store {
                 record: &$crate::store::access::UserRecord,
             ) -> $crate::Result<bool> {
                 let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query(
                     "INSERT INTO users (username, role, password_hash, created_at) \
                      SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users) \
@@ -284,11 +289,6 @@ macro_rules! impl_access_store {
                 &self,
                 username: &str,
             ) -> $crate::Result<Option<$crate::store::access::UserRecord>> {
-                let memo = self.$memo();
-                if let Some(known) = memo.and_then(|m| m.user(username)) {
-                    return Ok(Some(known));
-                }
-                let generation = memo.map(|m| m.generation());
                 let row: Option<$crate::store::access::UserRow> = sqlx::query_as(
                     "SELECT username, role, password_hash, created_at FROM users \
                      WHERE username = $1",
@@ -296,11 +296,7 @@ macro_rules! impl_access_store {
                 .bind(username)
                 .fetch_optional(&self.$reader)
                 .await?;
-                let record = row.map($crate::store::access::user_record).transpose()?;
-                if let (Some(memo), Some(generation), Some(record)) = (memo, generation, &record) {
-                    memo.remember_user(generation, record);
-                }
-                Ok(record)
+                row.map($crate::store::access::user_record).transpose()
             }
 
             async fn list_users(&self) -> $crate::Result<Vec<$crate::model::User>> {
@@ -317,6 +313,9 @@ macro_rules! impl_access_store {
 
             async fn delete_user(&self, username: &str, now: f64) -> $crate::Result<bool> {
                 let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
                 let target: Option<(String,)> =
                     sqlx::query_as("SELECT role FROM users WHERE username = $1")
                         .bind(username)
@@ -348,12 +347,7 @@ macro_rules! impl_access_store {
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;
-                let committed = tx.commit().await;
-                // also after a failure: whether it committed is unknown
-                if let Some(memo) = self.$memo() {
-                    memo.changed();
-                }
-                committed?;
+                tx.commit().await?;
                 Ok(true)
             }
 
@@ -362,23 +356,29 @@ macro_rules! impl_access_store {
                 username: &str,
                 password_hash: &str,
             ) -> $crate::Result<bool> {
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
                     .bind(password_hash)
                     .bind(username)
-                    .execute(&self.$writer)
-                    .await;
-                // also after a failure: whether it committed is unknown
-                if let Some(memo) = self.$memo() {
-                    memo.changed();
-                }
-                Ok(done?.rows_affected() == 1)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn insert_api_token(
                 &self,
                 record: &$crate::store::access::ApiTokenRecord,
             ) -> $crate::Result<()> {
-                insert_api_token!(record).execute(&self.$writer).await?;
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_api_token!(record).execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -386,11 +386,6 @@ macro_rules! impl_access_store {
                 &self,
                 token_hash: &str,
             ) -> $crate::Result<Option<$crate::store::access::ApiTokenRecord>> {
-                let memo = self.$memo();
-                if let Some(known) = memo.and_then(|m| m.api_token(token_hash)) {
-                    return Ok(Some(known));
-                }
-                let generation = memo.map(|m| m.generation());
                 let row: Option<$crate::store::access::TokenRow> = sqlx::query_as(
                     "SELECT id, name, role, token_hash, created_at, revoked_at, created_by \
                      FROM api_tokens \
@@ -399,11 +394,7 @@ macro_rules! impl_access_store {
                 .bind(token_hash)
                 .fetch_optional(&self.$reader)
                 .await?;
-                let record = row.map($crate::store::access::token_record).transpose()?;
-                if let (Some(memo), Some(generation), Some(record)) = (memo, generation, &record) {
-                    memo.remember_api_token(generation, record);
-                }
-                Ok(record)
+                row.map($crate::store::access::token_record).transpose()
             }
 
             async fn list_api_tokens(&self) -> $crate::Result<Vec<$crate::model::ApiTokenInfo>> {
@@ -420,38 +411,29 @@ macro_rules! impl_access_store {
             }
 
             async fn revoke_api_token(&self, id: &str, now: f64) -> $crate::Result<bool> {
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query(
                     "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                 )
                 .bind(now)
                 .bind(id)
-                .execute(&self.$writer)
-                .await;
-                // also after a failure: whether it committed is unknown
-                if let Some(memo) = self.$memo() {
-                    memo.changed();
-                }
-                Ok(done?.rows_affected() == 1)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn cluster_secret(&self, name: &str) -> $crate::Result<Option<String>> {
-                let memo = self.$memo();
-                if let Some(known) = memo.and_then(|m| m.cluster_secret(name)) {
-                    return Ok(Some(known));
-                }
-                let generation = memo.map(|m| m.generation());
                 let row: Option<(String,)> =
                     sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
                         .bind(name)
                         .fetch_optional(&self.$reader)
                         .await?;
-                let value = row
-                    .map(|(stored,)| $crate::store::access::open(self.secrets.as_ref(), &stored))
-                    .transpose()?;
-                if let (Some(memo), Some(generation), Some(value)) = (memo, generation, &value) {
-                    memo.remember_cluster_secret(generation, name, value);
-                }
-                Ok(value)
+                row.map(|(stored,)| $crate::store::access::open(self.secrets.as_ref(), &stored))
+                    .transpose()
             }
 
             async fn init_cluster_secret(
@@ -461,6 +443,10 @@ macro_rules! impl_access_store {
                 now: f64,
             ) -> $crate::Result<String> {
                 let sealed = $crate::store::access::seal(self.secrets.as_ref(), value)?;
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING",
@@ -468,13 +454,14 @@ macro_rules! impl_access_store {
                 .bind(name)
                 .bind(sealed)
                 .bind(now)
-                .execute(&self.$writer)
+                .execute(&mut *tx)
                 .await?;
                 let (stored,): (String,) =
                     sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
                         .bind(name)
-                        .fetch_one(&self.$writer)
+                        .fetch_one(&mut *tx)
                         .await?;
+                tx.commit().await?;
                 $crate::store::access::open(self.secrets.as_ref(), &stored)
             }
 
@@ -485,7 +472,11 @@ macro_rules! impl_access_store {
                 now: f64,
             ) -> $crate::Result<()> {
                 let sealed = $crate::store::access::seal(self.secrets.as_ref(), value)?;
-                let done = sqlx::query(
+                let mut tx = self.$begin().await?;
+                sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
                     "INSERT INTO cluster_secrets (name, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
                      updated_at = excluded.updated_at",
@@ -493,13 +484,9 @@ macro_rules! impl_access_store {
                 .bind(name)
                 .bind(sealed)
                 .bind(now)
-                .execute(&self.$writer)
-                .await;
-                // also after a failure: whether it committed is unknown
-                if let Some(memo) = self.$memo() {
-                    memo.changed();
-                }
-                done?;
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 

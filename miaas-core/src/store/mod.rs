@@ -30,22 +30,23 @@ macro_rules! reservations_on_nodes_query {
         )
     };
 }
-// Insert or replace a whole deployment `$d` (its env sealed with `$secrets`); the
+// Insert or replace a whole deployment `$d` (its env sealed with `$secrets`) as
+// written at cluster version `$version`; the
 // same SQL for both backends ($N placeholders work in SQLite too).
 macro_rules! upsert_deployment {
-    ($d:expr, $secrets:expr) => {
+    ($d:expr, $secrets:expr, $version:expr) => {
         sqlx::query(
             "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
              status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-             revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             revision, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
              rendered_compose = excluded.rendered_compose, env = excluded.env, \
              action = excluded.action, status = excluded.status, message = excluded.message, \
              node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
              requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
              placement = excluded.placement, revision = excluded.revision, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, version = excluded.version",
         )
         .bind(&$d.deployment_id)
         .bind(&$d.template_id)
@@ -67,31 +68,8 @@ macro_rules! upsert_deployment {
         .bind(i64::from($d.revision))
         .bind($d.created_at)
         .bind($d.updated_at)
+        .bind($version)
     };
-}
-// Every node row (by name) and every deployment (oldest first, decoded as the rows
-// arrive, into a list made for them), read inside transaction `$tx`; the same for
-// both backends.
-macro_rules! read_fleet {
-    ($tx:expr, $secrets:expr) => {{
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
-        let nodes = sqlx::query_as::<_, $crate::store::rows::NodeRow>(nodes_sql)
-            .fetch_all(&mut **$tx)
-            .await?;
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
-            .fetch_one(&mut **$tx)
-            .await?;
-        let deployments_sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
-        let rows = sqlx::query_as::<_, $crate::store::rows::DeploymentRow>(deployments_sql)
-            .fetch(&mut **$tx);
-        let count = usize::try_from(count).unwrap_or_default();
-        let deployments = $crate::store::rows::decode_deployments(rows, count, $secrets).await?;
-        Ok((nodes, deployments))
-    }};
 }
 // A page of nodes: after name $1, at most $2.
 macro_rules! nodes_page_query {
@@ -124,17 +102,17 @@ macro_rules! deployment_columns {
 
 #[macro_use]
 pub mod access;
-mod access_memo;
 mod copy;
 mod location;
 mod migrations;
 mod options;
+mod owner;
 pub mod postgres;
 mod rows;
-mod shared;
 mod snapshot;
 pub mod sqlite;
 mod url;
+mod version;
 
 use std::sync::Arc;
 
@@ -147,8 +125,10 @@ pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord};
 pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
-pub use snapshot::{Snapshot, SnapshotVersion};
+pub use owner::{OwnerLock, lock_path};
+pub use snapshot::Snapshot;
 pub use url::{DatabaseUrl, redact_url};
+pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]
@@ -172,15 +152,46 @@ pub struct NodeUpsert<'a> {
 }
 
 /// The registration upsert of both backends: binds the fields of [`NodeUpsert`]
-/// in order, then `only_new`; returns the node's id, or no row when `only_new`
-/// met an existing name.
+/// in order, then `only_new`, then the cluster version; returns the node's id, or
+/// no row when `only_new` met an existing name.
 pub(crate) const UPSERT_NODE_SQL: &str = "INSERT INTO nodes (id, name, ip, capabilities, tags, \
-     token_hash, registered_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+     token_hash, registered_at, last_seen, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $9) \
      ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
      capabilities = excluded.capabilities, tags = excluded.tags, \
-     token_hash = excluded.token_hash, last_seen = excluded.last_seen \
+     token_hash = excluded.token_hash, last_seen = excluded.last_seen, \
+     version = excluded.version \
      WHERE NOT $8 \
      RETURNING id";
+
+/// A heartbeat of a batch: binds `last_seen`, metrics, version, node id; only
+/// moves `last_seen` forward.
+pub(crate) const HEARTBEAT_SQL: &str = "UPDATE nodes SET last_seen = $1, metrics = $2, \
+     version = $3 WHERE id = $4 AND last_seen < $1";
+
+/// A cordon or tag change: binds schedulable, tags (each kept when null), version,
+/// node id.
+pub(crate) const UPDATE_NODE_SQL: &str = "UPDATE nodes SET \
+     schedulable = COALESCE($1, schedulable), tags = COALESCE($2, tags), version = $3 \
+     WHERE id = $4";
+
+/// A node as `miaas db copy` moves it: every column, then the cluster version.
+pub(crate) const IMPORT_NODE_SQL: &str = "INSERT INTO nodes (id, name, ip, capabilities, tags, \
+     token_hash, registered_at, last_seen, metrics, schedulable, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// Nodes written after version $1, with their token hashes.
+pub(crate) const NODES_SINCE_SQL: &str = concat!(
+    "SELECT ",
+    node_columns!(),
+    ", token_hash FROM nodes WHERE version > $1"
+);
+
+/// Deployments written after version $1, oldest first.
+pub(crate) const DEPLOYMENTS_SINCE_SQL: &str = concat!(
+    "SELECT ",
+    deployment_columns!(),
+    " FROM deployments WHERE version > $1 ORDER BY created_at, deployment_id"
+);
 
 /// A node with its token hash, for moving an install between databases.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +237,13 @@ pub trait Store: AccessStore + Send + Sync + 'static {
 
     /// Inserts a node, or updates the node with the same name (keeping its id,
     /// first registration time and schedulability); returns the node's id.
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>>;
+    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
+        let mut ids = self.upsert_nodes(std::slice::from_ref(&node)).await?;
+        Ok(ids.pop().flatten())
+    }
+
+    /// [`Store::upsert_node`] for many, in one transaction (one commit).
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>>;
 
     /// Up to `limit` nodes named after `after` (all when `None`), by name.
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>>;
@@ -284,6 +301,24 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         None
     }
 
+    /// The cluster version now.
+    async fn cluster_version(&self) -> Result<ClusterVersion>;
+
+    /// What changed after version `since` (`0`: everything), read consistently.
+    async fn changes_since(&self, since: u64) -> Result<FleetChanges>;
+
+    /// One decision: under the cluster's write lock, hands `decider` what changed
+    /// since `known` (nothing when `known` is `None`: the caller is the only
+    /// writer and knows everything), writes what it returns at the next version,
+    /// and commits. Decisions of every process serialize.
+    async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided>;
+
+    /// Whether this process is the database's only writer (a server on its own
+    /// SQLite file): then what it wrote is all there is to know.
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     /// From now on, calls `on_change` with the nodes whose deployments another
     /// replica wrote (`None`: any node), when the store can hear of it
     /// (PostgreSQL's LISTEN/NOTIFY); a store that cannot does nothing.
@@ -300,7 +335,16 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// Reads a [`Snapshot`], lets `change` decide, and writes what it returns, all
     /// in one transaction: concurrent changes serialize, so placement can never
     /// book the same free resources twice. Returns what was written.
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>>;
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
+        let mut written = Vec::new();
+        let mut decider = |changes: FleetChanges| {
+            let writes = change(&Snapshot::from_changes(changes))?;
+            written.clone_from(&writes);
+            Ok(writes)
+        };
+        self.decide(Some(0), &mut decider).await?;
+        Ok(written)
+    }
 
     /// As [`Store::transact`], but the store may decide and write this change in one
     /// transaction with concurrent ones (group commit): each sees the writes of the
@@ -334,7 +378,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 /// With `options.secrets`, the keys are checked against what the database holds
 /// before anything is sealed (see [`crate::secrets::Secrets::settle`]).
 pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = match DatabaseLocation::parse(url)? {
+    let mut store: Arc<dyn Store> = match DatabaseLocation::parse(url)? {
         DatabaseLocation::Sqlite(target) => {
             Arc::new(sqlite::SqliteStore::open(target, options).await?)
         }
@@ -342,6 +386,9 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
             Arc::new(postgres::PostgresStore::open(&url, options).await?)
         }
     };
+    if options.fleet_in_memory {
+        store = Arc::new(crate::fleet::FleetCache::new(store));
+    }
     if let Some(secrets) = &options.secrets {
         secrets.settle(&store.sealed_key_ids().await?)?;
     }

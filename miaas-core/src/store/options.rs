@@ -17,9 +17,13 @@ pub struct StoreOptions {
     pub migrate: bool,
     /// Seal deployment environments at rest with these keys (`None`: stored plain).
     pub secrets: Option<Secrets>,
-    /// Read the whole fleet into memory on the first read and answer reads from it,
-    /// kept in step with every write (SQLite; for a long-running server).
+    /// Keep the fleet in memory ([`crate::fleet::FleetCache`]) and answer reads
+    /// from it, kept in step with every write (for a long-running server).
     pub fleet_in_memory: bool,
+    /// Own a SQLite file as the server at this URL: no other process may write it
+    /// while this store is open, and `miaas` in local mode is told where the
+    /// server is (see [`crate::store::OwnerLock`]).
+    pub owner: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -31,6 +35,7 @@ impl Default for StoreOptions {
             migrate: true,
             secrets: None,
             fleet_in_memory: false,
+            owner: None,
         }
     }
 }

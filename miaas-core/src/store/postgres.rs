@@ -1,41 +1,36 @@
 //! The PostgreSQL backend: how several server replicas share one database.
 //!
-//! Every decision that books resources ([`Store::transact`]: placement, updates,
-//! sweeps) runs in a transaction that first takes one cluster-wide transaction-level
-//! advisory lock, so decisions from all replicas serialize exactly as they do on
-//! SQLite's single writer: each one reads the state the previous one committed.
-//! The lock is released by commit or rollback, also when a replica dies mid-way.
+//! Every write first adds one to the cluster version (see `version`), whose row
+//! lock it holds until it commits: decisions from all replicas serialize exactly as
+//! they do on SQLite's single writer, and each reads what the previous ones
+//! committed since the version its replica knows. The lock is released by commit or
+//! rollback, also when a replica dies mid-way.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, encode_json, with_token_hashes};
-use super::shared::{Answer, SharedJob, SharedQueue, answer_all};
+use super::rows::{DeploymentRow, NodeRow, StoredNodeRow, encode_json, with_token_hashes};
 use super::url::redact_url;
+use super::version::{
+    BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL, NODE_IDS_SQL, READ_VERSION_SQL,
+    VersionRow,
+};
 use super::{
-    AccessStore, ClusterChange, Dump, FleetListener, NodeExport, NodeUpsert, SharedChange,
-    Snapshot, Store, StoreOptions,
+    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeExport,
+    NodeUpsert, Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
-
-/// Key of the advisory lock that serializes placement decisions ("MIaaS" in hex).
-const PLACEMENT_LOCK: i64 = 0x004d_4961_6153;
 
 /// A PostgreSQL database behind the [`Store`] trait.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Secrets>,
-    /// Decisions waiting to share this replica's next transaction.
-    shared: Arc<SharedQueue>,
-    /// Held by the task that runs the shared transaction.
-    leader: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The channel every replica's writes of deployments are announced on.
@@ -67,8 +62,6 @@ impl PostgresStore {
         Ok(Self {
             pool,
             secrets: options.secrets.clone(),
-            shared: Arc::default(),
-            leader: Arc::default(),
         })
     }
 
@@ -127,71 +120,81 @@ impl PostgresStore {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         d: &Deployment,
+        version: u64,
     ) -> Result<()> {
-        upsert_deployment!(d, self.secrets.as_ref())
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        upsert_deployment!(d, self.secrets.as_ref(), version)
             .execute(&mut **tx)
             .await?;
         Ok(())
     }
 
-    /// Runs the queued decisions until none is left: each batch is one transaction
-    /// under the advisory lock, over one read of the fleet that each decision's
-    /// writes are laid over for the next.
-    async fn run_shared(&self) {
-        loop {
-            let batch = self.shared.take();
-            if batch.is_empty() {
-                return;
-            }
-            let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-            let outcome: Result<()> = async {
-                let mut tx = self.begin_exclusive().await?;
-                let (rows, deployments) = self.read_all(&mut tx).await?;
-                let nodes = rows
-                    .into_iter()
-                    .map(NodeRecord::try_from)
-                    .collect::<Result<Vec<_>>>()?;
-                let mut snapshot = Snapshot::new(nodes, deployments);
-                let mut touched = std::collections::BTreeSet::new();
-                for job in &batch {
-                    match job.decide(&snapshot) {
-                        Ok(writes) => {
-                            for deployment in &writes {
-                                self.write_deployment(&mut tx, deployment).await?;
-                            }
-                            snapshot.apply(&writes);
-                            touched.extend(nodes_of(&writes));
-                            answers.push(Ok(writes));
-                        }
-                        Err(err) => answers.push(Err(err)),
-                    }
-                }
-                if !touched.is_empty() {
-                    Self::announce(&mut tx, &touched).await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            answer_all(batch, answers, &outcome);
-        }
+    /// A write transaction.
+    async fn begin_exclusive(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
     }
 
-    /// A transaction holding the cluster-wide advisory lock.
-    async fn begin_exclusive(&self) -> Result<Transaction<'static, Postgres>> {
+    /// A write transaction that has added one to the cluster version (with
+    /// `bump`), holding its row lock, and that version.
+    async fn begin_write(
+        &self,
+        bump: &'static str,
+    ) -> Result<(Transaction<'static, Postgres>, ClusterVersion)> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PLACEMENT_LOCK)
-            .execute(&mut *tx)
+        let row: VersionRow = sqlx::query_as(bump).fetch_one(&mut *tx).await?;
+        Ok((tx, ClusterVersion::from_row(row)))
+    }
+
+    /// What changed after `since`, up to `version`, read inside `tx`.
+    async fn read_changes(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        since: u64,
+        version: ClusterVersion,
+    ) -> Result<FleetChanges> {
+        let since_row = i64::try_from(since).unwrap_or(i64::MAX);
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::NODES_SINCE_SQL)
+            .bind(since_row)
+            .fetch_all(&mut **tx)
             .await?;
-        Ok(tx)
+        let node_ids = if since > 0 && version.nodes_removed_at > since {
+            let ids: Vec<(String,)> = sqlx::query_as(NODE_IDS_SQL).fetch_all(&mut **tx).await?;
+            Some(ids.into_iter().map(|(id,)| id).collect())
+        } else {
+            None
+        };
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::DEPLOYMENTS_SINCE_SQL)
+            .bind(since_row)
+            .fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        Ok(FleetChanges {
+            version,
+            since,
+            nodes: nodes
+                .into_iter()
+                .map(super::StoredNode::try_from)
+                .collect::<Result<_>>()?,
+            node_ids,
+            deployments,
+        })
     }
 
     async fn read_all(
         &self,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        read_fleet!(tx, self.secrets.as_ref())
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut **tx)
+            .await?;
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        Ok((nodes, deployments))
     }
 }
 
@@ -235,19 +238,11 @@ fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl PostgresStore {
-    /// None: a revocation on another replica must hold here at once.
-    fn access_memo(&self) -> Option<&super::access_memo::AccessMemo> {
-        None
-    }
-}
-
 impl_access_store!(
     PostgresStore,
     writer = pool,
     reader = pool,
-    begin = begin_exclusive,
-    memo = access_memo
+    begin = begin_exclusive
 );
 
 #[async_trait]
@@ -265,19 +260,26 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
-        let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
-            .bind(node.new_id)
-            .bind(node.name)
-            .bind(node.ip)
-            .bind(encode_json(node.capabilities)?)
-            .bind(encode_json(&node.tags)?)
-            .bind(node.token_hash)
-            .bind(node.now)
-            .bind(node.only_new)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(id.map(|(id,)| id))
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>> {
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let mut ids = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
+                .bind(node.new_id)
+                .bind(node.name)
+                .bind(node.ip)
+                .bind(encode_json(node.capabilities)?)
+                .bind(encode_json(&node.tags)?)
+                .bind(node.token_hash)
+                .bind(node.now)
+                .bind(node.only_new)
+                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+                .fetch_optional(&mut *tx)
+                .await?;
+            ids.push(id.map(|(id,)| id));
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
@@ -327,23 +329,26 @@ impl Store for PostgresStore {
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
-        let done = sqlx::query(
-            "UPDATE nodes SET schedulable = COALESCE($1, schedulable), \
-             tags = COALESCE($2, tags) WHERE id = $3",
-        )
-        .bind(update.schedulable)
-        .bind(tags)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let done = sqlx::query(super::UPDATE_NODE_SQL)
+            .bind(update.schedulable)
+            .bind(tags)
+            .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_node(&self, id: &str) -> Result<bool> {
+        let (mut tx, _) = self.begin_write(BUMP_NODES_REMOVED_SQL).await?;
         let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        Self::announce(&mut tx, &std::iter::once(id.to_string()).collect()).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -357,34 +362,36 @@ impl Store for PostgresStore {
     }
 
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let version = i64::try_from(version.version).unwrap_or(i64::MAX);
         for (node_id, metrics) in batch {
-            sqlx::query(
-                "UPDATE nodes SET last_seen = $1, metrics = $2 WHERE id = $3 AND last_seen < $4",
-            )
-            .bind(metrics.reported_at)
-            .bind(encode_json(metrics)?)
-            .bind(node_id)
-            .bind(metrics.reported_at)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::HEARTBEAT_SQL)
+                .bind(metrics.reported_at)
+                .bind(encode_json(metrics)?)
+                .bind(version)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
         // The old value comes from the row as it was before this statement.
         let previous: Option<(f64,)> = sqlx::query_as(
-            "UPDATE nodes SET last_seen = $1, metrics = $2 \
+            "UPDATE nodes SET last_seen = $1, metrics = $2, version = $4 \
              FROM (SELECT id, last_seen AS before FROM nodes WHERE id = $3 FOR UPDATE) old \
              WHERE nodes.id = old.id RETURNING old.before",
         )
         .bind(metrics.reported_at)
         .bind(encode_json(metrics)?)
         .bind(node_id)
-        .fetch_optional(&self.pool)
+        .bind(version.version.try_into().unwrap_or(i64::MAX))
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(previous.map(|p| p.0))
     }
 
@@ -461,43 +468,53 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PLACEMENT_LOCK)
-            .execute(&mut *tx)
+    async fn cluster_version(&self) -> Result<ClusterVersion> {
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL)
+            .fetch_one(&self.pool)
             .await?;
-        let (rows, deployments) = self.read_all(&mut tx).await?;
-        let nodes = rows
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        let writes = change(&Snapshot::new(nodes, deployments))?;
-        for deployment in &writes {
-            self.write_deployment(&mut tx, deployment).await?;
-        }
-        if !writes.is_empty() {
-            Self::announce(&mut tx, &nodes_of(&writes)).await?;
-        }
-        tx.commit().await?;
-        Ok(writes)
+        Ok(ClusterVersion::from_row(row))
     }
 
-    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
-        let (job, answer) = SharedJob::new(change);
-        self.shared.push(job);
-        // one task per replica runs what is queued, in a task of its own so that a
-        // caller that goes away cannot cut it short
-        let leader = self.leader.clone().lock_owned().await;
-        let store = self.clone();
-        let _ = tokio::spawn(async move {
-            let _leader = leader;
-            store.run_shared().await;
-        })
-        .await;
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("the change was dropped".into()))?
+    async fn changes_since(&self, since: u64) -> Result<FleetChanges> {
+        // one snapshot of the database for the version and every row
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL).fetch_one(&mut *tx).await?;
+        let changes = self
+            .read_changes(&mut tx, since, ClusterVersion::from_row(row))
+            .await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided> {
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let before = ClusterVersion {
+            version: version.before_write(),
+            ..version
+        };
+        // read committed: each statement sees every write committed before the
+        // version's row lock was granted
+        let changes = match known {
+            Some(known) if known != before.version => {
+                self.read_changes(&mut tx, known, before).await?
+            }
+            _ => FleetChanges::none(before),
+        };
+        let writes = decider(changes)?;
+        if writes.is_empty() {
+            tx.rollback().await?;
+            return Ok(Decided { version: before });
+        }
+        for deployment in &writes {
+            self.write_deployment(&mut tx, deployment, version.version)
+                .await?;
+        }
+        Self::announce(&mut tx, &nodes_of(&writes)).await?;
+        tx.commit().await?;
+        Ok(Decided { version })
     }
 
     async fn export(&self) -> Result<Dump> {
@@ -518,11 +535,7 @@ impl Store for PostgresStore {
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PLACEMENT_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        let (mut tx, version) = self.begin_write(BUMP_ACCESS_SQL).await?;
         let (nodes, deployments): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
         )
@@ -534,26 +547,24 @@ impl Store for PostgresStore {
             )));
         }
         for NodeExport { record, token_hash } in &dump.nodes {
-            sqlx::query(
-                "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
-                 last_seen, metrics, schedulable) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&record.id)
-            .bind(&record.name)
-            .bind(&record.ip)
-            .bind(encode_json(&record.capabilities)?)
-            .bind(encode_json(&record.tags)?)
-            .bind(token_hash)
-            .bind(record.registered_at)
-            .bind(record.last_seen)
-            .bind(record.metrics.as_ref().map(encode_json).transpose()?)
-            .bind(record.schedulable)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::IMPORT_NODE_SQL)
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(&record.ip)
+                .bind(encode_json(&record.capabilities)?)
+                .bind(encode_json(&record.tags)?)
+                .bind(token_hash)
+                .bind(record.registered_at)
+                .bind(record.last_seen)
+                .bind(record.metrics.as_ref().map(encode_json).transpose()?)
+                .bind(record.schedulable)
+                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
         }
         for deployment in &dump.deployments {
-            self.write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment, version.version)
+                .await?;
         }
         import_access!(&mut tx, self.secrets.as_ref(), dump.access);
         tx.commit().await?;

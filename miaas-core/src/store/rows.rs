@@ -51,6 +51,25 @@ impl TryFrom<NodeRow> for NodeRecord {
     }
 }
 
+/// A node row with its token's hash (the change feed's).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredNodeRow {
+    #[sqlx(flatten)]
+    node: NodeRow,
+    token_hash: String,
+}
+
+impl TryFrom<StoredNodeRow> for super::StoredNode {
+    type Error = Error;
+
+    fn try_from(row: StoredNodeRow) -> Result<Self> {
+        Ok(Self {
+            record: NodeRecord::try_from(row.node)?,
+            token_hash: row.token_hash,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct DeploymentRow {
     deployment_id: String,

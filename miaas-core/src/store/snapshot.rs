@@ -32,19 +32,12 @@ pub struct Snapshot {
     waiting: usize,
     /// Unique to this content: a process-wide count of snapshot changes.
     changes: u64,
-    /// Names this state for callers that keep what they derive from it between
-    /// transactions: a snapshot with the same version has the same deployments.
-    /// `None` when the store does not keep snapshots.
-    pub version: Option<SnapshotVersion>,
-}
-
-/// See [`Snapshot::version`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotVersion {
-    /// Changes whenever the store reads the fleet afresh.
-    pub generation: u64,
-    /// Counts the transactions applied since.
-    pub revision: u64,
+    /// Unique to what placement derives from this state (nodes and deployments,
+    /// but not liveness, which a ledger refreshes): see [`Self::placement_state`].
+    placement_state: u64,
+    /// The placement state this one came from by laying one decision's writes
+    /// over it, if that is how it came.
+    applied_over: Option<u64>,
 }
 
 impl Snapshot {
@@ -57,8 +50,33 @@ impl Snapshot {
         };
         snapshot.index_nodes();
         snapshot.index_deployments();
-        snapshot.changed();
+        snapshot.replaced();
         snapshot
+    }
+
+    /// A snapshot of everything `changes` holds (read from version 0).
+    pub fn from_changes(changes: super::FleetChanges) -> Self {
+        let nodes = changes.nodes.into_iter().map(|n| n.record).collect();
+        Self::new(nodes, changes.deployments)
+    }
+
+    /// Names what placement derives from this state: a ledger made for one value
+    /// serves a snapshot with the same value, or one whose
+    /// [`Self::applied_over`] is that value (its decision's writes laid over it).
+    pub fn placement_state(&self) -> u64 {
+        self.placement_state
+    }
+
+    /// See [`Self::placement_state`].
+    pub fn applied_over(&self) -> Option<u64> {
+        self.applied_over
+    }
+
+    /// A change that what placement derived from the old state does not survive.
+    fn replaced(&mut self) {
+        self.changed();
+        self.placement_state = self.changes;
+        self.applied_over = None;
     }
 
     /// Differs between any two states of any snapshots of this process, so that
@@ -157,7 +175,10 @@ impl Snapshot {
         if writes.is_empty() {
             return;
         }
+        let over = self.placement_state;
         self.changed();
+        self.placement_state = self.changes;
+        self.applied_over = Some(over);
         let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
         let mut reorder = false;
         for deployment in writes {
@@ -196,7 +217,7 @@ impl Snapshot {
     /// Lays a committed registration over the nodes: a new name is added, a known
     /// one takes the new address, capabilities, tags and `last_seen`.
     pub(crate) fn upsert_node(&mut self, node: NodeRecord) {
-        self.changed();
+        self.replaced();
         match self.node_names.get(&node.name) {
             Some(&i) => {
                 let existing = &mut self.nodes[i];
@@ -216,7 +237,7 @@ impl Snapshot {
 
     /// Lays a committed [`NodeUpdate`] over node `id`.
     pub(crate) fn update_node(&mut self, id: &str, update: &NodeUpdate) {
-        self.changed();
+        self.replaced();
         if let Some(&i) = self.node_ids.get(id) {
             let node = &mut self.nodes[i];
             if let Some(schedulable) = update.schedulable {
@@ -241,6 +262,42 @@ impl Snapshot {
                 }
             }
         }
+    }
+
+    /// Takes a removed node out (what was placed on it stays as stored).
+    pub(crate) fn remove_node(&mut self, id: &str) {
+        if self.node_ids.contains_key(id) {
+            self.nodes.retain(|n| n.id != id);
+            self.index_nodes();
+            self.replaced();
+        }
+    }
+
+    /// Lays what changed since this snapshot's version over it: nodes replaced
+    /// whole by id (removed ones dropped), deployments as [`Self::apply`] does.
+    pub(crate) fn apply_changes(&mut self, changes: &super::FleetChanges) {
+        if changes.nodes.is_empty() && changes.node_ids.is_none() && changes.deployments.is_empty()
+        {
+            return;
+        }
+        if let Some(ids) = &changes.node_ids {
+            let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+            self.nodes.retain(|n| ids.contains(n.id.as_str()));
+            self.index_nodes();
+        }
+        for node in &changes.nodes {
+            match self.node_ids.get(&node.record.id) {
+                Some(&i) => self.nodes[i] = node.record.clone(),
+                None => {
+                    let i = self.nodes.len();
+                    self.node_ids.insert(node.record.id.clone(), i);
+                    self.node_names.insert(node.record.name.clone(), i);
+                    self.nodes.push(node.record.clone());
+                }
+            }
+        }
+        self.apply(&changes.deployments);
+        self.replaced();
     }
 
     fn index_nodes(&mut self) {
@@ -399,6 +456,8 @@ mod tests {
         let mut rebuilt = Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone());
         assert_ne!(rebuilt.changes(), snapshot.changes());
         rebuilt.changes = snapshot.changes;
+        rebuilt.placement_state = snapshot.placement_state;
+        rebuilt.applied_over = snapshot.applied_over;
         assert_eq!(snapshot, rebuilt, "every index as if built afresh");
         let before = snapshot.changes();
         snapshot.heartbeats(&[], true);

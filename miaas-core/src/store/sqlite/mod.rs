@@ -1,28 +1,22 @@
 //! The SQLite backend: one writer connection (SQLite allows one writer at a time, so
 //! queueing in the pool beats "database is locked") and a pool of readers, in WAL mode.
 
-mod cache;
-mod freshness;
-mod group_commit;
-mod shared;
-mod snapshot;
-mod tokens;
-mod wal_index;
-
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Sqlite, Transaction};
 
-use super::access_memo::AccessMemo;
-use super::rows::{DeploymentRow, NodeRow, encode_json};
+use super::rows::{DeploymentRow, NodeRow, StoredNodeRow, encode_json};
+use super::version::{
+    BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL, NODE_IDS_SQL, READ_VERSION_SQL, VersionRow,
+};
 use super::{
-    AccessStore, ClusterChange, Dump, NodeExport, NodeUpsert, SharedChange, Snapshot, SqliteTarget,
-    Store, StoreOptions,
+    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, NodeExport, NodeUpsert,
+    SqliteTarget, Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -31,29 +25,18 @@ use crate::{Error, Result};
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A SQLite database file (or memory) behind the [`Store`] trait.
+/// A SQLite database file (or memory) behind the [`Store`] trait. It holds SQL
+/// only; what a server keeps in memory is the fleet cache's
+/// ([`crate::fleet::FleetCache`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     secrets: Option<Secrets>,
-    /// The writer's turn: every write holds it, so writes and `kept` stay in step.
-    turn: Arc<tokio::sync::Mutex<()>>,
-    /// The fleet as the last transaction left it, for decisions and reads.
-    kept: Arc<cache::KeptSnapshot>,
-    /// Registrations waiting to share the next commit.
-    upserts: Arc<group_commit::UpsertQueue>,
-    /// Changes waiting to share the next transaction.
-    shared: Arc<crate::store::shared::SharedQueue>,
-    /// Node tokens by hash, so that heartbeats are authenticated without a query.
-    tokens: Arc<tokens::TokenCache>,
-    /// Whether a read reads the fleet into `kept` when it is not there.
-    fleet_in_memory: bool,
-    /// Users and API tokens as last read, so that requests authenticate without a
-    /// query.
-    access: Arc<AccessMemo>,
-    /// When `tokens` and `access` may be trusted.
-    stamp: Arc<freshness::CredentialStamp>,
+    /// The lock on the file: a server owns it (nothing else writes it), a local
+    /// command shares it (no server starts meanwhile). `None` when no lock file
+    /// could be made.
+    owner: Option<std::sync::Arc<super::owner::OwnerLock>>,
 }
 
 impl SqliteStore {
@@ -85,14 +68,8 @@ impl SqliteStore {
                     writer: pool.clone(),
                     reader: pool,
                     secrets: store_options.secrets.clone(),
-                    turn: Arc::default(),
-                    kept: Arc::new(cache::KeptSnapshot::new(wal_index::WalIndex::Memory)),
-                    upserts: Arc::default(),
-                    shared: Arc::default(),
-                    tokens: Arc::default(),
-                    fleet_in_memory: store_options.fleet_in_memory,
-                    access: Arc::default(),
-                    stamp: Arc::default(),
+                    // no other process can open an in-memory database
+                    owner: Some(std::sync::Arc::new(super::owner::OwnerLock::memory())),
                 }
             }
             SqliteTarget::File(path) => {
@@ -103,8 +80,14 @@ impl SqliteStore {
                     ))
                 };
                 make_private(&path)?;
-                // one connection for good: its PRAGMA data_version is how commits by
-                // other processes are noticed
+                let owner = match &options.owner {
+                    Some(url) => Some(std::sync::Arc::new(super::owner::OwnerLock::take(
+                        &path, url,
+                    )?)),
+                    None => super::owner::OwnerLock::use_locally(&path)?.map(std::sync::Arc::new),
+                };
+                // one writer: SQLite allows one at a time, and queueing in the pool
+                // beats "database is locked"
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
@@ -124,16 +107,7 @@ impl SqliteStore {
                     writer,
                     reader,
                     secrets: options.secrets.clone(),
-                    turn: Arc::default(),
-                    kept: Arc::new(cache::KeptSnapshot::new(wal_index::WalIndex::of_file(
-                        &path,
-                    ))),
-                    upserts: Arc::default(),
-                    shared: Arc::default(),
-                    tokens: Arc::default(),
-                    fleet_in_memory: options.fleet_in_memory,
-                    access: Arc::default(),
-                    stamp: Arc::default(),
+                    owner,
                 }
             }
         };
@@ -175,9 +149,85 @@ fn make_private(path: &std::path::Path) -> Result<()> {
 }
 
 impl SqliteStore {
-    fn access_memo(&self) -> Option<&AccessMemo> {
-        self.check_credentials();
-        Some(&self.access)
+    /// A write transaction that holds SQLite's write lock from its first statement.
+    async fn begin_exclusive(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// A write transaction that has added one to the cluster version (with
+    /// `bump`), and that version.
+    async fn begin_write(
+        &self,
+        bump: &'static str,
+    ) -> Result<(Transaction<'static, Sqlite>, ClusterVersion)> {
+        let mut tx = self.begin_exclusive().await?;
+        let row: VersionRow = sqlx::query_as(bump).fetch_one(&mut *tx).await?;
+        Ok((tx, ClusterVersion::from_row(row)))
+    }
+
+    /// What changed after `since`, up to `version`, read inside `tx`.
+    async fn read_changes(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        since: u64,
+        version: ClusterVersion,
+    ) -> Result<FleetChanges> {
+        let since_row = i64::try_from(since).unwrap_or(i64::MAX);
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::NODES_SINCE_SQL)
+            .bind(since_row)
+            .fetch_all(&mut **tx)
+            .await?;
+        let node_ids = if since > 0 && version.nodes_removed_at > since {
+            let ids: Vec<(String,)> = sqlx::query_as(NODE_IDS_SQL).fetch_all(&mut **tx).await?;
+            Some(ids.into_iter().map(|(id,)| id).collect())
+        } else {
+            None
+        };
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::DEPLOYMENTS_SINCE_SQL)
+            .bind(since_row)
+            .fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        Ok(FleetChanges {
+            version,
+            since,
+            nodes: nodes
+                .into_iter()
+                .map(super::StoredNode::try_from)
+                .collect::<Result<_>>()?,
+            node_ids,
+            deployments,
+        })
+    }
+
+    async fn write_deployment(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        d: &Deployment,
+        version: u64,
+    ) -> Result<()> {
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        upsert_deployment!(d, self.secrets.as_ref(), version)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_all(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+    ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
+        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
+            .fetch_all(&mut **tx)
+            .await?;
+        let sql = concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments ORDER BY created_at, deployment_id"
+        );
+        let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        Ok((nodes, deployments))
     }
 }
 
@@ -185,8 +235,7 @@ impl_access_store!(
     SqliteStore,
     writer = writer,
     reader = reader,
-    begin = begin_exclusive,
-    memo = access_memo
+    begin = begin_exclusive
 );
 
 #[async_trait]
@@ -199,25 +248,35 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
-        self.kept.clear();
     }
 
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
-        let (queued, answer) = group_commit::QueuedUpsert::new(&node)?;
-        self.upserts.push(queued);
-        let store = self.clone();
-        self.answered_or_commit(answer, |turn| async move {
-            let _turn = turn;
-            store.upserts.commit(&store).await;
-        })
-        .await
-        .ok_or_else(|| Error::Unavailable("the registration was dropped".into()))?
+    fn exclusive(&self) -> bool {
+        self.owner.as_ref().is_some_and(|owner| owner.is_owner())
+    }
+
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>> {
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let mut ids = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
+                .bind(node.new_id)
+                .bind(node.name)
+                .bind(node.ip)
+                .bind(encode_json(node.capabilities)?)
+                .bind(encode_json(&node.tags)?)
+                .bind(node.token_hash)
+                .bind(node.now)
+                .bind(node.only_new)
+                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+                .fetch_optional(&mut *tx)
+                .await?;
+            ids.push(id.map(|(id,)| id));
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
-        if let Some(page) = self.in_memory(|s| s.nodes_page(after, limit)) {
-            return Ok(page);
-        }
         sqlx::query_as::<_, NodeRow>(nodes_page_query!())
             .bind(after.unwrap_or_default())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -233,9 +292,6 @@ impl Store for SqliteStore {
         after: Option<&crate::model::page::DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
-        if let Some(page) = self.in_memory(|s| s.deployments_page(after, limit)) {
-            return Ok(page);
-        }
         let rows = sqlx::query_as::<_, DeploymentRow>(deployments_page_query!())
             .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
             .bind(after.map_or("", |k| k.deployment_id.as_str()))
@@ -246,10 +302,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        if let Some(node) = self.in_memory(|s| s.node(id).cloned()) {
-            return Ok(node);
-        }
-        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = ?");
+        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
         sqlx::query_as::<_, NodeRow>(sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -259,9 +312,6 @@ impl Store for SqliteStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        if let Some(nodes) = self.in_memory(Snapshot::nodes_by_name) {
-            return Ok(nodes);
-        }
         let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
         sqlx::query_as::<_, NodeRow>(sql)
             .fetch_all(&self.reader)
@@ -272,105 +322,76 @@ impl Store for SqliteStore {
     }
 
     async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
-        self.check_credentials();
-        if let Some(known) = self.tokens.get(token_hash) {
-            return Ok(Some(known));
-        }
-        let generation = self.tokens.generation();
         let row: Option<(String, f64)> =
-            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = ?")
+            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(&self.reader)
                 .await?;
-        if let Some((id, last_seen)) = &row {
-            self.tokens.remember(generation, token_hash, id, *last_seen);
-        }
         Ok(row)
     }
 
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
-        let _turn = self.turn.lock().await;
-        let mut tx = self.writer.begin().await?;
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let version = i64::try_from(version.version).unwrap_or(i64::MAX);
         for (node_id, metrics) in batch {
-            sqlx::query(
-                "UPDATE nodes SET last_seen = ?, metrics = ? WHERE id = ? AND last_seen < ?",
-            )
-            .bind(metrics.reported_at)
-            .bind(encode_json(metrics)?)
-            .bind(node_id)
-            .bind(metrics.reported_at)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::HEARTBEAT_SQL)
+                .bind(metrics.reported_at)
+                .bind(encode_json(metrics)?)
+                .bind(version)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await?;
         }
-        let commit = self.commit_own(tx).await?;
-        self.kept.patch(commit, |cached| cached.heartbeats(batch));
-        for (node_id, metrics) in batch {
-            self.tokens.seen(node_id, metrics.reported_at);
-        }
+        tx.commit().await?;
         Ok(())
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
-        let _turn = self.turn.lock().await;
-        let mut tx = self.writer.begin().await?;
-        let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = ?")
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = $1")
             .bind(node_id)
             .fetch_optional(&mut *tx)
             .await?;
         if previous.is_some() {
-            sqlx::query("UPDATE nodes SET last_seen = ?, metrics = ? WHERE id = ?")
-                .bind(metrics.reported_at)
-                .bind(encode_json(metrics)?)
-                .bind(node_id)
-                .execute(&mut *tx)
-                .await?;
-            let commit = self.commit_own(tx).await?;
-            (self.kept).patch(commit, |cached| cached.heartbeat(node_id, metrics));
-            self.tokens.seen(node_id, metrics.reported_at);
+            sqlx::query(
+                "UPDATE nodes SET last_seen = $1, metrics = $2, version = $3 WHERE id = $4",
+            )
+            .bind(metrics.reported_at)
+            .bind(encode_json(metrics)?)
+            .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
         }
         Ok(previous.map(|p| p.0))
     }
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
-        let _turn = self.turn.lock().await;
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE nodes SET schedulable = COALESCE(?, schedulable), tags = COALESCE(?, tags) \
-             WHERE id = ?",
-        )
-        .bind(update.schedulable)
-        .bind(tags)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        // also after a failure: whether it committed is unknown
-        let commit = (self.commit_own(tx).await).inspect_err(|_| self.kept.clear())?;
-        let updated = done.rows_affected() == 1;
-        self.kept.patch(commit, |cached| {
-            if updated {
-                cached.update_node(id, update);
-            }
-        });
-        Ok(updated)
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let done = sqlx::query(super::UPDATE_NODE_SQL)
+            .bind(update.schedulable)
+            .bind(tags)
+            .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_node(&self, id: &str) -> Result<bool> {
-        let _turn = self.turn.lock().await;
-        self.kept.clear();
-        let done = sqlx::query("DELETE FROM nodes WHERE id = ?")
+        let (mut tx, _) = self.begin_write(BUMP_NODES_REMOVED_SQL).await?;
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(id)
-            .execute(&self.writer)
-            .await;
-        // also after a failure: whether the delete committed is unknown
-        self.tokens.forget_node(id);
-        Ok(done?.rows_affected() == 1)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
-        if let Some(reservations) = self.in_memory(Snapshot::reservations) {
-            return Ok(reservations);
-        }
         let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
             .fetch_all(&self.reader)
             .await?;
@@ -381,15 +402,6 @@ impl Store for SqliteStore {
         &self,
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>> {
-        let from_memory = self.in_memory(|s| {
-            node_ids
-                .iter()
-                .flat_map(|id| s.reservations_on(id))
-                .collect()
-        });
-        if let Some(reservations) = from_memory {
-            return Ok(reservations);
-        }
         let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_nodes_query!(
             "node_id IN (SELECT value FROM json_each($1))"
         ))
@@ -399,14 +411,50 @@ impl Store for SqliteStore {
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
-    async fn fleet_version(&self) -> Option<u64> {
-        self.in_memory(Snapshot::changes)
+    async fn cluster_version(&self) -> Result<ClusterVersion> {
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(ClusterVersion::from_row(row))
+    }
+
+    async fn changes_since(&self, since: u64) -> Result<FleetChanges> {
+        // one read transaction: one consistent state of the file
+        let mut tx = self.reader.begin().await?;
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL).fetch_one(&mut *tx).await?;
+        let changes = self
+            .read_changes(&mut tx, since, ClusterVersion::from_row(row))
+            .await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided> {
+        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let before = ClusterVersion {
+            version: version.before_write(),
+            ..version
+        };
+        let changes = match known {
+            Some(known) if known != before.version => {
+                self.read_changes(&mut tx, known, before).await?
+            }
+            _ => FleetChanges::none(before),
+        };
+        let writes = decider(changes)?;
+        if writes.is_empty() {
+            tx.rollback().await?;
+            return Ok(Decided { version: before });
+        }
+        for deployment in &writes {
+            self.write_deployment(&mut tx, deployment, version.version)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Decided { version })
     }
 
     async fn has_waiting_deployments(&self) -> Result<bool> {
-        if let Some(waiting) = self.in_memory(Snapshot::has_waiting) {
-            return Ok(waiting);
-        }
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
              WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
@@ -420,11 +468,10 @@ impl Store for SqliteStore {
         let sql = concat!(
             "SELECT ",
             deployment_columns!(),
-            " FROM deployments WHERE node_id = ? OR previous_node_id = ? \
+            " FROM deployments WHERE node_id = $1 OR previous_node_id = $1 \
              ORDER BY created_at, deployment_id"
         );
         sqlx::query_as::<_, DeploymentRow>(sql)
-            .bind(node_id)
             .bind(node_id)
             .fetch_all(&self.reader)
             .await?
@@ -434,13 +481,10 @@ impl Store for SqliteStore {
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        if let Some(deployment) = self.in_memory(|s| s.find(id).cloned()) {
-            return Ok(deployment);
-        }
         let sql = concat!(
             "SELECT ",
             deployment_columns!(),
-            " FROM deployments WHERE deployment_id = ?"
+            " FROM deployments WHERE deployment_id = $1"
         );
         sqlx::query_as::<_, DeploymentRow>(sql)
             .bind(id)
@@ -451,9 +495,6 @@ impl Store for SqliteStore {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        if let Some(deployments) = self.in_memory(|s| s.deployments().to_vec()) {
-            return Ok(deployments);
-        }
         let sql = concat!(
             "SELECT ",
             deployment_columns!(),
@@ -465,43 +506,6 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|row| row.into_deployment(self.secrets.as_ref()))
             .collect()
-    }
-
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
-        let _turn = self.turn.lock().await;
-        // IMMEDIATE takes the write lock before reading, so the snapshot cannot go
-        // stale even if another process writes the same file.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let cached = self.fresh_snapshot(&mut tx, self.kept.take()).await?;
-        let writes = change(&cached.snapshot);
-        // a failure from here on leaves the cache empty: it is read again next time
-        let writes = match writes {
-            Ok(writes) => writes,
-            Err(err) => {
-                self.kept.put(cached);
-                return Err(err);
-            }
-        };
-        for deployment in &writes {
-            self.write_deployment(&mut tx, deployment).await?;
-        }
-        // the snapshot was what is committed when the write lock was taken, and
-        // nothing else commits while it is held
-        let commit = self.commit_own(tx).await?;
-        let mut cached = cached;
-        cached.apply(&writes);
-        cached.wal = commit.header_after();
-        self.kept.put(cached);
-        Ok(writes)
-    }
-
-    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
-        let (job, answer) = crate::store::shared::SharedJob::new(change);
-        self.shared.push(job);
-        let store = self.clone();
-        self.answered_or_commit(answer, |turn| async move { store.run_shared(turn).await })
-            .await
-            .ok_or_else(|| Error::Unavailable("the change was dropped".into()))?
     }
 
     async fn export(&self) -> Result<Dump> {
@@ -521,11 +525,7 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
-        let _turn = self.turn.lock().await;
-        self.kept.clear();
-        self.access.changed();
-        self.tokens.clear();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (mut tx, version) = self.begin_write(super::version::BUMP_ACCESS_SQL).await?;
         let (nodes, deployments): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
         )
@@ -537,25 +537,24 @@ impl Store for SqliteStore {
             )));
         }
         for NodeExport { record, token_hash } in &dump.nodes {
-            sqlx::query(
-                "INSERT INTO nodes (id, name, ip, capabilities, tags, token_hash, registered_at, \
-                 last_seen, metrics, schedulable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&record.id)
-            .bind(&record.name)
-            .bind(&record.ip)
-            .bind(encode_json(&record.capabilities)?)
-            .bind(encode_json(&record.tags)?)
-            .bind(token_hash)
-            .bind(record.registered_at)
-            .bind(record.last_seen)
-            .bind(record.metrics.as_ref().map(encode_json).transpose()?)
-            .bind(record.schedulable)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::IMPORT_NODE_SQL)
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(&record.ip)
+                .bind(encode_json(&record.capabilities)?)
+                .bind(encode_json(&record.tags)?)
+                .bind(token_hash)
+                .bind(record.registered_at)
+                .bind(record.last_seen)
+                .bind(record.metrics.as_ref().map(encode_json).transpose()?)
+                .bind(record.schedulable)
+                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
         }
         for deployment in &dump.deployments {
-            self.write_deployment(&mut tx, deployment).await?;
+            self.write_deployment(&mut tx, deployment, version.version)
+                .await?;
         }
         import_access!(&mut tx, self.secrets.as_ref(), dump.access);
         tx.commit().await?;

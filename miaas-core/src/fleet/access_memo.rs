@@ -1,13 +1,11 @@
-//! Users, API tokens and cluster secrets remembered in memory, so that authenticating a request
-//! costs no query. Only a store that sees every change to them may keep one (the
-//! SQLite store: its own writes forget at once, another process's commit within its
-//! watch interval); with several replicas on PostgreSQL a revocation on one replica
-//! must hold on every other at once, so that store keeps none.
+//! Users, API tokens and cluster secrets remembered in memory, so that
+//! authenticating a request costs no query. The fleet cache forgets them on its
+//! own writes of them, and when the cluster version shows a change of access.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::access::{ApiTokenRecord, UserRecord};
+use crate::store::{ApiTokenRecord, UserRecord};
 
 /// Most records kept; past it the memo starts over.
 const MAX_RECORDS: usize = 10_000;

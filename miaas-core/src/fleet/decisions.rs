@@ -1,14 +1,14 @@
-//! Group commit for decisions, shared by the backends: changes queued while a
-//! replica's writer is busy run one after another in a single transaction, each over
-//! the snapshot the ones before it left, and share one commit. Each is answered only
-//! after that commit, so acknowledged still means durable.
+//! Group commit for decisions: changes queued while the cache's writer is busy run
+//! one after another in a single transaction, each over the snapshot the ones
+//! before it left, and share one commit. Each is answered only after that commit,
+//! so acknowledged still means durable.
 
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
 use crate::model::Deployment;
-use crate::store::SharedChange;
+use crate::store::{SharedChange, Snapshot};
 use crate::{Error, Result};
 
 /// Most changes one transaction runs.
@@ -60,7 +60,7 @@ impl SharedQueue {
 
 impl SharedJob {
     /// Runs the change over `snapshot`.
-    pub(crate) fn decide(&self, snapshot: &crate::store::Snapshot) -> Answer {
+    pub(crate) fn decide(&self, snapshot: &Snapshot) -> Answer {
         (self.change)(snapshot)
     }
 }
