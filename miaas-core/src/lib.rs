@@ -48,6 +48,7 @@ pub mod host_access;
 pub mod model;
 pub mod placement;
 pub mod private_file;
+mod rounds;
 pub mod secrets;
 pub mod service;
 pub mod store;

@@ -58,6 +58,8 @@ pub struct FleetCache {
     watch: Arc<watch::VersionWatch>,
     /// Whether the fleet is being read into memory.
     loading: Arc<AtomicBool>,
+    /// Set once the store is closed: nothing is read into memory any more.
+    closed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FleetCache {
@@ -82,6 +84,7 @@ impl FleetCache {
             access_seen: Arc::default(),
             watch: Arc::default(),
             loading: Arc::default(),
+            closed: Arc::default(),
         }
     }
 
@@ -117,6 +120,9 @@ impl FleetCache {
     /// when it moved and the writer is free); `None` otherwise, and the caller
     /// asks the store.
     async fn read<T>(&self, read: impl FnOnce(&FleetState) -> T) -> Option<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
         if !self.exclusive && !self.caught_up().await {
             if self.known().is_none() {
                 self.load_in_background();
@@ -217,25 +223,27 @@ impl FleetCache {
     }
 
     /// Group commit's wait: a queued write waits until `answer` comes, from
-    /// whoever commits the queue. If the writer's turn comes first, this caller
-    /// commits (with `commit`, in a task of its own, so that a caller that goes
-    /// away cannot cut it short) what is queued by then, its own write included.
+    /// whoever commits the queue. Whenever the writer's turn comes to this caller
+    /// first, it commits one batch of what is queued (with `commit`, in a task of
+    /// its own, so that a caller that goes away cannot cut it short), and waits
+    /// again: a caller is never held up by batches after the one that answered it.
     async fn answered_or_commit<T, F>(
         &self,
         mut answer: oneshot::Receiver<T>,
-        commit: impl FnOnce(OwnedMutexGuard<()>) -> F,
+        commit: impl Fn(OwnedMutexGuard<()>) -> F,
     ) -> Option<T>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        tokio::select! {
-            biased;
-            done = &mut answer => return done.ok(),
-            writer = self.writer.clone().lock_owned() => {
-                let _ = tokio::spawn(commit(writer)).await;
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut answer => return done.ok(),
+                writer = self.writer.clone().lock_owned() => {
+                    tokio::spawn(commit(writer));
+                }
             }
         }
-        answer.await.ok()
     }
 
     /// Whether the store's process is its only writer.

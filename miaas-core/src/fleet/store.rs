@@ -23,17 +23,15 @@ impl FleetCache {
         (!self.exclusive).then_some(known)
     }
 
-    /// Runs the queued decisions until none is left; each batch is one
-    /// transaction. The caller holds the writer's turn.
+    /// Runs one batch of the queued decisions in one transaction. The caller holds
+    /// the writer's turn.
     async fn run_decisions(&self, _writer: OwnedMutexGuard<()>) {
-        loop {
-            let batch = self.decisions.take();
-            if batch.is_empty() {
-                return;
-            }
-            let (answers, outcome) = self.run_batch(&batch).await;
-            answer_all(batch, answers, &outcome);
+        let batch = self.decisions.take();
+        if batch.is_empty() {
+            return;
         }
+        let (answers, outcome) = self.run_batch(&batch).await;
+        answer_all(batch, answers, &outcome);
     }
 
     /// One transaction for `batch`: each change decides over the state the ones
@@ -112,6 +110,8 @@ impl Store for FleetCache {
     }
 
     async fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.close().await;
         self.forget();
     }
@@ -123,9 +123,9 @@ impl Store for FleetCache {
     async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
         let (queued, answer) = QueuedRegistration::new(&node);
         self.registrations.push(queued);
-        let cache = self.clone();
-        self.answered_or_commit(answer, |writer| async move {
-            cache.commit_registrations(writer).await;
+        self.answered_or_commit(answer, |writer| {
+            let cache = self.clone();
+            async move { cache.commit_registrations(writer).await }
         })
         .await
         .ok_or_else(|| Error::Unavailable("the registration was dropped".into()))?
@@ -330,9 +330,9 @@ impl Store for FleetCache {
     async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
         let (job, answer) = SharedJob::new(change);
         self.decisions.push(job);
-        let cache = self.clone();
-        self.answered_or_commit(answer, |writer| async move {
-            cache.run_decisions(writer).await;
+        self.answered_or_commit(answer, |writer| {
+            let cache = self.clone();
+            async move { cache.run_decisions(writer).await }
         })
         .await
         .ok_or_else(|| Error::Unavailable("the change was dropped".into()))?

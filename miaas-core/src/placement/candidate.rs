@@ -83,10 +83,15 @@ impl Candidate {
     /// The candidate with what is derived from `capabilities` and `tags` computed
     /// again: call it after changing either.
     pub fn derived(mut self) -> Self {
+        self.rederive();
+        self
+    }
+
+    /// [`Self::derived`] in place.
+    fn rederive(&mut self) {
         self.docker_version = Self::parse_docker_version(&self.capabilities);
         self.tag_bloom = tag_bloom(&self.tags);
         self.inline_tags = InlineTags::of(&self.tags);
-        self
     }
 
     /// Whether the node has `tag`.
@@ -277,18 +282,19 @@ impl Cluster {
         }
     }
 
-    /// Brings liveness up to date on a ledger kept between decisions: each
-    /// candidate's `online`, `schedulable` and `metrics` from `nodes` (the nodes it
-    /// was built from, in the same order), with `buffered` heartbeats newer than a
-    /// node's own laid over it. `false` (and nothing changed) when the nodes are not
-    /// those of the ledger.
+    /// Brings a ledger kept between decisions up to date with `nodes` (the nodes it
+    /// was built from, in the same order, and any that joined since, after them):
+    /// each candidate's liveness, schedulability, metrics, capabilities and tags
+    /// (with `buffered` heartbeats newer than a node's own laid over it), and new
+    /// nodes added with nothing reserved. `false` (and nothing changed) when a node
+    /// of the ledger is gone: then it must be built again.
     pub fn refresh(
         &mut self,
         nodes: &[NodeRecord],
         buffered: &HashMap<String, NodeMetrics>,
         is_online: impl Fn(f64) -> bool,
     ) -> bool {
-        let same = nodes.len() == self.candidates.len()
+        let same = nodes.len() >= self.candidates.len()
             && nodes
                 .iter()
                 .zip(&self.candidates)
@@ -296,17 +302,36 @@ impl Cluster {
         if !same {
             return false;
         }
-        for (node, candidate) in nodes.iter().zip(&mut self.candidates) {
+        fn liveness<'n>(
+            node: &'n NodeRecord,
+            buffered: &'n HashMap<String, NodeMetrics>,
+            is_online: &impl Fn(f64) -> bool,
+        ) -> (bool, Option<&'n NodeMetrics>) {
             let newer = buffered
                 .get(&node.id)
                 .filter(|m| m.reported_at > node.last_seen);
             let last_seen = newer.map_or(node.last_seen, |m| m.reported_at);
-            let metrics = newer.or(node.metrics.as_ref());
-            candidate.online = is_online(last_seen);
+            (is_online(last_seen), newer.or(node.metrics.as_ref()))
+        }
+        for (node, candidate) in nodes.iter().zip(&mut self.candidates) {
+            let (online, metrics) = liveness(node, buffered, &is_online);
+            candidate.online = online;
             candidate.schedulable = node.schedulable;
             if candidate.metrics.as_ref().map(|m| m.reported_at) != metrics.map(|m| m.reported_at) {
                 candidate.metrics = metrics.cloned();
             }
+            if candidate.capabilities != node.capabilities || candidate.tags != node.tags {
+                candidate.capabilities = node.capabilities.clone();
+                candidate.tags = node.tags.clone();
+                candidate.rederive();
+            }
+        }
+        for node in &nodes[self.candidates.len()..] {
+            let (online, metrics) = liveness(node, buffered, &is_online);
+            let mut candidate = Candidate::from_record(node, online);
+            candidate.metrics = metrics.cloned();
+            self.index.insert(node.id.clone(), self.candidates.len());
+            self.candidates.push(candidate);
         }
         true
     }

@@ -409,3 +409,59 @@ fn rejections_are_counted_in_filter_order() {
         assert_eq!(rejection as usize, i, "{rejection:?}");
     }
 }
+
+fn record(id: &str, cpus: u32, tags: &[&str]) -> crate::model::NodeRecord {
+    crate::model::NodeRecord {
+        id: id.into(),
+        name: format!("name-{id}"),
+        ip: "10.0.0.1".into(),
+        capabilities: caps(cpus, 8000, &[]),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        registered_at: 0.0,
+        last_seen: 100.0,
+        metrics: None,
+        schedulable: true,
+    }
+}
+
+#[test]
+fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
+    let nodes = [record("a", 4, &[]), record("b", 4, &[])];
+    let placed: crate::model::Deployment = serde_json::from_value(json!({
+        "deployment_id": "d", "template_id": "t", "action": "apply", "status": "running",
+        "message": "", "node_id": "a", "env": {}, "rendered_compose": "", "revision": 1,
+        "created_at": 1.0, "updated_at": 1.0, "requirements": {"cpus": 2}
+    }))
+    .unwrap();
+    let candidates = nodes.iter().map(|n| Candidate::from_record(n, true));
+    let mut cluster = Cluster::for_placement(candidates, [&placed]);
+    let online = |last_seen: f64| last_seen >= 100.0;
+
+    // "a" grows and is tagged, "c" joins, "b" goes silent
+    let mut now = vec![
+        record("a", 16, &["gpu"]),
+        record("b", 4, &[]),
+        record("c", 8, &[]),
+    ];
+    now[1].last_seen = 1.0;
+    assert!(cluster.refresh(&now, &Default::default(), online));
+    let a = cluster.get("a").expect("a");
+    assert_eq!(a.capabilities.cpu_count, 16);
+    assert!(a.has_tag("gpu"), "derived fields follow the tags");
+    assert_eq!(a.reserved.cpus, 2.0, "what is reserved stays");
+    assert!(!cluster.get("b").expect("b").online);
+    let c = cluster.get("c").expect("a new node");
+    assert_eq!((c.capabilities.cpu_count, c.reserved.cpus), (8, 0.0));
+    let wanted = reqs(json!({"cpus": 10}));
+    let engine = engine(Strategy::Spread);
+    assert!(matches!(
+        engine.decide(cluster.candidates(), &wanted),
+        Decision::Placed { node_id, .. } if node_id == "a"
+    ));
+
+    let without_b = [record("a", 16, &["gpu"]), record("c", 8, &[])];
+    assert!(
+        !cluster.refresh(&without_b, &Default::default(), online),
+        "a removed node: build it again"
+    );
+}

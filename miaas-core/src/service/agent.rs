@@ -117,7 +117,8 @@ impl Service {
             let released = next.status == DeploymentStatus::Deleted;
             planner.put(next.clone());
             if released {
-                planner.reconcile();
+                // what is left over goes to the next reconcile
+                let _ = planner.reconcile();
             }
             set(&outcome, next);
             Ok(planner.into_writes())

@@ -3,6 +3,15 @@
 
 use std::collections::HashMap;
 
+/// Most deployments one reconcile writes in one transaction: the rest waits for
+/// the next one, so that a large backlog never holds the writer for long.
+pub(super) const RECONCILE_BUDGET: usize = 256;
+
+/// How long a pending deployment's explanation may stay as it is when the only
+/// change is nodes that joined and do not fit either: a thousand pending
+/// deployments are not all rewritten on every registration.
+const EXPLANATION_REFRESH: f64 = 30.0;
+
 use super::ServiceSettings;
 use super::ledger::Ledger;
 use crate::model::{Deployment, DeploymentStatus, PlacementSummary};
@@ -197,19 +206,78 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Ids of the deployments a reconcile may change, oldest first: those pending,
+    /// lost or deleting with no node, those on nodes not online (or gone), and
+    /// those this planner added; never a scan of every deployment.
+    fn reconcile_candidates(&self) -> Vec<String> {
+        let snapshot = self.snapshot;
+        let mut positions: Vec<usize> = snapshot.needing_attention().collect();
+        for (node, placed) in snapshot.placed_by_node() {
+            if self.node_online(node) != Some(true) {
+                positions.extend_from_slice(placed);
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        let deployments = snapshot.deployments();
+        let mut ids: Vec<String> = positions
+            .into_iter()
+            .filter_map(|i| deployments.get(i))
+            .map(|d| d.deployment_id.clone())
+            .collect();
+        // decisions of this planner may have changed others: look at them too
+        let mut changed: Vec<&Deployment> = self.changed.values().collect();
+        changed.sort_by(|a, b| {
+            (a.created_at, &a.deployment_id)
+                .partial_cmp(&(b.created_at, &b.deployment_id))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for deployment in changed {
+            if !ids.contains(&deployment.deployment_id) {
+                ids.push(deployment.deployment_id.clone());
+            }
+        }
+        ids
+    }
+
+    /// Whether `current` is pending with requirements already known to fit no node,
+    /// and an explanation that need not be rewritten: it is left as it is.
+    fn stays_pending(&self, current: &Deployment) -> bool {
+        if current.status != DeploymentStatus::Pending || self.unplaceable.is_empty() {
+            return false;
+        }
+        let Ok(key) = serde_json::to_string(&current.requirements) else {
+            return false;
+        };
+        self.unplaceable.get(&key).is_some_and(|summary| {
+            !explanation_moved(
+                current.placement.as_ref(),
+                Some(summary),
+                current.updated_at,
+                self.now,
+            )
+        })
+    }
+
     fn node_online(&self, node_id: &str) -> Option<bool> {
         self.cluster.get(node_id).map(|c| c.online)
     }
 
     /// Marks deployments of offline nodes `lost`, brings them back when their node
-    /// returns, re-places them elsewhere after the grace, and places pending ones.
-    pub(super) fn reconcile(&mut self) {
+    /// returns, re-places them elsewhere after the grace, and places pending ones;
+    /// at most [`RECONCILE_BUDGET`] of them. Returns whether more is left to do.
+    pub(super) fn reconcile(&mut self) -> bool {
         let grace = self.settings.reschedule_grace.as_secs_f64();
-        for id in self.ids() {
-            let Some(current) = self.get(&id) else {
+        let budget = self.changed.len() + RECONCILE_BUDGET;
+        let ids = self.reconcile_candidates();
+        for id in &ids {
+            if self.changed.len() >= budget {
+                return true;
+            }
+            let Some(current) = self.get(id) else {
                 continue;
             };
-            if !self.may_change(current, grace) {
+            if !self.may_change(current, grace) || self.stays_pending(current) {
                 continue;
             }
             let current = current.clone();
@@ -245,7 +313,13 @@ impl<'a> Planner<'a> {
                 }
                 DeploymentStatus::Pending => {
                     let placed = self.place(&mut next);
-                    if placed || next.placement != current.placement {
+                    let moved = explanation_moved(
+                        current.placement.as_ref(),
+                        next.placement.as_ref(),
+                        current.updated_at,
+                        self.now,
+                    );
+                    if placed || moved {
                         self.put(next);
                     }
                 }
@@ -258,6 +332,36 @@ impl<'a> Planner<'a> {
                 _ => {}
             }
         }
+        false
+    }
+}
+
+/// Whether a deployment still pending should be rewritten with its new
+/// explanation: always, unless the only change is that nodes joined and none of
+/// them fits (every count grew or stayed); then once the stored one is older than
+/// [`EXPLANATION_REFRESH`], so that a fleet growing by a thousand nodes does not
+/// rewrite every pending deployment a thousand times.
+fn explanation_moved(
+    current: Option<&PlacementSummary>,
+    next: Option<&PlacementSummary>,
+    written_at: f64,
+    now: f64,
+) -> bool {
+    let only_joined = match (current, next) {
+        (Some(was), Some(is)) => {
+            is.nodes_evaluated > was.nodes_evaluated
+                && was.reasons.keys().eq(is.reasons.keys())
+                && (was.reasons.iter())
+                    .all(|(reason, count)| is.reasons.get(reason).is_some_and(|n| n >= count))
+        }
+        _ => false,
+    };
+    if current == next {
+        false
+    } else if only_joined {
+        now - written_at >= EXPLANATION_REFRESH
+    } else {
+        true
     }
 }
 
@@ -268,4 +372,42 @@ pub(super) fn placed_message(template_id: &str, node_id: &str) -> String {
 
 pub(super) fn deleted_message(template_id: &str) -> String {
     format!("Deployment '{template_id}' deleted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(evaluated: usize, reasons: &[(&str, usize)]) -> PlacementSummary {
+        PlacementSummary {
+            message: format!("{reasons:?}"),
+            nodes_evaluated: evaluated,
+            reasons: reasons.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+        }
+    }
+
+    #[test]
+    fn only_nodes_that_joined_and_do_not_fit_wait_for_the_refresh() {
+        let was = summary(3, &[("cordoned", 2), ("cpu", 1)]);
+        let moved = |next: PlacementSummary, age: f64| {
+            explanation_moved(Some(&was), Some(&next), 100.0, 100.0 + age)
+        };
+        assert!(!moved(was.clone(), 60.0), "nothing changed");
+        let joined = summary(4, &[("cordoned", 2), ("cpu", 2)]);
+        assert!(
+            !moved(joined.clone(), 1.0),
+            "a node joined that does not fit"
+        );
+        assert!(moved(joined, EXPLANATION_REFRESH), "but not for ever");
+        assert!(
+            moved(summary(2, &[("cordoned", 1), ("cpu", 1)]), 1.0),
+            "a node left"
+        );
+        assert!(moved(summary(3, &[("cordoned", 3)]), 1.0), "another reason");
+        assert!(
+            moved(summary(3, &[("cordoned", 1), ("cpu", 2)]), 1.0),
+            "counts moved"
+        );
+        assert!(explanation_moved(None, Some(&was), 0.0, 0.0));
+    }
 }

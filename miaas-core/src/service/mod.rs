@@ -74,6 +74,11 @@ pub struct Service {
     /// once the first poll asks, the store's word of other replicas' writes.
     signals: Arc<signals::NodeSignals>,
     listening: Arc<std::sync::Once>,
+    /// Whether a reconcile goes on in the background.
+    reconciling: Arc<std::sync::atomic::AtomicBool>,
+    /// Reconciles after a change that may free or add capacity, one for all the
+    /// changes that came before it began.
+    reconcile_rounds: Arc<crate::rounds::Rounds<bool>>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -103,6 +108,8 @@ impl Service {
             password_work: crate::access::password::PasswordWork::default(),
             signals: Arc::default(),
             listening: Arc::new(std::sync::Once::new()),
+            reconciling: Arc::default(),
+            reconcile_rounds: Arc::default(),
             settings,
         }
     }

@@ -229,12 +229,41 @@ impl Service {
     }
 
     /// Reconciles only when a deployment waits for capacity (pending or lost), so
-    /// registrations and updates stay cheap when nothing waits.
+    /// registrations and updates stay cheap when nothing waits; one bounded
+    /// transaction here, the rest of a large backlog in the background.
     async fn reconcile_if_waiting(&self) -> Result<()> {
-        if self.store.has_waiting_deployments().await? {
-            self.reconcile().await?;
+        if !self.store.has_waiting_deployments().await? {
+            return Ok(());
+        }
+        // one round for every caller that arrived before it began
+        let more = (self.reconcile_rounds)
+            .after_now(|| self.reconcile_once())
+            .await?;
+        if more {
+            self.reconcile_in_background();
         }
         Ok(())
+    }
+
+    /// Goes on reconciling in a task of its own until nothing is left (one such task
+    /// at a time).
+    fn reconcile_in_background(&self) {
+        if self
+            .reconciling
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            let done = service.reconcile().await;
+            service
+                .reconciling
+                .store(false, std::sync::atomic::Ordering::Release);
+            if let Err(err) = done {
+                tracing::warn!(error = %err, "background reconcile failed");
+            }
+        });
     }
 
     /// Cordons/uncordons a node and/or replaces its tags; returns it as it is now.
@@ -346,10 +375,18 @@ impl Service {
     /// grace, and places pending ones where they now fit. Runs after every change
     /// that may free or add capacity, and periodically from the server.
     pub async fn reconcile(&self) -> Result<()> {
+        while self.reconcile_once().await? {}
+        Ok(())
+    }
+
+    /// One reconcile transaction, of at most a bounded number of writes; whether
+    /// more is left to do.
+    async fn reconcile_once(&self) -> Result<bool> {
         let now = self.now();
+        let more = std::sync::atomic::AtomicBool::new(false);
         let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
             let mut planner = self.planner(now, snapshot);
-            planner.reconcile();
+            more.store(planner.reconcile(), std::sync::atomic::Ordering::Relaxed);
             Ok(planner.into_writes())
         };
         let written = self.transact(&change).await?;
@@ -361,7 +398,7 @@ impl Service {
                 "deployment reconciled"
             );
         }
-        Ok(())
+        Ok(more.into_inner())
     }
 
     /// `record` as the API shows it at `now`.

@@ -1,6 +1,6 @@
 //! [`Snapshot`]: the whole fleet in memory, indexed for placement and for reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,10 +30,14 @@ pub struct Snapshot {
     placed: HashMap<String, Vec<usize>>,
     /// How many deployments wait for capacity (`pending` or `lost`).
     waiting: usize,
+    /// Positions of the deployments a reconcile looks at whatever their node's
+    /// state: pending, lost, and deleting with no node left.
+    attention: BTreeSet<usize>,
     /// Unique to this content: a process-wide count of snapshot changes.
     changes: u64,
-    /// Unique to what placement derives from this state (nodes and deployments,
-    /// but not liveness, which a ledger refreshes): see [`Self::placement_state`].
+    /// Unique to what placement derives from this state (the deployments and which
+    /// nodes exist; a ledger refreshes what else of the nodes changed): see
+    /// [`Self::placement_state`].
     placement_state: u64,
     /// The placement state this one came from by laying one decision's writes
     /// over it, if that is how it came.
@@ -155,6 +159,21 @@ impl Snapshot {
             .collect()
     }
 
+    /// Positions (ascending) of the deployments that are pending, lost, or deleting
+    /// with no node left: what a reconcile looks at besides the deployments of
+    /// offline nodes.
+    pub fn needing_attention(&self) -> impl Iterator<Item = usize> + '_ {
+        self.attention.iter().copied()
+    }
+
+    /// Each node id with the positions (ascending) of the deployments holding
+    /// resources on it.
+    pub fn placed_by_node(&self) -> impl Iterator<Item = (&str, &[usize])> + '_ {
+        self.placed
+            .iter()
+            .map(|(node, at)| (node.as_str(), at.as_slice()))
+    }
+
     /// Whether any deployment waits for capacity (`pending` or `lost`).
     pub fn has_waiting(&self) -> bool {
         self.waiting > 0
@@ -217,7 +236,9 @@ impl Snapshot {
     /// Lays a committed registration over the nodes: a new name is added, a known
     /// one takes the new address, capabilities, tags and `last_seen`.
     pub(crate) fn upsert_node(&mut self, node: NodeRecord) {
-        self.replaced();
+        // a known node changes in place and a new one comes last: a kept ledger
+        // refreshes both (see `Cluster::refresh`)
+        self.changed();
         match self.node_names.get(&node.name) {
             Some(&i) => {
                 let existing = &mut self.nodes[i];
@@ -237,7 +258,7 @@ impl Snapshot {
 
     /// Lays a committed [`NodeUpdate`] over node `id`.
     pub(crate) fn update_node(&mut self, id: &str, update: &NodeUpdate) {
-        self.replaced();
+        self.changed();
         if let Some(&i) = self.node_ids.get(id) {
             let node = &mut self.nodes[i];
             if let Some(schedulable) = update.schedulable {
@@ -296,8 +317,13 @@ impl Snapshot {
                 }
             }
         }
-        self.apply(&changes.deployments);
-        self.replaced();
+        if changes.deployments.is_empty() && changes.node_ids.is_none() {
+            // nodes changed in place or joined: a kept ledger refreshes them
+            self.changed();
+        } else {
+            self.apply(&changes.deployments);
+            self.replaced();
+        }
     }
 
     fn index_nodes(&mut self) {
@@ -315,6 +341,7 @@ impl Snapshot {
             .collect();
         self.placed.clear();
         self.waiting = 0;
+        self.attention.clear();
         for i in 0..self.deployments.len() {
             self.place(i);
         }
@@ -325,6 +352,9 @@ impl Snapshot {
     fn place(&mut self, i: usize) {
         let deployment = &self.deployments[i];
         self.waiting += usize::from(waits(deployment));
+        if needs_attention(deployment) {
+            self.attention.insert(i);
+        }
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
             let on_node = self.placed.entry(node.clone()).or_default();
             if let Err(at) = on_node.binary_search(&i) {
@@ -336,6 +366,7 @@ impl Snapshot {
     /// Takes deployment `i` out of its node's index and the count of those waiting.
     fn unplace(&mut self, i: usize) {
         self.waiting -= usize::from(waits(&self.deployments[i]));
+        self.attention.remove(&i);
         let Some(node) = self.deployments[i].node_id.as_deref() else {
             return;
         };
@@ -355,6 +386,11 @@ fn waits(deployment: &Deployment) -> bool {
         deployment.status,
         DeploymentStatus::Pending | DeploymentStatus::Lost
     )
+}
+
+fn needs_attention(deployment: &Deployment) -> bool {
+    waits(deployment)
+        || (deployment.status == DeploymentStatus::Deleting && deployment.node_id.is_none())
 }
 
 fn reservation(deployment: &Deployment) -> Reservation {
