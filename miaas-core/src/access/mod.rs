@@ -9,7 +9,7 @@ pub mod jwt;
 pub mod login_backoff;
 pub mod password;
 
-use crate::model::Role;
+use crate::model::{Role, User};
 use crate::{Error, Result};
 
 /// An operation that needs permission. Node-protocol calls (heartbeat, desired
@@ -231,6 +231,18 @@ impl Principal {
             Principal::Unrestricted => "anyone".into(),
         }
     }
+}
+
+/// An install always keeps an admin: removing the last one is a `Conflict`.
+pub fn keeps_an_admin(removed: &User, remaining: &[User]) -> Result<()> {
+    let last = removed.role == Role::Admin && !remaining.iter().any(|u| u.role == Role::Admin);
+    if last {
+        return Err(Error::Conflict(format!(
+            "{:?} is the last admin; create another admin first",
+            removed.username
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

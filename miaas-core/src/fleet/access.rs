@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::FleetCache;
 use crate::Result;
 use crate::model::{ApiTokenInfo, User};
-use crate::store::{AccessDump, AccessStore, ApiTokenRecord, UserRecord};
+use crate::store::{AccessDump, AccessStore, ApiTokenRecord, UserRecord, UserRule};
 
 impl FleetCache {
     /// Makes the remembered credentials trustworthy for a lookup beginning now;
@@ -58,8 +58,8 @@ impl AccessStore for FleetCache {
         self.inner.list_users().await
     }
 
-    async fn delete_user(&self, username: &str, now: f64) -> Result<bool> {
-        let outcome = self.inner.delete_user(username, now).await;
+    async fn delete_user(&self, username: &str, now: f64, allowed: UserRule<'_>) -> Result<bool> {
+        let outcome = self.inner.delete_user(username, now, allowed).await;
         self.access_written(outcome)
     }
 

@@ -7,14 +7,13 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use crate::model::Deployment;
-use crate::store::{SharedChange, Snapshot};
+use crate::store::{Decision, SharedChange, Snapshot};
 use crate::{Error, Result};
 
 /// Most changes one transaction runs.
 const MAX_BATCH: usize = 256;
 
-pub(crate) type Answer = Result<Vec<Deployment>>;
+pub(crate) type Answer = Result<Decision>;
 
 /// A change waiting for a transaction, with where its answer goes.
 pub(crate) struct SharedJob {

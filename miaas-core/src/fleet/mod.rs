@@ -194,7 +194,9 @@ impl FleetCache {
         tokio::spawn(async move {
             let writer = cache.writer.clone().lock_owned().await;
             if cache.known().is_none()
+                && !cache.closed.load(Ordering::Acquire)
                 && let Err(err) = cache.load(&writer).await
+                && !cache.closed.load(Ordering::Acquire)
             {
                 tracing::warn!(error = %err, "the fleet could not be read into memory");
             }

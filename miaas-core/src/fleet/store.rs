@@ -11,8 +11,8 @@ use crate::model::page::DeploymentKey;
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
 use crate::store::{
-    ClusterChange, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeUpsert,
-    SharedChange, Store,
+    ClusterChange, ClusterVersion, Decided, Decider, Decision, Dump, FleetChanges, FleetListener,
+    NodeUpsert, SharedChange, Store,
 };
 use crate::{Error, Result};
 
@@ -48,10 +48,10 @@ impl FleetCache {
             let mut writes = Vec::new();
             for job in batch {
                 let answer = job.decide(&state.snapshot);
-                if let Ok(written) = &answer {
+                if let Ok(decision) = &answer {
                     // the next change decides over this one's result
-                    state.snapshot.apply(written);
-                    writes.extend(written.iter().cloned());
+                    state.snapshot.apply(&decision.writes);
+                    writes.extend(decision.writes.iter().cloned());
                 }
                 answers.push(answer);
             }
@@ -297,24 +297,27 @@ impl Store for FleetCache {
         self.inner.deployments_of_node(node_id).await
     }
 
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Decision> {
         let _writer = self.writer.lock().await;
         let mut state = self.take_state().await?;
         let known = self.known_for(state.known);
-        let mut written = Vec::new();
+        let mut decision = None;
         let mut refused = false;
         let mut decider = |changes: FleetChanges| -> Result<Vec<Deployment>> {
             state.apply_changes(&changes);
-            let writes = change(&state.snapshot).inspect_err(|_| refused = true)?;
-            written.clone_from(&writes);
+            let decided = change(&state.snapshot).inspect_err(|_| refused = true)?;
+            let writes = decided.writes.clone();
+            decision = Some(decided);
             Ok(writes)
         };
         match self.inner.decide(known, &mut decider).await {
             Ok(decided) => {
-                state.snapshot.apply(&written);
+                let decision =
+                    decision.ok_or_else(|| Error::Unavailable("the change was not run".into()))?;
+                state.snapshot.apply(&decision.writes);
                 state.known = decided.version.version;
                 self.put_state(state);
-                Ok(written)
+                Ok(decision)
             }
             Err(err) => {
                 // a rule refused: nothing was written, and the state holds only
@@ -327,7 +330,7 @@ impl Store for FleetCache {
         }
     }
 
-    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
+    async fn transact_shared(&self, change: SharedChange) -> Result<Decision> {
         let (job, answer) = SharedJob::new(change);
         self.decisions.push(job);
         self.answered_or_commit(answer, |writer| {

@@ -272,6 +272,26 @@ impl Cluster {
         }
     }
 
+    /// Books a reservation (as [`Cluster::reserve`] does a deployment).
+    pub fn book_reservation(&mut self, reservation: &Reservation) {
+        self.book(
+            &reservation.node_id,
+            &reservation.deployment_id,
+            &reservation.requirements,
+            &reservation.gpu_ids,
+        );
+    }
+
+    /// Frees a reservation (as [`Cluster::release`] does a deployment).
+    pub fn release_reservation(&mut self, reservation: &Reservation) {
+        if let Some(&i) = self.index.get(&reservation.node_id) {
+            self.candidates[i].remove(&reservation.requirements, &reservation.gpu_ids);
+            if let Some(ids) = self.placed.get_mut(&reservation.node_id) {
+                ids.retain(|id| id != &reservation.deployment_id);
+            }
+        }
+    }
+
     /// Frees what `deployment` booked on `node_id`.
     pub fn release(&mut self, node_id: &str, deployment: &Deployment) {
         if let Some(&i) = self.index.get(node_id) {

@@ -220,7 +220,10 @@ impl Service {
     /// Removes a user: its access tokens, and the API tokens it created, stop
     /// working at once. The last admin cannot be removed.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
-        if !self.store.delete_user(username, self.now()).await? {
+        if !(self.store)
+            .delete_user(username, self.now(), &crate::access::keeps_an_admin)
+            .await?
+        {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, "user removed");

@@ -1,10 +1,9 @@
 //! The node's side: its desired state, and the status it reports.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::Service;
-use super::deployments::{deployment_not_found, set, take};
+use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
 use crate::model::{
     Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus,
@@ -106,8 +105,7 @@ impl Service {
             validate::list_len("message", message.len(), 4096)?;
         }
         let now = self.now();
-        let outcome = Mutex::new(None);
-        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+        let change = |snapshot: &Snapshot| {
             let mut planner = self.planner(now, snapshot);
             let current = planner
                 .get(deployment_id)
@@ -120,11 +118,9 @@ impl Service {
                 // what is left over goes to the next reconcile
                 let _ = planner.reconcile();
             }
-            set(&outcome, next);
-            Ok(planner.into_writes())
+            Ok((planner.into_writes(), next))
         };
-        self.transact(&change).await?;
-        let next: Deployment = take(outcome)?;
+        let (_, next) = self.transact(change).await?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
         Ok(next)
     }

@@ -1,7 +1,5 @@
 //! Deployment rules: apply, remove, read, and the plan (dry run).
 
-use std::sync::{Arc, Mutex};
-
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::access::Principal;
@@ -90,9 +88,8 @@ impl Service {
         let now = self.now();
         // the change owns what it uses: the store may run it in a transaction shared
         // with concurrent deploys (group commit)
-        let outcome = Arc::new(Mutex::new(None::<(Option<u32>, Deployment)>));
-        let (service, request_owned, slot) = (self.clone(), request.clone(), outcome.clone());
-        let change = move |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
+        let (service, request_owned) = (self.clone(), request.clone());
+        let change = move |snapshot: &crate::store::Snapshot| {
             let request = &request_owned;
             let mut planner = service.planner(now, snapshot);
             let before = planner.get(&request.deployment_id).cloned();
@@ -115,15 +112,9 @@ impl Service {
                     revised
                 }
             };
-            set(&slot, (before.map(|b| b.revision), after));
-            Ok(planner.into_writes())
+            Ok((planner.into_writes(), (before.map(|b| b.revision), after)))
         };
-        self.transact_shared(Box::new(change)).await?;
-        let (before, after) = outcome
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .ok_or_else(|| Error::Conflict("the change was not applied; try again".into()))?;
+        let (_, (before, after)) = self.transact_shared(change).await?;
         let message = match before {
             None => ACCEPTED_MESSAGE.to_string(),
             Some(revision) if revision == after.revision => format!(
@@ -154,14 +145,14 @@ impl Service {
     /// placed. The answer always says `deleting`.
     pub async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
         let now = self.now();
-        let change = |snapshot: &crate::store::Snapshot| -> Result<Vec<Deployment>> {
+        let change = |snapshot: &crate::store::Snapshot| {
             let mut planner = self.planner(now, snapshot);
             let existing = planner
                 .get(deployment_id)
                 .cloned()
                 .ok_or_else(|| deployment_not_found(deployment_id))?;
             if existing.status.is_removal() {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), ()));
             }
             let mut next = existing.clone();
             next.action = DeploymentAction::Remove;
@@ -175,9 +166,9 @@ impl Service {
                 next.message = deleted_message(&existing.template_id);
             }
             planner.put(next);
-            Ok(planner.into_writes())
+            Ok((planner.into_writes(), ()))
         };
-        self.transact(&change).await?;
+        self.transact(change).await?;
         tracing::info!(%deployment_id, "deployment marked for deletion");
         Ok(DeploymentAck {
             deployment_id: deployment_id.to_string(),
@@ -263,21 +254,6 @@ impl Service {
             next: next.flatten(),
         })
     }
-}
-
-/// Stores a value computed inside a transaction closure (which may run once).
-pub(super) fn set<T>(slot: &Mutex<Option<T>>, value: T) {
-    if let Ok(mut guard) = slot.lock() {
-        *guard = Some(value);
-    }
-}
-
-/// Takes the value [`set`] stored.
-pub(super) fn take<T>(slot: Mutex<Option<T>>) -> Result<T> {
-    slot.into_inner()
-        .ok()
-        .flatten()
-        .ok_or_else(|| Error::Conflict("the change was not applied; try again".into()))
 }
 
 fn new_deployment(

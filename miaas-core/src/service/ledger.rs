@@ -1,39 +1,57 @@
 //! The placement ledger (every node with what is reserved on it) kept from one
 //! decision to the next, so that a decision does not rebuild it from every
-//! deployment. It is reused only for the state it describes: the snapshot it was
-//! made over, or that snapshot with exactly the decision's writes laid over it
-//! (see [`Snapshot::placement_state`]).
+//! deployment. It is kept with the snapshot's lineage and the journal position of
+//! the state it describes; a later snapshot of the same lineage gets it with the
+//! journal's later entries (other decisions' writes, other replicas') replayed
+//! over it (see [`Snapshot::lineage`]).
 
 use std::sync::Mutex;
 
 use crate::placement::Cluster;
 use crate::store::Snapshot;
 
-/// One kept ledger, with the placement state of the snapshot it was made over.
+/// One kept ledger: the lineage and journal position of the state it describes.
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    kept: Mutex<Option<(u64, Cluster)>>,
+    kept: Mutex<Option<(u64, usize, Cluster)>>,
 }
 
 impl Ledger {
-    /// The ledger kept for `snapshot`, if there is one.
-    pub(super) fn take_for(&self, snapshot: &Snapshot) -> Option<Cluster> {
-        let mut kept = self.kept.lock().ok()?;
-        match kept.take() {
-            Some((over, cluster))
-                if over == snapshot.placement_state() || snapshot.applied_over() == Some(over) =>
-            {
-                Some(cluster)
-            }
-            _ => None,
+    /// The kept ledger, brought to `snapshot`'s state, if it is of its lineage:
+    /// `refresh` first brings its nodes up to date (new nodes included, so that
+    /// what the journal books on them counts; `false`: build it again), then the
+    /// journal's later entries are replayed.
+    pub(super) fn take_for(
+        &self,
+        snapshot: &Snapshot,
+        refresh: impl FnOnce(&mut Cluster) -> bool,
+    ) -> Option<Cluster> {
+        let (lineage, position, mut cluster) = self.kept.lock().ok()?.take()?;
+        let journal = snapshot.journal();
+        if lineage != snapshot.lineage() || position > journal.len() || !refresh(&mut cluster) {
+            return None;
         }
+        for change in &journal[position..] {
+            if let Some(before) = &change.before {
+                cluster.release_reservation(before);
+            }
+            if let Some(after) = &change.after {
+                cluster.book_reservation(after);
+            }
+        }
+        Some(cluster)
     }
 
-    /// Keeps `cluster`, the ledger after decisions over `snapshot` (their writes
-    /// included), for the snapshot those writes make.
-    pub(super) fn keep(&self, snapshot: &Snapshot, cluster: Cluster) {
+    /// Keeps `cluster`, the ledger after decisions over `snapshot` that wrote
+    /// `writes` deployments: it describes the snapshot once they are laid over it
+    /// (one journal entry each).
+    pub(super) fn keep(&self, snapshot: &Snapshot, writes: usize, cluster: Cluster) {
         if let Ok(mut kept) = self.kept.lock() {
-            *kept = Some((snapshot.placement_state(), cluster));
+            *kept = Some((
+                snapshot.lineage(),
+                snapshot.journal().len() + writes,
+                cluster,
+            ));
         }
     }
 }
@@ -41,47 +59,81 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Deployment;
+    use crate::model::{Deployment, NodeRecord};
+    use crate::placement::Candidate;
 
-    fn deployment(id: &str) -> Deployment {
+    fn deployment(id: &str, node: Option<&str>, cpus: f64) -> Deployment {
         serde_json::from_value(serde_json::json!({
             "deployment_id": id, "template_id": "t", "action": "apply",
-            "status": "pending", "message": "", "node_id": null, "env": {},
+            "status": if node.is_some() { "running" } else { "pending" },
+            "message": "", "node_id": node, "env": {}, "requirements": {"cpus": cpus},
             "rendered_compose": "", "revision": 1, "created_at": 1.0, "updated_at": 1.0
         }))
         .expect("deployment")
     }
 
+    fn node(id: &str) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            name: id.into(),
+            ip: "10.0.0.1".into(),
+            capabilities: serde_json::from_value(
+                serde_json::json!({"os": "linux", "cpu_count": 8, "mem_mb": 8000}),
+            )
+            .expect("capabilities"),
+            tags: vec![],
+            registered_at: 0.0,
+            last_seen: 0.0,
+            metrics: None,
+            schedulable: true,
+        }
+    }
+
+    fn ledger_of(snapshot: &Snapshot) -> Cluster {
+        let candidates = snapshot
+            .nodes()
+            .iter()
+            .map(|n| Candidate::from_record(n, true));
+        Cluster::for_placement(candidates, snapshot.deployments())
+    }
+
+    fn reserved(cluster: &Cluster) -> f64 {
+        cluster.get("n").map_or(-1.0, |c| c.reserved.cpus)
+    }
+
     #[test]
-    fn a_ledger_is_reused_only_for_the_state_its_decisions_lead_to() {
+    fn a_kept_ledger_follows_every_write_of_its_lineage_and_no_other() {
         let ledger = Ledger::default();
-        let mut snapshot = Snapshot::default();
-        ledger.keep(&snapshot, Cluster::default());
-        assert!(ledger.take_for(&snapshot).is_some(), "nothing was written");
-        assert!(ledger.take_for(&snapshot).is_none(), "taken once");
+        let mut snapshot = Snapshot::new(vec![node("n")], vec![deployment("a", Some("n"), 1.0)]);
+        // a decision placed b: its ledger already holds it
+        let mut decided = ledger_of(&snapshot);
+        decided.reserve("n", &deployment("b", Some("n"), 2.0));
+        ledger.keep(&snapshot, 1, decided);
+        snapshot.apply(&[deployment("b", Some("n"), 2.0)]);
+        // then another replica's writes: a released, c placed
+        snapshot.apply(&[deployment("a", None, 1.0), deployment("c", Some("n"), 4.0)]);
+        let cluster = ledger.take_for(&snapshot, |_| true).expect("same lineage");
+        assert_eq!(reserved(&cluster), 6.0, "b and c, not a, and b once");
+        assert_eq!(reserved(&cluster), reserved(&ledger_of(&snapshot)));
+        assert!(ledger.take_for(&snapshot, |_| true).is_none(), "taken once");
 
-        ledger.keep(&snapshot, Cluster::default());
-        snapshot.apply(&[deployment("a")]);
-        assert!(ledger.take_for(&snapshot).is_some(), "its writes laid over");
-
-        ledger.keep(&snapshot, Cluster::default());
-        snapshot.apply(&[deployment("b")]);
-        snapshot.apply(&[deployment("c")]);
-        assert!(
-            ledger.take_for(&snapshot).is_none(),
-            "another decision's writes"
-        );
-
-        ledger.keep(&snapshot, Cluster::default());
-        snapshot.remove_node("none");
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
         snapshot.heartbeats(&[], true);
         assert!(
-            ledger.take_for(&snapshot).is_some(),
-            "heartbeats and no-op removals leave placement as it was"
+            ledger.take_for(&snapshot, |_| true).is_some(),
+            "heartbeats keep the lineage"
+        );
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
+        assert!(
+            ledger.take_for(&snapshot, |_| false).is_none(),
+            "refused by refresh"
         );
 
-        ledger.keep(&snapshot, Cluster::default());
-        let fresh = Snapshot::new(vec![], snapshot.deployments().to_vec());
-        assert!(ledger.take_for(&fresh).is_none(), "read afresh");
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
+        snapshot.remove_node("n");
+        assert!(
+            ledger.take_for(&snapshot, |_| true).is_none(),
+            "a node removed: built again"
+        );
     }
 }

@@ -118,7 +118,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
         writes.sort_by_key(|(rank, _)| *rank);
-        ledger.keep(snapshot, cluster);
+        ledger.keep(snapshot, writes.len(), cluster);
         writes.into_iter().map(|(_, d)| d).collect()
     }
 

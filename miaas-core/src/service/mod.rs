@@ -17,7 +17,8 @@ use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::model::Deployment;
 use crate::placement::{Candidate, Cluster, PlacementEngine, PlacementSettings};
-use crate::store::Store;
+use crate::store::{Decision, Snapshot, Store};
+use std::any::Any;
 
 pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
@@ -114,27 +115,43 @@ impl Service {
         }
     }
 
-    /// Runs a decision on the store, and tells long-polls that the fleet moved.
-    async fn transact(&self, change: crate::store::ClusterChange<'_>) -> Result<Vec<Deployment>> {
-        let written = self.store.transact(change).await;
-        self.fleet_changed_by(&written);
-        written
+    /// Runs a decision on the store: `change` returns what to write and its own
+    /// result, which comes back, once committed, with what was written. Tells
+    /// long-polls that the fleet moved.
+    async fn transact<T: Any + Send>(
+        &self,
+        change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync,
+    ) -> Result<(Vec<Deployment>, T)> {
+        let change = |snapshot: &Snapshot| {
+            change(snapshot).map(|(writes, outcome)| Decision::new(writes, outcome))
+        };
+        let decided = self.store.transact(&change).await;
+        self.typed(decided)
     }
 
-    /// As [`Self::transact`], in a transaction shared with concurrent decisions.
-    async fn transact_shared(&self, change: crate::store::SharedChange) -> Result<Vec<Deployment>> {
-        let written = self.store.transact_shared(change).await;
-        self.fleet_changed_by(&written);
-        written
+    /// As [`Self::transact`], in a transaction shared with concurrent decisions
+    /// (so `change` owns what it uses).
+    async fn transact_shared<T: Any + Send>(
+        &self,
+        change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
+    ) -> Result<(Vec<Deployment>, T)> {
+        let change = move |snapshot: &Snapshot| {
+            change(snapshot).map(|(writes, outcome)| Decision::new(writes, outcome))
+        };
+        let decided = self.store.transact_shared(Box::new(change)).await;
+        self.typed(decided)
     }
 
-    /// Wakes the long-polls of the nodes a decision touched (every node's, when it
-    /// failed: it may have committed all the same).
-    fn fleet_changed_by(&self, written: &Result<Vec<Deployment>>) {
-        match written {
-            Ok(written) => self.signals.notify_written(written),
-            Err(_) => self.signals.notify_all(),
-        }
+    /// What a decision wrote, with its result as the type its change gave it; wakes
+    /// the long-polls of the nodes it touched (every node's, when it failed: it may
+    /// have committed all the same).
+    fn typed<T: Any>(&self, decided: Result<Decision>) -> Result<(Vec<Deployment>, T)> {
+        let decision = decided.inspect_err(|_| self.signals.notify_all())?;
+        self.signals.notify_written(&decision.writes);
+        let outcome = decision.outcome.downcast::<T>().map_err(|_| {
+            crate::Error::Unavailable("a decision answered with another type".into())
+        })?;
+        Ok((decision.writes, *outcome))
     }
 
     /// From the first long-poll on, other replicas' writes wake polls here too.
@@ -167,8 +184,9 @@ impl Service {
     /// Re-seals every deployment's environment under the current key (after a key
     /// rotation); returns how many were rewritten.
     pub async fn reseal_secrets(&self) -> Result<usize> {
-        let change = |snapshot: &crate::store::Snapshot| Ok(snapshot.deployments().to_vec());
-        let written = self.transact(&change).await?;
+        let (written, ()) = self
+            .transact(|snapshot| Ok((snapshot.deployments().to_vec(), ())))
+            .await?;
         self.reseal_cluster_secrets().await?;
         tracing::info!(
             deployments = written.len(),
@@ -186,10 +204,8 @@ impl Service {
         snapshot: &'s crate::store::Snapshot,
     ) -> lifecycle::Planner<'s> {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let kept = self.ledger.take_for(snapshot).and_then(|mut cluster| {
-            self.heartbeats
-                .refresh(&mut cluster, snapshot.nodes(), now, timeout)
-                .then_some(cluster)
+        let kept = self.ledger.take_for(snapshot, |cluster| {
+            (self.heartbeats).refresh(cluster, snapshot.nodes(), now, timeout)
         });
         let cluster = kept.unwrap_or_else(|| self.build_ledger(now, snapshot));
         // after a restart (of a single server, or of the whole control plane) nodes

@@ -2,18 +2,15 @@
 
 use uuid::Uuid;
 
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Service;
-use super::deployments::{set, take};
 use crate::access::{Principal, Registrar};
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
-    Deployment, DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord,
-    NodeRegistration, NodeUpdate, NodeUsage,
+    DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord, NodeRegistration,
+    NodeUpdate, NodeUsage,
 };
 use crate::placement::usage_by_node;
 use crate::store::{NodeUpsert, Snapshot};
@@ -328,8 +325,7 @@ impl Service {
 
     async fn evacuate(&self, node_id: &str, keep_node: bool) -> Result<NodeEvacuation> {
         let now = self.now();
-        let outcome = Mutex::new(None);
-        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+        let change = |snapshot: &Snapshot| {
             let mut planner = self.planner(now, snapshot);
             let mut report = NodeEvacuation {
                 node_id: node_id.to_string(),
@@ -364,11 +360,10 @@ impl Service {
                     planner.put(next);
                 }
             }
-            set(&outcome, report);
-            Ok(planner.into_writes())
+            Ok((planner.into_writes(), report))
         };
-        self.transact(&change).await?;
-        take(outcome)
+        let (_, report) = self.transact(change).await?;
+        Ok(report)
     }
 
     /// Marks deployments of offline nodes `lost`, re-places lost ones after the
@@ -383,13 +378,12 @@ impl Service {
     /// more is left to do.
     async fn reconcile_once(&self) -> Result<bool> {
         let now = self.now();
-        let more = std::sync::atomic::AtomicBool::new(false);
-        let change = |snapshot: &Snapshot| -> Result<Vec<Deployment>> {
+        let change = |snapshot: &Snapshot| {
             let mut planner = self.planner(now, snapshot);
-            more.store(planner.reconcile(), std::sync::atomic::Ordering::Relaxed);
-            Ok(planner.into_writes())
+            let more = planner.reconcile();
+            Ok((planner.into_writes(), more))
         };
-        let written = self.transact(&change).await?;
+        let (written, more) = self.transact(change).await?;
         for d in &written {
             tracing::info!(
                 deployment_id = %d.deployment_id,
@@ -398,7 +392,7 @@ impl Service {
                 "deployment reconciled"
             );
         }
-        Ok(more.into_inner())
+        Ok(more)
     }
 
     /// `record` as the API shows it at `now`.

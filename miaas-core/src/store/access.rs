@@ -62,9 +62,10 @@ pub trait AccessStore: Send + Sync {
     async fn list_users(&self) -> Result<Vec<User>>;
 
     /// Removes a user and revokes the API tokens it created at `now`; `false` when
-    /// there is none. `Conflict` when it is the last admin (an install always keeps
-    /// one).
-    async fn delete_user(&self, username: &str, now: f64) -> Result<bool>;
+    /// there is none. `allowed` is asked first, inside the same transaction, with
+    /// the user and the users that would remain: its error refuses the removal and
+    /// changes nothing (concurrent removals are judged one after the other).
+    async fn delete_user(&self, username: &str, now: f64, allowed: UserRule<'_>) -> Result<bool>;
 
     /// Replaces a user's password hash; `false` when there is no such user.
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool>;
@@ -98,6 +99,10 @@ pub trait AccessStore: Send + Sync {
     /// Everything, for `miaas db copy`.
     async fn export_access(&self) -> Result<AccessDump>;
 }
+
+/// A rule over a user to remove and the users that would remain (see
+/// [`AccessStore::delete_user`]).
+pub type UserRule<'a> = &'a (dyn Fn(&User, &[User]) -> Result<()> + Send + Sync);
 
 /// Seals a cluster secret when the store has keys.
 pub(crate) fn seal(secrets: Option<&Secrets>, value: &str) -> Result<String> {
@@ -311,30 +316,32 @@ macro_rules! impl_access_store {
                     .collect()
             }
 
-            async fn delete_user(&self, username: &str, now: f64) -> $crate::Result<bool> {
+            async fn delete_user(
+                &self,
+                username: &str,
+                now: f64,
+                allowed: $crate::store::access::UserRule<'_>,
+            ) -> $crate::Result<bool> {
                 let mut tx = self.$begin().await?;
                 sqlx::query($crate::store::version::BUMP_ACCESS_SQL)
                     .execute(&mut *tx)
                     .await?;
-                let target: Option<(String,)> =
-                    sqlx::query_as("SELECT role FROM users WHERE username = $1")
-                        .bind(username)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some((role,)) = target else {
+                let rows: Vec<$crate::store::access::UserRow> = sqlx::query_as(
+                    "SELECT username, role, password_hash, created_at FROM users \
+                     ORDER BY username",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                let users = rows
+                    .into_iter()
+                    .map(|row| $crate::store::access::user_record(row).map(|r| r.user))
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                let (removed, remaining): (Vec<_>, Vec<_>) =
+                    users.into_iter().partition(|u| u.username == username);
+                let Some(removed) = removed.first() else {
                     return Ok(false);
                 };
-                if role == "admin" {
-                    let (admins,): (i64,) =
-                        sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    if admins <= 1 {
-                        return Err($crate::Error::Conflict(format!(
-                            "{username:?} is the last admin; create another admin first"
-                        )));
-                    }
-                }
+                allowed(removed, &remaining)?;
                 sqlx::query("DELETE FROM users WHERE username = $1")
                     .bind(username)
                     .execute(&mut *tx)

@@ -121,12 +121,12 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
-pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord};
+pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord, UserRule};
 pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
 pub use owner::{OwnerLock, lock_path};
-pub use snapshot::Snapshot;
+pub use snapshot::{ReservationChange, Snapshot};
 pub use url::{DatabaseUrl, redact_url};
 pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
@@ -213,16 +213,43 @@ pub struct Dump {
     pub access: AccessDump,
 }
 
-/// Decides, from a consistent [`Snapshot`], which deployments to write (inserted or
-/// replaced whole). An error aborts the transaction without writing.
-pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync);
+/// What a change decided: the deployments to write (inserted or replaced whole),
+/// and what it tells its caller once they are committed.
+pub struct Decision {
+    /// The deployments to write.
+    pub writes: Vec<Deployment>,
+    /// The change's own result, for its caller (see [`Decision::new`]).
+    pub outcome: Box<dyn std::any::Any + Send>,
+}
+
+impl Decision {
+    /// Writes `writes`, and answers `outcome` to the caller.
+    pub fn new(writes: Vec<Deployment>, outcome: impl std::any::Any + Send) -> Self {
+        Self {
+            writes,
+            outcome: Box::new(outcome),
+        }
+    }
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decides, from a consistent [`Snapshot`], what to write. An error aborts the
+/// transaction without writing.
+pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync);
 
 /// What [`Store::listen_fleet`] calls: with the nodes concerned, or `None` for all.
 pub type FleetListener = Arc<dyn Fn(Option<&[String]>) + Send + Sync>;
 
 /// A [`ClusterChange`] that owns what it needs, so that the store may run it in a
 /// transaction shared with other changes (see [`Store::transact_shared`]).
-pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Vec<Deployment>> + Send + Sync>;
+pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync>;
 
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
@@ -334,23 +361,24 @@ pub trait Store: AccessStore + Send + Sync + 'static {
 
     /// Reads a [`Snapshot`], lets `change` decide, and writes what it returns, all
     /// in one transaction: concurrent changes serialize, so placement can never
-    /// book the same free resources twice. Returns what was written.
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Vec<Deployment>> {
-        let mut written = Vec::new();
+    /// book the same free resources twice. Returns the decision, once committed.
+    async fn transact(&self, change: ClusterChange<'_>) -> Result<Decision> {
+        let mut decided = None;
         let mut decider = |changes: FleetChanges| {
-            let writes = change(&Snapshot::from_changes(changes))?;
-            written.clone_from(&writes);
+            let decision = change(&Snapshot::from_changes(changes))?;
+            let writes = decision.writes.clone();
+            decided = Some(decision);
             Ok(writes)
         };
         self.decide(Some(0), &mut decider).await?;
-        Ok(written)
+        decided.ok_or_else(|| crate::Error::Unavailable("the change was not run".into()))
     }
 
     /// As [`Store::transact`], but the store may decide and write this change in one
     /// transaction with concurrent ones (group commit): each sees the writes of the
     /// ones before it, an error undoes only its own change, and each is answered
     /// after the shared commit.
-    async fn transact_shared(&self, change: SharedChange) -> Result<Vec<Deployment>> {
+    async fn transact_shared(&self, change: SharedChange) -> Result<Decision> {
         self.transact(&*change).await
     }
 

@@ -35,13 +35,26 @@ pub struct Snapshot {
     attention: BTreeSet<usize>,
     /// Unique to this content: a process-wide count of snapshot changes.
     changes: u64,
-    /// Unique to what placement derives from this state (the deployments and which
-    /// nodes exist; a ledger refreshes what else of the nodes changed): see
-    /// [`Self::placement_state`].
-    placement_state: u64,
-    /// The placement state this one came from by laying one decision's writes
-    /// over it, if that is how it came.
-    applied_over: Option<u64>,
+    /// Names a line of states that differ only by writes laid over them: what
+    /// placement derived from one state of the line can be brought to any later
+    /// one by replaying [`Self::journal`] (see [`Self::lineage`]).
+    lineage: u64,
+    /// What each write laid over the snapshot since the lineage began did to the
+    /// reservations, one entry per write.
+    journal: Vec<ReservationChange>,
+}
+
+/// Most journal entries kept; past it the snapshot starts a new lineage.
+const MAX_JOURNAL: usize = 65_536;
+
+/// What one write did to the reservations: the deployment's before and after
+/// (`None` where it held nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservationChange {
+    /// What it reserved before the write.
+    pub before: Option<Reservation>,
+    /// What it reserves after.
+    pub after: Option<Reservation>,
 }
 
 impl Snapshot {
@@ -64,23 +77,25 @@ impl Snapshot {
         Self::new(nodes, changes.deployments)
     }
 
-    /// Names what placement derives from this state: a ledger made for one value
-    /// serves a snapshot with the same value, or one whose
-    /// [`Self::applied_over`] is that value (its decision's writes laid over it).
-    pub fn placement_state(&self) -> u64 {
-        self.placement_state
+    /// Names the line of states this one belongs to: a ledger made when the
+    /// journal had `n` entries serves any later state of the same lineage, once the
+    /// journal's entries from `n` on are replayed over it. Nodes that change or
+    /// join keep the lineage (a ledger refreshes them); anything else (a node
+    /// removed, the fleet read afresh) starts a new one.
+    pub fn lineage(&self) -> u64 {
+        self.lineage
     }
 
-    /// See [`Self::placement_state`].
-    pub fn applied_over(&self) -> Option<u64> {
-        self.applied_over
+    /// See [`Self::lineage`].
+    pub fn journal(&self) -> &[ReservationChange] {
+        &self.journal
     }
 
     /// A change that what placement derived from the old state does not survive.
     fn replaced(&mut self) {
         self.changed();
-        self.placement_state = self.changes;
-        self.applied_over = None;
+        self.lineage = self.changes;
+        self.journal.clear();
     }
 
     /// Differs between any two states of any snapshots of this process, so that
@@ -194,24 +209,33 @@ impl Snapshot {
         if writes.is_empty() {
             return;
         }
-        let over = self.placement_state;
+        if self.journal.len() + writes.len() > MAX_JOURNAL {
+            self.replaced();
+        }
         self.changed();
-        self.placement_state = self.changes;
-        self.applied_over = Some(over);
         let key = |d: &Deployment| (d.created_at, d.deployment_id.clone());
-        let mut reorder = false;
+        let stored = self.deployments.len();
+        let mut earliest_new: Option<(f64, String)> = None;
         for deployment in writes {
+            let after = held(deployment).then(|| reservation(deployment));
             match self.positions.get(&deployment.deployment_id) {
                 Some(&i) => {
+                    let before =
+                        held(&self.deployments[i]).then(|| reservation(&self.deployments[i]));
+                    self.journal.push(ReservationChange { before, after });
                     self.unplace(i);
                     self.deployments[i] = deployment.clone();
                     self.place(i);
                 }
                 None => {
-                    reorder |= self
-                        .deployments
-                        .last()
-                        .is_some_and(|last| key(last) > key(deployment));
+                    self.journal.push(ReservationChange {
+                        before: None,
+                        after,
+                    });
+                    let new = key(deployment);
+                    if earliest_new.as_ref().is_none_or(|e| new < *e) {
+                        earliest_new = Some(new);
+                    }
                     let i = self.deployments.len();
                     if i == self.deployments.capacity() {
                         // grow by an eighth, not double: the list may be 100,000 long
@@ -223,13 +247,27 @@ impl Snapshot {
                 }
             }
         }
-        if reorder {
-            self.deployments.sort_by(|a, b| {
-                key(a)
-                    .partial_cmp(&key(b))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            self.index_deployments();
+        // new deployments created before stored ones (another replica's, say): only
+        // the tail from the first later one is sorted and indexed again
+        let Some(earliest) = earliest_new else {
+            return;
+        };
+        let from = self.deployments[..stored].partition_point(|d| key(d) < earliest);
+        if from == stored {
+            return;
+        }
+        for i in from..self.deployments.len() {
+            self.unplace(i);
+        }
+        self.deployments[from..].sort_by(|a, b| {
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for i in from..self.deployments.len() {
+            self.positions
+                .insert(self.deployments[i].deployment_id.clone(), i);
+            self.place(i);
         }
     }
 
@@ -317,12 +355,15 @@ impl Snapshot {
                 }
             }
         }
-        if changes.deployments.is_empty() && changes.node_ids.is_none() {
-            // nodes changed in place or joined: a kept ledger refreshes them
-            self.changed();
-        } else {
+        if changes.node_ids.is_some() {
+            // a node may be gone: what placement derived is built again
             self.apply(&changes.deployments);
             self.replaced();
+        } else {
+            // nodes changed in place or joined (a kept ledger refreshes them), and
+            // the deployments' writes are in the journal
+            self.changed();
+            self.apply(&changes.deployments);
         }
     }
 
@@ -391,6 +432,11 @@ fn waits(deployment: &Deployment) -> bool {
 fn needs_attention(deployment: &Deployment) -> bool {
     waits(deployment)
         || (deployment.status == DeploymentStatus::Deleting && deployment.node_id.is_none())
+}
+
+/// Whether `deployment` holds resources on a node.
+fn held(deployment: &Deployment) -> bool {
+    deployment.holds_resources() && deployment.node_id.is_some()
 }
 
 fn reservation(deployment: &Deployment) -> Reservation {
@@ -492,8 +538,8 @@ mod tests {
         let mut rebuilt = Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone());
         assert_ne!(rebuilt.changes(), snapshot.changes());
         rebuilt.changes = snapshot.changes;
-        rebuilt.placement_state = snapshot.placement_state;
-        rebuilt.applied_over = snapshot.applied_over;
+        rebuilt.lineage = snapshot.lineage;
+        rebuilt.journal.clone_from(&snapshot.journal);
         assert_eq!(snapshot, rebuilt, "every index as if built afresh");
         let before = snapshot.changes();
         snapshot.heartbeats(&[], true);
