@@ -129,6 +129,50 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Writes many deployments in one statement (the last write of each wins).
+    async fn write_deployments(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        writes: &[Deployment],
+        version: u64,
+    ) -> Result<()> {
+        let mut last: std::collections::HashMap<&str, &Deployment> =
+            std::collections::HashMap::with_capacity(writes.len());
+        for d in writes {
+            last.insert(d.deployment_id.as_str(), d);
+        }
+        let mut columns = DeploymentColumns::default();
+        for d in writes {
+            if last
+                .get(d.deployment_id.as_str())
+                .is_some_and(|l| std::ptr::eq(*l, d))
+            {
+                columns.push(d, self.secrets.as_ref())?;
+            }
+        }
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        sqlx::query(UPSERT_DEPLOYMENTS_SQL)
+            .bind(columns.deployment_id)
+            .bind(columns.template_id)
+            .bind(columns.rendered_compose)
+            .bind(columns.env)
+            .bind(columns.action)
+            .bind(columns.status)
+            .bind(columns.message)
+            .bind(columns.node_id)
+            .bind(columns.previous_node_id)
+            .bind(columns.requirements)
+            .bind(columns.gpu_ids)
+            .bind(columns.placement)
+            .bind(columns.revision)
+            .bind(columns.created_at)
+            .bind(columns.updated_at)
+            .bind(version)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// A write transaction.
     async fn begin_exclusive(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
@@ -195,6 +239,63 @@ impl PostgresStore {
         let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
         let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
         Ok((nodes, deployments))
+    }
+}
+
+/// The upsert of many deployments at one version, as parallel arrays.
+const UPSERT_DEPLOYMENTS_SQL: &str = "INSERT INTO deployments (deployment_id, template_id, \
+     rendered_compose, env, action, status, message, node_id, previous_node_id, requirements, \
+     gpu_ids, placement, revision, created_at, updated_at, version) \
+     SELECT d.*, $16 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+     $13::bigint[], $14::float8[], $15::float8[]) AS d \
+     ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
+     rendered_compose = excluded.rendered_compose, env = excluded.env, \
+     action = excluded.action, status = excluded.status, message = excluded.message, \
+     node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
+     requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
+     placement = excluded.placement, revision = excluded.revision, \
+     updated_at = excluded.updated_at, version = excluded.version";
+
+/// Deployments as the columns of [`UPSERT_DEPLOYMENTS_SQL`].
+#[derive(Default)]
+struct DeploymentColumns {
+    deployment_id: Vec<String>,
+    template_id: Vec<String>,
+    rendered_compose: Vec<String>,
+    env: Vec<String>,
+    action: Vec<String>,
+    status: Vec<String>,
+    message: Vec<String>,
+    node_id: Vec<Option<String>>,
+    previous_node_id: Vec<Option<String>>,
+    requirements: Vec<String>,
+    gpu_ids: Vec<String>,
+    placement: Vec<Option<String>>,
+    revision: Vec<i64>,
+    created_at: Vec<f64>,
+    updated_at: Vec<f64>,
+}
+
+impl DeploymentColumns {
+    fn push(&mut self, d: &Deployment, secrets: Option<&Secrets>) -> Result<()> {
+        self.deployment_id.push(d.deployment_id.clone());
+        self.template_id.push(d.template_id.clone());
+        self.rendered_compose.push(d.rendered_compose.clone());
+        self.env.push(super::rows::encode_env(&d.env, secrets)?);
+        self.action.push(d.action.as_str().to_string());
+        self.status.push(d.status.as_str().to_string());
+        self.message.push(d.message.clone());
+        self.node_id.push(d.node_id.clone());
+        self.previous_node_id.push(d.previous_node_id.clone());
+        self.requirements.push(encode_json(&d.requirements)?);
+        self.gpu_ids.push(encode_json(&d.gpu_ids)?);
+        self.placement
+            .push(d.placement.as_ref().map(encode_json).transpose()?);
+        self.revision.push(i64::from(d.revision));
+        self.created_at.push(d.created_at);
+        self.updated_at.push(d.updated_at);
+        Ok(())
     }
 }
 
@@ -508,10 +609,9 @@ impl Store for PostgresStore {
             tx.rollback().await?;
             return Ok(Decided { version: before });
         }
-        for deployment in &writes {
-            self.write_deployment(&mut tx, deployment, version.version)
-                .await?;
-        }
+        // one statement for the whole decision: the version's lock is held briefly
+        self.write_deployments(&mut tx, &writes, version.version)
+            .await?;
         Self::announce(&mut tx, &nodes_of(&writes)).await?;
         tx.commit().await?;
         Ok(Decided { version })
