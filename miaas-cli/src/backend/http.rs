@@ -1,6 +1,7 @@
 //! Remote mode: the server's HTTP API.
 
 use async_trait::async_trait;
+use miaas_core::access::Principal;
 use miaas_core::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
     DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, PasswordChange,
@@ -218,8 +219,11 @@ impl Backend for HttpBackend {
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         let deployments: Vec<Deployment> = self.all_pages(&["api", "v1", "deployments"]).await?;
-        // a server with authentication off answers in clear; the CLI never prints it
-        Ok(deployments.into_iter().map(Deployment::redacted).collect())
+        // a server with authentication off answers in clear; the command never
+        // prints it unless asked
+        (deployments.into_iter())
+            .map(|d| Ok(Principal::Console.show(d, false)?))
+            .collect()
     }
 
     async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment> {
@@ -230,11 +234,7 @@ impl Backend for HttpBackend {
         let text = self.send(Method::GET, url, NO_BODY).await?;
         let deployment: Deployment = serde_json::from_str(&text)
             .map_err(|err| CliError::Failed(format!("unexpected answer from the server: {err}")))?;
-        Ok(if reveal {
-            deployment
-        } else {
-            deployment.redacted()
-        })
+        Ok(Principal::Console.show(deployment, reveal)?)
     }
 
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {

@@ -78,17 +78,17 @@ impl Backend for LocalBackend {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let deployments = self.service.list_deployments().await?;
-        Ok(deployments.into_iter().map(Deployment::redacted).collect())
+        Ok(self
+            .service
+            .list_deployments_as(&Principal::Console)
+            .await?)
     }
 
     async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment> {
-        let deployment = self.service.get_deployment(deployment_id).await?;
-        Ok(if reveal {
-            deployment
-        } else {
-            deployment.redacted()
-        })
+        Ok(self
+            .service
+            .get_deployment_as(&Principal::Console, deployment_id, reveal)
+            .await?)
     }
 
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {

@@ -108,6 +108,11 @@ pub enum Principal {
     /// Authentication is turned off (`--auth off`, loopback only): everything is
     /// allowed, as in the original control plane.
     Unrestricted,
+    /// A person at the `miaas` command: in local mode access to the database is
+    /// full access, so everything is allowed, but deployment `env` values are shown
+    /// in clear only when asked (`--reveal`), whatever a server with authentication
+    /// off would answer.
+    Console,
 }
 
 impl Principal {
@@ -122,7 +127,7 @@ impl Principal {
     /// Whether it may do `permission`.
     pub fn may(&self, permission: Permission) -> bool {
         match self {
-            Principal::Unrestricted => true,
+            Principal::Unrestricted | Principal::Console => true,
             Principal::Joiner => permission == Permission::Register,
             Principal::Anonymous | Principal::Node { .. } => false,
             Principal::User { role, .. } | Principal::ApiToken { role, .. } => {
@@ -156,7 +161,7 @@ impl Principal {
     /// re-registers existing nodes (new nodes join with the join token).
     pub fn registration(&self) -> Result<Registrar> {
         match self {
-            Principal::Unrestricted => Ok(Registrar::Any),
+            Principal::Unrestricted | Principal::Console => Ok(Registrar::Any),
             Principal::User { role, .. } | Principal::ApiToken { role, .. }
                 if *role == Role::Admin =>
             {
@@ -174,7 +179,7 @@ impl Principal {
     /// authentication off. The error names the features.
     pub fn require_host_access(&self, least_role: Role, features: &[String]) -> Result<()> {
         let allowed = match self {
-            Principal::Unrestricted => true,
+            Principal::Unrestricted | Principal::Console => true,
             other => other.role().is_some_and(|role| role >= least_role),
         };
         if allowed || features.is_empty() {
@@ -220,6 +225,21 @@ impl Principal {
         Ok(asked)
     }
 
+    /// `deployment` as it is shown to this principal: `env` values as `***` unless
+    /// it [sees secrets](Self::sees_secrets) (asking without the right is
+    /// `Forbidden`).
+    pub fn show(
+        &self,
+        deployment: crate::model::Deployment,
+        asked: bool,
+    ) -> Result<crate::model::Deployment> {
+        Ok(if self.sees_secrets(asked)? {
+            deployment
+        } else {
+            deployment.redacted()
+        })
+    }
+
     /// Who it is, for messages (never a credential).
     pub fn describe(&self) -> String {
         match self {
@@ -229,6 +249,7 @@ impl Principal {
             Principal::Node { node_id } => format!("node {node_id}"),
             Principal::Joiner => "the join token".into(),
             Principal::Unrestricted => "anyone".into(),
+            Principal::Console => "the miaas command".into(),
         }
     }
 }
@@ -360,5 +381,9 @@ mod tests {
         ));
         assert!(!user(Role::Viewer).sees_secrets(false).unwrap());
         assert!(Principal::Unrestricted.sees_secrets(false).unwrap());
+        // the miaas command may do anything, but shows secrets only when asked
+        assert!(!Principal::Console.sees_secrets(false).unwrap());
+        assert!(Principal::Console.sees_secrets(true).unwrap());
+        assert!(Principal::Console.may(Permission::RevealSecrets));
     }
 }

@@ -190,6 +190,39 @@ impl Service {
         self.store.list_deployments().await
     }
 
+    /// One deployment as `viewer` is shown it ([`Principal::show`]): `env` values
+    /// in clear only to whoever may and `reveal`s them.
+    pub async fn get_deployment_as(
+        &self,
+        viewer: &Principal,
+        deployment_id: &str,
+        reveal: bool,
+    ) -> Result<Deployment> {
+        viewer.show(self.get_deployment(deployment_id).await?, reveal)
+    }
+
+    /// Every deployment, oldest first, as `viewer` is shown them (never revealed).
+    pub async fn list_deployments_as(&self, viewer: &Principal) -> Result<Vec<Deployment>> {
+        (self.list_deployments().await?.into_iter())
+            .map(|d| viewer.show(d, false))
+            .collect()
+    }
+
+    /// [`Self::list_deployments_page`], as `viewer` is shown them (never revealed).
+    pub async fn list_deployments_page_as(
+        &self,
+        viewer: &Principal,
+        query: &PageQuery,
+    ) -> Result<Page<Deployment>> {
+        let page = self.list_deployments_page(query).await?;
+        Ok(Page {
+            items: (page.items.into_iter())
+                .map(|d| viewer.show(d, false))
+                .collect::<Result<_>>()?,
+            next: page.next,
+        })
+    }
+
     /// Ranks every node for the requirements, changing nothing.
     pub async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
         let (requirements, host_access) = match input {

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use miaas_core::access::Principal;
 use miaas_core::model::page::PageQuery;
 use miaas_core::model::{Deployment, DeploymentAck, DeploymentRequest, StatusReport};
 use serde::Deserialize;
@@ -24,19 +23,6 @@ pub struct RevealQuery {
     /// `true` shows the `env` values in clear (admin only; `403` otherwise).
     #[serde(default)]
     pub reveal: bool,
-}
-
-/// A deployment as `principal` may see it (see [`Principal::sees_secrets`]).
-fn as_seen_by(
-    deployment: Deployment,
-    principal: &Principal,
-    reveal: bool,
-) -> Result<Deployment, ApiError> {
-    Ok(if principal.sees_secrets(reveal)? {
-        deployment
-    } else {
-        deployment.redacted()
-    })
 }
 
 /// The deployment routes.
@@ -99,12 +85,9 @@ async fn list_deployments(
     Allowed(principal, ..): Allowed<Read>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let mut page = state.service.list_deployments_page(&query).await?;
-    page.items = page
-        .items
-        .into_iter()
-        .map(|d| as_seen_by(d, &principal, false))
-        .collect::<Result<_, _>>()?;
+    let page = (state.service)
+        .list_deployments_page_as(&principal, &query)
+        .await?;
     Ok(paged("/api/v1/deployments", &query, page))
 }
 
@@ -130,8 +113,10 @@ async fn get_deployment(
     ApiPath(deployment_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RevealQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
-    let deployment = state.service.get_deployment(&deployment_id).await?;
-    Ok(Json(as_seen_by(deployment, &principal, query.reveal)?))
+    let deployment = (state.service)
+        .get_deployment_as(&principal, &deployment_id, query.reveal)
+        .await?;
+    Ok(Json(deployment))
 }
 
 /// Mark a deployment for deletion (operator); the answer says `deleting`.
