@@ -3,104 +3,6 @@
 //! One module per backend; [`connect`] picks the backend from the URL's scheme, so
 //! callers never name a backend.
 
-// The column lists every backend selects, in the order the row structs decode.
-macro_rules! node_columns {
-    () => {
-        "id, name, ip, capabilities, tags, registered_at, last_seen, metrics, schedulable"
-    };
-}
-// The deployments that hold resources on their node (see
-// `DeploymentStatus::holds_resources`), with what they reserve.
-macro_rules! reservations_query {
-    () => {
-        "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments \
-         WHERE node_id IS NOT NULL \
-         AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
-         ORDER BY created_at, deployment_id"
-    };
-}
-// The same on the nodes `$on` selects (the backends spell a list parameter apart).
-macro_rules! reservations_on_nodes_query {
-    ($on:literal) => {
-        concat!(
-            "SELECT deployment_id, node_id, requirements, gpu_ids FROM deployments WHERE ",
-            $on,
-            " AND status IN ('scheduled', 'running', 'failed', 'deleting', 'lost') \
-             ORDER BY created_at, deployment_id"
-        )
-    };
-}
-// Insert or replace a whole deployment `$d` (its env sealed with `$secrets`) as
-// written at cluster version `$version`; the
-// same SQL for both backends ($N placeholders work in SQLite too).
-macro_rules! upsert_deployment {
-    ($d:expr, $secrets:expr, $version:expr) => {
-        sqlx::query(
-            "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, action, \
-             status, message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-             revision, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
-             rendered_compose = excluded.rendered_compose, env = excluded.env, \
-             action = excluded.action, status = excluded.status, message = excluded.message, \
-             node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
-             requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
-             placement = excluded.placement, revision = excluded.revision, \
-             updated_at = excluded.updated_at, version = excluded.version",
-        )
-        .bind(&$d.deployment_id)
-        .bind(&$d.template_id)
-        .bind(&$d.rendered_compose)
-        .bind($crate::store::rows::encode_env(&$d.env, $secrets)?)
-        .bind($d.action.as_str())
-        .bind($d.status.as_str())
-        .bind(&$d.message)
-        .bind(&$d.node_id)
-        .bind(&$d.previous_node_id)
-        .bind($crate::store::rows::encode_json(&$d.requirements)?)
-        .bind($crate::store::rows::encode_json(&$d.gpu_ids)?)
-        .bind(
-            $d.placement
-                .as_ref()
-                .map($crate::store::rows::encode_json)
-                .transpose()?,
-        )
-        .bind(i64::from($d.revision))
-        .bind($d.created_at)
-        .bind($d.updated_at)
-        .bind($version)
-    };
-}
-// A page of nodes: after name $1, at most $2.
-macro_rules! nodes_page_query {
-    () => {
-        concat!(
-            "SELECT ",
-            node_columns!(),
-            " FROM nodes WHERE name > $1 ORDER BY name LIMIT $2"
-        )
-    };
-}
-// A page of deployments: after ($1, $2) by creation time and id, at most $3.
-macro_rules! deployments_page_query {
-    () => {
-        concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE created_at > $1 OR (created_at = $1 AND deployment_id > $2) \
-             ORDER BY created_at, deployment_id LIMIT $3"
-        )
-    };
-}
-macro_rules! deployment_columns {
-    () => {
-        "deployment_id, template_id, rendered_compose, env, action, status, message, \
-         node_id, previous_node_id, requirements, gpu_ids, placement, revision, created_at, \
-         updated_at"
-    };
-}
-
-#[macro_use]
 pub mod access;
 mod copy;
 mod location;
@@ -110,6 +12,7 @@ mod owner;
 pub mod postgres;
 mod rows;
 mod snapshot;
+mod sql;
 pub mod sqlite;
 mod url;
 mod version;
@@ -150,48 +53,6 @@ pub struct NodeUpsert<'a> {
     /// Leave a node of the same name as it is (the upsert then answers `None`).
     pub only_new: bool,
 }
-
-/// The registration upsert of both backends: binds the fields of [`NodeUpsert`]
-/// in order, then `only_new`, then the cluster version; returns the node's id, or
-/// no row when `only_new` met an existing name.
-pub(crate) const UPSERT_NODE_SQL: &str = "INSERT INTO nodes (id, name, ip, capabilities, tags, \
-     token_hash, registered_at, last_seen, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $9) \
-     ON CONFLICT (name) DO UPDATE SET ip = excluded.ip, \
-     capabilities = excluded.capabilities, tags = excluded.tags, \
-     token_hash = excluded.token_hash, last_seen = excluded.last_seen, \
-     version = excluded.version \
-     WHERE NOT $8 \
-     RETURNING id";
-
-/// A heartbeat of a batch: binds `last_seen`, metrics, version, node id; only
-/// moves `last_seen` forward.
-pub(crate) const HEARTBEAT_SQL: &str = "UPDATE nodes SET last_seen = $1, metrics = $2, \
-     version = $3 WHERE id = $4 AND last_seen < $1";
-
-/// A cordon or tag change: binds schedulable, tags (each kept when null), version,
-/// node id.
-pub(crate) const UPDATE_NODE_SQL: &str = "UPDATE nodes SET \
-     schedulable = COALESCE($1, schedulable), tags = COALESCE($2, tags), version = $3 \
-     WHERE id = $4";
-
-/// A node as `miaas db copy` moves it: every column, then the cluster version.
-pub(crate) const IMPORT_NODE_SQL: &str = "INSERT INTO nodes (id, name, ip, capabilities, tags, \
-     token_hash, registered_at, last_seen, metrics, schedulable, version) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
-/// Nodes written after version $1, with their token hashes.
-pub(crate) const NODES_SINCE_SQL: &str = concat!(
-    "SELECT ",
-    node_columns!(),
-    ", token_hash FROM nodes WHERE version > $1"
-);
-
-/// Deployments written after version $1, oldest first.
-pub(crate) const DEPLOYMENTS_SINCE_SQL: &str = concat!(
-    "SELECT ",
-    deployment_columns!(),
-    " FROM deployments WHERE version > $1 ORDER BY created_at, deployment_id"
-);
 
 /// A node with its token hash, for moving an install between databases.
 #[derive(Debug, Clone, PartialEq)]

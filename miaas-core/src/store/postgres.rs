@@ -31,6 +31,8 @@ use crate::{Error, Result};
 pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Secrets>,
+    /// Users, API tokens and cluster secrets.
+    access: super::access::SqlAccess<Postgres>,
 }
 
 /// The channel every replica's writes of deployments are announced on.
@@ -60,6 +62,12 @@ impl PostgresStore {
             super::migrations::check_applied(&pool, &migrator).await?;
         }
         Ok(Self {
+            access: super::access::SqlAccess {
+                writer: pool.clone(),
+                reader: pool.clone(),
+                secrets: options.secrets.clone(),
+                begin: "BEGIN",
+            },
             pool,
             secrets: options.secrets.clone(),
         })
@@ -116,19 +124,6 @@ impl PostgresStore {
         }
     }
 
-    async fn write_deployment(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        d: &Deployment,
-        version: u64,
-    ) -> Result<()> {
-        let version = i64::try_from(version).unwrap_or(i64::MAX);
-        upsert_deployment!(d, self.secrets.as_ref(), version)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
-
     /// Writes many deployments in one statement (the last write of each wins).
     async fn write_deployments(
         &self,
@@ -173,11 +168,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// A write transaction.
-    async fn begin_exclusive(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
-    }
-
     /// A write transaction that has added one to the cluster version (with
     /// `bump`), holding its row lock, and that version.
     async fn begin_write(
@@ -197,7 +187,7 @@ impl PostgresStore {
         version: ClusterVersion,
     ) -> Result<FleetChanges> {
         let since_row = i64::try_from(since).unwrap_or(i64::MAX);
-        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::NODES_SINCE_SQL)
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::sql::NODES_SINCE_SQL)
             .bind(since_row)
             .fetch_all(&mut **tx)
             .await?;
@@ -207,7 +197,7 @@ impl PostgresStore {
         } else {
             None
         };
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::DEPLOYMENTS_SINCE_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SINCE_SQL)
             .bind(since_row)
             .fetch(&mut **tx);
         let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
@@ -227,15 +217,11 @@ impl PostgresStore {
         &self,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes_sql = super::sql::NODES_BY_NAME_SQL;
         let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
             .fetch_all(&mut **tx)
             .await?;
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_SQL;
         let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
         let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
         Ok((nodes, deployments))
@@ -339,12 +325,13 @@ fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl_access_store!(
-    PostgresStore,
-    writer = pool,
-    reader = pool,
-    begin = begin_exclusive
-);
+impl super::access::WithSqlAccess for PostgresStore {
+    type Db = Postgres;
+
+    fn sql_access(&self) -> &super::access::SqlAccess<Postgres> {
+        &self.access
+    }
+}
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -365,7 +352,7 @@ impl Store for PostgresStore {
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
+            let id: Option<(String,)> = sqlx::query_as(super::sql::UPSERT_NODE_SQL)
                 .bind(node.new_id)
                 .bind(node.name)
                 .bind(node.ip)
@@ -384,7 +371,7 @@ impl Store for PostgresStore {
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(nodes_page_query!())
+        sqlx::query_as::<_, NodeRow>(super::sql::NODES_PAGE_SQL)
             .bind(after.unwrap_or_default())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -399,7 +386,7 @@ impl Store for PostgresStore {
         after: Option<&crate::model::page::DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_page_query!())
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_PAGE_SQL)
             .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
             .bind(after.map_or("", |k| k.deployment_id.as_str()))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -409,7 +396,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
+        let sql = super::sql::NODE_BY_ID_SQL;
         sqlx::query_as::<_, NodeRow>(sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -419,7 +406,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let sql = super::sql::NODES_BY_NAME_SQL;
         sqlx::query_as::<_, NodeRow>(sql)
             .fetch_all(&self.pool)
             .await?
@@ -431,7 +418,7 @@ impl Store for PostgresStore {
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        let done = sqlx::query(super::UPDATE_NODE_SQL)
+        let done = sqlx::query(super::sql::UPDATE_NODE_SQL)
             .bind(update.schedulable)
             .bind(tags)
             .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
@@ -466,7 +453,7 @@ impl Store for PostgresStore {
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
         let version = i64::try_from(version.version).unwrap_or(i64::MAX);
         for (node_id, metrics) in batch {
-            sqlx::query(super::HEARTBEAT_SQL)
+            sqlx::query(super::sql::HEARTBEAT_SQL)
                 .bind(metrics.reported_at)
                 .bind(encode_json(metrics)?)
                 .bind(version)
@@ -497,11 +484,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE deployment_id = $1"
-        );
+        let sql = super::sql::DEPLOYMENT_BY_ID_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -511,11 +494,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .fetch_all(&self.pool)
             .await?
@@ -525,7 +504,7 @@ impl Store for PostgresStore {
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(super::sql::RESERVATIONS_SQL)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(super::rows::reservation).collect()
@@ -536,7 +515,7 @@ impl Store for PostgresStore {
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>> {
         let rows: Vec<super::rows::ReservationRow> =
-            sqlx::query_as(reservations_on_nodes_query!("node_id = ANY($1)"))
+            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_POSTGRES)
                 .bind(node_ids)
                 .fetch_all(&self.pool)
                 .await?;
@@ -554,12 +533,7 @@ impl Store for PostgresStore {
     }
 
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE node_id = $1 OR previous_node_id = $1 \
-             ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_OF_NODE_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .bind(node_id)
             .fetch_all(&self.pool)
@@ -647,7 +621,7 @@ impl Store for PostgresStore {
             )));
         }
         for NodeExport { record, token_hash } in &dump.nodes {
-            sqlx::query(super::IMPORT_NODE_SQL)
+            sqlx::query(super::sql::IMPORT_NODE_SQL)
                 .bind(&record.id)
                 .bind(&record.name)
                 .bind(&record.ip)
@@ -662,11 +636,11 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for deployment in &dump.deployments {
-            self.write_deployment(&mut tx, deployment, version.version)
+        for chunk in dump.deployments.chunks(10_000) {
+            self.write_deployments(&mut tx, chunk, version.version)
                 .await?;
         }
-        import_access!(&mut tx, self.secrets.as_ref(), dump.access);
+        self.access.import(&mut tx, &dump.access).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -33,6 +33,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     secrets: Option<Secrets>,
+    /// Users, API tokens and cluster secrets.
+    access: super::access::SqlAccess<Sqlite>,
     /// The lock on the file: a server owns it (nothing else writes it), a local
     /// command shares it (no server starts meanwhile). `None` when no lock file
     /// could be made.
@@ -65,6 +67,12 @@ impl SqliteStore {
                     .connect_with(options)
                     .await?;
                 Self {
+                    access: super::access::SqlAccess {
+                        writer: pool.clone(),
+                        reader: pool.clone(),
+                        secrets: store_options.secrets.clone(),
+                        begin: "BEGIN IMMEDIATE",
+                    },
                     writer: pool.clone(),
                     reader: pool,
                     secrets: store_options.secrets.clone(),
@@ -104,6 +112,12 @@ impl SqliteStore {
                     .await
                     .map_err(cannot_open)?;
                 Self {
+                    access: super::access::SqlAccess {
+                        writer: writer.clone(),
+                        reader: reader.clone(),
+                        secrets: options.secrets.clone(),
+                        begin: "BEGIN IMMEDIATE",
+                    },
                     writer,
                     reader,
                     secrets: options.secrets.clone(),
@@ -173,7 +187,7 @@ impl SqliteStore {
         version: ClusterVersion,
     ) -> Result<FleetChanges> {
         let since_row = i64::try_from(since).unwrap_or(i64::MAX);
-        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::NODES_SINCE_SQL)
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::sql::NODES_SINCE_SQL)
             .bind(since_row)
             .fetch_all(&mut **tx)
             .await?;
@@ -183,7 +197,7 @@ impl SqliteStore {
         } else {
             None
         };
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::DEPLOYMENTS_SINCE_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SINCE_SQL)
             .bind(since_row)
             .fetch(&mut **tx);
         let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
@@ -205,8 +219,23 @@ impl SqliteStore {
         d: &Deployment,
         version: u64,
     ) -> Result<()> {
-        let version = i64::try_from(version).unwrap_or(i64::MAX);
-        upsert_deployment!(d, self.secrets.as_ref(), version)
+        sqlx::query(super::sql::UPSERT_DEPLOYMENT_SQL)
+            .bind(&d.deployment_id)
+            .bind(&d.template_id)
+            .bind(&d.rendered_compose)
+            .bind(super::rows::encode_env(&d.env, self.secrets.as_ref())?)
+            .bind(d.action.as_str())
+            .bind(d.status.as_str())
+            .bind(&d.message)
+            .bind(&d.node_id)
+            .bind(&d.previous_node_id)
+            .bind(encode_json(&d.requirements)?)
+            .bind(encode_json(&d.gpu_ids)?)
+            .bind(d.placement.as_ref().map(encode_json).transpose()?)
+            .bind(i64::from(d.revision))
+            .bind(d.created_at)
+            .bind(d.updated_at)
+            .bind(i64::try_from(version).unwrap_or(i64::MAX))
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -216,27 +245,24 @@ impl SqliteStore {
         &self,
         tx: &mut Transaction<'_, Sqlite>,
     ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let nodes_sql = super::sql::NODES_BY_NAME_SQL;
         let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
             .fetch_all(&mut **tx)
             .await?;
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_SQL;
         let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
         let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
         Ok((nodes, deployments))
     }
 }
 
-impl_access_store!(
-    SqliteStore,
-    writer = writer,
-    reader = reader,
-    begin = begin_exclusive
-);
+impl super::access::WithSqlAccess for SqliteStore {
+    type Db = Sqlite;
+
+    fn sql_access(&self) -> &super::access::SqlAccess<Sqlite> {
+        &self.access
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -258,7 +284,7 @@ impl Store for SqliteStore {
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let id: Option<(String,)> = sqlx::query_as(super::UPSERT_NODE_SQL)
+            let id: Option<(String,)> = sqlx::query_as(super::sql::UPSERT_NODE_SQL)
                 .bind(node.new_id)
                 .bind(node.name)
                 .bind(node.ip)
@@ -277,7 +303,7 @@ impl Store for SqliteStore {
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(nodes_page_query!())
+        sqlx::query_as::<_, NodeRow>(super::sql::NODES_PAGE_SQL)
             .bind(after.unwrap_or_default())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.reader)
@@ -292,7 +318,7 @@ impl Store for SqliteStore {
         after: Option<&crate::model::page::DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(deployments_page_query!())
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_PAGE_SQL)
             .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
             .bind(after.map_or("", |k| k.deployment_id.as_str()))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -302,7 +328,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        let sql = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
+        let sql = super::sql::NODE_BY_ID_SQL;
         sqlx::query_as::<_, NodeRow>(sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -312,7 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        let sql = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name");
+        let sql = super::sql::NODES_BY_NAME_SQL;
         sqlx::query_as::<_, NodeRow>(sql)
             .fetch_all(&self.reader)
             .await?
@@ -334,7 +360,7 @@ impl Store for SqliteStore {
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
         let version = i64::try_from(version.version).unwrap_or(i64::MAX);
         for (node_id, metrics) in batch {
-            sqlx::query(super::HEARTBEAT_SQL)
+            sqlx::query(super::sql::HEARTBEAT_SQL)
                 .bind(metrics.reported_at)
                 .bind(encode_json(metrics)?)
                 .bind(version)
@@ -370,7 +396,7 @@ impl Store for SqliteStore {
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
         let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        let done = sqlx::query(super::UPDATE_NODE_SQL)
+        let done = sqlx::query(super::sql::UPDATE_NODE_SQL)
             .bind(update.schedulable)
             .bind(tags)
             .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
@@ -392,7 +418,7 @@ impl Store for SqliteStore {
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_query!())
+        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(super::sql::RESERVATIONS_SQL)
             .fetch_all(&self.reader)
             .await?;
         rows.into_iter().map(super::rows::reservation).collect()
@@ -402,12 +428,11 @@ impl Store for SqliteStore {
         &self,
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(reservations_on_nodes_query!(
-            "node_id IN (SELECT value FROM json_each($1))"
-        ))
-        .bind(encode_json(&node_ids)?)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<super::rows::ReservationRow> =
+            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_SQLITE)
+                .bind(encode_json(&node_ids)?)
+                .fetch_all(&self.reader)
+                .await?;
         rows.into_iter().map(super::rows::reservation).collect()
     }
 
@@ -465,12 +490,7 @@ impl Store for SqliteStore {
     }
 
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE node_id = $1 OR previous_node_id = $1 \
-             ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_OF_NODE_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .bind(node_id)
             .fetch_all(&self.reader)
@@ -481,11 +501,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments WHERE deployment_id = $1"
-        );
+        let sql = super::sql::DEPLOYMENT_BY_ID_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -495,11 +511,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let sql = concat!(
-            "SELECT ",
-            deployment_columns!(),
-            " FROM deployments ORDER BY created_at, deployment_id"
-        );
+        let sql = super::sql::DEPLOYMENTS_SQL;
         sqlx::query_as::<_, DeploymentRow>(sql)
             .fetch_all(&self.reader)
             .await?
@@ -537,7 +549,7 @@ impl Store for SqliteStore {
             )));
         }
         for NodeExport { record, token_hash } in &dump.nodes {
-            sqlx::query(super::IMPORT_NODE_SQL)
+            sqlx::query(super::sql::IMPORT_NODE_SQL)
                 .bind(&record.id)
                 .bind(&record.name)
                 .bind(&record.ip)
@@ -556,7 +568,7 @@ impl Store for SqliteStore {
             self.write_deployment(&mut tx, deployment, version.version)
                 .await?;
         }
-        import_access!(&mut tx, self.secrets.as_ref(), dump.access);
+        self.access.import(&mut tx, &dump.access).await?;
         tx.commit().await?;
         Ok(())
     }
