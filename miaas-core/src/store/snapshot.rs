@@ -45,7 +45,7 @@ pub struct Snapshot {
 }
 
 /// Most journal entries kept; past it the snapshot starts a new lineage.
-const MAX_JOURNAL: usize = 65_536;
+const MAX_JOURNAL: usize = 16_384;
 
 /// What one write did to the reservations: the deployment's before and after
 /// (`None` where it held nothing).
