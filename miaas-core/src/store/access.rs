@@ -177,7 +177,7 @@ pub(crate) fn token_record(
 /// version and marks it as a change of access, so that every replica forgets what
 /// it remembered.
 #[derive(Debug)]
-pub(crate) struct SqlAccess<DB: sqlx::Database> {
+pub(crate) struct SqlTables<DB: sqlx::Database> {
     /// Where writes go.
     pub(crate) writer: sqlx::Pool<DB>,
     /// Where reads come from.
@@ -188,7 +188,7 @@ pub(crate) struct SqlAccess<DB: sqlx::Database> {
     pub(crate) begin: &'static str,
 }
 
-impl<DB: sqlx::Database> Clone for SqlAccess<DB> {
+impl<DB: sqlx::Database> Clone for SqlTables<DB> {
     fn clone(&self) -> Self {
         Self {
             writer: self.writer.clone(),
@@ -199,7 +199,7 @@ impl<DB: sqlx::Database> Clone for SqlAccess<DB> {
     }
 }
 
-impl<DB> SqlAccess<DB>
+impl<DB> SqlTables<DB>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -293,7 +293,7 @@ where
 }
 
 #[async_trait]
-impl<DB> AccessStore for SqlAccess<DB>
+impl<DB> AccessStore for SqlTables<DB>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -600,84 +600,80 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     }
 }
 
-/// A backend whose users, API tokens and cluster secrets are a [`SqlAccess`]: it is
+/// A backend whose users, API tokens and cluster secrets are a [`SqlTables`]: it is
 /// an [`AccessStore`] through it.
-pub(crate) trait WithSqlAccess: Send + Sync {
+pub(crate) trait WithSqlTables: Send + Sync {
     /// The backend's database.
     type Db: sqlx::Database;
     /// Its access store.
-    fn sql_access(&self) -> &SqlAccess<Self::Db>;
+    fn tables(&self) -> &SqlTables<Self::Db>;
 }
 
 #[async_trait]
 impl<T> AccessStore for T
 where
-    T: WithSqlAccess,
-    SqlAccess<T::Db>: AccessStore,
+    T: WithSqlTables,
+    SqlTables<T::Db>: AccessStore,
 {
     async fn insert_user(&self, user: &UserRecord) -> Result<()> {
-        self.sql_access().insert_user(user).await
+        self.tables().insert_user(user).await
     }
 
     async fn insert_first_user(&self, user: &UserRecord) -> Result<bool> {
-        self.sql_access().insert_first_user(user).await
+        self.tables().insert_first_user(user).await
     }
 
     async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
-        self.sql_access().get_user(username).await
+        self.tables().get_user(username).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        self.sql_access().list_users().await
+        self.tables().list_users().await
     }
 
     async fn delete_user(&self, username: &str, now: f64, allowed: UserRule<'_>) -> Result<bool> {
-        self.sql_access().delete_user(username, now, allowed).await
+        self.tables().delete_user(username, now, allowed).await
     }
 
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool> {
-        (self.sql_access())
+        (self.tables())
             .set_password_hash(username, password_hash)
             .await
     }
 
     async fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<()> {
-        self.sql_access().insert_api_token(token).await
+        self.tables().insert_api_token(token).await
     }
 
     async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>> {
-        self.sql_access().api_token_by_hash(token_hash).await
+        self.tables().api_token_by_hash(token_hash).await
     }
 
     async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
-        self.sql_access().list_api_tokens().await
+        self.tables().list_api_tokens().await
     }
 
     async fn revoke_api_token(&self, id: &str, now: f64) -> Result<bool> {
-        self.sql_access().revoke_api_token(id, now).await
+        self.tables().revoke_api_token(id, now).await
     }
 
     async fn cluster_secret(&self, name: &str) -> Result<Option<String>> {
-        self.sql_access().cluster_secret(name).await
+        self.tables().cluster_secret(name).await
     }
 
     async fn init_cluster_secret(&self, name: &str, value: &str, now: f64) -> Result<String> {
-        (self.sql_access())
-            .init_cluster_secret(name, value, now)
-            .await
+        (self.tables()).init_cluster_secret(name, value, now).await
     }
 
     async fn put_cluster_secret(&self, name: &str, value: &str, now: f64) -> Result<()> {
-        (self.sql_access())
-            .put_cluster_secret(name, value, now)
-            .await
+        (self.tables()).put_cluster_secret(name, value, now).await
     }
 
     async fn sealed_key_ids(&self) -> Result<Vec<String>> {
-        self.sql_access().sealed_key_ids().await
+        self.tables().sealed_key_ids().await
     }
 
     async fn export_access(&self) -> Result<AccessDump> {
-        self.sql_access().export_access().await
+        self.tables().export_access().await
     }
 }

@@ -14,6 +14,7 @@ mod rows;
 mod snapshot;
 mod sql;
 pub mod sqlite;
+mod tables;
 mod url;
 mod version;
 

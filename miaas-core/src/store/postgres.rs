@@ -12,15 +12,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::rows::{DeploymentRow, NodeRow, StoredNodeRow, encode_json, with_token_hashes};
+use super::rows::encode_json;
 use super::url::redact_url;
-use super::version::{
-    BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL, NODE_IDS_SQL, READ_VERSION_SQL,
-    VersionRow,
-};
+use super::version::{BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL};
 use super::{
-    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeExport,
-    NodeUpsert, Store, StoreOptions,
+    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeUpsert,
+    Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
@@ -32,8 +29,11 @@ pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Secrets>,
     /// Users, API tokens and cluster secrets.
-    access: super::access::SqlAccess<Postgres>,
+    tables: super::access::SqlTables<Postgres>,
 }
+
+/// The tables both backends share, on PostgreSQL.
+type Tables = super::access::SqlTables<Postgres>;
 
 /// The channel every replica's writes of deployments are announced on.
 const FLEET_CHANNEL: &str = "miaas_fleet";
@@ -62,7 +62,7 @@ impl PostgresStore {
             super::migrations::check_applied(&pool, &migrator).await?;
         }
         Ok(Self {
-            access: super::access::SqlAccess {
+            tables: super::access::SqlTables {
                 writer: pool.clone(),
                 reader: pool.clone(),
                 secrets: options.secrets.clone(),
@@ -167,65 +167,6 @@ impl PostgresStore {
             .await?;
         Ok(())
     }
-
-    /// A write transaction that has added one to the cluster version (with
-    /// `bump`), holding its row lock, and that version.
-    async fn begin_write(
-        &self,
-        bump: &'static str,
-    ) -> Result<(Transaction<'static, Postgres>, ClusterVersion)> {
-        let mut tx = self.pool.begin().await?;
-        let row: VersionRow = sqlx::query_as(bump).fetch_one(&mut *tx).await?;
-        Ok((tx, ClusterVersion::from_row(row)))
-    }
-
-    /// What changed after `since`, up to `version`, read inside `tx`.
-    async fn read_changes(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        since: u64,
-        version: ClusterVersion,
-    ) -> Result<FleetChanges> {
-        let since_row = i64::try_from(since).unwrap_or(i64::MAX);
-        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::sql::NODES_SINCE_SQL)
-            .bind(since_row)
-            .fetch_all(&mut **tx)
-            .await?;
-        let node_ids = if since > 0 && version.nodes_removed_at > since {
-            let ids: Vec<(String,)> = sqlx::query_as(NODE_IDS_SQL).fetch_all(&mut **tx).await?;
-            Some(ids.into_iter().map(|(id,)| id).collect())
-        } else {
-            None
-        };
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SINCE_SQL)
-            .bind(since_row)
-            .fetch(&mut **tx);
-        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
-        Ok(FleetChanges {
-            version,
-            since,
-            nodes: nodes
-                .into_iter()
-                .map(super::StoredNode::try_from)
-                .collect::<Result<_>>()?,
-            node_ids,
-            deployments,
-        })
-    }
-
-    async fn read_all(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-    ) -> Result<(Vec<NodeRow>, Vec<Deployment>)> {
-        let nodes_sql = super::sql::NODES_BY_NAME_SQL;
-        let nodes = sqlx::query_as::<_, NodeRow>(nodes_sql)
-            .fetch_all(&mut **tx)
-            .await?;
-        let sql = super::sql::DEPLOYMENTS_SQL;
-        let rows = sqlx::query_as::<_, DeploymentRow>(sql).fetch(&mut **tx);
-        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
-        Ok((nodes, deployments))
-    }
 }
 
 /// The upsert of many deployments at one version, as parallel arrays.
@@ -325,11 +266,11 @@ fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl super::access::WithSqlAccess for PostgresStore {
+impl super::access::WithSqlTables for PostgresStore {
     type Db = Postgres;
 
-    fn sql_access(&self) -> &super::access::SqlAccess<Postgres> {
-        &self.access
+    fn tables(&self) -> &super::access::SqlTables<Postgres> {
+        &self.tables
     }
 }
 
@@ -349,36 +290,11 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>> {
-        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        let mut ids = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let id: Option<(String,)> = sqlx::query_as(super::sql::UPSERT_NODE_SQL)
-                .bind(node.new_id)
-                .bind(node.name)
-                .bind(node.ip)
-                .bind(encode_json(node.capabilities)?)
-                .bind(encode_json(&node.tags)?)
-                .bind(node.token_hash)
-                .bind(node.now)
-                .bind(node.only_new)
-                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
-                .fetch_optional(&mut *tx)
-                .await?;
-            ids.push(id.map(|(id,)| id));
-        }
-        tx.commit().await?;
-        Ok(ids)
+        self.tables.upsert_nodes(nodes).await
     }
 
     async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(super::sql::NODES_PAGE_SQL)
-            .bind(after.unwrap_or_default())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect()
+        self.tables.nodes_page(after, limit).await
     }
 
     async fn deployments_page(
@@ -386,128 +302,51 @@ impl Store for PostgresStore {
         after: Option<&crate::model::page::DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_PAGE_SQL)
-            .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
-            .bind(after.map_or("", |k| k.deployment_id.as_str()))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        super::rows::into_deployments(rows, self.secrets.as_ref())
+        self.tables.deployments_page(after, limit).await
     }
 
     async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        let sql = super::sql::NODE_BY_ID_SQL;
-        sqlx::query_as::<_, NodeRow>(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(NodeRecord::try_from)
-            .transpose()
+        self.tables.get_node(id).await
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        let sql = super::sql::NODES_BY_NAME_SQL;
-        sqlx::query_as::<_, NodeRow>(sql)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect()
+        self.tables.list_nodes().await
     }
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
-        let tags = update.tags.as_ref().map(encode_json).transpose()?;
-        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        let done = sqlx::query(super::sql::UPDATE_NODE_SQL)
-            .bind(update.schedulable)
-            .bind(tags)
-            .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        self.tables.update_node(id, update).await
     }
 
     async fn delete_node(&self, id: &str) -> Result<bool> {
-        let (mut tx, _) = self.begin_write(BUMP_NODES_REMOVED_SQL).await?;
-        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let (mut tx, _) = self.tables.begin_write(BUMP_NODES_REMOVED_SQL).await?;
+        let deleted = Tables::delete_node_in(&mut tx, id).await?;
         Self::announce(&mut tx, &std::iter::once(id.to_string()).collect()).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(deleted)
     }
 
     async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
-        let row: Option<(String, f64)> =
-            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row)
+        self.tables.node_by_token_hash(token_hash).await
     }
 
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
-        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        let version = i64::try_from(version.version).unwrap_or(i64::MAX);
-        for (node_id, metrics) in batch {
-            sqlx::query(super::sql::HEARTBEAT_SQL)
-                .bind(metrics.reported_at)
-                .bind(encode_json(metrics)?)
-                .bind(version)
-                .bind(node_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.tables.record_heartbeats(batch).await
     }
 
     async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
-        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
-        // The old value comes from the row as it was before this statement.
-        let previous: Option<(f64,)> = sqlx::query_as(
-            "UPDATE nodes SET last_seen = $1, metrics = $2, version = $4 \
-             FROM (SELECT id, last_seen AS before FROM nodes WHERE id = $3 FOR UPDATE) old \
-             WHERE nodes.id = old.id RETURNING old.before",
-        )
-        .bind(metrics.reported_at)
-        .bind(encode_json(metrics)?)
-        .bind(node_id)
-        .bind(version.version.try_into().unwrap_or(i64::MAX))
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(previous.map(|p| p.0))
+        self.tables.record_heartbeat(node_id, metrics).await
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        let sql = super::sql::DEPLOYMENT_BY_ID_SQL;
-        sqlx::query_as::<_, DeploymentRow>(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .transpose()
+        self.tables.get_deployment(id).await
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let sql = super::sql::DEPLOYMENTS_SQL;
-        sqlx::query_as::<_, DeploymentRow>(sql)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .collect()
+        self.tables.list_deployments().await
     }
 
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> = sqlx::query_as(super::sql::RESERVATIONS_SQL)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(super::rows::reservation).collect()
+        self.tables.reservations().await
     }
 
     async fn reservations_on_nodes(
@@ -523,31 +362,15 @@ impl Store for PostgresStore {
     }
 
     async fn has_waiting_deployments(&self) -> Result<bool> {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
-             WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(waiting > 0)
+        self.tables.has_waiting_deployments().await
     }
 
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        let sql = super::sql::DEPLOYMENTS_OF_NODE_SQL;
-        sqlx::query_as::<_, DeploymentRow>(sql)
-            .bind(node_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .collect()
+        self.tables.deployments_of_node(node_id).await
     }
 
     async fn cluster_version(&self) -> Result<ClusterVersion> {
-        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(ClusterVersion::from_row(row))
+        self.tables.cluster_version().await
     }
 
     async fn changes_since(&self, since: u64) -> Result<FleetChanges> {
@@ -556,16 +379,14 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL).fetch_one(&mut *tx).await?;
-        let changes = self
-            .read_changes(&mut tx, since, ClusterVersion::from_row(row))
-            .await?;
+        let version = Tables::version_in(&mut tx).await?;
+        let changes = self.tables.read_changes(&mut tx, since, version).await?;
         tx.commit().await?;
         Ok(changes)
     }
 
     async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided> {
-        let (mut tx, version) = self.begin_write(BUMP_VERSION_SQL).await?;
+        let (mut tx, version) = self.tables.begin_write(BUMP_VERSION_SQL).await?;
         let before = ClusterVersion {
             version: version.before_write(),
             ..version
@@ -574,7 +395,7 @@ impl Store for PostgresStore {
         // version's row lock was granted
         let changes = match known {
             Some(known) if known != before.version => {
-                self.read_changes(&mut tx, known, before).await?
+                self.tables.read_changes(&mut tx, known, before).await?
             }
             _ => FleetChanges::none(before),
         };
@@ -596,51 +417,24 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
             .await?;
-        let (rows, deployments) = self.read_all(&mut tx).await?;
-        let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
-            .fetch_all(&mut *tx)
-            .await?;
+        let (nodes, deployments) = self.tables.export_fleet(&mut tx).await?;
         tx.commit().await?;
         Ok(Dump {
-            nodes: with_token_hashes(rows, hashes)?,
+            nodes,
             deployments,
             access: self.export_access().await?,
         })
     }
 
     async fn import(&self, dump: &Dump) -> Result<()> {
-        let (mut tx, version) = self.begin_write(BUMP_ACCESS_SQL).await?;
-        let (nodes, deployments): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deployments)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if nodes + deployments > 0 {
-            return Err(Error::Conflict(format!(
-                "the target database is not empty ({nodes} nodes, {deployments} deployments)"
-            )));
-        }
-        for NodeExport { record, token_hash } in &dump.nodes {
-            sqlx::query(super::sql::IMPORT_NODE_SQL)
-                .bind(&record.id)
-                .bind(&record.name)
-                .bind(&record.ip)
-                .bind(encode_json(&record.capabilities)?)
-                .bind(encode_json(&record.tags)?)
-                .bind(token_hash)
-                .bind(record.registered_at)
-                .bind(record.last_seen)
-                .bind(record.metrics.as_ref().map(encode_json).transpose()?)
-                .bind(record.schedulable)
-                .bind(i64::try_from(version.version).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let (mut tx, version) = self.tables.begin_write(BUMP_ACCESS_SQL).await?;
+        Tables::check_empty(&mut tx).await?;
+        Tables::import_nodes(&mut tx, &dump.nodes, version.version).await?;
         for chunk in dump.deployments.chunks(10_000) {
             self.write_deployments(&mut tx, chunk, version.version)
                 .await?;
         }
-        self.access.import(&mut tx, &dump.access).await?;
+        self.tables.import(&mut tx, &dump.access).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,375 @@
+//! The node and deployment half of [`SqlTables`]: what both backends do the same
+//! way, once, generic over `sqlx::Database` (the SQL is `super::sql`'s). Each
+//! backend adds only what differs: how a transaction reads one consistent state,
+//! how a decision's deployments are written and announced, how a list of node ids
+//! is bound.
+
+use sqlx::{Database, Transaction};
+
+use super::access::{RowsAffected, SqlTables};
+use super::rows::{DeploymentRow, NodeRow, ReservationRow, StoredNodeRow, encode_json};
+use super::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
+use super::{ClusterVersion, FleetChanges, NodeExport, NodeUpsert, StoredNode};
+use crate::Result;
+use crate::model::page::DeploymentKey;
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::placement::Reservation;
+
+/// An `i64` column value of a count or version.
+fn column(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+impl<DB> SqlTables<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    NodeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    StoredNodeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    DeploymentRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    ReservationRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    VersionRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (f64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, f64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    /// A write transaction that has added one to the cluster version (with
+    /// `bump`), holding its row lock until it ends, and that version.
+    pub(crate) async fn begin_write(
+        &self,
+        bump: &'static str,
+    ) -> Result<(Transaction<'static, DB>, ClusterVersion)> {
+        let mut tx = self.writer.begin_with(self.begin).await?;
+        let row: VersionRow = sqlx::query_as(bump).fetch_one(&mut *tx).await?;
+        Ok((tx, ClusterVersion::from_row(row)))
+    }
+
+    /// The cluster version read inside `tx`.
+    pub(crate) async fn version_in(tx: &mut Transaction<'_, DB>) -> Result<ClusterVersion> {
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(ClusterVersion::from_row(row))
+    }
+
+    /// The cluster version now.
+    pub(crate) async fn cluster_version(&self) -> Result<ClusterVersion> {
+        let row: VersionRow = sqlx::query_as(READ_VERSION_SQL)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(ClusterVersion::from_row(row))
+    }
+
+    /// What changed after `since`, up to `version`, read inside `tx`.
+    pub(crate) async fn read_changes(
+        &self,
+        tx: &mut Transaction<'_, DB>,
+        since: u64,
+        version: ClusterVersion,
+    ) -> Result<FleetChanges> {
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::sql::NODES_SINCE_SQL)
+            .bind(column(since))
+            .fetch_all(&mut **tx)
+            .await?;
+        let node_ids = if since > 0 && version.nodes_removed_at > since {
+            let ids: Vec<(String,)> = sqlx::query_as(NODE_IDS_SQL).fetch_all(&mut **tx).await?;
+            Some(ids.into_iter().map(|(id,)| id).collect())
+        } else {
+            None
+        };
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SINCE_SQL)
+            .bind(column(since))
+            .fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        Ok(FleetChanges {
+            version,
+            since,
+            nodes: nodes
+                .into_iter()
+                .map(StoredNode::try_from)
+                .collect::<Result<_>>()?,
+            node_ids,
+            deployments,
+        })
+    }
+
+    /// Registrations in one transaction.
+    pub(crate) async fn upsert_nodes(
+        &self,
+        nodes: &[NodeUpsert<'_>],
+    ) -> Result<Vec<Option<String>>> {
+        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let mut ids = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let capabilities = encode_json(node.capabilities)?;
+            let tags = encode_json(&node.tags)?;
+            let id: Option<(String,)> = sqlx::query_as(super::sql::UPSERT_NODE_SQL)
+                .bind(node.new_id)
+                .bind(node.name)
+                .bind(node.ip)
+                .bind(capabilities.as_str())
+                .bind(tags.as_str())
+                .bind(node.token_hash)
+                .bind(node.now)
+                .bind(node.only_new)
+                .bind(column(version.version))
+                .fetch_optional(&mut *tx)
+                .await?;
+            ids.push(id.map(|(id,)| id));
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Heartbeats in one transaction, each only moving `last_seen` forward.
+    pub(crate) async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        for (node_id, metrics) in batch {
+            let encoded = encode_json(metrics)?;
+            sqlx::query(super::sql::HEARTBEAT_SQL)
+                .bind(metrics.reported_at)
+                .bind(encoded.as_str())
+                .bind(column(version.version))
+                .bind(node_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One heartbeat written at once; the previous `last_seen`, or `None` when the
+    /// node does not exist.
+    pub(crate) async fn record_heartbeat(
+        &self,
+        node_id: &str,
+        metrics: &NodeMetrics,
+    ) -> Result<Option<f64>> {
+        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = $1")
+            .bind(node_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if previous.is_some() {
+            let encoded = encode_json(metrics)?;
+            sqlx::query(
+                "UPDATE nodes SET last_seen = $1, metrics = $2, version = $3 WHERE id = $4",
+            )
+            .bind(metrics.reported_at)
+            .bind(encoded.as_str())
+            .bind(column(version.version))
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(previous.map(|p| p.0))
+    }
+
+    /// A cordon or tag change.
+    pub(crate) async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+        let tags = update.tags.as_ref().map(encode_json).transpose()?;
+        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let done = sqlx::query(super::sql::UPDATE_NODE_SQL)
+            .bind(update.schedulable)
+            .bind(tags.as_deref())
+            .bind(column(version.version))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.affected() == 1)
+    }
+
+    /// Removes a node inside `tx` (which marked the version as a removal).
+    pub(crate) async fn delete_node_in(tx: &mut Transaction<'_, DB>, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.affected() == 1)
+    }
+
+    /// Up to `limit` nodes named after `after`.
+    pub(crate) async fn nodes_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NodeRecord>> {
+        sqlx::query_as::<_, NodeRow>(super::sql::NODES_PAGE_SQL)
+            .bind(after.unwrap_or_default())
+            .bind(column(limit))
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect()
+    }
+
+    /// Up to `limit` deployments created after `after`.
+    pub(crate) async fn deployments_page(
+        &self,
+        after: Option<&DeploymentKey>,
+        limit: usize,
+    ) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_PAGE_SQL)
+            .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
+            .bind(after.map_or("", |k| k.deployment_id.as_str()))
+            .bind(column(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        super::rows::into_deployments(rows, self.secrets.as_ref())
+    }
+
+    /// One node by id.
+    pub(crate) async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
+        sqlx::query_as::<_, NodeRow>(super::sql::NODE_BY_ID_SQL)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(NodeRecord::try_from)
+            .transpose()
+    }
+
+    /// Every node, by name.
+    pub(crate) async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        sqlx::query_as::<_, NodeRow>(super::sql::NODES_BY_NAME_SQL)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(NodeRecord::try_from)
+            .collect()
+    }
+
+    /// The id and `last_seen` of the node whose token has this hash.
+    pub(crate) async fn node_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(String, f64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// What every placed deployment reserves, oldest first.
+    pub(crate) async fn reservations(&self) -> Result<Vec<Reservation>> {
+        let rows: Vec<ReservationRow> = sqlx::query_as(super::sql::RESERVATIONS_SQL)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(super::rows::reservation).collect()
+    }
+
+    /// Whether any deployment waits for capacity.
+    pub(crate) async fn has_waiting_deployments(&self) -> Result<bool> {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
+             WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(waiting > 0)
+    }
+
+    /// Deployments placed on `node_id` or still to be removed from it.
+    pub(crate) async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_OF_NODE_SQL)
+            .bind(node_id)
+            .fetch_all(&self.reader)
+            .await?;
+        super::rows::into_deployments(rows, self.secrets.as_ref())
+    }
+
+    /// One deployment by id.
+    pub(crate) async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENT_BY_ID_SQL)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|row| row.into_deployment(self.secrets.as_ref()))
+            .transpose()
+    }
+
+    /// Every deployment, oldest first.
+    pub(crate) async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SQL)
+            .fetch_all(&self.reader)
+            .await?;
+        super::rows::into_deployments(rows, self.secrets.as_ref())
+    }
+
+    /// Every node (with its token hash) and deployment, read inside `tx`.
+    pub(crate) async fn export_fleet(
+        &self,
+        tx: &mut Transaction<'_, DB>,
+    ) -> Result<(Vec<NodeExport>, Vec<Deployment>)> {
+        let records = sqlx::query_as::<_, NodeRow>(super::sql::NODES_BY_NAME_SQL)
+            .fetch_all(&mut **tx)
+            .await?;
+        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SQL).fetch(&mut **tx);
+        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
+            .fetch_all(&mut **tx)
+            .await?;
+        Ok((
+            super::rows::with_token_hashes(records, hashes)?,
+            deployments,
+        ))
+    }
+
+    /// Refuses (`Conflict`) a target that holds nodes or deployments, inside `tx`.
+    pub(crate) async fn check_empty(tx: &mut Transaction<'_, DB>) -> Result<()> {
+        let (nodes,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&mut **tx)
+            .await?;
+        let (deployments,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployments")
+            .fetch_one(&mut **tx)
+            .await?;
+        if nodes + deployments > 0 {
+            return Err(crate::Error::Conflict(format!(
+                "the target database is not empty ({nodes} nodes, {deployments} deployments)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the nodes of an import inside `tx`, at `version`.
+    pub(crate) async fn import_nodes(
+        tx: &mut Transaction<'_, DB>,
+        nodes: &[NodeExport],
+        version: u64,
+    ) -> Result<()> {
+        for NodeExport { record, token_hash } in nodes {
+            let capabilities = encode_json(&record.capabilities)?;
+            let tags = encode_json(&record.tags)?;
+            let metrics = record.metrics.as_ref().map(encode_json).transpose()?;
+            sqlx::query(super::sql::IMPORT_NODE_SQL)
+                .bind(record.id.as_str())
+                .bind(record.name.as_str())
+                .bind(record.ip.as_str())
+                .bind(capabilities.as_str())
+                .bind(tags.as_str())
+                .bind(token_hash.as_str())
+                .bind(record.registered_at)
+                .bind(record.last_seen)
+                .bind(metrics.as_deref())
+                .bind(record.schedulable)
+                .bind(column(version))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
