@@ -29,11 +29,11 @@ pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Secrets>,
     /// Users, API tokens and cluster secrets.
-    tables: super::access::SqlTables<Postgres>,
+    tables: super::tables::SqlTables<Postgres>,
 }
 
 /// The tables both backends share, on PostgreSQL.
-type Tables = super::access::SqlTables<Postgres>;
+type Tables = super::tables::SqlTables<Postgres>;
 
 /// The channel every replica's writes of deployments are announced on.
 const FLEET_CHANNEL: &str = "miaas_fleet";
@@ -62,7 +62,7 @@ impl PostgresStore {
             super::migrations::check_applied(&pool, &migrator).await?;
         }
         Ok(Self {
-            tables: super::access::SqlTables {
+            tables: super::tables::SqlTables {
                 writer: pool.clone(),
                 reader: pool.clone(),
                 secrets: options.secrets.clone(),
@@ -266,10 +266,10 @@ fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl super::access::WithSqlTables for PostgresStore {
+impl super::tables::WithSqlTables for PostgresStore {
     type Db = Postgres;
 
-    fn tables(&self) -> &super::access::SqlTables<Postgres> {
+    fn tables(&self) -> &super::tables::SqlTables<Postgres> {
         &self.tables
     }
 }

@@ -21,7 +21,7 @@ use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 /// The tables both backends share, on SQLite.
-type Tables = super::access::SqlTables<Sqlite>;
+type Tables = super::tables::SqlTables<Sqlite>;
 
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,7 +35,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     secrets: Option<Secrets>,
     /// Users, API tokens and cluster secrets.
-    tables: super::access::SqlTables<Sqlite>,
+    tables: super::tables::SqlTables<Sqlite>,
     /// The lock on the file: a server owns it (nothing else writes it), a local
     /// command shares it (no server starts meanwhile). `None` when no lock file
     /// could be made.
@@ -68,7 +68,7 @@ impl SqliteStore {
                     .connect_with(options)
                     .await?;
                 Self {
-                    tables: super::access::SqlTables {
+                    tables: super::tables::SqlTables {
                         writer: pool.clone(),
                         reader: pool.clone(),
                         secrets: store_options.secrets.clone(),
@@ -113,7 +113,7 @@ impl SqliteStore {
                     .await
                     .map_err(cannot_open)?;
                 Self {
-                    tables: super::access::SqlTables {
+                    tables: super::tables::SqlTables {
                         writer: writer.clone(),
                         reader: reader.clone(),
                         secrets: options.secrets.clone(),
@@ -193,7 +193,7 @@ impl SqliteStore {
     }
 }
 
-impl super::access::WithSqlTables for SqliteStore {
+impl super::tables::WithSqlTables for SqliteStore {
     type Db = Sqlite;
 
     fn tables(&self) -> &Tables {

@@ -6,14 +6,14 @@
 
 use sqlx::{Database, Transaction};
 
-use super::access::{RowsAffected, SqlTables};
-use super::rows::{DeploymentRow, NodeRow, ReservationRow, StoredNodeRow, encode_json};
-use super::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
-use super::{ClusterVersion, FleetChanges, NodeExport, NodeUpsert, StoredNode};
+use super::{RowsAffected, SqlTables};
 use crate::Result;
 use crate::model::page::DeploymentKey;
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
+use crate::store::rows::{DeploymentRow, NodeRow, ReservationRow, StoredNodeRow, encode_json};
+use crate::store::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
+use crate::store::{ClusterVersion, FleetChanges, NodeExport, NodeUpsert, StoredNode};
 
 /// An `i64` column value of a count or version.
 fn column(n: impl TryInto<i64>) -> i64 {
@@ -77,7 +77,7 @@ where
         since: u64,
         version: ClusterVersion,
     ) -> Result<FleetChanges> {
-        let nodes = sqlx::query_as::<_, StoredNodeRow>(super::sql::NODES_SINCE_SQL)
+        let nodes = sqlx::query_as::<_, StoredNodeRow>(crate::store::sql::NODES_SINCE_SQL)
             .bind(column(since))
             .fetch_all(&mut **tx)
             .await?;
@@ -87,10 +87,11 @@ where
         } else {
             None
         };
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SINCE_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_SINCE_SQL)
             .bind(column(since))
             .fetch(&mut **tx);
-        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        let deployments =
+            crate::store::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
         Ok(FleetChanges {
             version,
             since,
@@ -108,12 +109,14 @@ where
         &self,
         nodes: &[NodeUpsert<'_>],
     ) -> Result<Vec<Option<String>>> {
-        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let (mut tx, version) = self
+            .begin_write(crate::store::version::BUMP_VERSION_SQL)
+            .await?;
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
             let capabilities = encode_json(node.capabilities)?;
             let tags = encode_json(&node.tags)?;
-            let id: Option<(String,)> = sqlx::query_as(super::sql::UPSERT_NODE_SQL)
+            let id: Option<(String,)> = sqlx::query_as(crate::store::sql::UPSERT_NODE_SQL)
                 .bind(node.new_id)
                 .bind(node.name)
                 .bind(node.ip)
@@ -133,10 +136,12 @@ where
 
     /// Heartbeats in one transaction, each only moving `last_seen` forward.
     pub(crate) async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
-        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let (mut tx, version) = self
+            .begin_write(crate::store::version::BUMP_VERSION_SQL)
+            .await?;
         for (node_id, metrics) in batch {
             let encoded = encode_json(metrics)?;
-            sqlx::query(super::sql::HEARTBEAT_SQL)
+            sqlx::query(crate::store::sql::HEARTBEAT_SQL)
                 .bind(metrics.reported_at)
                 .bind(encoded.as_str())
                 .bind(column(version.version))
@@ -155,7 +160,9 @@ where
         node_id: &str,
         metrics: &NodeMetrics,
     ) -> Result<Option<f64>> {
-        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
+        let (mut tx, version) = self
+            .begin_write(crate::store::version::BUMP_VERSION_SQL)
+            .await?;
         let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = $1")
             .bind(node_id)
             .fetch_optional(&mut *tx)
@@ -179,8 +186,10 @@ where
     /// A cordon or tag change.
     pub(crate) async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
-        let (mut tx, version) = self.begin_write(super::version::BUMP_VERSION_SQL).await?;
-        let done = sqlx::query(super::sql::UPDATE_NODE_SQL)
+        let (mut tx, version) = self
+            .begin_write(crate::store::version::BUMP_VERSION_SQL)
+            .await?;
+        let done = sqlx::query(crate::store::sql::UPDATE_NODE_SQL)
             .bind(update.schedulable)
             .bind(tags.as_deref())
             .bind(column(version.version))
@@ -206,7 +215,7 @@ where
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(super::sql::NODES_PAGE_SQL)
+        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODES_PAGE_SQL)
             .bind(after.unwrap_or_default())
             .bind(column(limit))
             .fetch_all(&self.reader)
@@ -222,18 +231,18 @@ where
         after: Option<&DeploymentKey>,
         limit: usize,
     ) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_PAGE_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_PAGE_SQL)
             .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
             .bind(after.map_or("", |k| k.deployment_id.as_str()))
             .bind(column(limit))
             .fetch_all(&self.reader)
             .await?;
-        super::rows::into_deployments(rows, self.secrets.as_ref())
+        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
     }
 
     /// One node by id.
     pub(crate) async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(super::sql::NODE_BY_ID_SQL)
+        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODE_BY_ID_SQL)
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
@@ -243,7 +252,7 @@ where
 
     /// Every node, by name.
     pub(crate) async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(super::sql::NODES_BY_NAME_SQL)
+        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODES_BY_NAME_SQL)
             .fetch_all(&self.reader)
             .await?
             .into_iter()
@@ -266,10 +275,12 @@ where
 
     /// What every placed deployment reserves, oldest first.
     pub(crate) async fn reservations(&self) -> Result<Vec<Reservation>> {
-        let rows: Vec<ReservationRow> = sqlx::query_as(super::sql::RESERVATIONS_SQL)
+        let rows: Vec<ReservationRow> = sqlx::query_as(crate::store::sql::RESERVATIONS_SQL)
             .fetch_all(&self.reader)
             .await?;
-        rows.into_iter().map(super::rows::reservation).collect()
+        rows.into_iter()
+            .map(crate::store::rows::reservation)
+            .collect()
     }
 
     /// Whether any deployment waits for capacity.
@@ -285,16 +296,16 @@ where
 
     /// Deployments placed on `node_id` or still to be removed from it.
     pub(crate) async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_OF_NODE_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_OF_NODE_SQL)
             .bind(node_id)
             .fetch_all(&self.reader)
             .await?;
-        super::rows::into_deployments(rows, self.secrets.as_ref())
+        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
     }
 
     /// One deployment by id.
     pub(crate) async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENT_BY_ID_SQL)
+        sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENT_BY_ID_SQL)
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
@@ -304,10 +315,10 @@ where
 
     /// Every deployment, oldest first.
     pub(crate) async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SQL)
+        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_SQL)
             .fetch_all(&self.reader)
             .await?;
-        super::rows::into_deployments(rows, self.secrets.as_ref())
+        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
     }
 
     /// Every node (with its token hash) and deployment, read inside `tx`.
@@ -315,16 +326,18 @@ where
         &self,
         tx: &mut Transaction<'_, DB>,
     ) -> Result<(Vec<NodeExport>, Vec<Deployment>)> {
-        let records = sqlx::query_as::<_, NodeRow>(super::sql::NODES_BY_NAME_SQL)
+        let records = sqlx::query_as::<_, NodeRow>(crate::store::sql::NODES_BY_NAME_SQL)
             .fetch_all(&mut **tx)
             .await?;
-        let rows = sqlx::query_as::<_, DeploymentRow>(super::sql::DEPLOYMENTS_SQL).fetch(&mut **tx);
-        let deployments = super::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+        let rows =
+            sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_SQL).fetch(&mut **tx);
+        let deployments =
+            crate::store::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
         let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
             .fetch_all(&mut **tx)
             .await?;
         Ok((
-            super::rows::with_token_hashes(records, hashes)?,
+            crate::store::rows::with_token_hashes(records, hashes)?,
             deployments,
         ))
     }
@@ -355,7 +368,7 @@ where
             let capabilities = encode_json(&record.capabilities)?;
             let tags = encode_json(&record.tags)?;
             let metrics = record.metrics.as_ref().map(encode_json).transpose()?;
-            sqlx::query(super::sql::IMPORT_NODE_SQL)
+            sqlx::query(crate::store::sql::IMPORT_NODE_SQL)
                 .bind(record.id.as_str())
                 .bind(record.name.as_str())
                 .bind(record.ip.as_str())
