@@ -365,3 +365,55 @@ fn a_replica_without_the_shared_key_refuses_to_start_and_says_which_key() {
     let (status, _) = first.terminate();
     assert!(status.success());
 }
+
+/// Each replica keeps the fleet and remembered credentials in memory; what another
+/// replica committed must hold on the very next request, without any wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_sees_the_others_writes_and_revocations_on_the_next_request() {
+    let Some(url) = postgres().await else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("miaas.key");
+    let secure = |c: &mut miaas_server::ServerConfig| {
+        c.secret_key_file = Some(key_file.clone());
+        c.auth = miaas_server::AuthMode::On;
+    };
+    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), secure).await;
+    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, secure).await;
+    let token = a.api_token("operator").await;
+    // b reads the fleet and remembers the token
+    assert_eq!(b.get_as(&token, "/api/v1/nodes").await.0, 200);
+
+    let (status, node) = a
+        .post_as(&a.join_token, "/api/v1/nodes/register", &sized("n1", 4))
+        .await;
+    assert_eq!(status, 201, "{node}");
+    let id = node["node_id"].as_str().unwrap().to_string();
+    let (status, seen) = b.get_as(&token, &format!("/api/v1/nodes/{id}")).await;
+    assert_eq!((status, seen["name"].clone()), (200, json!("n1")), "{seen}");
+
+    let admin = a.admin_token().await;
+    let cordon = a
+        .client
+        .patch(a.url(&format!("/api/v1/nodes/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({"schedulable": false}));
+    assert_eq!(send(cordon).await.0, 200);
+    let (_, seen) = b.get_as(&token, &format!("/api/v1/nodes/{id}")).await;
+    assert_eq!(seen["schedulable"], false, "{seen}");
+
+    let (_, tokens) = a.get_as(&admin, "/api/v1/tokens").await;
+    let token_id = tokens.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoke = a
+        .client
+        .delete(a.url(&format!("/api/v1/tokens/{token_id}")))
+        .bearer_auth(&admin);
+    assert!(send(revoke).await.0 < 300);
+    assert_eq!(
+        b.get_as(&token, "/api/v1/nodes").await.0,
+        401,
+        "revoked on a, refused by b's next request"
+    );
+}

@@ -13,8 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::rows::encode_json;
+use super::tables::DecisionStart;
 use super::url::redact_url;
-use super::version::{BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL};
+use super::version::{BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL};
 use super::{
     AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeUpsert,
     Store, StoreOptions,
@@ -386,24 +387,14 @@ impl Store for PostgresStore {
     }
 
     async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided> {
-        let (mut tx, version) = self.tables.begin_write(BUMP_VERSION_SQL).await?;
-        let before = ClusterVersion {
-            version: version.before_write(),
-            ..version
+        let (mut tx, version, writes) = match self.tables.begin_decision(known, decider).await? {
+            DecisionStart::Decided(decided) => return Ok(decided),
+            DecisionStart::Write {
+                tx,
+                version,
+                writes,
+            } => (tx, version, writes),
         };
-        // read committed: each statement sees every write committed before the
-        // version's row lock was granted
-        let changes = match known {
-            Some(known) if known != before.version => {
-                self.tables.read_changes(&mut tx, known, before).await?
-            }
-            _ => FleetChanges::none(before),
-        };
-        let writes = decider(changes)?;
-        if writes.is_empty() {
-            tx.rollback().await?;
-            return Ok(Decided { version: before });
-        }
         // one statement for the whole decision: the version's lock is held briefly
         self.write_deployments(&mut tx, &writes, version.version)
             .await?;

@@ -11,7 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::rows::encode_json;
-use super::version::{BUMP_NODES_REMOVED_SQL, BUMP_VERSION_SQL};
+use super::tables::DecisionStart;
+use super::version::BUMP_NODES_REMOVED_SQL;
 use super::{
     AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, NodeUpsert, SqliteTarget,
     Store, StoreOptions,
@@ -294,22 +295,14 @@ impl Store for SqliteStore {
     }
 
     async fn decide(&self, known: Option<u64>, decider: Decider<'_>) -> Result<Decided> {
-        let (mut tx, version) = self.tables.begin_write(BUMP_VERSION_SQL).await?;
-        let before = ClusterVersion {
-            version: version.before_write(),
-            ..version
+        let (mut tx, version, writes) = match self.tables.begin_decision(known, decider).await? {
+            DecisionStart::Decided(decided) => return Ok(decided),
+            DecisionStart::Write {
+                tx,
+                version,
+                writes,
+            } => (tx, version, writes),
         };
-        let changes = match known {
-            Some(known) if known != before.version => {
-                self.tables.read_changes(&mut tx, known, before).await?
-            }
-            _ => FleetChanges::none(before),
-        };
-        let writes = decider(changes)?;
-        if writes.is_empty() {
-            tx.rollback().await?;
-            return Ok(Decided { version: before });
-        }
         for deployment in &writes {
             self.write_deployment(&mut tx, deployment, version.version)
                 .await?;

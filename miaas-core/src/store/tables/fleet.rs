@@ -13,7 +13,24 @@ use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
 use crate::store::rows::{DeploymentRow, NodeRow, ReservationRow, StoredNodeRow, encode_json};
 use crate::store::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
-use crate::store::{ClusterVersion, FleetChanges, NodeExport, NodeUpsert, StoredNode};
+use crate::store::{
+    ClusterVersion, Decided, Decider, FleetChanges, NodeExport, NodeUpsert, StoredNode,
+};
+
+/// How [`SqlTables::begin_decision`] ended.
+pub(crate) enum DecisionStart<DB: Database> {
+    /// Nothing to write: the decision is made.
+    Decided(Decided),
+    /// Write `writes` at `version` inside `tx`, then commit.
+    Write {
+        /// The open transaction, holding the version's row lock.
+        tx: Transaction<'static, DB>,
+        /// The version the writes carry.
+        version: ClusterVersion,
+        /// What the decision wrote.
+        writes: Vec<Deployment>,
+    },
+}
 
 /// An `i64` column value of a count or version.
 fn column(n: impl TryInto<i64>) -> i64 {
@@ -52,6 +69,42 @@ where
         let mut tx = self.writer.begin_with(self.begin).await?;
         let row: VersionRow = sqlx::query_as(bump).fetch_one(&mut *tx).await?;
         Ok((tx, ClusterVersion::from_row(row)))
+    }
+
+    /// The part of a decision both backends share: under the version's row lock,
+    /// hands `decider` what changed since `known`, and answers the open
+    /// transaction with the version to write at and what to write; or, when there
+    /// is nothing to write, the version read (the transaction rolled back).
+    pub(crate) async fn begin_decision(
+        &self,
+        known: Option<u64>,
+        decider: Decider<'_>,
+    ) -> Result<DecisionStart<DB>> {
+        let (mut tx, version) = self
+            .begin_write(crate::store::version::BUMP_VERSION_SQL)
+            .await?;
+        let before = ClusterVersion {
+            version: version.before_write(),
+            ..version
+        };
+        // (PostgreSQL: read committed, so each statement sees every write
+        // committed before the version's row lock was granted)
+        let changes = match known {
+            Some(known) if known != before.version => {
+                self.read_changes(&mut tx, known, before).await?
+            }
+            _ => FleetChanges::none(before),
+        };
+        let writes = decider(changes)?;
+        if writes.is_empty() {
+            tx.rollback().await?;
+            return Ok(DecisionStart::Decided(Decided { version: before }));
+        }
+        Ok(DecisionStart::Write {
+            tx,
+            version,
+            writes,
+        })
     }
 
     /// The cluster version read inside `tx`.

@@ -7,6 +7,8 @@
 mod access;
 mod fleet;
 
+pub(crate) use fleet::DecisionStart;
+
 use async_trait::async_trait;
 
 use super::access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord, UserRule};
