@@ -247,9 +247,4 @@ impl FleetCache {
             }
         }
     }
-
-    /// Whether the store's process is its only writer.
-    pub fn is_exclusive(&self) -> bool {
-        self.exclusive
-    }
 }
