@@ -408,3 +408,14 @@ mod tests {
         assert_eq!(memory_mb(&json!("12X")), None);
     }
 }
+
+/// The service names of a compose document (empty when it does not parse).
+pub fn service_names(compose: &str) -> Vec<String> {
+    match parse_compose(compose) {
+        Ok(document) => match document.get("services") {
+            Some(Value::Object(services)) => services.keys().cloned().collect(),
+            _ => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    }
+}

@@ -10,6 +10,10 @@ pub enum Error {
     /// The request contradicts the current state.
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for existed but is over (an ended log session, events
+    /// removed by retention).
+    #[error("{0}")]
+    Gone(String),
     /// The input is malformed or out of range; nothing was changed.
     #[error("{0}")]
     Invalid(String),

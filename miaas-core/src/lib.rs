@@ -42,6 +42,7 @@
 pub mod access;
 pub mod clock;
 pub mod compose;
+pub mod events;
 mod error;
 pub mod fleet;
 pub mod host_access;

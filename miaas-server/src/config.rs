@@ -203,6 +203,29 @@ pub struct ServerConfig {
     /// How often the server looks for offline nodes, lost and pending deployments.
     #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+
+    /// Also serve `GET /metrics` on this address, without authentication (for a
+    /// Prometheus scraper on a private network), e.g. `127.0.0.1:9090`.
+    #[arg(long, env = "MIAAS_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// Add per-node series to `/metrics` (one series per node and metric: mind
+    /// the cardinality of large fleets).
+    #[arg(long, env = "MIAAS_METRICS_PER_NODE")]
+    pub metrics_per_node: bool,
+
+    /// The most events kept (older ones are removed; a follower asking for them
+    /// gets `410`).
+    #[arg(long, env = "MIAAS_EVENT_RETENTION", default_value_t = 100_000)]
+    pub event_retention: u64,
+
+    /// How long events are kept.
+    #[arg(long, env = "MIAAS_EVENT_MAX_AGE", default_value = "7d", value_parser = parse_duration)]
+    pub event_max_age: Duration,
+
+    /// The most log sessions one node serves at once (more are answered `429`).
+    #[arg(long, env = "MIAAS_MAX_LOG_SESSIONS_PER_NODE", default_value_t = 8)]
+    pub max_log_sessions_per_node: usize,
 }
 
 impl ServerConfig {
@@ -240,6 +263,11 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(60),
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
+            metrics_listen: None,
+            metrics_per_node: false,
+            event_retention: 100_000,
+            event_max_age: Duration::from_secs(7 * 24 * 3600),
+            max_log_sessions_per_node: 8,
         }
     }
 
@@ -312,6 +340,9 @@ impl ServerConfig {
             },
             access_token_ttl: self.access_token_ttl,
             host_access_role: self.allow_unsafe_compose,
+            max_log_sessions_per_node: self.max_log_sessions_per_node,
+            event_retention_count: self.event_retention,
+            event_retention_age: self.event_max_age,
         }
     }
 }

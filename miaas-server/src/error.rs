@@ -101,6 +101,7 @@ impl From<miaas_core::Error> for ApiError {
         let status = match &err {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
+            E::Gone(_) => StatusCode::GONE,
             E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::Unauthorized(_) | E::Expired(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -105,6 +105,10 @@ impl FleetCache {
 
 #[async_trait]
 impl Store for FleetCache {
+    fn streams(&self) -> &dyn crate::store::StreamStore {
+        self.inner.streams()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }

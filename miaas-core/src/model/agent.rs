@@ -17,6 +17,9 @@ pub struct DesiredState {
     pub deployments: Vec<DesiredDeployment>,
     /// Deployments to stop and remove.
     pub remove: Vec<RemovalOrder>,
+    /// Log sessions to serve: send each one's lines up until answered `410`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<super::LogRequest>,
     /// A fingerprint of this state: give it back as `?index=` with `?wait=` and
     /// the answer comes when the state differs from it (also in `X-MIaaS-Index`).
     #[serde(default)]

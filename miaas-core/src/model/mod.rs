@@ -19,7 +19,9 @@ mod agent;
 mod capabilities;
 mod deployment;
 mod env;
+mod event;
 mod heartbeat;
+mod logs;
 mod node;
 pub mod number;
 pub mod page;
@@ -42,7 +44,9 @@ pub use deployment::{
     MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
 };
 pub use env::Env;
+pub use event::{Event, EventBounds, EventFilter, NewEvent};
 pub use heartbeat::{Heartbeat, HeartbeatAck};
+pub use logs::{LogLine, LogQuery, LogRequest, LogSession, MAX_TAIL};
 pub use node::{
     Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,
     RegistrationResponse, free_resources,

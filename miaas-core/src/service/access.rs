@@ -8,7 +8,7 @@ use crate::access::jwt::{self, SigningKey};
 use crate::access::{Principal, password};
 use crate::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest, NewUser,
-    PasswordChange, Role, TokenRequest, User, validate_password,
+    Event, PasswordChange, Role, TokenRequest, User, validate_password,
 };
 use crate::store::{ApiTokenRecord, UserRecord};
 use crate::token::hash_token;
@@ -94,6 +94,12 @@ impl Service {
     /// is `Unauthorized`; one that matched once but no longer does (expired,
     /// revoked, its user removed) is `Expired`.
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
+        let principal = self.principal_of(bearer).await?;
+        crate::events::origin::note_principal(&principal);
+        Ok(principal)
+    }
+
+    async fn principal_of(&self, bearer: Option<&str>) -> Result<Principal> {
         let Some(token) = bearer else {
             return Ok(Principal::Anonymous);
         };
@@ -206,6 +212,15 @@ impl Service {
         };
         self.store.insert_user(&record).await?;
         tracing::info!(username = %new.username, role = %new.role, "user created");
+        self.record(vec![
+            Event::new(
+                "user.created",
+                "user",
+                &new.username,
+                format!("user {} created ({})", new.username, new.role),
+            )
+            .with("role", new.role.as_str()),
+        ]);
         Ok(CreatedUser {
             user: record.user,
             password: generated,
@@ -227,6 +242,12 @@ impl Service {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, "user removed");
+        self.record(vec![Event::new(
+            "user.removed",
+            "user",
+            username,
+            format!("user {username} removed"),
+        )]);
         Ok(())
     }
 
@@ -264,6 +285,16 @@ impl Service {
             })
             .await?;
         tracing::info!(id = %info.id, name = %info.name, role = %info.role, "API token created");
+        self.record(vec![
+            Event::new(
+                "token.created",
+                "token",
+                &info.id,
+                format!("API token {} created ({})", info.name, info.role),
+            )
+            .with("name", info.name.as_str())
+            .with("role", info.role.as_str()),
+        ]);
         Ok(CreatedApiToken { info, token })
     }
 
@@ -301,6 +332,12 @@ impl Service {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, by = %caller.describe(), "password changed; earlier access tokens revoked");
+        self.record(vec![Event::new(
+            "user.password_changed",
+            "user",
+            username,
+            format!("password of {username} changed"),
+        )]);
         Ok(())
     }
 
@@ -315,6 +352,12 @@ impl Service {
             return Err(Error::NotFound(format!("API token {id:?} not found")));
         }
         tracing::info!(%id, "API token revoked");
+        self.record(vec![Event::new(
+            "token.revoked",
+            "token",
+            id,
+            format!("API token {id} revoked"),
+        )]);
         Ok(())
     }
 
@@ -333,6 +376,12 @@ impl Service {
             .put_cluster_secret(JOIN_TOKEN, &join_token, self.now())
             .await?;
         tracing::info!("join token rotated");
+        self.record(vec![Event::new(
+            "join_token.rotated",
+            "cluster",
+            "join-token",
+            "join token rotated: the old one no longer registers nodes".into(),
+        )]);
         Ok(JoinToken { join_token })
     }
 

@@ -61,6 +61,7 @@ impl Service {
             node_id: node_id.to_string(),
             deployments: Vec::new(),
             remove: Vec::new(),
+            logs: self.log_requests(node_id).await?,
             index: 0,
         };
         for d in self.store.deployments_of_node(node_id).await? {

@@ -7,6 +7,7 @@ mod deployments;
 mod heartbeats;
 mod ledger;
 mod lifecycle;
+mod logs;
 mod nodes;
 mod signals;
 
@@ -15,13 +16,14 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
-use crate::model::Deployment;
+use crate::model::{Deployment, Event, NewEvent};
 use crate::placement::{Candidate, Cluster, PlacementEngine, PlacementSettings};
 use crate::store::{Decision, Snapshot, Store};
 use std::any::Any;
 
 pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
+pub use logs::{LogEnd, LogReader, MAX_LOG_BATCH};
 pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
 /// How long a health check waits for the database.
@@ -44,6 +46,12 @@ pub struct ServiceSettings {
     /// The least role that may deploy compose documents with host access
     /// (privileged, host namespaces, capabilities, devices, host paths).
     pub host_access_role: crate::model::Role,
+    /// The most log sessions one node serves at once.
+    pub max_log_sessions_per_node: usize,
+    /// The most events kept.
+    pub event_retention_count: u64,
+    /// How long events are kept.
+    pub event_retention_age: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -55,6 +63,9 @@ impl Default for ServiceSettings {
             placement: PlacementSettings::default(),
             access_token_ttl: Duration::from_secs(3600),
             host_access_role: crate::model::Role::Admin,
+            max_log_sessions_per_node: 8,
+            event_retention_count: 100_000,
+            event_retention_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -80,6 +91,10 @@ pub struct Service {
     /// Reconciles after a change that may free or add capacity, one for all the
     /// changes that came before it began.
     reconcile_rounds: Arc<crate::rounds::Rounds<bool>>,
+    /// Nodes with log sessions opened here, and word of lines received.
+    log_nodes: Arc<logs::LogNodes>,
+    /// Every change, for followers.
+    events: Arc<crate::events::EventLog>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -99,6 +114,8 @@ impl Service {
     ) -> Self {
         Self {
             started_at: clock.now(),
+            events: crate::events::EventLog::new(store.clone()),
+            log_nodes: Arc::default(),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
@@ -123,7 +140,10 @@ impl Service {
         change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync,
     ) -> Result<(Vec<Deployment>, T)> {
         let change = |snapshot: &Snapshot| {
-            change(snapshot).map(|(writes, outcome)| Decision::new(writes, outcome))
+            change(snapshot).map(|(writes, outcome)| {
+                let events = crate::events::deployment_events(snapshot, &writes);
+                Decision::new(writes, (outcome, events))
+            })
         };
         let decided = self.store.transact(&change).await;
         self.typed(decided)
@@ -136,7 +156,10 @@ impl Service {
         change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
     ) -> Result<(Vec<Deployment>, T)> {
         let change = move |snapshot: &Snapshot| {
-            change(snapshot).map(|(writes, outcome)| Decision::new(writes, outcome))
+            change(snapshot).map(|(writes, outcome)| {
+                let events = crate::events::deployment_events(snapshot, &writes);
+                Decision::new(writes, (outcome, events))
+            })
         };
         let decided = self.store.transact_shared(Box::new(change)).await;
         self.typed(decided)
@@ -144,14 +167,47 @@ impl Service {
 
     /// What a decision wrote, with its result as the type its change gave it; wakes
     /// the long-polls of the nodes it touched (every node's, when it failed: it may
-    /// have committed all the same).
+    /// have committed all the same) and records its events.
     fn typed<T: Any>(&self, decided: Result<Decision>) -> Result<(Vec<Deployment>, T)> {
         let decision = decided.inspect_err(|_| self.signals.notify_all())?;
         self.signals.notify_written(&decision.writes);
-        let outcome = decision.outcome.downcast::<T>().map_err(|_| {
-            crate::Error::Unavailable("a decision answered with another type".into())
-        })?;
-        Ok((decision.writes, *outcome))
+        let (outcome, events) = *decision
+            .outcome
+            .downcast::<(T, Vec<Event>)>()
+            .map_err(|_| crate::Error::Unavailable("a decision answered with another type".into()))?;
+        self.record(events);
+        Ok((decision.writes, outcome))
+    }
+
+    /// Records events of a change just committed, on behalf of the request being
+    /// served (its actor and address), now.
+    pub(crate) fn record(&self, events: Vec<Event>) {
+        self.record_new(events.into_iter().map(NewEvent::from).collect());
+    }
+
+    /// As [`Self::record`], with dedupe keys.
+    pub(crate) fn record_new(&self, mut events: Vec<NewEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let origin = crate::events::Origin::current();
+        let actor = origin.as_ref().and_then(crate::events::Origin::actor);
+        let now = self.now();
+        for new in &mut events {
+            new.event.time = now;
+            if new.event.actor.is_none() {
+                new.event.actor.clone_from(&actor);
+            }
+            if let Some(origin) = &origin {
+                new.event.client.clone_from(&origin.client);
+            }
+        }
+        self.events.emit(events);
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &Arc<crate::events::EventLog> {
+        &self.events
     }
 
     /// From the first long-poll on, other replicas' writes wake polls here too.
@@ -245,6 +301,9 @@ impl Service {
     pub async fn close(&self) {
         if let Err(err) = self.flush_heartbeats().await {
             tracing::warn!(error = %err, "heartbeats could not be written at shutdown");
+        }
+        if let Err(err) = self.events.flush().await {
+            tracing::warn!(error = %err, "events could not be written at shutdown");
         }
         self.store.close().await;
     }

@@ -9,7 +9,7 @@ use super::Service;
 use crate::access::{Principal, Registrar};
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
-    DeploymentStatus, Heartbeat, HeartbeatAck, Node, NodeMetrics, NodeRecord, NodeRegistration,
+    DeploymentStatus, Event, Heartbeat, NewEvent, HeartbeatAck, Node, NodeMetrics, NodeRecord, NodeRegistration,
     NodeUpdate, NodeUsage,
 };
 use crate::placement::usage_by_node;
@@ -94,6 +94,20 @@ impl Service {
                 ))
             })?;
         tracing::info!(%node_id, name = %registration.name, "node registered");
+        let name = &registration.name;
+        let summary = if node_id == new_id {
+            format!("node {name} registered ({})", registration.ip)
+        } else {
+            format!("node {name} registered again ({})", registration.ip)
+        };
+        self.record(vec![
+            Event::new("node.registered", "node", &node_id, summary)
+                .with("name", name.as_str())
+                .with("ip", registration.ip.as_str())
+                .with("new", node_id == new_id)
+                .with("cpu_count", registration.capabilities.cpu_count)
+                .with("gpus", registration.capabilities.gpus.len()),
+        ]);
         // New or changed capacity: pending deployments may fit now.
         self.reconcile_if_waiting().await?;
         Ok(NodeCredentials {
@@ -150,6 +164,16 @@ impl Service {
                 .await?
                 .ok_or_else(|| node_not_found(node_id))?;
             tracing::info!(%node_id, "node is back online");
+            self.record_new(vec![NewEvent {
+                event: Event::new(
+                    "node.online",
+                    "node",
+                    node_id,
+                    format!("node {node_id} is back online"),
+                )
+                .with("offline_since", previous),
+                dedupe_key: Some(format!("node.online:{node_id}:{}", millis(previous))),
+            }]);
             self.reconcile_if_waiting().await?;
         } else {
             self.heartbeats.insert(node_id, metrics);
@@ -272,6 +296,22 @@ impl Service {
             return Err(node_not_found(node_id));
         }
         tracing::info!(%node_id, ?update, "node updated");
+        let mut events = Vec::new();
+        if let Some(schedulable) = update.schedulable {
+            let (kind, what) = if schedulable {
+                ("node.uncordoned", "uncordoned: it takes new deployments")
+            } else {
+                ("node.cordoned", "cordoned: it takes no new deployments")
+            };
+            events.push(Event::new(kind, "node", node_id, format!("node {node_id} {what}")));
+        }
+        if let Some(tags) = &update.tags {
+            events.push(
+                Event::new("node.tagged", "node", node_id, format!("node {node_id} tags set"))
+                    .with("tags", tags.clone()),
+            );
+        }
+        self.record(events);
         self.reconcile_if_waiting().await?;
         self.get_node(node_id).await
     }
@@ -279,7 +319,11 @@ impl Service {
     /// The id of the node whose current token `token` is; none or unknown is
     /// `Unauthorized`.
     pub async fn node_of_token(&self, token: Option<&str>) -> Result<String> {
-        Ok(self.node_and_last_seen(token).await?.0)
+        let node_id = self.node_and_last_seen(token).await?.0;
+        crate::events::origin::note_principal(&Principal::Node {
+            node_id: node_id.clone(),
+        });
+        Ok(node_id)
     }
 
     async fn node_and_last_seen(&self, token: Option<&str>) -> Result<(String, f64)> {
@@ -307,6 +351,20 @@ impl Service {
         self.cordon(node_id).await?;
         let report = self.evacuate(node_id, true).await?;
         tracing::info!(%node_id, moved = report.moved.len(), pending = report.pending.len(), "node drained");
+        self.record(vec![
+            Event::new(
+                "node.drained",
+                "node",
+                node_id,
+                format!(
+                    "node {node_id} drained: {} moved, {} pending",
+                    report.moved.len(),
+                    report.pending.len()
+                ),
+            )
+            .with("moved", report.moved.len())
+            .with("pending", report.pending.len()),
+        ]);
         Ok(report)
     }
 
@@ -319,6 +377,11 @@ impl Service {
         // its own long-poll learns that it is gone
         self.signals.notify([node_id]);
         tracing::info!(%node_id, "node deregistered");
+        self.record(vec![
+            Event::new("node.removed", "node", node_id, format!("node {node_id} removed"))
+                .with("moved", report.moved.len())
+                .with("pending", report.pending.len()),
+        ]);
         self.reconcile().await?;
         Ok(report)
     }
@@ -451,4 +514,9 @@ mod tests {
             assert!(!shown.contains("secret"), "{shown}");
         }
     }
+}
+
+/// Epoch seconds as whole milliseconds, for keys.
+pub(super) fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
 }

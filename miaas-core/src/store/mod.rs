@@ -13,6 +13,7 @@ pub mod postgres;
 mod rows;
 mod snapshot;
 mod sql;
+pub mod stream;
 pub mod sqlite;
 mod tables;
 mod url;
@@ -31,6 +32,7 @@ pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
 pub use owner::{OwnerLock, lock_path};
 pub use snapshot::{ReservationChange, Snapshot};
+pub use stream::StreamStore;
 pub use url::{DatabaseUrl, redact_url};
 pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
@@ -117,6 +119,9 @@ pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync>
 /// method returns.
 #[async_trait]
 pub trait Store: AccessStore + Send + Sync + 'static {
+    /// The event log and log sessions.
+    fn streams(&self) -> &dyn StreamStore;
+
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;
 

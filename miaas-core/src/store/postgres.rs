@@ -277,6 +277,10 @@ impl super::tables::WithSqlTables for PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn streams(&self) -> &dyn super::StreamStore {
+        &self.tables
+    }
+
     fn listen_fleet(&self, on_change: FleetListener) {
         tokio::spawn(Self::listen(self.pool.clone(), on_change));
     }

@@ -204,6 +204,10 @@ impl super::tables::WithSqlTables for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn streams(&self) -> &dyn super::StreamStore {
+        &self.tables
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())

@@ -6,6 +6,7 @@
 
 mod access;
 mod fleet;
+mod stream;
 
 pub(crate) use fleet::DecisionStart;
 
