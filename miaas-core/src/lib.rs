@@ -46,6 +46,7 @@ pub mod events;
 mod error;
 pub mod fleet;
 pub mod host_access;
+mod telemetry;
 pub mod model;
 pub mod placement;
 pub mod private_file;

@@ -35,6 +35,10 @@ pub struct Application {
     flush_interval: std::time::Duration,
     header_read_timeout: std::time::Duration,
     bootstrap: BootstrapCredentials,
+    /// Tells streams that the server shuts down.
+    stop_streams: tokio::sync::watch::Sender<bool>,
+    /// `--metrics-listen`'s listener and router.
+    metrics: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -82,11 +86,22 @@ impl Application {
                  controls the cluster; for local development only"
             );
         }
+        crate::metrics::handle()?;
+        let (stop_streams, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
             auth,
             node_pages: Arc::default(),
+            stopping,
+            metrics_per_node: config.metrics_per_node,
+        };
+        let metrics = match &config.metrics_listen {
+            Some(address) => Some((
+                bind_metrics(address).await?,
+                crate::routes::metrics_only(state.clone()),
+            )),
+            None => None,
         };
         let limits = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
@@ -98,13 +113,15 @@ impl Application {
             }))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
-            .layer(middleware::from_fn_with_state(proxies, resolve_client));
+            .layer(TraceLayer::new_for_http().make_span_with(request_span));
         let router = if auth {
             router
         } else {
             router.layer(middleware::from_fn(require_loopback_host))
         };
+        let router = router
+            .layer(middleware::from_fn(crate::request_id::request_id))
+            .layer(middleware::from_fn_with_state(proxies, resolve_client));
         Ok(Self {
             listener,
             router,
@@ -114,6 +131,8 @@ impl Application {
             flush_interval: config.heartbeat_flush_interval,
             header_read_timeout: config.header_read_timeout,
             bootstrap,
+            stop_streams,
+            metrics,
         })
     }
 
@@ -126,6 +145,11 @@ impl Application {
     /// The address the server listens on.
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         local_addr(&self.listener)
+    }
+
+    /// The address `--metrics-listen` serves on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The port the server listens on.
@@ -147,6 +171,22 @@ impl Application {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
         let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
+        let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
+        let metrics = self.metrics.map(|(listener, router)| {
+            let stopping = crate::routes::streaming::stopped(metrics_stopping);
+            tokio::spawn(crate::serve::serve(
+                listener,
+                router,
+                self.header_read_timeout,
+                stopping,
+            ))
+        });
+        let stop_streams = self.stop_streams;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_streams.send(true);
+            let _ = stop_metrics.send(true);
+        };
         crate::serve::serve(
             self.listener,
             self.router,
@@ -154,6 +194,9 @@ impl Application {
             shutdown,
         )
         .await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         sweeper.abort();
         let _ = sweeper.await;
         // not aborted: a flush in progress finishes, and close() writes the rest
@@ -171,25 +214,60 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .get::<ClientAddr>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
+    let id = request
+        .extensions()
+        .get::<crate::request_id::RequestId>()
+        .map(|id| id.0.as_str())
+        .unwrap_or_default();
     tracing::info_span!(
         "request",
+        request_id = %id,
         method = %request.method(),
         uri = %request.uri(),
         client = %client,
     )
 }
 
+/// How often retention removes old events and log sessions.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// Periodically marks deployments of offline nodes lost, re-places lost ones and
-/// places pending ones (the service decides; this only keeps time).
+/// places pending ones, records nodes going offline, and applies retention (the
+/// service decides; this only keeps time).
 async fn sweep(service: Service, every: std::time::Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned = tokio::time::Instant::now();
     loop {
         ticker.tick().await;
         if let Err(err) = service.reconcile().await {
             tracing::warn!(error = %err, "background reconcile failed; retrying");
         }
+        if let Err(err) = service.watch_liveness().await {
+            tracing::warn!(error = %err, "looking for offline nodes failed; retrying");
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = tokio::time::Instant::now();
+            if let Err(err) = service.prune_streams().await {
+                tracing::warn!(error = %err, "removing old events failed; retrying");
+            }
+        }
     }
+}
+
+/// Listens on `--metrics-listen`.
+async fn bind_metrics(address: &str) -> Result<TcpListener, ServerError> {
+    let addr: SocketAddr = address.parse().map_err(|_| {
+        ServerError::Config(format!(
+            "--metrics-listen {address:?}: an address and port, such as 127.0.0.1:9090"
+        ))
+    })?;
+    crate::serve::listen(&addr.ip().to_string(), addr.port())
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("cannot listen on {address} (--metrics-listen)"),
+            source,
+        })
 }
 
 /// Writes buffered heartbeats on a short interval (the service batches them).

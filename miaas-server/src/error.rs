@@ -32,6 +32,19 @@ pub enum ServerError {
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub detail: String,
+    /// The request's id (also in `X-Request-Id` and in the server's log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    /// A body for the request being served.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            request_id: miaas_core::events::origin::request_id(),
+        }
+    }
 }
 
 /// An HTTP error answer: a status and a `detail`.
@@ -164,9 +177,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(ErrorBody {
-                detail: self.detail,
-            }),
+            Json(ErrorBody::new(self.detail)),
         )
             .into_response();
         if let Some(seconds) = self.retry_after {

@@ -15,4 +15,8 @@ pub struct AppState {
     pub auth: bool,
     /// The last node page served.
     pub node_pages: Arc<crate::page_cache::PageCache>,
+    /// Moves to `true` when the server shuts down: streams end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Whether `/metrics` has per-node series.
+    pub metrics_per_node: bool,
 }

@@ -136,12 +136,14 @@ impl<'a> Planner<'a> {
         deployment.updated_at = self.now;
         let key = serde_json::to_string(&deployment.requirements).ok();
         let known = key.as_ref().and_then(|k| self.unplaceable.get(k)).cloned();
+        let started = std::time::Instant::now();
         let decision = match known {
             Some(summary) => Decision::Unplaceable(summary),
             None => self
                 .engine
                 .decide(self.cluster.candidates(), &deployment.requirements),
         };
+        crate::telemetry::scheduled(&decision, started.elapsed());
         match decision {
             Decision::Placed {
                 node_id, gpu_ids, ..

@@ -4,6 +4,7 @@
 mod access;
 mod agent;
 mod deployments;
+mod fleet_watch;
 mod heartbeats;
 mod ledger;
 mod lifecycle;
@@ -23,6 +24,7 @@ use std::any::Any;
 
 pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
+pub use fleet_watch::{FleetTotals, NodeTotals};
 pub use logs::{LogEnd, LogReader, MAX_LOG_BATCH};
 pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
@@ -93,6 +95,8 @@ pub struct Service {
     reconcile_rounds: Arc<crate::rounds::Rounds<bool>>,
     /// Nodes with log sessions opened here, and word of lines received.
     log_nodes: Arc<logs::LogNodes>,
+    /// The offline transitions this process has seen (and recorded).
+    offline_announced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Every change, for followers.
     events: Arc<crate::events::EventLog>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
@@ -116,6 +120,7 @@ impl Service {
             started_at: clock.now(),
             events: crate::events::EventLog::new(store.clone()),
             log_nodes: Arc::default(),
+            offline_announced: Arc::default(),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
@@ -169,7 +174,10 @@ impl Service {
     /// the long-polls of the nodes it touched (every node's, when it failed: it may
     /// have committed all the same) and records its events.
     fn typed<T: Any>(&self, decided: Result<Decision>) -> Result<(Vec<Deployment>, T)> {
-        let decision = decided.inspect_err(|_| self.signals.notify_all())?;
+        let decision = decided.inspect_err(|_| {
+            self.signals.notify_all();
+            crate::telemetry::schedule_error();
+        })?;
         self.signals.notify_written(&decision.writes);
         let (outcome, events) = *decision
             .outcome

@@ -145,6 +145,7 @@ impl Service {
             self.authenticate_node(node_id, token).await?;
         }
         heartbeat.validate()?;
+        crate::telemetry::heartbeat();
         let now = self.now();
         let metrics = NodeMetrics {
             cpu_usage: heartbeat.cpu_usage,

@@ -4,9 +4,13 @@
 mod cluster;
 mod deployments;
 mod docs;
+mod events;
 mod login;
+mod logs;
+mod metrics;
 mod nodes;
 mod placement;
+pub(crate) mod streaming;
 mod system;
 mod tokens;
 mod users;
@@ -36,6 +40,7 @@ use crate::state::AppState;
         (name = "nodes", description = "Node registration, status and heartbeats"),
         (name = "deployments", description = "Deployments: compose documents plus environment"),
         (name = "placement", description = "Placement dry runs"),
+        (name = "events", description = "The event log: every change, followed live"),
         (name = "users", description = "User accounts (admin)"),
         (name = "tokens", description = "Long-lived API tokens (admin)"),
         (name = "cluster", description = "The join token (admin)"),
@@ -143,6 +148,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(tokens::router())
         .merge(cluster::router())
+        .merge(events::router())
+        .merge(logs::router())
+        .merge(metrics::router())
 }
 
 /// The document as served with `--auth off`: no route asks for a credential, so
@@ -171,6 +179,11 @@ fn without_security(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The router of `--metrics-listen`.
+pub fn metrics_only(state: AppState) -> Router {
+    metrics::unauthenticated(state)
+}
+
 /// The whole application: API routes, documentation, and JSON answers for unknown
 /// routes and methods.
 pub fn router(state: AppState) -> Router {
@@ -178,6 +191,7 @@ pub fn router(state: AppState) -> Router {
     if !state.auth {
         without_security(&mut openapi);
     }
+    let api = api.route_layer(axum::middleware::from_fn(crate::metrics::track));
     api.merge(docs::router(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
