@@ -15,6 +15,7 @@ use crate::client::Client;
 use crate::config::AgentConfig;
 use crate::error::{AgentError, Result};
 use crate::identity::Identity;
+use crate::log_sessions::{LogSessions, Uplink};
 use crate::machine::{self, Probe};
 use crate::reconcile::Reconciler;
 use crate::runtime::Runtime;
@@ -41,6 +42,8 @@ struct Agent {
     strays_removed: bool,
     /// The index of the desired state last brought about (for the long-poll).
     index: Option<u64>,
+    /// The log sessions being served.
+    log_sessions: LogSessions,
 }
 
 /// Runs the agent until `shutdown` completes (deployments keep running), or until
@@ -54,6 +57,7 @@ pub async fn run(
     let identity = Identity::load(&config.state_dir)?
         .filter(|i| i.server == client.base() && i.name == config.name);
     let reconciler = Reconciler::new(runtime.clone(), &config.state_dir);
+    let log_sessions = LogSessions::new(runtime.clone(), config.state_dir.join("deployments"));
     let mut agent = Agent {
         config,
         client,
@@ -66,6 +70,7 @@ pub async fn run(
         next_heartbeat: Instant::now(),
         strays_removed: false,
         index: None,
+        log_sessions,
     };
     tokio::select! {
         result = agent.live() => result,
@@ -134,6 +139,12 @@ impl Agent {
             .client
             .desired_state(&identity.node_id, &identity.node_token, self.index, wait)
             .await?;
+        let uplink = Uplink {
+            client: self.client.clone(),
+            node_id: identity.node_id.clone(),
+            token: identity.node_token.clone(),
+        };
+        self.log_sessions.sync(&desired, &uplink);
         if !self.strays_removed {
             self.reconciler.remove_strays(&desired).await;
             self.strays_removed = true;

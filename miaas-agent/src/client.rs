@@ -108,6 +108,41 @@ impl Client {
             .map(drop)
     }
 
+    /// Sends a batch of log lines (NDJSON) for log session `session_id`; `false`
+    /// when the session ended (stop sending).
+    pub async fn send_logs(
+        &self,
+        node_id: &str,
+        token: &str,
+        session_id: &str,
+        batch: String,
+        end: bool,
+    ) -> Result<bool> {
+        let url = format!(
+            "{}/api/v1/nodes/{node_id}/logs/{session_id}?end={end}",
+            self.base
+        );
+        let response = self
+            .http
+            .post(url)
+            .timeout(REQUEST_TIMEOUT)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(batch)
+            .send()
+            .await
+            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(true);
+        }
+        if status == StatusCode::GONE || status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        let detail = response.text().await.unwrap_or_default();
+        Err(AgentError::Refused(format!("{status}: {detail}")))
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

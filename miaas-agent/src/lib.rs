@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod gpus;
 pub mod identity;
+mod log_sessions;
 pub mod machine;
 mod reconcile;
 pub mod runtime;

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo};
+use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
 use tokio::process::Command;
 
 use super::compose_file::rendered_for_node;
@@ -44,13 +46,23 @@ impl DockerRuntime {
     }
 
     async fn compose(&self, project: &str, args: &[&str]) -> Result<String, String> {
+        let (program, all) = self.compose_command(project, args)?;
+        run(program, &all).await
+    }
+
+    /// The program and arguments of `compose -p project args`.
+    fn compose_command<'a>(
+        &'a self,
+        project: &'a str,
+        args: &[&'a str],
+    ) -> Result<(&'a str, Vec<&'a str>), String> {
         let Some(compose) = &self.compose else {
             return Err("Docker Compose is not installed on this node".into());
         };
         let mut all: Vec<&str> = compose[1..].iter().map(String::as_str).collect();
         all.extend(["-p", project]);
         all.extend_from_slice(args);
-        run(&compose[0], &all).await
+        Ok((&compose[0], all))
     }
 }
 
@@ -186,6 +198,64 @@ impl Runtime for DockerRuntime {
         .await
         .map(|text| text.lines().map(str::to_string).collect())
         .unwrap_or_default()
+    }
+
+    /// `compose logs --no-color --timestamps`, line by line.
+    async fn logs(
+        &self,
+        project: &str,
+        dir: &Path,
+        request: &LogRequest,
+        lines: mpsc::Sender<LogLine>,
+    ) -> Result<(), String> {
+        let compose_path = dir.join("compose.yaml").display().to_string();
+        let tail = request.tail.map(|t| t.to_string());
+        let mut args = vec!["-f", compose_path.as_str(), "logs", "--no-color", "--timestamps"];
+        if request.follow {
+            args.push("--follow");
+        }
+        if let Some(tail) = &tail {
+            args.extend(["--tail", tail.as_str()]);
+        }
+        if let Some(since) = &request.since {
+            args.extend(["--since", since.as_str()]);
+        }
+        if let Some(service) = &request.service {
+            // after `--`: a name can never be taken for an option
+            args.extend(["--", service.as_str()]);
+        }
+        let (program, args) = self.compose_command(project, &args)?;
+        let mut child = Command::new(program)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| format!("cannot run {program}: {err}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| "the logs command has no output".to_string())?;
+        let mut reader = tokio::io::BufReader::new(stdout).lines();
+        loop {
+            let next = tokio::select! {
+                next = reader.next_line() => next,
+                () = lines.closed() => break,
+            };
+            match next {
+                Ok(Some(text)) => {
+                    let line = super::log_lines::parse(&text);
+                    if lines.send(line).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => return Err(format!("reading the logs failed: {err}")),
+            }
+        }
+        // dropping the child kills a `--follow` still running
+        let _ = child.start_kill();
+        Ok(())
     }
 
     async fn engine(&self) -> Option<DockerInfo> {

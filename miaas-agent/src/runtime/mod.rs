@@ -2,12 +2,14 @@
 
 mod compose_file;
 mod docker;
+mod log_lines;
 mod simulated;
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo};
+use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use tokio::sync::mpsc;
 
 pub use compose_file::{project_name, rendered_for_node};
 pub use docker::DockerRuntime;
@@ -42,4 +44,15 @@ pub trait Runtime: Send + Sync {
 
     /// The container engine, for the node's capabilities (`None`: none reported).
     async fn engine(&self) -> Option<DockerInfo>;
+
+    /// Sends the log lines of project `project` that `request` asks for into
+    /// `lines`, until they are all sent (or, with `follow`, until `lines` is
+    /// closed); an error message when they cannot be read.
+    async fn logs(
+        &self,
+        project: &str,
+        dir: &Path,
+        request: &LogRequest,
+        lines: mpsc::Sender<LogLine>,
+    ) -> Result<(), String>;
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo};
+use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use tokio::sync::mpsc;
 
 use super::{Health, Runtime};
 
@@ -70,6 +71,43 @@ impl Runtime for SimulatedRuntime {
 
     async fn engine(&self) -> Option<DockerInfo> {
         None
+    }
+
+    /// Generated lines: up to 50 of the `tail` asked for, then, with `follow`, one
+    /// every 200 ms.
+    async fn logs(
+        &self,
+        _project: &str,
+        dir: &Path,
+        request: &LogRequest,
+        lines: mpsc::Sender<LogLine>,
+    ) -> Result<(), String> {
+        if !dir.join(MARKER).exists() {
+            return Err(format!("simulated: {} is not running here", request.deployment_id));
+        }
+        let service = request.service.clone().unwrap_or_else(|| "app".into());
+        let line = |text: String| LogLine {
+            ts: Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+            service: service.clone(),
+            stream: "stdout".into(),
+            line: text,
+        };
+        let id = &request.deployment_id;
+        for n in 1..=request.tail.unwrap_or(200).min(50) {
+            if lines.send(line(format!("simulated line {n} of {id}"))).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !request.follow {
+            return Ok(());
+        }
+        for n in 1.. {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if lines.send(line(format!("simulated live line {n} of {id}"))).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
