@@ -60,7 +60,8 @@ impl LogSessions {
             }
             let task = tokio::spawn(serve(
                 self.runtime.clone(),
-                self.deployments_dir.join(project_name(&request.deployment_id)),
+                self.deployments_dir
+                    .join(project_name(&request.deployment_id)),
                 request.clone(),
                 uplink.clone(),
             ));

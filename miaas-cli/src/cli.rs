@@ -61,7 +61,17 @@ pub enum Command {
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
     /// List deployments (shortcut for `deployments list`).
-    Ps,
+    Ps {
+        /// Keep the list on screen, printed again at each change (follows the
+        /// event stream; needs --server or a local database).
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Show the event log: every change of nodes and deployments (and, for
+    /// admins, of users, tokens and the join token), one line each.
+    Events(EventsArgs),
+    /// Show a deployment's logs, from the node running it (needs --server).
+    Logs(LogsArgs),
     /// Delete a deployment (shortcut for `deployments rm`).
     Rm {
         /// The deployment's id.
@@ -362,6 +372,47 @@ pub struct DeployArgs {
     /// How long --wait waits (e.g. `30s`, `2m`).
     #[arg(long, default_value = "2m", value_parser = miaas_server::config::parse_duration, requires = "wait")]
     pub timeout: Duration,
+}
+
+/// `miaas events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep waiting for new events (without --since, only new ones come).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only events after this cursor.
+    #[arg(long, value_name = "CURSOR")]
+    pub since: Option<u64>,
+    /// Only these topics: `node`, `deployment`, `deployment:ID`, `node:ID`, `user`
+    /// (repeatable).
+    #[arg(long)]
+    pub topic: Vec<String>,
+    /// Only these types: `deployment.running`, or `deployment` for all of them
+    /// (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+}
+
+/// `miaas logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// Keep printing new lines until interrupted or the deployment is deleted.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many earlier lines to show (at most 10,000).
+    #[arg(long, default_value_t = 200)]
+    pub tail: u32,
+    /// Only this compose service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only lines since this time: RFC 3339 or relative (`10m`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show each line's time.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
 }
 
 /// `miaas plan`.

@@ -72,7 +72,9 @@ async fn run(cli: Cli) -> Result<()> {
                 backend,
                 output: cli.output,
             };
-            commands::run(&ctx, command).await
+            let outcome = commands::run(&ctx, command).await;
+            ctx.backend.finish().await;
+            outcome
         }
     }
 }

@@ -42,11 +42,10 @@
 pub mod access;
 pub mod clock;
 pub mod compose;
-pub mod events;
 mod error;
+pub mod events;
 pub mod fleet;
 pub mod host_access;
-mod telemetry;
 pub mod model;
 pub mod placement;
 pub mod private_file;
@@ -54,6 +53,7 @@ mod rounds;
 pub mod secrets;
 pub mod service;
 pub mod store;
+mod telemetry;
 pub mod token;
 pub mod validate;
 

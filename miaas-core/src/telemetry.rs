@@ -11,7 +11,8 @@ pub(crate) fn scheduled(decision: &Decision, took: Duration) {
     metrics::histogram!("miaas_scheduling_duration_seconds").record(took.as_secs_f64());
     match decision {
         Decision::Placed { .. } => {
-            metrics::counter!("miaas_schedule_attempts_total", "result" => "scheduled").increment(1);
+            metrics::counter!("miaas_schedule_attempts_total", "result" => "scheduled")
+                .increment(1);
         }
         Decision::Unplaceable(summary) => {
             metrics::counter!("miaas_schedule_attempts_total", "result" => "unschedulable")

@@ -175,11 +175,7 @@ impl From<BytesRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(ErrorBody::new(self.detail)),
-        )
-            .into_response();
+        let mut response = (self.status, Json(ErrorBody::new(self.detail))).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

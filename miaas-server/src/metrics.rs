@@ -34,7 +34,9 @@ pub fn handle() -> Result<&'static PrometheusHandle, ServerError> {
     if HANDLE.set(handle).is_ok() {
         // the first to set the handle installs its recorder
         if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("another metrics recorder is installed; /metrics shows only fleet gauges");
+            tracing::warn!(
+                "another metrics recorder is installed; /metrics shows only fleet gauges"
+            );
         }
         metrics::gauge!("miaas_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         describe();
@@ -46,18 +48,53 @@ pub fn handle() -> Result<&'static PrometheusHandle, ServerError> {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("miaas_http_requests_total", "HTTP requests answered, by route template and status");
-    describe_histogram!("miaas_http_request_duration_seconds", Unit::Seconds, "Time to answer HTTP requests (to the response head)");
-    describe_counter!("miaas_schedule_attempts_total", "Placement decisions, by result");
-    describe_histogram!("miaas_scheduling_duration_seconds", Unit::Seconds, "Time to decide one placement");
-    describe_counter!("miaas_unschedulable_total", "Nodes rejected by unschedulable decisions, by reason");
-    describe_gauge!("miaas_pending_deployments", "Deployments waiting for a node");
-    describe_gauge!("miaas_nodes", "Nodes by status (cordoned counts nodes also counted online or offline)");
+    describe_counter!(
+        "miaas_http_requests_total",
+        "HTTP requests answered, by route template and status"
+    );
+    describe_histogram!(
+        "miaas_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer HTTP requests (to the response head)"
+    );
+    describe_counter!(
+        "miaas_schedule_attempts_total",
+        "Placement decisions, by result"
+    );
+    describe_histogram!(
+        "miaas_scheduling_duration_seconds",
+        Unit::Seconds,
+        "Time to decide one placement"
+    );
+    describe_counter!(
+        "miaas_unschedulable_total",
+        "Nodes rejected by unschedulable decisions, by reason"
+    );
+    describe_gauge!(
+        "miaas_pending_deployments",
+        "Deployments waiting for a node"
+    );
+    describe_gauge!(
+        "miaas_nodes",
+        "Nodes by status (cordoned counts nodes also counted online or offline)"
+    );
     describe_gauge!("miaas_deployments", "Deployments by status");
-    describe_gauge!("miaas_cluster_capacity", "What online nodes offer, by resource (base units)");
-    describe_gauge!("miaas_cluster_allocated", "What placed deployments reserve, by resource (base units)");
-    describe_counter!("miaas_heartbeats_received_total", "Heartbeats received by this server");
-    describe_counter!("miaas_heartbeats_missed_total", "Nodes that went offline for want of heartbeats");
+    describe_gauge!(
+        "miaas_cluster_capacity",
+        "What online nodes offer, by resource (base units)"
+    );
+    describe_gauge!(
+        "miaas_cluster_allocated",
+        "What placed deployments reserve, by resource (base units)"
+    );
+    describe_counter!(
+        "miaas_heartbeats_received_total",
+        "Heartbeats received by this server"
+    );
+    describe_counter!(
+        "miaas_heartbeats_missed_total",
+        "Nodes that went offline for want of heartbeats"
+    );
     describe_gauge!("miaas_build_info", "The server's version");
 }
 
@@ -101,9 +138,12 @@ pub async fn scrape(service: &Service, per_node: bool) -> Result<String, miaas_c
     }
     for node in &totals.per_node {
         let name = node.name.clone();
-        metrics::gauge!("miaas_node_up", "node" => name.clone()).set(f64::from(u8::from(node.online)));
-        metrics::gauge!("miaas_node_cpu_usage_ratio", "node" => name.clone()).set(node.cpu_usage / 100.0);
-        metrics::gauge!("miaas_node_memory_usage_ratio", "node" => name.clone()).set(node.mem_usage / 100.0);
+        metrics::gauge!("miaas_node_up", "node" => name.clone())
+            .set(f64::from(u8::from(node.online)));
+        metrics::gauge!("miaas_node_cpu_usage_ratio", "node" => name.clone())
+            .set(node.cpu_usage / 100.0);
+        metrics::gauge!("miaas_node_memory_usage_ratio", "node" => name.clone())
+            .set(node.mem_usage / 100.0);
         metrics::gauge!("miaas_node_deployments", "node" => name).set(node.deployments as f64);
     }
     Ok(handle.render())

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
 use tokio::process::Command;
+use tokio::sync::mpsc;
 
 use super::compose_file::rendered_for_node;
 use super::{Health, Runtime};
@@ -210,7 +210,13 @@ impl Runtime for DockerRuntime {
     ) -> Result<(), String> {
         let compose_path = dir.join("compose.yaml").display().to_string();
         let tail = request.tail.map(|t| t.to_string());
-        let mut args = vec!["-f", compose_path.as_str(), "logs", "--no-color", "--timestamps"];
+        let mut args = vec![
+            "-f",
+            compose_path.as_str(),
+            "logs",
+            "--no-color",
+            "--timestamps",
+        ];
         if request.follow {
             args.push("--follow");
         }

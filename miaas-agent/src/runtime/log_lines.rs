@@ -27,7 +27,9 @@ pub(crate) fn parse(text: &str) -> LogLine {
 /// `web-1` → `web`, `web_1` → `web` (the container's index dropped).
 fn service_of(container: &str) -> String {
     match container.rsplit_once(['-', '_']) {
-        Some((service, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+        Some((service, index))
+            if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             service.to_string()
         }
         _ => container.to_string(),
@@ -54,7 +56,10 @@ mod tests {
         let v1 = parse("db_1   | 2026-12-02T10:00:00.5Z ready");
         assert_eq!((v1.service.as_str(), v1.line.as_str()), ("db", "ready"));
         let bare = parse("no prefix at all");
-        assert_eq!((bare.service.as_str(), bare.ts, bare.line.as_str()), ("", None, "no prefix at all"));
+        assert_eq!(
+            (bare.service.as_str(), bare.ts, bare.line.as_str()),
+            ("", None, "no prefix at all")
+        );
         let empty = parse("api-12  | 2026-12-02T10:00:00Z");
         assert_eq!((empty.service.as_str(), empty.line.as_str()), ("api", ""));
     }

@@ -83,7 +83,10 @@ impl Runtime for SimulatedRuntime {
         lines: mpsc::Sender<LogLine>,
     ) -> Result<(), String> {
         if !dir.join(MARKER).exists() {
-            return Err(format!("simulated: {} is not running here", request.deployment_id));
+            return Err(format!(
+                "simulated: {} is not running here",
+                request.deployment_id
+            ));
         }
         let service = request.service.clone().unwrap_or_else(|| "app".into());
         let line = |text: String| LogLine {
@@ -94,7 +97,11 @@ impl Runtime for SimulatedRuntime {
         };
         let id = &request.deployment_id;
         for n in 1..=request.tail.unwrap_or(200).min(50) {
-            if lines.send(line(format!("simulated line {n} of {id}"))).await.is_err() {
+            if lines
+                .send(line(format!("simulated line {n} of {id}")))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -103,7 +110,11 @@ impl Runtime for SimulatedRuntime {
         }
         for n in 1.. {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if lines.send(line(format!("simulated live line {n} of {id}"))).await.is_err() {
+            if lines
+                .send(line(format!("simulated live line {n} of {id}")))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use miaas_core::access::Principal;
 use miaas_core::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
-    DeploymentRequest, JoinToken, LoginRequest, NewUser, Node, NodeUpdate, PasswordChange,
-    TokenRequest, User,
+    DeploymentRequest, Event, JoinToken, LogLine, LogQuery, LoginRequest, NewUser, Node,
+    NodeUpdate, PasswordChange, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::Backend;
+use super::{Backend, EventFeed, EventsRequest, LogFeed};
 use crate::error::{CliError, Result};
 
 /// Talks to a MIaaS server.
@@ -154,21 +154,122 @@ impl HttpBackend {
         if status.is_success() {
             return Ok((text, next));
         }
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
-            .unwrap_or_else(|| text.trim().to_string());
-        Err(match status {
-            StatusCode::NOT_FOUND => CliError::NotFound(detail),
-            StatusCode::UNAUTHORIZED => CliError::Failed(format!(
-                "{detail} (401 Unauthorized): log in with `miaas login`, or pass a token with \
-                 --token or MIAAS_TOKEN"
-            )),
-            StatusCode::FORBIDDEN => CliError::Failed(format!(
-                "{detail} (403 Forbidden): this token may not do that"
-            )),
-            _ => CliError::Failed(format!("{detail} ({status})")),
+        Err(error_of(status, &text))
+    }
+
+    /// Opens a stream of NDJSON at `url`.
+    async fn stream(&self, url: Url) -> Result<Ndjson> {
+        let mut request = self
+            .client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/x-ndjson");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|err| {
+            CliError::Failed(format!(
+                "cannot reach the MIaaS server at {}: {}",
+                self.base,
+                root_cause(&err)
+            ))
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(error_of(status, &text));
+        }
+        Ok(Ndjson {
+            response,
+            buffer: Vec::new(),
         })
+    }
+}
+
+/// The error an answer that is not a success stands for.
+fn error_of(status: StatusCode, text: &str) -> CliError {
+    let detail = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
+        .unwrap_or_else(|| text.trim().to_string());
+    match status {
+        StatusCode::NOT_FOUND => CliError::NotFound(detail),
+        StatusCode::UNAUTHORIZED => CliError::Failed(format!(
+            "{detail} (401 Unauthorized): log in with `miaas login`, or pass a token with \
+                 --token or MIAAS_TOKEN"
+        )),
+        StatusCode::FORBIDDEN => CliError::Failed(format!(
+            "{detail} (403 Forbidden): this token may not do that"
+        )),
+        _ => CliError::Failed(format!("{detail} ({status})")),
+    }
+}
+
+/// A response read as one JSON value per line.
+struct Ndjson {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl Ndjson {
+    /// The next value; `None` at the end of the stream.
+    async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&line).map(Some).map_err(|err| {
+                    CliError::Failed(format!("unexpected line from the server: {err}"))
+                });
+            }
+            let chunk = self.response.chunk().await.map_err(|err| {
+                CliError::Failed(format!("the stream broke: {}", root_cause(&err)))
+            })?;
+            match chunk {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None if self.buffer.iter().all(u8::is_ascii_whitespace) => return Ok(None),
+                None => self.buffer.push(b'\n'),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventFeed for Ndjson {
+    async fn next(&mut self) -> Result<Option<Event>> {
+        Ndjson::next(self).await
+    }
+}
+
+/// Log lines, and the last `{"end": why}`.
+struct LogLines(Ndjson);
+
+#[async_trait]
+impl LogFeed for LogLines {
+    async fn next(&mut self) -> Result<Option<LogLine>> {
+        let Some(value) = self.0.next::<serde_json::Value>().await? else {
+            return Ok(None);
+        };
+        if let Some(end) = value.get("end").and_then(|e| e.as_str()) {
+            if value.get("error").and_then(serde_json::Value::as_bool) == Some(true) {
+                return Err(CliError::Failed(end.to_string()));
+            }
+            return Ok(None);
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|err| CliError::Failed(format!("unexpected line from the server: {err}")))
+    }
+}
+
+/// Events read already.
+pub(super) struct EventList(pub(super) std::collections::VecDeque<Event>);
+
+#[async_trait]
+impl EventFeed for EventList {
+    async fn next(&mut self) -> Result<Option<Event>> {
+        Ok(self.0.pop_front())
     }
 }
 
@@ -299,5 +400,68 @@ impl Backend for HttpBackend {
     async fn rotate_join_token(&self) -> Result<JoinToken> {
         let path = ["api", "v1", "cluster", "join-token", "rotate"];
         self.call(Method::POST, &path, Some(&json!({}))).await
+    }
+
+    async fn events(&self, request: &EventsRequest) -> Result<Box<dyn EventFeed>> {
+        let url = |since: Option<u64>| -> Result<Url> {
+            let mut url = self.url(&["api", "v1", "events"])?;
+            {
+                let mut query = url.query_pairs_mut();
+                if let Some(since) = since {
+                    query.append_pair("since", &since.to_string());
+                }
+                for topic in &request.topics {
+                    query.append_pair("topic", topic);
+                }
+                for kind in &request.types {
+                    query.append_pair("type", kind);
+                }
+                if !request.follow {
+                    query.append_pair("follow", "false");
+                    query.append_pair("limit", "1000");
+                }
+            }
+            Ok(url)
+        };
+        if request.follow {
+            return Ok(Box::new(self.stream(url(request.since)?).await?));
+        }
+        let mut events = std::collections::VecDeque::new();
+        let mut since = request.since;
+        loop {
+            let (text, next) = self
+                .send_for_page(Method::GET, url(since)?, NO_BODY)
+                .await?;
+            let page: Vec<Event> = serde_json::from_str(&text).map_err(|err| {
+                CliError::Failed(format!("unexpected answer from the server: {err}"))
+            })?;
+            let next = next.and_then(|n| n.parse::<u64>().ok());
+            let more = !page.is_empty() && next.is_some() && next != since;
+            events.extend(page);
+            if !more {
+                return Ok(Box::new(EventList(events)));
+            }
+            since = next;
+        }
+    }
+
+    async fn logs(&self, deployment_id: &str, query: &LogQuery) -> Result<Box<dyn LogFeed>> {
+        let mut url = self.url(&["api", "v1", "deployments", deployment_id, "logs"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(follow) = query.follow {
+                pairs.append_pair("follow", &follow.to_string());
+            }
+            if let Some(tail) = query.tail {
+                pairs.append_pair("tail", &tail.to_string());
+            }
+            if let Some(since) = &query.since {
+                pairs.append_pair("since", since);
+            }
+            if let Some(service) = &query.service {
+                pairs.append_pair("service", service);
+            }
+        }
+        Ok(Box::new(LogLines(self.stream(url).await?)))
     }
 }

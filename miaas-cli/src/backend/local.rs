@@ -6,12 +6,13 @@ use async_trait::async_trait;
 use miaas_core::access::Principal;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
-    JoinToken, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
+    Event, EventFilter, JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange,
+    TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
 
-use super::Backend;
+use super::{Backend, EventFeed, EventsRequest, LogFeed};
 use crate::error::{CliError, Result};
 use miaas_core::secrets::{KeySettings, Redacted};
 use miaas_core::store::{StoreOptions, connect_with};
@@ -137,5 +138,67 @@ impl Backend for LocalBackend {
 
     async fn rotate_join_token(&self) -> Result<JoinToken> {
         Ok(self.service.rotate_join_token().await?)
+    }
+
+    async fn events(&self, request: &EventsRequest) -> Result<Box<dyn EventFeed>> {
+        let filter = EventFilter {
+            topics: request.topics.clone(),
+            types: request.types.clone(),
+            admin: true,
+        };
+        let log = self.service.events();
+        let since = match (request.since, request.follow) {
+            (None, false) => Some(log.bounds().await?.pruned_through),
+            (since, _) => since,
+        };
+        let mut follower = log.follow(since, filter).await?.map_err(|gone| {
+            CliError::Failed(format!(
+                "events after cursor {} were removed; the oldest kept come after {}",
+                since.unwrap_or_default(),
+                gone.oldest
+            ))
+        })?;
+        if request.follow {
+            return Ok(Box::new(Followed {
+                follower,
+                batch: std::collections::VecDeque::new(),
+            }));
+        }
+        let mut events = std::collections::VecDeque::new();
+        loop {
+            let batch = follower.read().await?;
+            if batch.is_empty() {
+                return Ok(Box::new(super::http::EventList(events)));
+            }
+            events.extend(batch.iter().map(|e| (**e).clone()));
+        }
+    }
+
+    async fn logs(&self, _deployment_id: &str, _query: &LogQuery) -> Result<Box<dyn LogFeed>> {
+        Err(CliError::Usage(
+            "logs come from the node through a server: give --server (or MIAAS_SERVER)".into(),
+        ))
+    }
+
+    async fn finish(&self) {
+        if let Err(err) = self.service.events().flush().await {
+            eprintln!("warning: events could not be written: {err}");
+        }
+    }
+}
+
+/// Events followed in local mode.
+struct Followed {
+    follower: miaas_core::events::Follower,
+    batch: std::collections::VecDeque<std::sync::Arc<Event>>,
+}
+
+#[async_trait]
+impl EventFeed for Followed {
+    async fn next(&mut self) -> Result<Option<Event>> {
+        while self.batch.is_empty() {
+            self.batch.extend(self.follower.next_batch().await?);
+        }
+        Ok(self.batch.pop_front().map(|e| (*e).clone()))
     }
 }

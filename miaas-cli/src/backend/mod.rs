@@ -1,19 +1,21 @@
 //! Where commands send their work: a server over HTTP, or a database directly.
 //! Both implement [`Backend`], so every command is written once.
 
+mod feeds;
 mod http;
 mod local;
 
 use async_trait::async_trait;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
-    JoinToken, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
+    JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
 
 use crate::error::Result;
 
+pub use feeds::{EventFeed, EventsRequest, LogFeed};
 pub use http::HttpBackend;
 pub use local::{LocalBackend, local_options};
 
@@ -58,4 +60,10 @@ pub trait Backend: Send + Sync {
     async fn join_token(&self) -> Result<JoinToken>;
     /// Replace the join token.
     async fn rotate_join_token(&self) -> Result<JoinToken>;
+    /// The event log, followed or read.
+    async fn events(&self, request: &EventsRequest) -> Result<Box<dyn EventFeed>>;
+    /// A deployment's logs.
+    async fn logs(&self, deployment_id: &str, query: &LogQuery) -> Result<Box<dyn LogFeed>>;
+    /// Finishes the work still in flight (local mode writes its events).
+    async fn finish(&self) {}
 }

@@ -1,7 +1,7 @@
 //! `miaas deploy -f compose.yml`, with `--wait`.
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use miaas_core::model::{Deployment, DeploymentAction, DeploymentRequest, DeploymentStatus};
@@ -9,11 +9,10 @@ use miaas_core::model::{Deployment, DeploymentAction, DeploymentRequest, Deploym
 use super::Context;
 use super::deployments::node_names;
 use super::input::{environment, project_name, read_compose, requirements};
+use crate::backend::{EventFeed, EventsRequest};
 use crate::cli::DeployArgs;
 use crate::error::{CliError, Result};
 use crate::output::print_data;
-
-const POLL: Duration = Duration::from_millis(250);
 
 /// Submits the compose file and shows where it landed (or why not yet).
 pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
@@ -29,9 +28,20 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
         rendered_compose: input.text,
         action: DeploymentAction::Apply,
     };
+    // following starts before the deploy, so that none of its events is missed
+    let feed = if args.wait {
+        let request = EventsRequest {
+            topics: vec![format!("deployment:{}", request.deployment_id)],
+            follow: true,
+            ..EventsRequest::default()
+        };
+        Some(ctx.backend.events(&request).await?)
+    } else {
+        None
+    };
     let ack = ctx.backend.submit_deployment(&request).await?;
-    let deployment = if args.wait {
-        wait(ctx, &ack.deployment_id, args.timeout).await?
+    let deployment = if let Some(feed) = feed {
+        wait(ctx, &ack.deployment_id, args.timeout, feed).await?
     } else {
         ctx.backend
             .get_deployment(&ack.deployment_id, false)
@@ -67,10 +77,16 @@ async fn describe(ctx: &Context, d: &Deployment) -> Result<String> {
     })
 }
 
-/// Polls until the deployment is scheduled or running; fails when it fails, goes
-/// away, or `timeout` passes (naming why it is not placed).
-async fn wait(ctx: &Context, id: &str, timeout: Duration) -> Result<Deployment> {
-    let deadline = Instant::now() + timeout;
+/// Waits until the deployment is scheduled or running, looking again at each of
+/// its events; fails when it fails, goes away, or `timeout` passes (naming why it
+/// is not placed).
+async fn wait(
+    ctx: &Context,
+    id: &str,
+    timeout: Duration,
+    mut feed: Box<dyn EventFeed>,
+) -> Result<Deployment> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -106,18 +122,25 @@ async fn wait(ctx: &Context, id: &str, timeout: Duration) -> Result<Deployment> 
             }
             DeploymentStatus::Pending | DeploymentStatus::Lost => {}
         }
-        if Instant::now() >= deadline {
-            let why = d
-                .placement
-                .as_ref()
-                .map_or(d.message.clone(), |p| p.message.clone());
-            break Err(CliError::Failed(format!(
-                "timed out after {} waiting for deployment {id} ({}): {why}",
-                humanize(timeout),
-                d.status.as_str()
-            )));
+        match tokio::time::timeout_at(deadline, feed.next()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => {
+                break Err(CliError::Failed(format!(
+                    "the event stream ended while waiting for deployment {id}"
+                )));
+            }
+            Ok(Err(err)) => break Err(err),
+            Err(_) => {}
         }
-        tokio::time::sleep(POLL).await;
+        let why = d
+            .placement
+            .as_ref()
+            .map_or(d.message.clone(), |p| p.message.clone());
+        break Err(CliError::Failed(format!(
+            "timed out after {} waiting for deployment {id} ({}): {why}",
+            humanize(timeout),
+            d.status.as_str()
+        )));
     };
     if let Some(bar) = spinner {
         bar.finish_and_clear();

@@ -5,8 +5,10 @@ pub mod agent;
 pub mod db;
 mod deploy;
 mod deployments;
+mod events;
 mod input;
 pub mod login;
+mod logs;
 mod nodes;
 mod plan;
 mod resolve;
@@ -39,7 +41,10 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Nodes(command) => nodes::run(ctx, command).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
         Command::Deployments(command) => deployments::run(ctx, command).await,
-        Command::Ps => deployments::run(ctx, DeploymentsCommand::List).await,
+        Command::Ps { watch: false } => deployments::run(ctx, DeploymentsCommand::List).await,
+        Command::Ps { watch: true } => events::watch_deployments(ctx).await,
+        Command::Events(args) => events::run(ctx, args).await,
+        Command::Logs(args) => logs::run(ctx, args).await,
         Command::Rm { id } => deployments::run(ctx, DeploymentsCommand::Rm { id }).await,
         Command::Plan(args) => plan::run(ctx, args).await,
         Command::Users(command) => access::users(ctx, command).await,

@@ -21,14 +21,15 @@ pub(crate) fn deployment_events(before: &Snapshot, writes: &[Deployment]) -> Vec
         };
         match previous {
             None => events.push(event("deployment.accepted", format!("{id} accepted"))),
-            Some(previous) if previous.revision != next.revision => events.push(
-                event("deployment.updated", format!("{id} updated to revision {}", next.revision)),
-            ),
+            Some(previous) if previous.revision != next.revision => events.push(event(
+                "deployment.updated",
+                format!("{id} updated to revision {}", next.revision),
+            )),
             Some(_) => {}
         }
-        let moved = previous.and_then(|p| p.node_id.as_deref()).filter(|from| {
-            next.node_id.as_deref().is_some_and(|to| to != *from)
-        });
+        let moved = previous
+            .and_then(|p| p.node_id.as_deref())
+            .filter(|from| next.node_id.as_deref().is_some_and(|to| to != *from));
         if let Some(from) = moved {
             events.push(
                 event(
@@ -66,13 +67,20 @@ fn status_event(next: &Deployment, node: Option<String>) -> Option<Event> {
                 let ids: Vec<String> = next.gpu_ids.iter().map(u32::to_string).collect();
                 format!(" (GPUs {})", ids.join(","))
             };
-            ("deployment.scheduled", format!("{id} scheduled on {on}{gpus}"))
+            (
+                "deployment.scheduled",
+                format!("{id} scheduled on {on}{gpus}"),
+            )
         }
-        DeploymentStatus::Pending => ("deployment.pending", format!("{id} pending: {}", next.message)),
+        DeploymentStatus::Pending => (
+            "deployment.pending",
+            format!("{id} pending: {}", next.message),
+        ),
         DeploymentStatus::Running => ("deployment.running", format!("{id} running on {on}")),
-        DeploymentStatus::Failed => {
-            ("deployment.failed", format!("{id} failed on {on}: {}", next.message))
-        }
+        DeploymentStatus::Failed => (
+            "deployment.failed",
+            format!("{id} failed on {on}: {}", next.message),
+        ),
         DeploymentStatus::Lost => ("deployment.lost", format!("{id} lost: {}", next.message)),
         DeploymentStatus::Deleting => ("deployment.deleting", format!("{id} being deleted")),
         DeploymentStatus::Deleted => ("deployment.deleted", format!("{id} deleted")),
@@ -116,14 +124,20 @@ mod tests {
         let empty = Snapshot::new(Vec::new(), Vec::new());
         let placed = deployment("web", DeploymentStatus::Scheduled, Some("n1"));
         let events = deployment_events(&empty, std::slice::from_ref(&placed));
-        assert_eq!(kinds(&events), ["deployment.accepted", "deployment.scheduled"]);
+        assert_eq!(
+            kinds(&events),
+            ["deployment.accepted", "deployment.scheduled"]
+        );
         assert!(!serde_json::to_string(&events).unwrap().contains("hunter2"));
 
         let before = Snapshot::new(Vec::new(), vec![placed.clone()]);
         let same = deployment_events(&before, std::slice::from_ref(&placed));
         assert!(same.is_empty(), "an unchanged write tells nothing");
         let running = deployment("web", DeploymentStatus::Running, Some("n1"));
-        assert_eq!(kinds(&deployment_events(&before, &[running])), ["deployment.running"]);
+        assert_eq!(
+            kinds(&deployment_events(&before, &[running])),
+            ["deployment.running"]
+        );
         let moved = deployment("web", DeploymentStatus::Scheduled, Some("n2"));
         let events = deployment_events(&before, &[moved]);
         assert_eq!(kinds(&events), ["deployment.moved"]);

@@ -84,7 +84,10 @@ impl EventLog {
             if pending.len() > MAX_PENDING {
                 let excess = pending.len() - MAX_PENDING;
                 pending.drain(..excess);
-                tracing::warn!(dropped = excess, "events could not be stored; the oldest were dropped");
+                tracing::warn!(
+                    dropped = excess,
+                    "events could not be stored; the oldest were dropped"
+                );
             }
         }
         self.writer.call_once(|| {
@@ -185,7 +188,9 @@ impl EventLog {
                     match log.fill_window(&mut known).await {
                         Ok(true) => continue,
                         Ok(false) => {}
-                        Err(err) => tracing::debug!(error = %err, "reading events failed; retrying"),
+                        Err(err) => {
+                            tracing::debug!(error = %err, "reading events failed; retrying")
+                        }
                     }
                     drop(log);
                     if shared {
@@ -261,8 +266,10 @@ impl Follower {
                 return Ok(Vec::new());
             };
             self.after = last.cursor;
-            let admitted: Vec<Arc<Event>> =
-                events.into_iter().filter(|e| self.filter.admits(e)).collect();
+            let admitted: Vec<Arc<Event>> = events
+                .into_iter()
+                .filter(|e| self.filter.admits(e))
+                .collect();
             if !admitted.is_empty() {
                 return Ok(admitted);
             }

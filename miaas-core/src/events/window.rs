@@ -95,7 +95,12 @@ mod tests {
         assert_eq!(window.after(5, 10).map(|e| e.len()), Some(0));
         window.push(vec![event(6), event(8)]);
         let cursors = |after| -> Vec<u64> {
-            window.after(after, 10).unwrap().iter().map(|e| e.cursor).collect()
+            window
+                .after(after, 10)
+                .unwrap()
+                .iter()
+                .map(|e| e.cursor)
+                .collect()
         };
         assert_eq!(cursors(5), [6, 8]);
         assert_eq!(cursors(6), [8]);

@@ -119,11 +119,26 @@ mod tests {
         };
         assert!(ok.validate().is_ok());
         for bad in [
-            LogQuery { tail: Some(MAX_TAIL + 1), ..ok.clone() },
-            LogQuery { since: Some("--follow".into()), ..ok.clone() },
-            LogQuery { since: Some("1h; rm".into()), ..ok.clone() },
-            LogQuery { service: Some(String::new()), ..ok.clone() },
-            LogQuery { service: Some("--tail=all".into()), ..ok.clone() },
+            LogQuery {
+                tail: Some(MAX_TAIL + 1),
+                ..ok.clone()
+            },
+            LogQuery {
+                since: Some("--follow".into()),
+                ..ok.clone()
+            },
+            LogQuery {
+                since: Some("1h; rm".into()),
+                ..ok.clone()
+            },
+            LogQuery {
+                service: Some(String::new()),
+                ..ok.clone()
+            },
+            LogQuery {
+                service: Some("--tail=all".into()),
+                ..ok.clone()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

@@ -7,8 +7,8 @@ use crate::access::credential::{self, API_TOKEN_PREFIX, CredentialKind, JOIN_TOK
 use crate::access::jwt::{self, SigningKey};
 use crate::access::{Principal, password};
 use crate::model::{
-    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, JoinToken, LoginRequest, NewUser,
-    Event, PasswordChange, Role, TokenRequest, User, validate_password,
+    AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Event, JoinToken, LoginRequest,
+    NewUser, PasswordChange, Role, TokenRequest, User, validate_password,
 };
 use crate::store::{ApiTokenRecord, UserRecord};
 use crate::token::hash_token;

@@ -123,8 +123,16 @@ impl Service {
                 };
                 let caps = &node.capabilities;
                 add(&mut totals.capacity, "cpus", caps.cpu_count as f64);
-                add(&mut totals.capacity, "memory_bytes", caps.mem_mb as f64 * MB);
-                add(&mut totals.capacity, "disk_bytes", caps.disk_mb.unwrap_or(0) as f64 * MB);
+                add(
+                    &mut totals.capacity,
+                    "memory_bytes",
+                    caps.mem_mb as f64 * MB,
+                );
+                add(
+                    &mut totals.capacity,
+                    "disk_bytes",
+                    caps.disk_mb.unwrap_or(0) as f64 * MB,
+                );
                 add(&mut totals.capacity, "gpus", caps.gpus.len() as f64);
             }
             if per_node {

@@ -65,8 +65,9 @@ pub struct LogReader {
 }
 
 impl Service {
-    /// Opens a log session for `deployment_id`: the node it runs on is asked for
-    /// its lines. A deployment that runs nowhere is a `Conflict`, a node with too
+    /// Opens a log session for `deployment_id`: the node it is placed on
+    /// (scheduled, running or failed there) is asked for its lines. A deployment
+    /// that runs nowhere (pending, lost, being deleted) is a `Conflict`, a node with too
     /// many sessions open `Throttled`.
     pub async fn open_logs(&self, deployment_id: &str, query: &LogQuery) -> Result<LogReader> {
         query.validate()?;
@@ -76,11 +77,14 @@ impl Service {
             .await?
             .ok_or_else(|| deployment_not_found(deployment_id))?;
         let node_id = match (deployment.status, deployment.node_id.as_deref()) {
-            (DeploymentStatus::Running | DeploymentStatus::Failed, Some(node)) => node.to_string(),
+            (
+                DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed,
+                Some(node),
+            ) => node.to_string(),
             (status, _) => {
                 return Err(Error::Conflict(format!(
-                    "deployment {deployment_id} is {}: logs come from the node running it, \
-                     and it runs on none now",
+                    "deployment {deployment_id} is {}: it runs on no node, so it has no logs \
+                     to show",
                     status.as_str()
                 )));
             }
@@ -213,7 +217,9 @@ impl LogReader {
         loop {
             self.appended.borrow_and_update();
             let streams = self.service.store.streams();
-            let batches = streams.log_batches_after(&self.session_id, self.after).await?;
+            let batches = streams
+                .log_batches_after(&self.session_id, self.after)
+                .await?;
             if let Some((last, _)) = batches.last() {
                 self.after = *last;
                 self.answered = true;
@@ -248,7 +254,11 @@ impl LogReader {
             Some(reason) => return Ok(Some(LogEnd::NodeSilent(reason))),
             None => {}
         }
-        let deployment = self.service.store.get_deployment(&self.deployment_id).await?;
+        let deployment = self
+            .service
+            .store
+            .get_deployment(&self.deployment_id)
+            .await?;
         let here = deployment.as_ref().is_some_and(|d| {
             d.node_id.as_deref() == Some(self.node_id.as_str()) && !d.status.is_removal()
         });

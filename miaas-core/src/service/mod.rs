@@ -182,7 +182,9 @@ impl Service {
         let (outcome, events) = *decision
             .outcome
             .downcast::<(T, Vec<Event>)>()
-            .map_err(|_| crate::Error::Unavailable("a decision answered with another type".into()))?;
+            .map_err(|_| {
+                crate::Error::Unavailable("a decision answered with another type".into())
+            })?;
         self.record(events);
         Ok((decision.writes, outcome))
     }

@@ -9,8 +9,8 @@ use super::Service;
 use crate::access::{Principal, Registrar};
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
-    DeploymentStatus, Event, Heartbeat, NewEvent, HeartbeatAck, Node, NodeMetrics, NodeRecord, NodeRegistration,
-    NodeUpdate, NodeUsage,
+    DeploymentStatus, Event, Heartbeat, HeartbeatAck, NewEvent, Node, NodeMetrics, NodeRecord,
+    NodeRegistration, NodeUpdate, NodeUsage,
 };
 use crate::placement::usage_by_node;
 use crate::store::{NodeUpsert, Snapshot};
@@ -304,12 +304,22 @@ impl Service {
             } else {
                 ("node.cordoned", "cordoned: it takes no new deployments")
             };
-            events.push(Event::new(kind, "node", node_id, format!("node {node_id} {what}")));
+            events.push(Event::new(
+                kind,
+                "node",
+                node_id,
+                format!("node {node_id} {what}"),
+            ));
         }
         if let Some(tags) = &update.tags {
             events.push(
-                Event::new("node.tagged", "node", node_id, format!("node {node_id} tags set"))
-                    .with("tags", tags.clone()),
+                Event::new(
+                    "node.tagged",
+                    "node",
+                    node_id,
+                    format!("node {node_id} tags set"),
+                )
+                .with("tags", tags.clone()),
             );
         }
         self.record(events);
@@ -379,9 +389,14 @@ impl Service {
         self.signals.notify([node_id]);
         tracing::info!(%node_id, "node deregistered");
         self.record(vec![
-            Event::new("node.removed", "node", node_id, format!("node {node_id} removed"))
-                .with("moved", report.moved.len())
-                .with("pending", report.pending.len()),
+            Event::new(
+                "node.removed",
+                "node",
+                node_id,
+                format!("node {node_id} removed"),
+            )
+            .with("moved", report.moved.len())
+            .with("pending", report.pending.len()),
         ]);
         self.reconcile().await?;
         Ok(report)

@@ -82,7 +82,13 @@ impl EventsQuery {
                 other => return Err(invalid(format!("unknown query parameter {other:?}"))),
             }
         }
-        if query.filter.topics.iter().chain(&query.filter.types).any(|f| f.is_empty() || f.len() > 300) {
+        if query
+            .filter
+            .topics
+            .iter()
+            .chain(&query.filter.types)
+            .any(|f| f.is_empty() || f.len() > 300)
+        {
             return Err(invalid("topic and type: 1 to 300 characters".into()));
         }
         Ok(query)

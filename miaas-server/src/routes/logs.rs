@@ -1,12 +1,12 @@
 //! Deployment logs: viewers read them over WebSocket, SSE or NDJSON; nodes send
 //! them up in batches (the server never connects to a node).
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::stream;
 use miaas_core::model::{LogLine, LogQuery};
@@ -35,7 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// line}` and the server closes with a reason when the logs end (code 1000) or
 /// the node does not answer (1011). Without one, Server-Sent Events (one `data:`
 /// per line, then an `end` event) or, with `Accept: application/x-ndjson`, one
-/// line of JSON per log line and a last `{"end": reason}`. `follow=true` keeps
+/// line of JSON per log line and a last `{"end": reason, "error": bool}`
+/// (`error`: the logs stopped short, the node did not answer). `follow=true` keeps
 /// the stream open until the viewer leaves or the deployment is deleted.
 /// A deployment that runs nowhere is `409`; a node already serving the most
 /// sessions is `429`.
@@ -93,7 +94,11 @@ fn line_item(line: &LogLine) -> Item {
 
 fn end_item(end: &LogEnd) -> Item {
     Item {
-        json: serde_json::json!({ "end": end.describe() }).to_string(),
+        json: serde_json::json!({
+            "end": end.describe(),
+            "error": matches!(end, LogEnd::NodeSilent(_)),
+        })
+        .to_string(),
         id: None,
         event: Some("end"),
     }
@@ -189,7 +194,10 @@ async fn send_logs(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = String::from_utf8(body?.to_vec()).map_err(|_| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "the batch is not UTF-8 text")
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the batch is not UTF-8 text",
+        )
     })?;
     state
         .service

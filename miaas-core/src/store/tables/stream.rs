@@ -52,8 +52,8 @@ fn session_of(row: SessionRow) -> Result<LogSession> {
 }
 
 fn event_of((id, body): (i64, String)) -> Result<Event> {
-    let mut event: Event = serde_json::from_str(&body)
-        .map_err(|err| Error::Corrupt(format!("event {id}: {err}")))?;
+    let mut event: Event =
+        serde_json::from_str(&body).map_err(|err| Error::Corrupt(format!("event {id}: {err}")))?;
     event.cursor = u64::try_from(id).unwrap_or_default();
     Ok(event)
 }
@@ -123,9 +123,8 @@ where
     }
 
     async fn event_bounds(&self) -> Result<EventBounds> {
-        let (latest, pruned): (i64, i64) = sqlx::query_as(BOUNDS_SQL)
-            .fetch_one(&self.reader)
-            .await?;
+        let (latest, pruned): (i64, i64) =
+            sqlx::query_as(BOUNDS_SQL).fetch_one(&self.reader).await?;
         let unsigned = |n: i64| u64::try_from(n).unwrap_or_default();
         Ok(EventBounds {
             latest: unsigned(latest),
@@ -184,10 +183,10 @@ where
 
     async fn open_log_sessions(&self, node_id: &str, seen_after: f64) -> Result<Vec<LogSession>> {
         let rows: Vec<SessionRow> = sqlx::query_as(OPEN_SESSIONS_SQL)
-        .bind(node_id)
-        .bind(seen_after)
-        .fetch_all(&self.reader)
-        .await?;
+            .bind(node_id)
+            .bind(seen_after)
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter().map(session_of).collect()
     }
 
@@ -248,8 +247,8 @@ where
         let mut tx = self.writer.begin_with(self.begin).await?;
         sqlx::query(PRUNE_LINES_SQL)
             .bind(before)
-        .execute(&mut *tx)
-        .await?;
+            .execute(&mut *tx)
+            .await?;
         let removed = sqlx::query(PRUNE_SESSIONS_SQL)
             .bind(before)
             .execute(&mut *tx)
