@@ -116,6 +116,20 @@ const ROUTES: &[Route] = &[
     route("delete", "/api/v1/tokens/{id}", ADMIN, 204),
     route("get", "/api/v1/cluster/join-token", ADMIN, 200),
     route("post", "/api/v1/cluster/join-token/rotate", ADMIN, 200),
+    route("get", "/metrics", VIEWER, 200),
+    route("get", "/api/v1/events", VIEWER, 200),
+    route(
+        "get",
+        "/api/v1/deployments/{deployment_id}/logs",
+        VIEWER,
+        200,
+    ),
+    route(
+        "post",
+        "/api/v1/nodes/{node_id}/logs/{session_id}",
+        Rule::Node,
+        204,
+    ),
 ];
 
 /// The status `caller` must get on a route with `rule`.
@@ -161,6 +175,8 @@ struct Fixture {
     revoked: String,
     /// The join token in force (the table rotates it).
     join_token: std::sync::Mutex<String>,
+    /// A log session of the own node, and the stream that keeps it open.
+    session: tokio::sync::Mutex<Option<(String, reqwest::Response)>>,
 }
 
 impl Fixture {
@@ -224,6 +240,7 @@ impl Fixture {
             expired,
             revoked,
             join_token: std::sync::Mutex::new(server.join_token.clone()),
+            session: tokio::sync::Mutex::default(),
             server,
         }
     }
@@ -293,6 +310,10 @@ impl Fixture {
                 assert_eq!(status, 201);
                 format!("/api/v1/tokens/{}", body["id"].as_str().expect("id"))
             }
+            "/api/v1/events" => "/api/v1/events?follow=false".into(),
+            "/api/v1/nodes/{node_id}/logs/{session_id}" => {
+                format!("/api/v1/nodes/{node}/logs/{}", self.open_session().await)
+            }
             other => other
                 .replace("{node_id}", node)
                 .replace("{deployment_id}", "placed"),
@@ -308,6 +329,9 @@ impl Fixture {
             ("post", "/api/v1/deployments/{deployment_id}/status") => {
                 Some(json!({"status": "running"}))
             }
+            ("post", "/api/v1/nodes/{node_id}/logs/{session_id}") => Some(
+                json!({"ts": null, "service": "web", "stream": "stdout", "line": "hello"}),
+            ),
             ("post", "/api/v1/placement/plan") => Some(json!({"requirements": {"cpus": 1}})),
             ("post", "/api/v1/users") => Some(json!({"username": format!("new-{n}")})),
             ("post", "/api/v1/tokens") => Some(json!({"name": format!("t-{n}"), "role": "viewer"})),
@@ -318,6 +342,30 @@ impl Fixture {
             _ => None,
         };
         (path, body)
+    }
+
+    /// A log session of the own node kept open by a viewer (one for the table).
+    async fn open_session(&self) -> String {
+        let mut session = self.session.lock().await;
+        if let Some((id, _)) = &*session {
+            return id.clone();
+        }
+        let server = &self.server;
+        let viewer = (server.client)
+            .get(server.url("/api/v1/deployments/placed/logs?follow=true"))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .expect("logs answer");
+        assert_eq!(viewer.status(), 200);
+        let path = format!("/api/v1/nodes/{}/deployments", self.own_node.0);
+        let (status, desired) = server.get_as(&self.own_node.1, &path).await;
+        assert_eq!(status, 200, "{desired}");
+        let sessions = desired["logs"].as_array().expect("log sessions");
+        let newest = sessions.last().expect("a log session");
+        let id = newest["session_id"].as_str().expect("session id").to_string();
+        *session = Some((id.clone(), viewer));
+        id
     }
 
     async fn fresh_node(&self, n: usize) -> String {
@@ -399,7 +447,19 @@ async fn every_route_answers_every_kind_of_caller_with_the_exact_status() {
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let (status, answer) = send(request).await;
+            let (status, answer) = if route.path.ends_with("/logs") {
+                // a stream: its status is what counts (dropping it ends the session)
+                let response = request.send().await.expect("logs answer");
+                let status = response.status().as_u16();
+                let body = if status == 200 {
+                    Value::Null
+                } else {
+                    response.json().await.unwrap_or(Value::Null)
+                };
+                (status, body)
+            } else {
+                send(request).await
+            };
             if route.path.ends_with("/rotate") && status == 200 {
                 let fresh = answer["join_token"].as_str().expect("join_token");
                 *fixture.join_token.lock().expect("join token") = fresh.to_string();

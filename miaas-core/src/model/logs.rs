@@ -34,7 +34,11 @@ impl LogQuery {
         }
         if let Some(since) = &self.since {
             let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '+' | '-');
-            if since.is_empty() || since.len() > 64 || !since.chars().all(allowed) {
+            if since.is_empty()
+                || since.len() > 64
+                || since.starts_with('-')
+                || !since.chars().all(allowed)
+            {
                 return Err(Error::Invalid(
                     "since: an RFC 3339 time (2026-12-02T10:00:00Z) or a duration (10m)".into(),
                 ));

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::watch;
 
 /// The media type of newline-delimited JSON.
@@ -76,12 +76,27 @@ pub fn respond(
                 .into_response()
         }
         Format::Ndjson => {
-            let lines = items.map(|item| {
-                let mut line = item.json.into_bytes();
-                line.push(b'\n');
-                Ok::<_, Infallible>(Bytes::from(line))
-            });
-            let mut response = Body::from_stream(lines).into_response();
+            let lines = items
+                .map(|item| {
+                    let mut line = item.json.into_bytes();
+                    line.push(b'\n');
+                    Some(Bytes::from(line))
+                })
+                .chain(stream::once(std::future::ready(None)));
+            // blank lines while idle: a viewer gone away is noticed when one cannot
+            // be written, and proxies keep the stream open
+            let start = tokio::time::Instant::now() + KEEP_ALIVE;
+            let blank = stream::unfold(
+                tokio::time::interval_at(start, KEEP_ALIVE),
+                |mut every| async {
+                    every.tick().await;
+                    Some((Some(Bytes::from_static(b"\n")), every))
+                },
+            );
+            let body = stream::select(lines, blank)
+                .take_while(|line| std::future::ready(line.is_some()))
+                .filter_map(|line| std::future::ready(line.map(Ok::<_, Infallible>)));
+            let mut response = Body::from_stream(body).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
