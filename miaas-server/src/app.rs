@@ -228,8 +228,8 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// How often retention removes old events and log sessions.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Retention removes old events and log sessions once every this many sweeps.
+const PRUNE_EVERY_SWEEPS: u32 = 5;
 
 /// Periodically marks deployments of offline nodes lost, re-places lost ones and
 /// places pending ones, records nodes going offline, and applies retention (the
@@ -237,7 +237,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 async fn sweep(service: Service, every: std::time::Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pruned = tokio::time::Instant::now();
+    let mut sweeps = 0u32;
     loop {
         ticker.tick().await;
         if let Err(err) = service.reconcile().await {
@@ -246,8 +246,8 @@ async fn sweep(service: Service, every: std::time::Duration) {
         if let Err(err) = service.watch_liveness().await {
             tracing::warn!(error = %err, "looking for offline nodes failed; retrying");
         }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = tokio::time::Instant::now();
+        sweeps = sweeps.wrapping_add(1);
+        if sweeps.is_multiple_of(PRUNE_EVERY_SWEEPS) {
             if let Err(err) = service.prune_streams().await {
                 tracing::warn!(error = %err, "removing old events failed; retrying");
             }
@@ -397,9 +397,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let app = Application::build(&config).await?;
     let shutdown = shutdown_signal();
     crate::bootstrap::announce(&config, app.bootstrap_credentials())?;
+    let metrics = app
+        .metrics_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(
         address = %app.local_addr()?,
         public_url = %app.public_url(),
+        metrics_address = %metrics,
         "MIaaS control plane listening"
     );
     app.run_until(shutdown).await?;

@@ -2,9 +2,11 @@
 //! SQLite file, in this process ([`TestServer`]) or as the real binary
 //! ([`ServerProcess`]).
 
+mod agent;
 mod cli;
 mod postgres;
 mod process;
+mod streams;
 
 use std::sync::Arc;
 
@@ -14,9 +16,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub use agent::AgentProcess;
 pub use cli::{Run, miaas};
 pub use postgres::OwnPostgres;
 pub use process::{ServerProcess, binary};
+pub use streams::{Lines, STREAM_PATIENCE, Sse, SseEvent};
 
 /// A server running inside the test process on its own database.
 pub struct TestServer {

@@ -33,6 +33,8 @@ pub struct ServerProcess {
     pub base: String,
     log: mpsc::Receiver<String>,
     printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The log line that said where it listens.
+    listening: String,
 }
 
 impl ServerProcess {
@@ -76,7 +78,7 @@ impl ServerProcess {
         });
         let deadline = std::time::Instant::now() + START_DEADLINE;
         let mut seen = Vec::new();
-        let address = loop {
+        let (address, listening) = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
@@ -84,7 +86,7 @@ impl ServerProcess {
                         .split_whitespace()
                         .find_map(|word| word.strip_prefix("address="))
                     {
-                        break addr.to_string();
+                        break (addr.to_string(), line);
                     }
                     seen.push(line);
                 }
@@ -99,7 +101,18 @@ impl ServerProcess {
             base: format!("http://{address}"),
             log: rx,
             printed,
+            listening,
         }
+    }
+
+    /// The value of `field=` in the log line that said where it listens (e.g.
+    /// `metrics_address`).
+    pub fn listening(&self, field: &str) -> Option<String> {
+        let prefix = format!("{field}=");
+        self.listening
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(prefix.as_str()))
+            .map(str::to_string)
     }
 
     /// What the process printed on standard output so far (not its log).

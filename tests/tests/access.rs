@@ -329,9 +329,9 @@ impl Fixture {
             ("post", "/api/v1/deployments/{deployment_id}/status") => {
                 Some(json!({"status": "running"}))
             }
-            ("post", "/api/v1/nodes/{node_id}/logs/{session_id}") => Some(
-                json!({"ts": null, "service": "web", "stream": "stdout", "line": "hello"}),
-            ),
+            ("post", "/api/v1/nodes/{node_id}/logs/{session_id}") => {
+                Some(json!({"ts": null, "service": "web", "stream": "stdout", "line": "hello"}))
+            }
             ("post", "/api/v1/placement/plan") => Some(json!({"requirements": {"cpus": 1}})),
             ("post", "/api/v1/users") => Some(json!({"username": format!("new-{n}")})),
             ("post", "/api/v1/tokens") => Some(json!({"name": format!("t-{n}"), "role": "viewer"})),
@@ -363,7 +363,10 @@ impl Fixture {
         assert_eq!(status, 200, "{desired}");
         let sessions = desired["logs"].as_array().expect("log sessions");
         let newest = sessions.last().expect("a log session");
-        let id = newest["session_id"].as_str().expect("session id").to_string();
+        let id = newest["session_id"]
+            .as_str()
+            .expect("session id")
+            .to_string();
         *session = Some((id.clone(), viewer));
         id
     }

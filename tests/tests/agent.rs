@@ -3,11 +3,12 @@
 //! moving. With the Docker runtime against a stand-in `docker` (and `nvidia-smi`)
 //! on `PATH`: exactly what Docker would receive.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use miaas_tests::{ServerProcess, binary, send};
+use std::process::{Command, Stdio};
+
+use miaas_tests::{AgentProcess, ServerProcess, binary, send};
 use serde_json::{Value, json};
 
 /// A control plane with authentication on, and an admin's token.
@@ -110,6 +111,17 @@ impl ControlPlane {
         }
     }
 
+    /// A `miaas agent` named `name` joining this control plane.
+    fn agent(&self, name: &str, extra: &[&str], env: &[(&str, String)]) -> AgentProcess {
+        let server = &self.server.base;
+        AgentProcess::start(server, &self.join_token, self.dir.path(), name, extra, env)
+    }
+
+    /// A simulated agent.
+    fn simulated(&self, name: &str) -> AgentProcess {
+        AgentProcess::simulated(&self.server.base, &self.join_token, self.dir.path(), name)
+    }
+
     async fn node_named(&self, name: &str) -> Value {
         self.wait_for("/api/v1/nodes", |nodes| {
             nodes
@@ -126,77 +138,6 @@ impl ControlPlane {
     }
 }
 
-/// A `miaas agent` process; killed when dropped.
-struct AgentProcess {
-    child: Option<Child>,
-    state_dir: PathBuf,
-    log: PathBuf,
-}
-
-impl AgentProcess {
-    fn start(cp: &ControlPlane, name: &str, extra: &[&str], env: &[(&str, String)]) -> Self {
-        let state_dir = cp.dir.path().join(format!("agent-{name}"));
-        let log = cp.dir.path().join(format!("agent-{name}.log"));
-        let mut command = Command::new(binary("miaas"));
-        command
-            .args(["--server", &cp.server.base, "agent", "--name", name])
-            .args(["--state-dir", state_dir.to_str().unwrap()])
-            .args(["--heartbeat-interval", "1s"])
-            .args(extra)
-            .env("MIAAS_JOIN_TOKEN", &cp.join_token)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Self {
-            child: Some(command.spawn().expect("start the agent")),
-            state_dir,
-            log,
-        }
-    }
-
-    fn simulated(cp: &ControlPlane, name: &str) -> Self {
-        Self::start(
-            cp,
-            name,
-            &["--runtime", "simulated", "--simulated-start", "50ms"],
-            &[],
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, and wait for the exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let status = child.wait().unwrap();
-            assert!(status.success(), "agent exit {status}: {}", self.log());
-        }
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn running_on(node: &Value) -> impl Fn(&Value) -> bool + '_ {
     move |d: &Value| d["status"] == "running" && d["node_id"] == node["id"]
 }
@@ -204,7 +145,7 @@ fn running_on(node: &Value) -> impl Fn(&Value) -> bool + '_ {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
     let cp = ControlPlane::start(&[]).await;
-    let mut agent = AgentProcess::simulated(&cp, "sim-1");
+    let mut agent = cp.simulated("sim-1");
     let node = cp.node_named("sim-1").await;
     assert_eq!(node["capabilities"]["os"], std::env::consts::OS);
     assert!(node["capabilities"]["cpu_count"].as_u64().unwrap() >= 1);
@@ -243,7 +184,7 @@ async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
     let stopped_at = cp.get("/api/v1/nodes").await.1[0]["last_seen"]
         .as_f64()
         .unwrap();
-    let mut agent = AgentProcess::simulated(&cp, "sim-1");
+    let mut agent = cp.simulated("sim-1");
     let node_again = cp
         .wait_for("/api/v1/nodes", |n| {
             n[0]["last_seen"].as_f64().unwrap_or(0.0) > stopped_at + 1.0
@@ -284,7 +225,7 @@ async fn a_killed_agents_deployment_is_lost_then_runs_elsewhere() {
         "200ms",
     ])
     .await;
-    let mut first = AgentProcess::simulated(&cp, "node-a");
+    let mut first = cp.simulated("node-a");
     let node_a = cp.node_named("node-a").await;
     cp.deploy(&json!({
         "deployment_id": "api", "template_id": "t",
@@ -293,7 +234,7 @@ async fn a_killed_agents_deployment_is_lost_then_runs_elsewhere() {
     .await;
     cp.wait_for("/api/v1/deployments/api", running_on(&node_a))
         .await;
-    let _second = AgentProcess::simulated(&cp, "node-b");
+    let _second = cp.simulated("node-b");
     let node_b = cp.node_named("node-b").await;
 
     first.kill();
@@ -349,7 +290,7 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
         ("PATH", path),
         ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
     ];
-    let agent = AgentProcess::start(&cp, "gpu-1", &["--runtime", "docker"], &env);
+    let agent = cp.agent("gpu-1", &["--runtime", "docker"], &env);
     let node = cp.node_named("gpu-1").await;
     assert_eq!(
         node["capabilities"]["docker"],
@@ -437,8 +378,7 @@ async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
         return;
     };
     let cp = ControlPlane::start(&[]).await;
-    let agent = AgentProcess::start(
-        &cp,
+    let agent = cp.agent(
         "docker-1",
         &["--runtime", "docker"],
         &[("DOCKER_HOST", host.clone())],
@@ -482,8 +422,7 @@ async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_carry_on_through_a_server_restart_and_report_failures() {
     let cp = ControlPlane::start(&[]).await;
-    let _agent = AgentProcess::start(
-        &cp,
+    let _agent = cp.agent(
         "steady",
         &[
             "--runtime",
