@@ -32,6 +32,15 @@ impl Origin {
         }
     }
 
+    /// Work done by `actor` outside any request (the `miaas` command in local
+    /// mode is `console`).
+    pub fn acting(actor: &str) -> Self {
+        Self {
+            actor: Arc::new(Mutex::new(Some(actor.to_string()))),
+            ..Self::default()
+        }
+    }
+
     /// Runs `work` on behalf of this origin.
     pub async fn scope<F: std::future::Future>(self, work: F) -> F::Output {
         ORIGIN.scope(self, work).await
