@@ -257,6 +257,17 @@ fn pin(requirements: &mut Requirements, node: &str, path: &str) -> Result<()> {
     }
 }
 
+/// The service names of a compose document (empty when it does not parse).
+pub fn service_names(compose: &str) -> Vec<String> {
+    match parse_compose(compose) {
+        Ok(document) => match document.get("services") {
+            Some(Value::Object(services)) => services.keys().cloned().collect(),
+            _ => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,16 +417,5 @@ mod tests {
         assert_eq!(memory_mb(&json!("1b")), Some(1));
         assert_eq!(memory_mb(&json!("-1G")), None);
         assert_eq!(memory_mb(&json!("12X")), None);
-    }
-}
-
-/// The service names of a compose document (empty when it does not parse).
-pub fn service_names(compose: &str) -> Vec<String> {
-    match parse_compose(compose) {
-        Ok(document) => match document.get("services") {
-            Some(Value::Object(services)) => services.keys().cloned().collect(),
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
     }
 }

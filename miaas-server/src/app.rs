@@ -247,10 +247,10 @@ async fn sweep(service: Service, every: std::time::Duration) {
             tracing::warn!(error = %err, "looking for offline nodes failed; retrying");
         }
         sweeps = sweeps.wrapping_add(1);
-        if sweeps.is_multiple_of(PRUNE_EVERY_SWEEPS) {
-            if let Err(err) = service.prune_streams().await {
-                tracing::warn!(error = %err, "removing old events failed; retrying");
-            }
+        if sweeps.is_multiple_of(PRUNE_EVERY_SWEEPS)
+            && let Err(err) = service.prune_streams().await
+        {
+            tracing::warn!(error = %err, "removing old events failed; retrying");
         }
     }
 }

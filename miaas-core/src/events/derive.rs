@@ -47,16 +47,14 @@ pub(crate) fn deployment_events(before: &Snapshot, writes: &[Deployment]) -> Vec
         }
         let status_changed = previous.is_none_or(|p| p.status != next.status);
         if status_changed || (moved.is_some() && next.status != DeploymentStatus::Scheduled) {
-            if let Some(status_event) = status_event(next, node_name(next.node_id.as_deref())) {
-                events.push(status_event);
-            }
+            events.push(status_event(next, node_name(next.node_id.as_deref())));
         }
     }
     events
 }
 
 /// The event of a deployment reaching its status.
-fn status_event(next: &Deployment, node: Option<String>) -> Option<Event> {
+fn status_event(next: &Deployment, node: Option<String>) -> Event {
     let id = next.deployment_id.as_str();
     let on = node.clone().unwrap_or_else(|| "no node".into());
     let (kind, summary) = match next.status {
@@ -98,7 +96,7 @@ fn status_event(next: &Deployment, node: Option<String>) -> Option<Event> {
     if next.status == DeploymentStatus::Scheduled {
         event = event.with("gpu_ids", next.gpu_ids.clone());
     }
-    Some(event)
+    event
 }
 
 #[cfg(test)]

@@ -514,6 +514,11 @@ impl std::fmt::Debug for NodeCredentials {
     }
 }
 
+/// Epoch seconds as whole milliseconds, for keys.
+pub(super) fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -530,9 +535,4 @@ mod tests {
             assert!(!shown.contains("secret"), "{shown}");
         }
     }
-}
-
-/// Epoch seconds as whole milliseconds, for keys.
-pub(super) fn millis(seconds: f64) -> i64 {
-    (seconds * 1000.0).round() as i64
 }
