@@ -86,7 +86,9 @@ impl Application {
                  controls the cluster; for local development only"
             );
         }
-        crate::metrics::handle()?;
+        if !config.no_metrics {
+            crate::metrics::handle()?;
+        }
         let (stop_streams, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             service: service.clone(),
@@ -94,6 +96,7 @@ impl Application {
             auth,
             node_pages: Arc::default(),
             stopping,
+            metrics: !config.no_metrics,
             metrics_per_node: config.metrics_per_node,
         };
         let metrics = match &config.metrics_listen {

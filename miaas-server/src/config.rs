@@ -209,6 +209,10 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 
+    /// Record no metrics and serve no `/metrics` (`404`).
+    #[arg(long, env = "MIAAS_NO_METRICS", conflicts_with_all = ["metrics_listen", "metrics_per_node"])]
+    pub no_metrics: bool,
+
     /// Add per-node series to `/metrics` (one series per node and metric: mind
     /// the cardinality of large fleets).
     #[arg(long, env = "MIAAS_METRICS_PER_NODE")]
@@ -264,6 +268,7 @@ impl ServerConfig {
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
             metrics_listen: None,
+            no_metrics: false,
             metrics_per_node: false,
             event_retention: 100_000,
             event_max_age: Duration::from_secs(7 * 24 * 3600),

@@ -17,6 +17,8 @@ pub struct AppState {
     pub node_pages: Arc<crate::page_cache::PageCache>,
     /// Moves to `true` when the server shuts down: streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Whether metrics are recorded and served (not `--no-metrics`).
+    pub metrics: bool,
     /// Whether `/metrics` has per-node series.
     pub metrics_per_node: bool,
 }

@@ -170,7 +170,7 @@ impl Backend for LocalBackend {
             if batch.is_empty() {
                 return Ok(Box::new(super::http::EventList(events)));
             }
-            events.extend(batch.iter().map(|e| (**e).clone()));
+            events.extend(batch.iter().map(|e| e.event.clone()));
         }
     }
 
@@ -190,7 +190,7 @@ impl Backend for LocalBackend {
 /// Events followed in local mode.
 struct Followed {
     follower: miaas_core::events::Follower,
-    batch: std::collections::VecDeque<std::sync::Arc<Event>>,
+    batch: std::collections::VecDeque<std::sync::Arc<miaas_core::events::Published>>,
 }
 
 #[async_trait]
@@ -199,6 +199,6 @@ impl EventFeed for Followed {
         while self.batch.is_empty() {
             self.batch.extend(self.follower.next_batch().await?);
         }
-        Ok(self.batch.pop_front().map(|e| (*e).clone()))
+        Ok(self.batch.pop_front().map(|e| e.event.clone()))
     }
 }

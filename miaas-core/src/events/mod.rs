@@ -52,6 +52,22 @@ impl std::fmt::Debug for EventLog {
     }
 }
 
+/// An event as followers get it: with its JSON, written once for all of them.
+#[derive(Debug)]
+pub struct Published {
+    /// The event.
+    pub event: Event,
+    /// Its JSON.
+    pub json: String,
+}
+
+impl Published {
+    fn new(event: Event) -> Arc<Self> {
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Arc::new(Self { event, json })
+    }
+}
+
 /// Why following cannot start at a cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone {
@@ -167,12 +183,12 @@ impl EventLog {
 
     /// Up to `limit` events after `after`: from the window when it reaches back
     /// that far, from the store otherwise.
-    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event>>> {
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Published>>> {
         if let Some(events) = self.window.after(after, limit) {
             return Ok(events);
         }
         let events = self.store.streams().events_after(after, limit).await?;
-        Ok(events.into_iter().map(Arc::new).collect())
+        Ok(events.into_iter().map(Published::new).collect())
     }
 
     /// Starts the task that fills the window (once per process).
@@ -219,7 +235,7 @@ impl EventLog {
         let full = events.len() == READ_BATCH;
         if let Some(last) = events.last() {
             *known = Some(last.cursor);
-            self.window.push(events);
+            self.window.push(events.into_iter().map(Published::new).collect());
         }
         Ok(full)
     }
@@ -245,7 +261,7 @@ impl Follower {
     }
 
     /// The next events the filter admits, waiting for them when there are none.
-    pub async fn next_batch(&mut self) -> Result<Vec<Arc<Event>>> {
+    pub async fn next_batch(&mut self) -> Result<Vec<Arc<Published>>> {
         loop {
             let batch = self.read().await?;
             if !batch.is_empty() {
@@ -258,17 +274,17 @@ impl Follower {
     }
 
     /// The events the filter admits after the cursor, now (perhaps none).
-    pub async fn read(&mut self) -> Result<Vec<Arc<Event>>> {
+    pub async fn read(&mut self) -> Result<Vec<Arc<Published>>> {
         loop {
             self.changed.borrow_and_update();
             let events = self.log.read_after(self.after, READ_BATCH).await?;
             let Some(last) = events.last() else {
                 return Ok(Vec::new());
             };
-            self.after = last.cursor;
-            let admitted: Vec<Arc<Event>> = events
+            self.after = last.event.cursor;
+            let admitted: Vec<Arc<Published>> = events
                 .into_iter()
-                .filter(|e| self.filter.admits(e))
+                .filter(|e| self.filter.admits(&e.event))
                 .collect();
             if !admitted.is_empty() {
                 return Ok(admitted);

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use crate::model::Event;
+use super::Published;
 
 /// How many events the window keeps.
 const WINDOW: usize = 8_192;
@@ -21,7 +21,7 @@ pub(super) struct Window {
 struct State {
     /// `None` until filled once: the window then holds nothing yet.
     from: Option<u64>,
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<Arc<Published>>,
 }
 
 impl Default for Window {
@@ -49,15 +49,15 @@ impl Window {
     }
 
     /// Adds events read after the window's end.
-    pub(super) fn push(&self, events: Vec<Event>) {
-        let Some(last) = events.last().map(|e| e.cursor) else {
+    pub(super) fn push(&self, events: Vec<Arc<Published>>) {
+        let Some(last) = events.last().map(|e| e.event.cursor) else {
             return;
         };
         if let Ok(mut state) = self.state.write() {
-            state.events.extend(events.into_iter().map(Arc::new));
+            state.events.extend(events);
             while state.events.len() > WINDOW {
                 if let Some(dropped) = state.events.pop_front() {
-                    state.from = Some(dropped.cursor);
+                    state.from = Some(dropped.event.cursor);
                 }
             }
         }
@@ -66,12 +66,12 @@ impl Window {
 
     /// Up to `limit` events after `after`; `None` when the window does not reach
     /// back that far (read the store).
-    pub(super) fn after(&self, after: u64, limit: usize) -> Option<Vec<Arc<Event>>> {
+    pub(super) fn after(&self, after: u64, limit: usize) -> Option<Vec<Arc<Published>>> {
         let state = self.state.read().ok()?;
         if after < state.from? {
             return None;
         }
-        let start = state.events.partition_point(|e| e.cursor <= after);
+        let start = state.events.partition_point(|e| e.event.cursor <= after);
         Some(state.events.range(start..).take(limit).cloned().collect())
     }
 }
@@ -79,11 +79,12 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Event;
 
-    fn event(cursor: u64) -> Event {
+    fn event(cursor: u64) -> Arc<Published> {
         let mut event = Event::new("node.registered", "node", "n", "x".into());
         event.cursor = cursor;
-        event
+        Published::new(event)
     }
 
     #[test]
@@ -108,6 +109,6 @@ mod tests {
         assert!(cursors(8).is_empty());
         window.push((9..9 + WINDOW as u64).map(event).collect());
         assert!(window.after(5, 10).is_none(), "the oldest fell out");
-        assert_eq!(window.after(8, 1).unwrap()[0].cursor, 9);
+        assert_eq!(window.after(8, 1).unwrap()[0].event.cursor, 9);
     }
 }

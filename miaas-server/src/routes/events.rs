@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use miaas_core::access::Permission;
-use miaas_core::events::{Follower, Gone};
+use miaas_core::events::{Follower, Gone, Published};
 use miaas_core::model::{Event, EventFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -173,10 +173,10 @@ async fn events(
     Ok(respond(Format::of(&headers), items, state.stopping.clone()))
 }
 
-fn item(event: Arc<Event>) -> Item {
+fn item(published: Arc<Published>) -> Item {
     Item {
-        json: serde_json::to_string(&*event).unwrap_or_default(),
-        id: Some(event.cursor.to_string()),
+        json: published.json.clone(),
+        id: Some(published.event.cursor.to_string()),
         event: None,
     }
 }
@@ -185,11 +185,11 @@ async fn page(mut follower: Follower, limit: usize) -> Result<Response, ApiError
     let mut events = follower.read().await?;
     let next = if events.len() > limit {
         events.truncate(limit);
-        events.last().map_or(follower.cursor(), |e| e.cursor)
+        events.last().map_or(follower.cursor(), |e| e.event.cursor)
     } else {
         follower.cursor()
     };
-    let body: Vec<&Event> = events.iter().map(|e| &**e).collect();
+    let body: Vec<&Event> = events.iter().map(|e| &e.event).collect();
     let mut response = Json(body).into_response();
     if let Ok(value) = HeaderValue::from_str(&next.to_string()) {
         response.headers_mut().insert("x-next-cursor", value);

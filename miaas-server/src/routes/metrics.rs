@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
         AuthErrors,
+        (status = 404, description = "Metrics are off (`--no-metrics`)", body = crate::error::ErrorBody),
     )
 )]
 async fn metrics(
@@ -36,6 +37,12 @@ async fn metrics(
 
 /// The scrape's answer.
 pub(crate) async fn scrape(state: &AppState) -> Result<Response, ApiError> {
+    if !state.metrics {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "metrics are off on this server (--no-metrics)",
+        ));
+    }
     let text = crate::metrics::scrape(&state.service, state.metrics_per_node).await?;
     let mut response = text.into_response();
     response.headers_mut().insert(

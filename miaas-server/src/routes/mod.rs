@@ -191,7 +191,11 @@ pub fn router(state: AppState) -> Router {
     if !state.auth {
         without_security(&mut openapi);
     }
-    let api = api.route_layer(axum::middleware::from_fn(crate::metrics::track));
+    let api = if state.metrics {
+        api.route_layer(axum::middleware::from_fn(crate::metrics::track))
+    } else {
+        api
+    };
     api.merge(docs::router(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
