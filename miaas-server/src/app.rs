@@ -90,7 +90,7 @@ impl Application {
             crate::metrics::handle()?;
         }
         let (stop_streams, stopping) = tokio::sync::watch::channel(false);
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             service: service.clone(),
             public_url: Arc::from(public_url.as_str()),
             auth,
@@ -98,7 +98,7 @@ impl Application {
             stopping,
             metrics: !config.no_metrics,
             metrics_per_node: config.metrics_per_node,
-        };
+        });
         let metrics = match &config.metrics_listen {
             Some(address) => Some((
                 bind_metrics(address).await?,
@@ -148,6 +148,11 @@ impl Application {
     /// The address the server listens on.
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         local_addr(&self.listener)
+    }
+
+    /// The whole application as a service, to call in process (benchmarks).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// The address `--metrics-listen` serves on, if any.

@@ -2,10 +2,14 @@
 //! (labelled by route template, never by raw path), and the scrape, which adds the
 //! fleet's gauges as the service sees them at that moment.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use metrics::{Counter, Histogram};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -98,24 +102,71 @@ fn describe() {
     describe_gauge!("miaas_build_info", "The server's version");
 }
 
+/// The series of one route and method: its duration histogram and a counter per
+/// status.
+struct RouteSeries {
+    method: Method,
+    duration: Histogram,
+    answers: Vec<(u16, Counter)>,
+}
+
+thread_local! {
+    /// The handles of the series this thread has recorded, by route template: a
+    /// request then costs a lookup and two atomic operations, not a registration
+    /// (which contends across threads) with freshly built labels.
+    static SERIES: RefCell<HashMap<String, Vec<RouteSeries>>> = RefCell::default();
+}
+
 /// The HTTP layer (a route layer: only requests that matched a route are counted,
 /// by its template).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let seconds = started.elapsed().as_secs_f64();
-    let method = method.as_str().to_string();
-    metrics::histogram!("miaas_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
-        .record(seconds);
-    metrics::counter!("miaas_http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(&method, route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// Counts one answer of `route`.
+fn record(method: &Method, route: &str, status: u16, seconds: f64) {
+    SERIES.with_borrow_mut(|series| {
+        if !series.contains_key(route) {
+            series.insert(route.to_string(), Vec::new());
+        }
+        let Some(methods) = series.get_mut(route) else {
+            return;
+        };
+        let index = match methods.iter().position(|s| s.method == method) {
+            Some(index) => index,
+            None => {
+                let labels = [("method", method.as_str().to_string()), ("route", route.to_string())];
+                methods.push(RouteSeries {
+                    method: method.clone(),
+                    duration: metrics::histogram!("miaas_http_request_duration_seconds", &labels),
+                    answers: Vec::new(),
+                });
+                methods.len() - 1
+            }
+        };
+        let entry = &mut methods[index];
+        entry.duration.record(seconds);
+        let counter = match entry.answers.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = metrics::counter!(
+                    "miaas_http_requests_total",
+                    "method" => method.as_str().to_string(),
+                    "route" => route.to_string(),
+                    "status" => status.to_string()
+                );
+                entry.answers.push((status, counter.clone()));
+                counter
+            }
+        };
+        counter.increment(1);
+    });
 }
 
 /// The text of a scrape: the fleet's gauges set from `service`, then everything.

@@ -4,9 +4,28 @@ use std::sync::Arc;
 
 use miaas_core::service::Service;
 
-/// Shared state of the HTTP server.
+/// Shared state of the HTTP server: one reference count to clone (axum clones it
+/// for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state made of `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the handlers share.
+pub struct Shared {
     /// The control plane's rules.
     pub service: Service,
     /// The URL handed to nodes as `control_plane_url`.

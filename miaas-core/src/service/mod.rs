@@ -72,9 +72,21 @@ impl Default for ServiceSettings {
     }
 }
 
-/// The control plane's operations. Cheap to clone; clones share the store.
+/// The control plane's operations. Cheap to clone (one reference count): every
+/// request's handler holds one, and clones share everything.
 #[derive(Clone)]
-pub struct Service {
+pub struct Service(Arc<Shared>);
+
+impl std::ops::Deref for Service {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every clone of a [`Service`] shares.
+pub struct Shared {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
@@ -116,7 +128,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         settings: ServiceSettings,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             started_at: clock.now(),
             events: crate::events::EventLog::new(store.clone()),
             log_nodes: Arc::default(),
@@ -134,7 +146,7 @@ impl Service {
             reconciling: Arc::default(),
             reconcile_rounds: Arc::default(),
             settings,
-        }
+        }))
     }
 
     /// Runs a decision on the store: `change` returns what to write and its own
