@@ -13,7 +13,10 @@ use tower::ServiceExt;
 
 /// A server on a fresh SQLite file (metrics on unless `no_metrics`), with one
 /// registered node: its router, heartbeat path and token.
-fn server(dir: &std::path::Path, no_metrics: bool) -> (tokio::runtime::Runtime, axum::Router, String, String) {
+fn server(
+    dir: &std::path::Path,
+    no_metrics: bool,
+) -> (tokio::runtime::Runtime, axum::Router, String, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

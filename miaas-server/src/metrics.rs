@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use metrics::{Counter, Histogram};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use miaas_core::service::Service;
 
@@ -125,7 +125,12 @@ pub async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    record(&method, route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    record(
+        &method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -141,7 +146,10 @@ fn record(method: &Method, route: &str, status: u16, seconds: f64) {
         let index = match methods.iter().position(|s| s.method == method) {
             Some(index) => index,
             None => {
-                let labels = [("method", method.as_str().to_string()), ("route", route.to_string())];
+                let labels = [
+                    ("method", method.as_str().to_string()),
+                    ("route", route.to_string()),
+                ];
                 methods.push(RouteSeries {
                     method: method.clone(),
                     duration: metrics::histogram!("miaas_http_request_duration_seconds", &labels),

@@ -25,7 +25,10 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         // 128 random bits from the thread's generator (no system call per request)
-        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_string);
+        .map_or_else(
+            || format!("{:032x}", rand::random::<u128>()),
+            str::to_string,
+        );
     let client = request
         .extensions()
         .get::<ClientAddr>()

@@ -94,3 +94,50 @@ async fn logs_and_events_come_from_the_server() {
     let local = miaas(dir.path(), &["logs", "web"], &[], None);
     assert_eq!(local.code, 2, "logs need a server: {local:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_watch_prints_the_list_again_at_each_change() {
+    use std::io::{BufRead, BufReader};
+    let server = TestServer::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut watch = std::process::Command::new(miaas_tests::binary("miaas"))
+        .args(["--server", &server.base, "ps", "--watch"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let stderr = BufReader::new(watch.stderr.take().unwrap());
+    let said = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("no deployments"));
+    assert!(said.is_some(), "the first, empty list");
+    let next_row_with = |word: &str| loop {
+        let line = seen
+            .recv_timeout(miaas_tests::STREAM_PATIENCE)
+            .unwrap_or_else(|_| panic!("no row with {word}"));
+        if line.contains(word) {
+            return line;
+        }
+    };
+    // it follows from before its first list: each change prints the list again
+    for id in ["first", "second"] {
+        let (status, _) = server.post("/api/v1/deployments", &deployment(id)).await;
+        assert_eq!(status, 202);
+        let row = next_row_with(id);
+        assert!(row.contains("pending"), "{row}");
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -235,7 +235,8 @@ impl EventLog {
         let full = events.len() == READ_BATCH;
         if let Some(last) = events.last() {
             *known = Some(last.cursor);
-            self.window.push(events.into_iter().map(Published::new).collect());
+            self.window
+                .push(events.into_iter().map(Published::new).collect());
         }
         Ok(full)
     }

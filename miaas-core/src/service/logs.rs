@@ -215,6 +215,8 @@ impl LogReader {
     /// The next lines, waiting for them; `Err(end)` once the stream is over.
     pub async fn next(&mut self) -> Result<std::result::Result<Vec<LogLine>, LogEnd>> {
         loop {
+            // also while lines flow: a viewer unheard of is taken for gone
+            self.touch().await;
             self.appended.borrow_and_update();
             let streams = self.service.store.streams();
             let batches = streams
@@ -237,7 +239,6 @@ impl LogReader {
                 self.finish(&end).await;
                 return Ok(Err(end));
             }
-            self.touch().await;
             tokio::select! {
                 _ = self.appended.changed() => {}
                 () = tokio::time::sleep(POLL) => {}
