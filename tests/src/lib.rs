@@ -252,6 +252,49 @@ impl Drop for TestServer {
 /// PostgreSQL instead of SQLite.
 pub const BACKEND_ENV: &str = "MIAAS_TEST_BACKEND";
 
+/// Two servers on one fresh PostgreSQL schema, sharing the key that seals secrets
+/// (as the README says replicas must); `None`, saying so, when
+/// [`POSTGRES_ENV`] is not set.
+pub async fn postgres_replicas() -> Option<(TestServer, TestServer)> {
+    let Some(url) = postgres_url().await else {
+        eprintln!("{POSTGRES_ENV} is not set: nothing to run on");
+        return None;
+    };
+    let first_dir = tempfile::tempdir().expect("temp dir");
+    let key_file = first_dir.path().join("miaas.key");
+    let shared = |c: &mut ServerConfig| c.secret_key_file = Some(key_file.clone());
+    let first = TestServer::spawn_on(first_dir, url.clone(), shared).await;
+    let second = TestServer::spawn_on(tempfile::tempdir().expect("temp dir"), url, shared).await;
+    Some((first, second))
+}
+
+/// Starts a simulated agent named `name` (state under `dir`) on `server`, waits
+/// until it is online, deploys `id` and waits until it runs there.
+pub async fn running_on_an_agent(
+    server: &TestServer,
+    dir: &std::path::Path,
+    name: &str,
+    id: &str,
+) -> AgentProcess {
+    let agent = AgentProcess::simulated(&server.base, &server.join_token, dir, name);
+    server
+        .wait_for("/api/v1/nodes", |nodes| {
+            nodes.as_array().is_some_and(|n| {
+                n.iter()
+                    .any(|n| n["name"] == name && n["status"] == "online")
+            })
+        })
+        .await;
+    let (status, _) = server.post("/api/v1/deployments", &deployment(id)).await;
+    assert_eq!(status, 202);
+    server
+        .wait_for(&format!("/api/v1/deployments/{id}"), |d| {
+            d["status"] == "running"
+        })
+        .await;
+    agent
+}
+
 /// A PostgreSQL server URL for tests (an admin URL; each test gets its own schema).
 pub const POSTGRES_ENV: &str = "MIAAS_TEST_POSTGRES_URL";
 

@@ -1,7 +1,7 @@
 //! `miaas events` and `miaas logs`, the real binary against a real server (and,
 //! for events, on a local database too).
 
-use miaas_tests::{AgentProcess, TestServer, deployment, miaas};
+use miaas_tests::{TestServer, deployment, miaas, running_on_an_agent};
 use serde_json::Value;
 
 const COMPOSE: &str = "services:\n  web:\n    image: nginx:1.27\n";
@@ -49,15 +49,7 @@ async fn events_are_listed_on_a_local_database_and_filtered() {
 async fn logs_and_events_come_from_the_server() {
     let server = TestServer::spawn().await;
     let dir = tempfile::tempdir().unwrap();
-    let _agent = AgentProcess::simulated(&server.base, &server.join_token, dir.path(), "a1");
-    server
-        .wait_for("/api/v1/nodes", |nodes| nodes[0]["status"] == "online")
-        .await;
-    let (status, _) = server.post("/api/v1/deployments", &deployment("web")).await;
-    assert_eq!(status, 202);
-    server
-        .wait_for("/api/v1/deployments/web", |d| d["status"] == "running")
-        .await;
+    let _agent = running_on_an_agent(&server, dir.path(), "a1", "web").await;
     let remote = |args: &[&str]| {
         let mut all = vec!["--server", server.base.as_str()];
         all.extend_from_slice(args);

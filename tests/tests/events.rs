@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use miaas_tests::{AgentProcess, Lines, Sse, TestServer, deployment, postgres_url, send};
+use miaas_tests::{AgentProcess, Lines, Sse, TestServer, deployment, postgres_replicas, send};
 use serde_json::{Value, json};
 
 const SECRET: &str = "hunter2-never-in-an-event";
@@ -270,15 +270,9 @@ async fn past_retention_a_cursor_is_gone_and_only_admins_see_the_audit_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_committed_on_one_replica_reaches_a_follower_on_another() {
-    let Some(url) = postgres_url().await else {
-        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");
+    let Some((a, b)) = postgres_replicas().await else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("miaas.key");
-    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
-    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
-    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
     let mut on_b = Lines::new(open(&b, "/api/v1/events", "application/x-ndjson", None).await);
     let (status, _) = a
         .post("/api/v1/nodes/register", &miaas_tests::registration("n1"))

@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use miaas_tests::{AgentProcess, Lines, STREAM_PATIENCE, TestServer, deployment, postgres_url};
+use miaas_tests::{
+    AgentProcess, Lines, STREAM_PATIENCE, TestServer, deployment, postgres_replicas,
+    running_on_an_agent,
+};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,26 +26,13 @@ impl Fixture {
     async fn start(tweak: impl FnOnce(&mut miaas_server::ServerConfig)) -> Self {
         let server = TestServer::spawn_with(tweak).await;
         let dir = tempfile::tempdir().unwrap();
-        let agent = AgentProcess::simulated(&server.base, &server.join_token, dir.path(), "a1");
-        run_web(&server).await;
+        let agent = running_on_an_agent(&server, dir.path(), "a1", "web").await;
         Self {
             server,
             _agent: agent,
             _dir: dir,
         }
     }
-}
-
-/// Deploys `web` once a node is there, and waits until it runs.
-async fn run_web(server: &TestServer) {
-    server
-        .wait_for("/api/v1/nodes", |nodes| nodes[0]["status"] == "online")
-        .await;
-    let (status, _) = server.post("/api/v1/deployments", &deployment("web")).await;
-    assert_eq!(status, 202);
-    server
-        .wait_for("/api/v1/deployments/web", |d| d["status"] == "running")
-        .await;
 }
 
 fn ws_url(server: &TestServer, query: &str) -> String {
@@ -216,19 +206,12 @@ async fn a_service_the_deployment_lacks_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_reach_a_viewer_on_another_replica_than_the_agent_s() {
-    let Some(url) = postgres_url().await else {
-        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");
+    let Some((a, b)) = postgres_replicas().await else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("miaas.key");
-    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
-    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
-    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
     let dir = tempfile::tempdir().unwrap();
     // the agent talks to A only; the viewer to B only
-    let _agent = AgentProcess::simulated(&a.base, &a.join_token, dir.path(), "a1");
-    run_web(&a).await;
+    let _agent = running_on_an_agent(&a, dir.path(), "a1", "web").await;
     let mut lines = Lines::new(ndjson(&b, "follow=true&tail=2").await);
     let mut texts = Vec::new();
     while texts.len() < 4 {

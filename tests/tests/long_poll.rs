@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use miaas_tests::{TestServer, deployment, postgres_url, send};
+use miaas_tests::{TestServer, deployment, postgres_replicas, send};
 use serde_json::{Value, json};
 
 async fn desired(server: &TestServer, node: &str, token: &str, query: &str) -> (u16, Value, u64) {
@@ -101,15 +101,9 @@ async fn a_long_poll_answers_when_the_state_changes_or_when_the_wait_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_on_one_replica_wakes_a_poll_on_another() {
-    let Some(url) = postgres_url().await else {
-        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");
+    let Some((a, b)) = postgres_replicas().await else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("miaas.key");
-    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
-    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
-    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
     let (node, token) = a.register("worker-01").await;
     let (_, first, _) = desired(&a, &node, &token, "").await;
     let index = first["index"].as_u64().unwrap();
