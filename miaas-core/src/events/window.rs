@@ -100,7 +100,7 @@ mod tests {
                 .after(after, 10)
                 .unwrap()
                 .iter()
-                .map(|e| e.cursor)
+                .map(|e| e.event.cursor)
                 .collect()
         };
         assert_eq!(cursors(5), [6, 8]);
