@@ -102,7 +102,8 @@ impl Application {
         let metrics = match &config.metrics_listen {
             Some(address) => Some((
                 bind_metrics(address).await?,
-                crate::routes::metrics_only(state.clone()),
+                crate::routes::metrics_only(state.clone())
+                    .layer(middleware::from_fn(crate::request_id::request_id)),
             )),
             None => None,
         };

@@ -208,6 +208,11 @@ impl Fixture {
         } else {
             other_node.clone()
         };
+        // running there, so that it has logs to ask for
+        let path = "/api/v1/deployments/placed/status";
+        let running = json!({"status": "running"});
+        let (status, body) = server.post_as(&own_node.1, path, &running).await;
+        assert_eq!(status, 200, "{body}");
         let other_node = server.register("third-node").await;
         let key = server
             .store

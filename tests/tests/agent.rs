@@ -387,8 +387,8 @@ async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
     assert_eq!(node["capabilities"]["docker"]["available"], true, "{node}");
 
     let id = format!("real-{}", std::process::id());
-    let compose =
-        "services:\n  app:\n    image: miaas-test/busybox:1\n    command: [\"sleep\", \"300\"]\n";
+    let compose = "services:\n  app:\n    image: miaas-test/busybox:1\n    \
+                   command: [\"sh\", \"-c\", \"echo first line; echo second line; sleep 300\"]\n";
     cp.deploy(&json!({
         "deployment_id": id, "template_id": "t", "rendered_compose": compose,
         "env": {"GREETING": "hello-from-miaas"}
@@ -409,6 +409,34 @@ async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
         &["inspect", "--format", "{{json .Config.Env}}", &container],
     );
     assert!(env.contains("GREETING=hello-from-miaas"), "{env}");
+
+    // its logs, read by the agent with `compose logs` and sent up through the server
+    let logs = cp
+        .client
+        .get(cp.server.url(&format!(
+            "/api/v1/deployments/{id}/logs?tail=10&service=app"
+        )))
+        .bearer_auth(&cp.admin)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.status(), 200);
+    let mut lines = miaas_tests::Lines::new(logs);
+    let mut texts = Vec::new();
+    while let Some(line) = lines.next_json().await {
+        if let Some(end) = line.get("end") {
+            assert_eq!(line["error"], false, "{end}\n{}", agent.log());
+            break;
+        }
+        assert_eq!(line["service"], "app", "{line}");
+        assert!(
+            line["ts"].as_str().is_some_and(|t| t.contains('T')),
+            "{line}"
+        );
+        texts.push(line["line"].as_str().unwrap().to_string());
+    }
+    assert_eq!(texts, ["first line", "second line"], "{}", agent.log());
 
     cp.delete(&id).await;
     cp.wait_for(&path, |d| d["status"] == "deleted").await;

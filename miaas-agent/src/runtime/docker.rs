@@ -250,7 +250,9 @@ impl Runtime for DockerRuntime {
             };
             match next {
                 Ok(Some(text)) => {
-                    let line = super::log_lines::parse(&text);
+                    let Some(line) = super::log_lines::parse(&text) else {
+                        continue;
+                    };
                     if lines.send(line).await.is_err() {
                         break;
                     }

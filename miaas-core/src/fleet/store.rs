@@ -246,6 +246,22 @@ impl Store for FleetCache {
         }
     }
 
+    async fn status_counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
+        let counted = self
+            .read(|s| {
+                let mut counts = std::collections::BTreeMap::new();
+                for d in s.snapshot.deployments() {
+                    *counts.entry(d.status.as_str()).or_default() += 1;
+                }
+                counts
+            })
+            .await;
+        match counted {
+            Some(counts) => Ok(counts),
+            None => self.inner.status_counts().await,
+        }
+    }
+
     async fn reservations(&self) -> Result<Vec<Reservation>> {
         match self.read(|s| s.snapshot.reservations()).await {
             Some(reservations) => Ok(reservations),

@@ -42,6 +42,11 @@ pub struct NodeTotals {
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// Adds `value` to `map[key]`.
+fn add(map: &mut BTreeMap<&'static str, f64>, key: &'static str, value: f64) {
+    *map.entry(key).or_default() += value;
+}
+
 impl Service {
     /// Records `node.offline` for each node that went silent since this process
     /// last looked (the same transition seen by several replicas is one event).
@@ -99,7 +104,6 @@ impl Service {
     /// The fleet's totals now; per node too when `per_node`.
     pub async fn fleet_totals(&self, per_node: bool) -> Result<FleetTotals> {
         let nodes = self.list_nodes().await?;
-        let deployments = self.store.list_deployments().await?;
         let mut totals = FleetTotals::default();
         for status in ["online", "offline", "cordoned"] {
             totals.nodes.insert(status, 0);
@@ -118,9 +122,6 @@ impl Service {
                 *totals.nodes.entry("cordoned").or_default() += 1;
             }
             if online {
-                let add = |map: &mut BTreeMap<&'static str, f64>, key, value: f64| {
-                    *map.entry(key).or_default() += value;
-                };
                 let caps = &node.capabilities;
                 add(&mut totals.capacity, "cpus", caps.cpu_count as f64);
                 add(
@@ -149,18 +150,16 @@ impl Service {
         for status in crate::model::DeploymentStatus::ALL {
             totals.deployments.insert(status.as_str(), 0);
         }
-        for d in &deployments {
-            *totals.deployments.entry(d.status.as_str()).or_default() += 1;
-            if d.holds_resources() {
-                let r = &d.requirements;
-                let add = |map: &mut BTreeMap<&'static str, f64>, key, value: f64| {
-                    *map.entry(key).or_default() += value;
-                };
-                add(&mut totals.allocated, "cpus", r.cpus);
-                add(&mut totals.allocated, "memory_bytes", r.mem_mb as f64 * MB);
-                add(&mut totals.allocated, "disk_bytes", r.disk_mb as f64 * MB);
-                add(&mut totals.allocated, "gpus", f64::from(r.gpus));
-            }
+        // counted and summed without copying compose documents or environments
+        for (status, count) in self.store.status_counts().await? {
+            totals.deployments.insert(status, count);
+        }
+        for reservation in self.store.reservations().await? {
+            let r = &reservation.requirements;
+            add(&mut totals.allocated, "cpus", r.cpus);
+            add(&mut totals.allocated, "memory_bytes", r.mem_mb as f64 * MB);
+            add(&mut totals.allocated, "disk_bytes", r.disk_mb as f64 * MB);
+            add(&mut totals.allocated, "gpus", f64::from(r.gpus));
         }
         Ok(totals)
     }

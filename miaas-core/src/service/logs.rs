@@ -65,9 +65,9 @@ pub struct LogReader {
 }
 
 impl Service {
-    /// Opens a log session for `deployment_id`: the node it is placed on
-    /// (scheduled, running or failed there) is asked for its lines. A deployment
-    /// that runs nowhere (pending, lost, being deleted) is a `Conflict`, a node with too
+    /// Opens a log session for `deployment_id`: the node it runs (or failed) on is
+    /// asked for its lines. A deployment that is not running (pending, scheduled
+    /// but not started yet, lost, being deleted) is a `Conflict`, a node with too
     /// many sessions open `Throttled`.
     pub async fn open_logs(&self, deployment_id: &str, query: &LogQuery) -> Result<LogReader> {
         query.validate()?;
@@ -77,10 +77,13 @@ impl Service {
             .await?
             .ok_or_else(|| deployment_not_found(deployment_id))?;
         let node_id = match (deployment.status, deployment.node_id.as_deref()) {
-            (
-                DeploymentStatus::Scheduled | DeploymentStatus::Running | DeploymentStatus::Failed,
-                Some(node),
-            ) => node.to_string(),
+            (DeploymentStatus::Running | DeploymentStatus::Failed, Some(node)) => node.to_string(),
+            (DeploymentStatus::Scheduled, Some(node)) => {
+                return Err(Error::Conflict(format!(
+                    "deployment {deployment_id} is scheduled on node {node} but not running \
+                     yet: its logs can be read once its node reports it running (or failed)"
+                )));
+            }
             (status, _) => {
                 return Err(Error::Conflict(format!(
                     "deployment {deployment_id} is {}: it runs on no node, so it has no logs \

@@ -178,6 +178,16 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// All deployments, oldest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
+    /// How many deployments there are of each status (statuses without any left
+    /// out), without reading their documents.
+    async fn status_counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
+        let mut counts = std::collections::BTreeMap::new();
+        for d in self.list_deployments().await? {
+            *counts.entry(d.status.as_str()).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
     /// What every placed deployment reserves (those holding resources), oldest
     /// first: the ledger's input, without compose documents or environments.
     async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>>;

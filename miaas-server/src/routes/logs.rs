@@ -38,8 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// line of JSON per log line and a last `{"end": reason, "error": bool}`
 /// (`error`: the logs stopped short, the node did not answer). `follow=true` keeps
 /// the stream open until the viewer leaves or the deployment is deleted.
-/// A deployment that runs nowhere is `409`; a node already serving the most
-/// sessions is `429`.
+/// A deployment that is not running (or failed) on a node is `409`; a node
+/// already serving the most sessions is `429`.
 #[utoipa::path(
     get, path = "/api/v1/deployments/{deployment_id}/logs", tag = "deployments",
     params(("deployment_id" = String, Path, description = "Deployment id"), LogQuery),
@@ -49,7 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 200, description = "`text/event-stream` or `application/x-ndjson`", body = [LogLine]),
         AuthErrors,
         (status = 404, description = "No such deployment", body = ErrorBody),
-        (status = 409, description = "The deployment runs on no node", body = ErrorBody),
+        (status = 409, description = "The deployment is not running on a node", body = ErrorBody),
+        (status = 429, description = "The node serves the most log sessions it may", body = ErrorBody),
         (status = 422, description = "Invalid query", body = ErrorBody),
     )
 )]
