@@ -63,7 +63,13 @@ mod tests {
         let empty = parse("api-12  | 2026-12-02T10:00:00Z").unwrap();
         assert_eq!((empty.service.as_str(), empty.line.as_str()), ("api", ""));
         assert_eq!(parse("web-1  |").unwrap().line, "");
-        assert!(parse("Attaching to miaas-web_app_1").is_none(), "Compose's own line");
-        assert!(parse("no prefix | at all").is_none(), "not a container prefix");
+        assert!(
+            parse("Attaching to miaas-web_app_1").is_none(),
+            "Compose's own line"
+        );
+        assert!(
+            parse("no prefix | at all").is_none(),
+            "not a container prefix"
+        );
     }
 }

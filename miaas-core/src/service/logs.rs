@@ -210,41 +210,49 @@ impl Service {
 }
 
 impl LogReader {
-    /// The session's id.
-    pub fn session_id(&self) -> &str {
-        &self.session_id
-    }
-
     /// The next lines, waiting for them; `Err(end)` once the stream is over.
     pub async fn next(&mut self) -> Result<std::result::Result<Vec<LogLine>, LogEnd>> {
         loop {
             // also while lines flow: a viewer unheard of is taken for gone
             self.touch().await;
             self.appended.borrow_and_update();
-            let streams = self.service.store.streams();
-            let batches = streams
-                .log_batches_after(&self.session_id, self.after)
-                .await?;
-            if let Some((last, _)) = batches.last() {
-                self.after = *last;
-                self.answered = true;
-                let lines: Vec<LogLine> = batches
-                    .iter()
-                    .flat_map(|(_, body)| body.lines())
-                    .filter_map(|line| serde_json::from_str(line).ok())
-                    .collect();
-                if !lines.is_empty() {
-                    return Ok(Ok(lines));
-                }
-                continue;
+            if let Some(lines) = self.read_batches().await? {
+                return Ok(Ok(lines));
             }
             if let Some(end) = self.ended_by().await? {
+                // a last batch may have come with the end
+                if let Some(lines) = self.read_batches().await? {
+                    return Ok(Ok(lines));
+                }
                 self.finish(&end).await;
                 return Ok(Err(end));
             }
             tokio::select! {
                 _ = self.appended.changed() => {}
                 () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// The lines of the batches not read yet (`None`: there are none).
+    async fn read_batches(&mut self) -> Result<Option<Vec<LogLine>>> {
+        let streams = self.service.store.streams();
+        loop {
+            let batches = streams
+                .log_batches_after(&self.session_id, self.after)
+                .await?;
+            let Some((last, _)) = batches.last() else {
+                return Ok(None);
+            };
+            self.after = *last;
+            self.answered = true;
+            let lines: Vec<LogLine> = batches
+                .iter()
+                .flat_map(|(_, body)| body.lines())
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+            if !lines.is_empty() {
+                return Ok(Some(lines));
             }
         }
     }

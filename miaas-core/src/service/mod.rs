@@ -106,9 +106,9 @@ pub struct Shared {
     /// changes that came before it began.
     reconcile_rounds: Arc<crate::rounds::Rounds<bool>>,
     /// Nodes with log sessions opened here, and word of lines received.
-    log_nodes: Arc<logs::LogNodes>,
+    log_nodes: logs::LogNodes,
     /// The offline transitions this process has seen (and recorded).
-    offline_announced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    offline_announced: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Every change, for followers.
     events: Arc<crate::events::EventLog>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
@@ -131,8 +131,8 @@ impl Service {
         Self(Arc::new(Shared {
             started_at: clock.now(),
             events: crate::events::EventLog::new(store.clone()),
-            log_nodes: Arc::default(),
-            offline_announced: Arc::default(),
+            log_nodes: logs::LogNodes::default(),
+            offline_announced: std::sync::Mutex::default(),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),

@@ -79,7 +79,8 @@ impl EventsQuery {
                     }
                     query.limit = limit as usize;
                 }
-                other => return Err(invalid(format!("unknown query parameter {other:?}"))),
+                // as FastAPI does: parameters it does not know are ignored
+                _ => {}
             }
         }
         if query
