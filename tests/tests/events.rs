@@ -244,6 +244,23 @@ async fn past_retention_a_cursor_is_gone_and_only_admins_see_the_audit_log() {
     assert!(kept.iter().all(|e| e["cursor"].as_u64().unwrap() > oldest));
     let admin_kinds: Vec<&str> = kept.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert!(admin_kinds.contains(&"token.created"), "{admin_kinds:?}");
+    // removing a token is in the audit log too
+    let doomed = json!({"name": "doomed", "role": "viewer"});
+    let (status, created) = server.post_as(&admin, "/api/v1/tokens", &doomed).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_string();
+    let removed = send(
+        server
+            .client
+            .delete(server.url(&format!("/api/v1/tokens/{id}")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(removed.0, 204);
+    // (the newest events stay within the retention of 3)
+    let path_after = "/api/v1/events?follow=false&type=token.removed";
+    let (_, after) = server.get_as(&admin, path_after).await;
+    assert_eq!(after[0]["subject"], id.as_str(), "{after}");
     assert!(
         kept.iter().any(|e| e["actor"] == "user:admin"),
         "who did it: {kept:?}"

@@ -353,7 +353,7 @@ impl Service {
         }
         tracing::info!(%id, "API token revoked");
         self.record(vec![Event::new(
-            "token.revoked",
+            "token.removed",
             "token",
             id,
             format!("API token {id} revoked"),
