@@ -120,6 +120,35 @@ impl ServerProcess {
         self.printed.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// A secret its first start saved beside the database in `dir`
+    /// (`control_plane.db.credentials`): `MIAAS_ADMIN_PASSWORD` or `MIAAS_JOIN_TOKEN`.
+    pub fn saved_secret(dir: &Path, name: &str) -> String {
+        let saved = std::fs::read_to_string(dir.join("control_plane.db.credentials"))
+            .expect("the saved credentials");
+        let prefix = format!("{name}=");
+        saved
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("{name} in the saved credentials"))
+            .to_string()
+    }
+
+    /// An access token of the bootstrap admin, whose password the first start
+    /// saved in `dir`.
+    pub async fn admin_token(&self, dir: &Path) -> String {
+        let password = Self::saved_secret(dir, "MIAAS_ADMIN_PASSWORD");
+        let login = serde_json::json!({"username": "admin", "password": password});
+        let request = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/token"))
+            .json(&login);
+        let (status, answer) = crate::send(request).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

@@ -24,29 +24,13 @@ impl ControlPlane {
     async fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = Self::server(dir.path(), "0", extra);
-        let saved = std::fs::read_to_string(dir.path().join("control_plane.db.credentials"))
-            .expect("credentials");
-        let value = |key: &str| {
-            saved
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .expect(key)
-                .to_string()
-        };
-        let client = reqwest::Client::new();
-        let (status, login) = send(
-            client
-                .post(server.url("/api/v1/auth/token"))
-                .json(&json!({"username": "admin", "password": value("MIAAS_ADMIN_PASSWORD=")})),
-        )
-        .await;
-        assert_eq!(status, 200, "{login}");
+        let admin = server.admin_token(dir.path()).await;
         Self {
-            join_token: value("MIAAS_JOIN_TOKEN="),
-            admin: login["access_token"].as_str().unwrap().to_string(),
+            join_token: ServerProcess::saved_secret(dir.path(), "MIAAS_JOIN_TOKEN"),
+            admin,
+            client: reqwest::Client::new(),
             server,
             dir,
-            client,
         }
     }
 

@@ -54,24 +54,9 @@ async fn a_scrape_shows_requests_scheduling_and_the_fleet() {
         server.listening("metrics_address").as_deref(),
         Some(metrics_listen.as_str())
     );
-    let saved = std::fs::read_to_string(dir.path().join("control_plane.db.credentials")).unwrap();
-    let secret = |key: &str| {
-        saved
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap()
-            .to_string()
-    };
     let client = reqwest::Client::new();
-    let (_, login) = post(
-        &client,
-        server.url("/api/v1/auth/token"),
-        None,
-        &json!({"username": "admin", "password": secret("MIAAS_ADMIN_PASSWORD=")}),
-    )
-    .await;
-    let admin = login["access_token"].as_str().unwrap().to_string();
-    let join = secret("MIAAS_JOIN_TOKEN=");
+    let admin = server.admin_token(dir.path()).await;
+    let join = ServerProcess::saved_secret(dir.path(), "MIAAS_JOIN_TOKEN");
     let mut node = registration("gpu-box");
     node["capabilities"]["cpu_count"] = json!(8);
     let (status, registered) = post(

@@ -147,11 +147,13 @@ impl Backend for LocalBackend {
             admin: true,
         };
         let log = self.service.events();
-        let since = match (request.since, request.follow) {
-            (None, false) => Some(log.bounds().await?.pruned_through),
-            (since, _) => since,
+        let since = request.since;
+        let opened = if request.follow {
+            log.follow(since, filter).await?
+        } else {
+            log.pages(since, filter).await?
         };
-        let mut follower = log.follow(since, filter).await?.map_err(|gone| {
+        let mut follower = opened.map_err(|gone| {
             CliError::Failed(format!(
                 "events after cursor {} were removed; the oldest kept come after {}",
                 since.unwrap_or_default(),

@@ -240,6 +240,12 @@ impl Principal {
         })
     }
 
+    /// Whether it may see the audit log (the events of users, API tokens and the
+    /// join token): who may manage them.
+    pub fn sees_audit_log(&self) -> bool {
+        self.require(Permission::ManageAccess).is_ok()
+    }
+
     /// Who it is, for messages (never a credential).
     pub fn describe(&self) -> String {
         match self {

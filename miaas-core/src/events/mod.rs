@@ -162,6 +162,26 @@ impl EventLog {
         after: Option<u64>,
         filter: EventFilter,
     ) -> Result<std::result::Result<Follower, Gone>> {
+        self.open(after, filter, |bounds| bounds.latest).await
+    }
+
+    /// As [`Self::follow`], for reading pages: without `after`, from the oldest
+    /// event kept.
+    pub async fn pages(
+        self: &Arc<Self>,
+        after: Option<u64>,
+        filter: EventFilter,
+    ) -> Result<std::result::Result<Follower, Gone>> {
+        self.open(after, filter, |bounds| bounds.pruned_through)
+            .await
+    }
+
+    async fn open(
+        self: &Arc<Self>,
+        after: Option<u64>,
+        filter: EventFilter,
+        start: impl FnOnce(EventBounds) -> u64,
+    ) -> Result<std::result::Result<Follower, Gone>> {
         self.start_tail();
         let bounds = self.bounds().await?;
         let after = match after {
@@ -171,7 +191,7 @@ impl EventLog {
                 }));
             }
             Some(after) => after,
-            None => bounds.latest,
+            None => start(bounds),
         };
         Ok(Ok(Follower {
             log: self.clone(),

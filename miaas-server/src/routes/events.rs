@@ -7,7 +7,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use miaas_core::access::Permission;
 use miaas_core::events::{Follower, Gone, Published};
 use miaas_core::model::{Event, EventFilter};
 use serde::Serialize;
@@ -146,15 +145,16 @@ async fn events(
     if let Some(resume) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         query.since = Some(number("Last-Event-ID", resume.trim())?);
     }
-    query.filter.admin = caller.require(Permission::ManageAccess).is_ok();
+    query.filter.admin = caller.sees_audit_log();
     let log = state.service.events();
-    let since = match (query.since, query.follow) {
-        (None, false) => Some(log.bounds().await?.pruned_through),
-        (since, _) => since,
+    let opened = if query.follow {
+        log.follow(query.since, query.filter).await?
+    } else {
+        log.pages(query.since, query.filter).await?
     };
-    let follower = match log.follow(since, query.filter).await? {
+    let follower = match opened {
         Ok(follower) => follower,
-        Err(Gone { oldest }) => return Ok(gone(since.unwrap_or_default(), oldest)),
+        Err(Gone { oldest }) => return Ok(gone(query.since.unwrap_or_default(), oldest)),
     };
     if !query.follow {
         return page(follower, query.limit).await;
