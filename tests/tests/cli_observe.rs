@@ -70,6 +70,12 @@ async fn logs_and_events_come_from_the_server() {
     let missing = remote(&["logs", "nope"]);
     assert_eq!(missing.code, 3, "{missing:?}");
     assert!(missing.stderr.contains("not found"), "{missing:?}");
+    // events are stored just after their change: wait until the last one is
+    server
+        .wait_for("/api/v1/events?follow=false&type=deployment.running", |e| {
+            e.as_array().is_some_and(|e| !e.is_empty())
+        })
+        .await;
     let events = remote(&["events", "--topic", "deployment:web", "-o", "json"]).ok();
     let kinds: Vec<String> = json_lines(&events.stdout)
         .iter()
