@@ -16,7 +16,9 @@ async fn delete_as(server: &TestServer, token: &str, path: &str) -> u16 {
 async fn logins_give_expiring_tokens_and_wrong_passwords_give_401() {
     let server = TestServer::spawn_with(|c| {
         c.auth = miaas_server::AuthMode::On;
-        c.access_token_ttl = Duration::from_secs(1);
+        // long enough that a login on a busy machine is still valid at first use
+        // (expiry is in whole seconds), short enough to wait for
+        c.access_token_ttl = Duration::from_secs(3);
     })
     .await;
     let (status, body) = server
@@ -27,7 +29,7 @@ async fn logins_give_expiring_tokens_and_wrong_passwords_give_401() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "bearer");
-    assert_eq!(body["expires_in"], 1);
+    assert_eq!(body["expires_in"], 3);
     let token = body["access_token"].as_str().expect("token").to_string();
     let (status, _) = server.get_as(&token, "/api/v1/nodes").await;
     assert_eq!(status, 200);
