@@ -54,6 +54,7 @@ pub mod secrets;
 pub mod service;
 pub mod store;
 mod telemetry;
+pub mod templates;
 pub mod token;
 pub mod validate;
 

@@ -27,6 +27,7 @@ pub mod number;
 pub mod page;
 mod requirements;
 pub mod schema;
+mod template;
 
 use schema::{env_schema, tag_list_schema};
 
@@ -52,6 +53,10 @@ pub use node::{
     RegistrationResponse, free_resources,
 };
 pub use requirements::{Requirements, Resources, parse_version_req};
+pub use template::{
+    Generator, ParameterType, RenderRequest, RenderedTemplate, Template, TemplateParameter,
+    TemplateSource, TemplateSpec, TemplateSummary,
+};
 
 #[cfg(test)]
 mod debug_tests {
