@@ -55,8 +55,12 @@ pub enum Command {
     /// List and manage nodes.
     #[command(subcommand)]
     Nodes(NodesCommand),
-    /// Deploy a compose file (create or update a deployment).
+    /// Deploy a compose file, or a template with parameters (create or update a
+    /// deployment).
     Deploy(DeployArgs),
+    /// The template catalog: list, show, render, add and remove templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
     /// List and manage deployments.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
@@ -347,16 +351,32 @@ pub struct RequirementFlags {
 /// `miaas deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The compose file (`-` reads standard input).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
+    /// The compose file (`-` reads standard input); without it, the server renders
+    /// --template.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        required_unless_present = "template"
+    )]
+    pub file: Option<PathBuf>,
     /// The deployment id [default: the compose file's folder name, as docker compose
-    /// names projects].
+    /// names projects; the template's id without a file].
     #[arg(long)]
     pub name: Option<String>,
-    /// The template id [default: the name].
+    /// The template: rendered by the server with --set values when there is no
+    /// --file (see `miaas templates list`); with --file, only recorded [default: the
+    /// name].
     #[arg(long)]
     pub template: Option<String>,
+    /// A template parameter, `NAME=VALUE` (repeatable; typed as the template says).
+    #[arg(
+        long = "set",
+        value_name = "NAME=VALUE",
+        conflicts_with = "file",
+        requires = "template"
+    )]
+    pub set: Vec<String>,
     /// An environment variable, `KEY=VALUE` (or `KEY` to take it from this shell).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -419,9 +439,69 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The compose file (`-` reads standard input).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        required_unless_present = "template",
+        conflicts_with = "template"
+    )]
+    pub file: Option<PathBuf>,
+    /// Plan for a template rendered with --set values instead of a file.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// A template parameter, `NAME=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", requires = "template")]
+    pub set: Vec<String>,
     /// Requirements.
     #[command(flatten)]
     pub requirements: RequirementFlags,
+}
+
+/// `miaas templates ...`.
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// List the templates: built in, from the server's templates folder, and added.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only this category (`database`, `web`, `ai`, ...).
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Show a template: what it is, and its parameters as a table.
+    Show {
+        /// The template's id.
+        id: String,
+        /// Also print its compose document (Jinja).
+        #[arg(long)]
+        compose: bool,
+    },
+    /// Render a template without deploying it: the compose document, secrets
+    /// masked, and what it needs from a node.
+    Render {
+        /// The template's id.
+        id: String,
+        /// A parameter, `NAME=VALUE` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// Add a template from a YAML or JSON file (checked first), or with --replace
+    /// store a new version of one added before.
+    Add {
+        /// The template file (`-` reads standard input).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// The id [default: the file's `id`, else its name without extension].
+        #[arg(long)]
+        id: Option<String>,
+        /// Replace an existing template with a new version.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a template added before (built-in ones stay).
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// The template's id.
+        id: String,
+    },
 }

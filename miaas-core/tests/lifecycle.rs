@@ -117,7 +117,7 @@ async fn requirements_come_from_the_compose_document() {
         let s = &f.service;
         s.register_node(&gpu_registration("g1", 1)).await.unwrap();
         let mut r = request("c", "x");
-        r.rendered_compose = "services:\n  t:\n    image: t\n    deploy:\n      replicas: 2\n      resources:\n        reservations:\n          cpus: '1.5'\n          memory: 2G\n          devices:\n            - capabilities: [gpu]\n              count: 1\n".into();
+        r.rendered_compose = Some("services:\n  t:\n    image: t\n    deploy:\n      replicas: 2\n      resources:\n        reservations:\n          cpus: '1.5'\n          memory: 2G\n          devices:\n            - capabilities: [gpu]\n              count: 1\n".into());
         s.submit_deployment(&r).await.unwrap();
         let d = s.get_deployment("c").await.unwrap();
         assert_eq!(d.requirements.cpus, 3.0);
@@ -130,7 +130,7 @@ async fn requirements_come_from_the_compose_document() {
         );
 
         let mut bad = request("bad", "x");
-        bad.rendered_compose = "services: [oops".into();
+        bad.rendered_compose = Some("services: [oops".into());
         assert!(matches!(
             s.submit_deployment(&bad).await,
             Err(Error::Invalid(_))
@@ -402,7 +402,7 @@ async fn an_update_keeps_its_node_unless_its_requirements_change() {
             .unwrap();
         let big = s.register_node(&gpu_registration("big", 1)).await.unwrap();
         let mut new_image = needing("d", json!({"cpus": 1}));
-        new_image.rendered_compose = "services:\n  web:\n    image: nginx:2\n".into();
+        new_image.rendered_compose = Some("services:\n  web:\n    image: nginx:2\n".into());
         s.submit_deployment(&new_image).await.unwrap();
         let kept = s.get_deployment("d").await.unwrap();
         assert_eq!(kept.revision, 2);

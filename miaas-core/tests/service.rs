@@ -111,7 +111,7 @@ async fn invalid_input_is_refused_before_anything_is_written() {
         assert!(node.metrics.is_none());
 
         let mut empty = request("d", "nginx");
-        empty.rendered_compose = "  ".into();
+        empty.rendered_compose = Some("  ".into());
         assert!(matches!(
             f.service.submit_deployment(&empty).await,
             Err(Error::Invalid(_))

@@ -78,6 +78,15 @@ impl Application {
         let addr = local_addr(&listener)?;
         let public_url = public_url(config, addr);
         let service = Service::new(store, config.service_settings());
+        if let Some(folder) = &config.templates_dir {
+            let catalog = miaas_core::templates::Catalog::with_folder(folder)?;
+            tracing::info!(
+                folder = %folder.display(),
+                templates = catalog.list().len(),
+                "templates read"
+            );
+            service.set_catalog(Arc::new(catalog));
+        }
         let bootstrap = service.bootstrap().await?;
         let auth = config.auth == AuthMode::On;
         if !auth {
@@ -178,6 +187,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
+        let template_watch = tokio::spawn(crate::template_folder::watch(self.service.catalog()));
         let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
         let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
@@ -208,6 +218,8 @@ impl Application {
         }
         sweeper.abort();
         let _ = sweeper.await;
+        template_watch.abort();
+        let _ = template_watch.await;
         // not aborted: a flush in progress finishes, and close() writes the rest
         let _ = stop_flushing.send(true);
         let _ = flusher.await;

@@ -62,6 +62,8 @@ rules! {
     DeregisterNodes => DeregisterNodes;
     /// Users, API tokens and the join token.
     ManageAccess => ManageAccess;
+    /// Add, change and remove templates.
+    ManageTemplates => ManageTemplates;
 }
 
 /// A caller allowed to do `R` (else `401` without a valid credential, `403` with

@@ -230,6 +230,13 @@ pub struct ServerConfig {
     /// The most log sessions one node serves at once (more are answered `429`).
     #[arg(long, env = "MIAAS_MAX_LOG_SESSIONS_PER_NODE", default_value_t = 8)]
     pub max_log_sessions_per_node: usize,
+
+    /// A folder of your own templates (`*.yaml`, `*.yml`, `*.json`, one template
+    /// each), beside the built-in ones: read at start (a bad file stops it), and
+    /// read again when a file changes or on SIGHUP (a bad file is then left out and
+    /// logged).
+    #[arg(long, env = "MIAAS_TEMPLATES_DIR", value_name = "DIR")]
+    pub templates_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -273,6 +280,7 @@ impl ServerConfig {
             event_retention: 100_000,
             event_max_age: Duration::from_secs(7 * 24 * 3600),
             max_log_sessions_per_node: 8,
+            templates_dir: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod routes;
 mod serve;
 mod state;
 pub mod telemetry;
+mod template_folder;
 
 pub use app::{Application, run, shutdown_signal};
 pub use config::{AuthMode, LogFormat, ServerConfig};

@@ -5,14 +5,17 @@ use miaas_core::access::Principal;
 use miaas_core::model::{
     AccessToken, ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck,
     DeploymentRequest, Event, JoinToken, LogLine, LogQuery, LoginRequest, NewUser, Node,
-    NodeUpdate, PasswordChange, TokenRequest, User,
+    NodeUpdate, PasswordChange, RenderedTemplate, Template, TemplateSpec, TemplateSummary,
+    TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use super::{Backend, EventFeed, EventsRequest, LogFeed};
 use crate::error::{CliError, Result};
@@ -347,6 +350,10 @@ impl Backend for HttpBackend {
         let body = match input {
             PlanInput::Requirements(requirements) => json!({ "requirements": requirements }),
             PlanInput::Compose(compose) => json!({ "rendered_compose": compose }),
+            PlanInput::Template {
+                template_id,
+                params,
+            } => json!({ "template_id": template_id, "params": params }),
         };
         self.call(
             Method::POST,
@@ -354,6 +361,43 @@ impl Backend for HttpBackend {
             Some(&body),
         )
         .await
+    }
+
+    async fn list_templates(&self, category: Option<&str>) -> Result<Vec<TemplateSummary>> {
+        let mut url = self.url(&["api", "v1", "templates"])?;
+        if let Some(category) = category {
+            url.query_pairs_mut().append_pair("category", category);
+        }
+        let text = self.send(Method::GET, url, NO_BODY).await?;
+        serde_json::from_str(&text)
+            .map_err(|err| CliError::Failed(format!("unexpected answer from the server: {err}")))
+    }
+
+    async fn get_template(&self, id: &str) -> Result<Template> {
+        self.call(Method::GET, &["api", "v1", "templates", id], NO_BODY)
+            .await
+    }
+
+    async fn render_template(
+        &self,
+        id: &str,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<RenderedTemplate> {
+        let path = ["api", "v1", "templates", id, "render"];
+        let body = json!({ "params": params });
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    async fn put_template(&self, spec: TemplateSpec, replace: bool) -> Result<Template> {
+        let method = if replace { Method::PUT } else { Method::POST };
+        let id = spec.id.clone();
+        self.call(method, &["api", "v1", "templates", &id], Some(&spec))
+            .await
+    }
+
+    async fn remove_template(&self, id: &str) -> Result<()> {
+        self.call_empty(Method::DELETE, &["api", "v1", "templates", id])
+            .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {

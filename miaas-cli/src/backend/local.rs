@@ -2,15 +2,18 @@
 //! Access to the database file is already full access, so nothing here asks for a
 //! credential (users, tokens and the join token included).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use miaas_core::access::Principal;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
     Event, EventFilter, JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange,
-    TokenRequest, User,
+    RenderedTemplate, Template, TemplateSpec, TemplateSummary, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
+use serde_json::Value;
 
 use super::{Backend, EventFeed, EventsRequest, LogFeed};
 use crate::error::{CliError, Result};
@@ -98,6 +101,35 @@ impl Backend for LocalBackend {
 
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
         Ok(self.service.plan(input).await?)
+    }
+
+    async fn list_templates(&self, category: Option<&str>) -> Result<Vec<TemplateSummary>> {
+        Ok(self.service.list_templates(category).await?)
+    }
+
+    async fn get_template(&self, id: &str) -> Result<Template> {
+        Ok(self.service.get_template(id).await?)
+    }
+
+    async fn render_template(
+        &self,
+        id: &str,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<RenderedTemplate> {
+        Ok(self.service.render_template(id, params).await?)
+    }
+
+    async fn put_template(&self, spec: TemplateSpec, replace: bool) -> Result<Template> {
+        let id = spec.id.clone();
+        Ok(if replace {
+            self.service.replace_template(&id, spec).await?
+        } else {
+            self.service.create_template(&id, spec).await?
+        })
+    }
+
+    async fn remove_template(&self, id: &str) -> Result<()> {
+        Ok(self.service.remove_template(id).await?)
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {

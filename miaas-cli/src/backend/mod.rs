@@ -8,10 +8,13 @@ mod local;
 use async_trait::async_trait;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
-    JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange, TokenRequest, User,
+    JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange, RenderedTemplate, Template,
+    TemplateSpec, TemplateSummary, TokenRequest, User,
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 use crate::error::Result;
 
@@ -42,6 +45,20 @@ pub trait Backend: Send + Sync {
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck>;
     /// Placement dry run.
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan>;
+    /// Every template, of `category` when given.
+    async fn list_templates(&self, category: Option<&str>) -> Result<Vec<TemplateSummary>>;
+    /// One template.
+    async fn get_template(&self, id: &str) -> Result<Template>;
+    /// Render a template without deploying it.
+    async fn render_template(
+        &self,
+        id: &str,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<RenderedTemplate>;
+    /// Add a template, or with `replace` store a new version of one.
+    async fn put_template(&self, spec: TemplateSpec, replace: bool) -> Result<Template>;
+    /// Remove a template.
+    async fn remove_template(&self, id: &str) -> Result<()>;
     /// Every user.
     async fn list_users(&self) -> Result<Vec<User>>;
     /// Add a user.

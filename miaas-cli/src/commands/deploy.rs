@@ -8,25 +8,52 @@ use miaas_core::model::{Deployment, DeploymentAction, DeploymentRequest, Deploym
 
 use super::Context;
 use super::deployments::node_names;
-use super::input::{environment, project_name, read_compose, requirements};
+use super::input::{
+    any_requirement_flag, environment, project_name, read_compose, requirements, template_params,
+};
 use crate::backend::{EventFeed, EventsRequest};
 use crate::cli::DeployArgs;
 use crate::error::{CliError, Result};
 use crate::output::print_data;
 
-/// Submits the compose file and shows where it landed (or why not yet).
+/// Submits the compose file, or the template with its parameters, and shows
+/// where it landed (or why not yet).
 pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
-    let input = read_compose(&args.file)?;
-    let name = args
-        .name
-        .unwrap_or_else(|| project_name(&input.folder_name));
-    let request = DeploymentRequest {
-        template_id: args.template.unwrap_or_else(|| name.clone()),
-        deployment_id: name,
-        env: environment(&args.env, args.env_file.as_deref())?,
-        requirements: requirements(&input.text, &args.requirements)?,
-        rendered_compose: input.text,
-        action: DeploymentAction::Apply,
+    let env = environment(&args.env, args.env_file.as_deref())?;
+    let request = match &args.file {
+        Some(file) => {
+            let input = read_compose(file)?;
+            let name = (args.name.clone()).unwrap_or_else(|| project_name(&input.folder_name));
+            DeploymentRequest {
+                template_id: args.template.clone().unwrap_or_else(|| name.clone()),
+                deployment_id: name,
+                env,
+                requirements: requirements(&input.text, &args.requirements)?,
+                rendered_compose: Some(input.text),
+                params: None,
+                action: DeploymentAction::Apply,
+            }
+        }
+        None => {
+            let template = args.template.clone().unwrap_or_default();
+            let params = template_params(&args.set)?;
+            // requirement flags are laid over what the rendering needs
+            let requirements = if any_requirement_flag(&args.requirements) {
+                let rendered = ctx.backend.render_template(&template, &params).await?;
+                requirements(&rendered.rendered_compose, &args.requirements)?
+            } else {
+                None
+            };
+            DeploymentRequest {
+                deployment_id: args.name.clone().unwrap_or_else(|| template.clone()),
+                template_id: template,
+                env,
+                requirements,
+                rendered_compose: None,
+                params: Some(params),
+                action: DeploymentAction::Apply,
+            }
+        }
     };
     // following starts before the deploy, so that none of its events is missed
     let feed = if args.wait {

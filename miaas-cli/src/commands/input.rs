@@ -123,15 +123,38 @@ fn unquote(value: &str) -> &str {
     value
 }
 
-/// Requirements from the flags laid over those the compose file states; `None` when
-/// no flag is given (the compose file alone decides, wherever it is read).
-pub fn requirements(compose: &str, flags: &RequirementFlags) -> Result<Option<Requirements>> {
-    let any = flags.cpus.is_some()
+/// Template parameters from `--set NAME=VALUE` flags, as text (the server reads
+/// each by its parameter's type).
+pub fn template_params(pairs: &[String]) -> Result<BTreeMap<String, serde_json::Value>> {
+    let mut params = BTreeMap::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("--set {pair}: expected NAME=VALUE")))?;
+        if name.trim().is_empty() {
+            return Err(CliError::Usage(format!("--set {pair}: the name is empty")));
+        }
+        params.insert(
+            name.trim().to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+    }
+    Ok(params)
+}
+
+/// Whether any requirement flag is given.
+pub fn any_requirement_flag(flags: &RequirementFlags) -> bool {
+    flags.cpus.is_some()
         || flags.memory.is_some()
         || flags.gpus.is_some()
         || !flags.tags.is_empty()
-        || flags.node.is_some();
-    if !any {
+        || flags.node.is_some()
+}
+
+/// Requirements from the flags laid over those the compose file states; `None` when
+/// no flag is given (the compose file alone decides, wherever it is read).
+pub fn requirements(compose: &str, flags: &RequirementFlags) -> Result<Option<Requirements>> {
+    if !any_requirement_flag(flags) {
         return Ok(None);
     }
     let mut requirements = requirements_from_compose(compose)?;

@@ -12,6 +12,7 @@ mod logs;
 mod nodes;
 mod plan;
 mod resolve;
+mod templates;
 
 use miaas_core::clock::{Clock, SystemClock};
 
@@ -47,6 +48,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Rm { id } => deployments::run(ctx, DeploymentsCommand::Rm { id }).await,
         Command::Plan(args) => plan::run(ctx, args).await,
+        Command::Templates(command) => templates::run(ctx, command).await,
         Command::Users(command) => access::users(ctx, command).await,
         Command::Tokens(command) => access::tokens(ctx, command).await,
         Command::Serve(_)

@@ -3,17 +3,35 @@
 use miaas_core::service::PlanInput;
 
 use super::Context;
-use super::input::{read_compose, requirements};
+use super::input::{any_requirement_flag, read_compose, requirements, template_params};
 use crate::cli::PlanArgs;
 use crate::error::Result;
 use crate::output::{plan_tables, print_data, size_mb};
 
 /// Shows where the compose file would be placed, and why other nodes do not fit.
 pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
-    let input = read_compose(&args.file)?;
-    let plan_input = match requirements(&input.text, &args.requirements)? {
-        Some(requirements) => PlanInput::Requirements(requirements),
-        None => PlanInput::Compose(input.text),
+    let plan_input = match (&args.file, args.template) {
+        (Some(file), _) => {
+            let input = read_compose(file)?;
+            match requirements(&input.text, &args.requirements)? {
+                Some(requirements) => PlanInput::Requirements(requirements),
+                None => PlanInput::Compose(input.text),
+            }
+        }
+        (None, template) => {
+            let template_id = template.unwrap_or_default();
+            let params = template_params(&args.set)?;
+            if any_requirement_flag(&args.requirements) {
+                let rendered = ctx.backend.render_template(&template_id, &params).await?;
+                let requirements = requirements(&rendered.rendered_compose, &args.requirements)?;
+                PlanInput::Requirements(requirements.unwrap_or(rendered.requirements))
+            } else {
+                PlanInput::Template {
+                    template_id,
+                    params,
+                }
+            }
+        }
     };
     let plan = ctx.backend.plan(&plan_input).await?;
     if print_data(ctx.output, &plan)? {

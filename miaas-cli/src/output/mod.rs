@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::error::{CliError, Result};
 
 pub use human::size_mb;
-pub use tables::{deployments_table, nodes_table, plan_tables, tokens_table, users_table};
+pub use tables::{
+    deployments_table, nodes_table, parameters_table, plan_tables, templates_table, tokens_table,
+    users_table,
+};
 
 /// `-o`/`--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
-use miaas_core::model::{ApiTokenInfo, Deployment, DeploymentStatus, Node, NodeStatus, User};
+use miaas_core::model::{
+    ApiTokenInfo, Deployment, DeploymentStatus, Node, NodeStatus, TemplateParameter,
+    TemplateSummary, User,
+};
 use miaas_core::placement::PlacementPlan;
 
 use super::human::{ago, duration_short, size_mb};
@@ -239,6 +242,76 @@ pub fn tokens_table(tokens: &[ApiTokenInfo], now: f64) -> String {
             Cell::new(&token.name),
             Cell::new(token.role),
             Cell::new(ago(now, token.created_at)),
+        ]);
+    }
+    render(table)
+}
+
+/// ID, NAME, CATEGORY, VERSION, SOURCE, PARAMETERS (+ wide: DESCRIPTION).
+pub fn templates_table(templates: &[TemplateSummary], format: OutputFormat) -> String {
+    let wide = format == OutputFormat::Wide;
+    let mut header = vec!["ID", "NAME", "CATEGORY", "VERSION", "SOURCE", "PARAMETERS"];
+    if wide {
+        header.push("DESCRIPTION");
+    }
+    let mut table = new_table(header);
+    for t in templates {
+        let source = serde_json::to_value(t.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut row = vec![
+            Cell::new(&t.id),
+            Cell::new(&t.name),
+            Cell::new(if t.category.is_empty() {
+                "-"
+            } else {
+                &t.category
+            }),
+            Cell::new(t.version),
+            Cell::new(source),
+            Cell::new(t.parameter_count),
+        ];
+        if wide {
+            row.push(Cell::new(&t.description));
+        }
+        table.add_row(row);
+    }
+    render(table)
+}
+
+/// NAME, TYPE, DEFAULT, REQUIRED, DESCRIPTION.
+pub fn parameters_table(parameters: &[TemplateParameter]) -> String {
+    let mut table = new_table(vec!["NAME", "TYPE", "DEFAULT", "REQUIRED", "DESCRIPTION"]);
+    for p in parameters {
+        let kind = match (&p.options, p.generate) {
+            (options, _) if !options.is_empty() => format!("enum({})", options.join("|")),
+            (_, Some(generate)) => {
+                let how = serde_json::to_value(generate)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                format!("{} (generated {how})", p.kind.as_str())
+            }
+            _ => p.kind.as_str().to_string(),
+        };
+        let default = match &p.default {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => "-".into(),
+        };
+        let required = p.required && p.default.is_none() && p.generate.is_none();
+        let description = match (&p.label, &p.description) {
+            (Some(label), Some(description)) => format!("{label}. {description}"),
+            (Some(text), None) | (None, Some(text)) => text.clone(),
+            (None, None) => String::new(),
+        };
+        table.add_row(vec![
+            Cell::new(&p.name),
+            Cell::new(kind),
+            Cell::new(default),
+            Cell::new(if required { "yes" } else { "no" }),
+            Cell::new(description),
         ]);
     }
     render(table)

@@ -29,6 +29,8 @@ pub enum Permission {
     DeregisterNodes,
     /// Manage users and API tokens, show and rotate the join token.
     ManageAccess,
+    /// Add, change and remove templates.
+    ManageTemplates,
     /// See deployment secrets in clear.
     RevealSecrets,
     /// Register a node (the join token).
@@ -45,6 +47,7 @@ impl Permission {
             Permission::Plan => "run placement plans",
             Permission::DeregisterNodes => "deregister nodes",
             Permission::ManageAccess => "manage users, tokens and the join token",
+            Permission::ManageTemplates => "change templates",
             Permission::RevealSecrets => "reveal secrets",
             Permission::Register => "register nodes",
         }
@@ -55,7 +58,10 @@ impl Permission {
     pub fn least_role(self) -> Option<Role> {
         match self {
             Permission::Read => Some(Role::Viewer),
-            Permission::Deploy | Permission::ManageNodes | Permission::Plan => Some(Role::Operator),
+            Permission::Deploy
+            | Permission::ManageNodes
+            | Permission::Plan
+            | Permission::ManageTemplates => Some(Role::Operator),
             Permission::DeregisterNodes | Permission::ManageAccess | Permission::RevealSecrets => {
                 Some(Role::Admin)
             }

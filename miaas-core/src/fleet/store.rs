@@ -109,6 +109,10 @@ impl Store for FleetCache {
         self.inner.streams()
     }
 
+    fn templates(&self) -> &dyn crate::store::TemplateStore {
+        self.inner.templates()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }

@@ -123,16 +123,25 @@ pub struct DeploymentRequest {
         pattern = r"^[^\s/?#%\\\u0000-\u001f\u007f-\u009f]+$"
     )]
     pub deployment_id: String,
-    /// The template this deployment was rendered from.
+    /// The template this deployment was rendered from; without
+    /// `rendered_compose`, the template the server renders (see
+    /// `GET /api/v1/templates`).
     #[schema(
         min_length = 1,
         max_length = 253,
         pattern = r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]+$"
     )]
     pub template_id: String,
-    /// The docker-compose document to run (not blank, at most 512 KiB).
+    /// The docker-compose document to run (not blank, at most 512 KiB). Leave it
+    /// out to have the server render the template `template_id` with `params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 524288, pattern = r"\S")]
-    pub rendered_compose: String,
+    pub rendered_compose: Option<String>,
+    /// The template's parameters, when the server renders it (no
+    /// `rendered_compose`): values by name, the defaults fill the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
     /// Environment for the compose document (variable names: no `=`, not empty).
     #[serde(default)]
     #[schema(schema_with = super::env_schema)]
@@ -154,7 +163,8 @@ debug_without!(
         template_id,
         action,
         requirements,
-        rendered_compose
+        rendered_compose,
+        params
     ]
 );
 
@@ -166,14 +176,18 @@ impl DeploymentRequest {
     pub fn validate(&self) -> Result<()> {
         validate::identifier("deployment_id", &self.deployment_id)?;
         validate::name("template_id", &self.template_id)?;
-        if self.action == DeploymentAction::Apply {
-            validate::non_blank("rendered_compose", &self.rendered_compose)?;
+        if let Some(compose) = &self.rendered_compose {
+            if self.action == DeploymentAction::Apply {
+                validate::non_blank("rendered_compose", compose)?;
+            }
+            validate::list_len("rendered_compose", compose.len(), MAX_COMPOSE_BYTES)?;
+            if self.params.is_some() {
+                return Err(crate::Error::Invalid(
+                    "params: give either `rendered_compose` or a template's `params`, not both"
+                        .into(),
+                ));
+            }
         }
-        validate::list_len(
-            "rendered_compose",
-            self.rendered_compose.len(),
-            MAX_COMPOSE_BYTES,
-        )?;
         for key in self.env.keys() {
             validate::env_key(key)?;
         }
@@ -183,6 +197,30 @@ impl DeploymentRequest {
         Ok(())
     }
 }
+
+/// What an `apply` asks a deployment to be, once resolved: the compose document
+/// (given, or rendered from a template), its environment and requirements.
+#[derive(Clone, PartialEq)]
+pub struct DeploymentSpec {
+    /// The template named.
+    pub template_id: String,
+    /// The compose document.
+    pub rendered_compose: String,
+    /// The environment (secret parameters included).
+    pub env: Env,
+    /// What placement reserves.
+    pub requirements: Requirements,
+    /// The template's parameters as shown, when the server rendered it.
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
+    /// The template's version, when the server rendered it.
+    pub template_version: Option<u32>,
+}
+
+debug_without!(
+    DeploymentSpec,
+    env,
+    [template_id, template_version, params, requirements]
+);
 
 /// `202` answer to a deployment request, and `200` answer to a `DELETE`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -227,6 +265,16 @@ pub struct Deployment {
     pub env: Env,
     /// The docker-compose document.
     pub rendered_compose: String,
+    /// The parameters the server rendered the template with (secrets shown as
+    /// `***`: their values are in `env`); null when the compose document was
+    /// given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
+    /// The version of the template the server rendered; null when the compose
+    /// document was given.
+    #[serde(default)]
+    pub template_version: Option<u32>,
     /// 1 at creation, +1 for each apply that changed it.
     pub revision: u32,
     /// Creation time (epoch seconds).
@@ -248,11 +296,13 @@ impl Deployment {
 
     /// Whether `request` (with `requirements` as it resolves to) asks for exactly
     /// what this deployment already is.
-    pub fn has_spec_of(&self, request: &DeploymentRequest, requirements: &Requirements) -> bool {
-        self.template_id == request.template_id
-            && self.rendered_compose == request.rendered_compose
-            && self.env == request.env
-            && &self.requirements == requirements
+    pub fn has_spec_of(&self, spec: &DeploymentSpec) -> bool {
+        self.template_id == spec.template_id
+            && self.rendered_compose == spec.rendered_compose
+            && self.env == spec.env
+            && self.requirements == spec.requirements
+            && self.params == spec.params
+            && self.template_version == spec.template_version
     }
 
     /// Whether it holds resources on `node_id` (placed there and not yet released).

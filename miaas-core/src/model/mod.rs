@@ -41,8 +41,8 @@ pub use agent::{
 };
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
-    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus,
-    MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
+    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
+    DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
 };
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};

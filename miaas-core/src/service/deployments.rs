@@ -9,35 +9,56 @@ use crate::model::page::{
     DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
 };
 use crate::model::{
-    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentStatus, NodeRecord,
-    Requirements,
+    Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
+    DeploymentStatus, NodeRecord, Requirements,
 };
 use crate::placement::{Candidate, Cluster, PlacementPlan, Reservation};
+use crate::templates::{self, SecretValue};
 use crate::{Error, Result};
+use std::collections::BTreeMap;
 
 /// The message a new deployment is acknowledged with, as the original server says it.
 pub const ACCEPTED_MESSAGE: &str = "Deployment request accepted and queued for processing";
 
-/// What a plan evaluates: explicit requirements or a compose document.
+/// What a plan evaluates: explicit requirements, a compose document, or a
+/// template with its parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanInput {
     /// Requirements as given.
     Requirements(Requirements),
     /// A compose document to derive them from.
     Compose(String),
+    /// A template to render, and derive them from what it renders.
+    Template {
+        /// The template.
+        template_id: String,
+        /// Its parameters.
+        params: BTreeMap<String, serde_json::Value>,
+    },
 }
 
 impl PlanInput {
-    /// The input from a request that names exactly one of the two.
+    /// The input from a request that names exactly one of the three (`params`
+    /// goes with `template_id`).
     pub fn from_parts(
         requirements: Option<Requirements>,
         rendered_compose: Option<String>,
+        template_id: Option<String>,
+        params: Option<BTreeMap<String, serde_json::Value>>,
     ) -> Result<Self> {
-        match (requirements, rendered_compose) {
-            (Some(requirements), None) => Ok(Self::Requirements(requirements)),
-            (None, Some(compose)) => Ok(Self::Compose(compose)),
+        match (requirements, rendered_compose, template_id) {
+            (Some(requirements), None, None) if params.is_none() => {
+                Ok(Self::Requirements(requirements))
+            }
+            (None, Some(compose), None) if params.is_none() => Ok(Self::Compose(compose)),
+            (None, None, Some(template_id)) => Ok(Self::Template {
+                template_id,
+                params: params.unwrap_or_default(),
+            }),
             _ => Err(Error::Invalid(
-                "give exactly one of `requirements` and `rendered_compose`".into(),
+                "give exactly one of `requirements`, `rendered_compose` and `template_id` (with \
+                 its `params`)"
+                    .into(),
             )),
         }
     }
@@ -63,11 +84,11 @@ impl Service {
         request.validate()?;
         match request.action {
             DeploymentAction::Apply => {
-                // parsed once: for what it reaches of the host, and what it needs
-                let document = parse_compose(&request.rendered_compose)?;
+                let (spec, document, secrets) = self.resolve_spec(request).await?;
                 let features = host_access_of(&document);
                 caller.require_host_access(self.settings.host_access_role, &features)?;
-                self.apply_deployment(request, &document).await
+                self.apply_deployment(&request.deployment_id, spec, secrets)
+                    .await
             }
             DeploymentAction::Remove => {
                 let mut ack = self.delete_deployment(&request.deployment_id).await?;
@@ -77,37 +98,73 @@ impl Service {
         }
     }
 
-    async fn apply_deployment(
+    /// What an `apply` asks for: the compose document given, or the template
+    /// rendered with the parameters (its secrets still to be resolved against the
+    /// deployment); with the parsed document, parsed once.
+    async fn resolve_spec(
         &self,
         request: &DeploymentRequest,
-        document: &serde_json::Value,
+    ) -> Result<(DeploymentSpec, serde_json::Value, Vec<SecretValue>)> {
+        let template_id = request.template_id.clone();
+        if let Some(compose) = &request.rendered_compose {
+            let document = parse_compose(compose)?;
+            // derived also when requirements are given: the document must be valid
+            let derived = requirements_of(&document)?;
+            let spec = DeploymentSpec {
+                template_id,
+                rendered_compose: compose.clone(),
+                env: request.env.clone().into(),
+                requirements: request.requirements.clone().unwrap_or(derived),
+                params: None,
+                template_version: None,
+            };
+            return Ok((spec, document, Vec::new()));
+        }
+        let Some(template) = self.find_template(&request.template_id).await? else {
+            return Err(Error::Invalid(format!(
+                "rendered_compose: missing, and template_id {:?} names no template to render                  (see GET /api/v1/templates)",
+                request.template_id
+            )));
+        };
+        let rendering = templates::render(&template, &request.params.clone().unwrap_or_default())?;
+        let spec = DeploymentSpec {
+            template_id,
+            rendered_compose: rendering.compose,
+            env: request.env.clone().into(),
+            requirements: (request.requirements.clone()).unwrap_or(rendering.requirements),
+            params: Some(rendering.params),
+            template_version: Some(rendering.template_version),
+        };
+        Ok((spec, rendering.document, rendering.secrets))
+    }
+
+    async fn apply_deployment(
+        &self,
+        deployment_id: &str,
+        spec: DeploymentSpec,
+        secrets: Vec<SecretValue>,
     ) -> Result<DeploymentAck> {
-        // derived also when requirements are given: the document must be valid
-        let derived = requirements_of(document)?;
-        let requirements = request.requirements.clone().unwrap_or(derived);
         let now = self.now();
         // the change owns what it uses: the store may run it in a transaction shared
         // with concurrent deploys (group commit)
-        let (service, request_owned) = (self.clone(), request.clone());
+        let (service, deployment_id_owned) = (self.clone(), deployment_id.to_string());
         let change = move |snapshot: &crate::store::Snapshot| {
-            let request = &request_owned;
+            let deployment_id = deployment_id_owned.as_str();
             let mut planner = service.planner(now, snapshot);
-            let before = planner.get(&request.deployment_id).cloned();
+            let before = planner.get(deployment_id).cloned();
+            let spec = with_secrets(&spec, &secrets, before.as_ref())?;
             let after = match &before {
                 None => {
-                    let mut created = new_deployment(request, &requirements, now);
+                    let mut created = new_deployment(deployment_id, &spec, now);
                     planner.place(&mut created);
                     planner.put(created.clone());
                     created
                 }
-                Some(existing)
-                    if !existing.status.is_removal()
-                        && existing.has_spec_of(request, &requirements) =>
-                {
+                Some(existing) if !existing.status.is_removal() && existing.has_spec_of(&spec) => {
                     existing.clone()
                 }
                 Some(existing) => {
-                    let revised = revise(&mut planner, existing, request, &requirements);
+                    let revised = revise(&mut planner, existing, &spec);
                     planner.put(revised.clone());
                     revised
                 }
@@ -234,6 +291,13 @@ impl Service {
                 let document = parse_compose(compose)?;
                 (requirements_of(&document)?, host_access_of(&document))
             }
+            PlanInput::Template {
+                template_id,
+                params,
+            } => {
+                let rendering = self.render_with(template_id, params).await?;
+                (rendering.requirements, host_access_of(&rendering.document))
+            }
         };
         let (_, cluster) = self.cluster_view().await?;
         let mut plan = self.engine.plan(cluster.candidates(), &requirements);
@@ -289,45 +353,62 @@ impl Service {
     }
 }
 
-fn new_deployment(
-    request: &DeploymentRequest,
-    requirements: &Requirements,
-    now: f64,
-) -> Deployment {
+fn new_deployment(deployment_id: &str, spec: &DeploymentSpec, now: f64) -> Deployment {
     Deployment {
-        deployment_id: request.deployment_id.clone(),
-        template_id: request.template_id.clone(),
+        deployment_id: deployment_id.to_string(),
+        template_id: spec.template_id.clone(),
         action: DeploymentAction::Apply,
         status: DeploymentStatus::Pending,
         message: String::new(),
         node_id: None,
         previous_node_id: None,
-        requirements: requirements.clone(),
+        requirements: spec.requirements.clone(),
         gpu_ids: Vec::new(),
         placement: None,
-        env: request.env.clone().into(),
-        rendered_compose: request.rendered_compose.clone(),
+        env: spec.env.clone(),
+        rendered_compose: spec.rendered_compose.clone(),
+        params: spec.params.clone(),
+        template_version: spec.template_version,
         revision: 1,
         created_at: now,
         updated_at: now,
     }
 }
 
+/// `spec` with the values of the template's secret parameters in its
+/// environment: given, else what `existing` had (a generated secret is made once
+/// per deployment), else the default or a new generated one.
+fn with_secrets(
+    spec: &DeploymentSpec,
+    secrets: &[SecretValue],
+    existing: Option<&Deployment>,
+) -> Result<DeploymentSpec> {
+    if secrets.is_empty() {
+        return Ok(spec.clone());
+    }
+    let mut env: BTreeMap<String, String> = (&spec.env).into();
+    for secret in secrets {
+        let kept = existing.and_then(|d| d.env.get(&secret.env));
+        env.insert(secret.env.clone(), secret.resolve(kept)?);
+    }
+    let mut spec = spec.clone();
+    spec.env = env.into();
+    Ok(spec)
+}
+
 /// A new revision of `existing`: kept on its node when its requirements did not
 /// change and it still holds its place there, placed again otherwise.
-fn revise(
-    planner: &mut Planner<'_>,
-    existing: &Deployment,
-    request: &DeploymentRequest,
-    requirements: &Requirements,
-) -> Deployment {
+fn revise(planner: &mut Planner<'_>, existing: &Deployment, spec: &DeploymentSpec) -> Deployment {
     let mut next = existing.clone();
-    next.template_id = request.template_id.clone();
-    next.rendered_compose = request.rendered_compose.clone();
-    next.env = request.env.clone().into();
+    next.template_id = spec.template_id.clone();
+    next.rendered_compose = spec.rendered_compose.clone();
+    next.env = spec.env.clone();
+    next.params = spec.params.clone();
+    next.template_version = spec.template_version;
     next.action = DeploymentAction::Apply;
     next.revision = existing.revision.saturating_add(1);
     next.updated_at = planner.now();
+    let requirements = &spec.requirements;
     let keeps_place = existing.holds_resources()
         && !existing.status.is_removal()
         && &existing.requirements == requirements;

@@ -11,6 +11,7 @@ mod lifecycle;
 mod logs;
 mod nodes;
 mod signals;
+mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,8 @@ pub struct Shared {
     offline_announced: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Every change, for followers.
     events: Arc<crate::events::EventLog>,
+    /// The built-in templates and those of a templates folder.
+    catalog: std::sync::RwLock<Arc<crate::templates::Catalog>>,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -131,6 +134,9 @@ impl Service {
         Self(Arc::new(Shared {
             started_at: clock.now(),
             events: crate::events::EventLog::new(store.clone()),
+            catalog: std::sync::RwLock::new(
+                Arc::new(crate::templates::Catalog::builtin_or_empty()),
+            ),
             log_nodes: logs::LogNodes::default(),
             offline_announced: std::sync::Mutex::default(),
             store,

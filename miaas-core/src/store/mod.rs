@@ -16,6 +16,7 @@ mod sql;
 pub mod sqlite;
 pub mod stream;
 mod tables;
+pub mod templates;
 mod url;
 mod version;
 
@@ -33,6 +34,7 @@ pub use options::StoreOptions;
 pub use owner::{OwnerLock, lock_path};
 pub use snapshot::{ReservationChange, Snapshot};
 pub use stream::StreamStore;
+pub use templates::{StoredTemplate, TemplateStore};
 pub use url::{DatabaseUrl, redact_url};
 pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
@@ -121,6 +123,9 @@ pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync>
 pub trait Store: AccessStore + Send + Sync + 'static {
     /// The event log and log sessions.
     fn streams(&self) -> &dyn StreamStore;
+
+    /// The templates added through the API.
+    fn templates(&self) -> &dyn TemplateStore;
 
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;

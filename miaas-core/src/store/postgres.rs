@@ -163,6 +163,8 @@ impl PostgresStore {
             .bind(columns.revision)
             .bind(columns.created_at)
             .bind(columns.updated_at)
+            .bind(columns.params)
+            .bind(columns.template_version)
             .bind(version)
             .execute(&mut **tx)
             .await?;
@@ -173,17 +175,18 @@ impl PostgresStore {
 /// The upsert of many deployments at one version, as parallel arrays.
 const UPSERT_DEPLOYMENTS_SQL: &str = "INSERT INTO deployments (deployment_id, template_id, \
      rendered_compose, env, action, status, message, node_id, previous_node_id, requirements, \
-     gpu_ids, placement, revision, created_at, updated_at, version) \
-     SELECT d.*, $16 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     gpu_ids, placement, revision, created_at, updated_at, params, template_version, version) \
+     SELECT d.*, $18 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::bigint[], $14::float8[], $15::float8[]) AS d \
+     $13::bigint[], $14::float8[], $15::float8[], $16::text[], $17::bigint[]) AS d \
      ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
      rendered_compose = excluded.rendered_compose, env = excluded.env, \
      action = excluded.action, status = excluded.status, message = excluded.message, \
      node_id = excluded.node_id, previous_node_id = excluded.previous_node_id, \
      requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
      placement = excluded.placement, revision = excluded.revision, \
-     updated_at = excluded.updated_at, version = excluded.version";
+     updated_at = excluded.updated_at, params = excluded.params, \
+     template_version = excluded.template_version, version = excluded.version";
 
 /// Deployments as the columns of [`UPSERT_DEPLOYMENTS_SQL`].
 #[derive(Default)]
@@ -203,6 +206,8 @@ struct DeploymentColumns {
     revision: Vec<i64>,
     created_at: Vec<f64>,
     updated_at: Vec<f64>,
+    params: Vec<Option<String>>,
+    template_version: Vec<Option<i64>>,
 }
 
 impl DeploymentColumns {
@@ -223,6 +228,10 @@ impl DeploymentColumns {
         self.revision.push(i64::from(d.revision));
         self.created_at.push(d.created_at);
         self.updated_at.push(d.updated_at);
+        self.params
+            .push(d.params.as_ref().map(encode_json).transpose()?);
+        self.template_version
+            .push(d.template_version.map(i64::from));
         Ok(())
     }
 }
@@ -278,6 +287,10 @@ impl super::tables::WithSqlTables for PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     fn streams(&self) -> &dyn super::StreamStore {
+        &self.tables
+    }
+
+    fn templates(&self) -> &dyn super::TemplateStore {
         &self.tables
     }
 

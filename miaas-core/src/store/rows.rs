@@ -87,6 +87,8 @@ pub(crate) struct DeploymentRow {
     revision: i64,
     created_at: f64,
     updated_at: f64,
+    params: Option<String>,
+    template_version: Option<i64>,
 }
 
 impl DeploymentRow {
@@ -123,6 +125,17 @@ impl DeploymentRow {
                 .placement
                 .as_deref()
                 .map(|text| decode_json("placement", text))
+                .transpose()?,
+            params: row
+                .params
+                .as_deref()
+                .map(|text| decode_json("params", text))
+                .transpose()?,
+            template_version: row
+                .template_version
+                .map(|v| {
+                    u32::try_from(v).map_err(|_| Error::Corrupt(format!("template_version: {v}")))
+                })
                 .transpose()?,
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -93,7 +93,8 @@ pub fn request(id: &str, image: &str) -> DeploymentRequest {
     DeploymentRequest {
         deployment_id: id.into(),
         template_id: "web".into(),
-        rendered_compose: format!("services:\n  web:\n    image: {image}\n"),
+        rendered_compose: Some(format!("services:\n  web:\n    image: {image}\n")),
+        params: None,
         env: Default::default(),
         action: DeploymentAction::Apply,
         requirements: None,

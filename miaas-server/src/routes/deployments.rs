@@ -37,7 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 ///
 /// `action: apply` creates it, or updates it (a new revision) when the id exists and
 /// the spec changed; the same spec again changes nothing. `action: remove` marks it
-/// for deletion, as `DELETE` does.
+/// for deletion, as `DELETE` does. Without `rendered_compose`, the server renders
+/// the template `template_id` with `params` (secret parameters go to `env`).
 #[utoipa::path(
     post, path = "/api/v1/deployments", tag = "deployments",
     request_body = DeploymentRequest,

@@ -12,6 +12,7 @@ mod nodes;
 mod placement;
 pub(crate) mod streaming;
 mod system;
+mod templates;
 mod tokens;
 mod users;
 
@@ -40,6 +41,7 @@ use crate::state::AppState;
         (name = "nodes", description = "Node registration, status and heartbeats"),
         (name = "deployments", description = "Deployments: compose documents plus environment"),
         (name = "placement", description = "Placement dry runs"),
+        (name = "templates", description = "Templates: compose documents rendered from parameters"),
         (name = "events", description = "The event log: every change, followed live"),
         (name = "users", description = "User accounts (admin)"),
         (name = "tokens", description = "Long-lived API tokens (admin)"),
@@ -145,6 +147,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(nodes::router())
         .merge(deployments::router())
         .merge(placement::router())
+        .merge(templates::router())
         .merge(users::router())
         .merge(tokens::router())
         .merge(cluster::router())

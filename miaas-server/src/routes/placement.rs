@@ -1,5 +1,7 @@
 //! `/api/v1/placement/plan`: the placement dry run.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use miaas_core::model::Requirements;
@@ -20,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(plan))
 }
 
-/// What to plan for: `requirements`, or a `rendered_compose` to derive them from.
+/// What to plan for: `requirements`, a `rendered_compose` to derive them from, or
+/// a `template_id` with its `params` to render and derive them from.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"requirements": {"cpus": 2, "mem_mb": 4096, "gpus": 1}}))]
 pub struct PlanRequest {
@@ -30,6 +33,13 @@ pub struct PlanRequest {
     /// A compose document whose reservations and constraints are the requirements.
     #[serde(default)]
     pub rendered_compose: Option<String>,
+    /// A template to render with `params`.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// The template's parameters (the defaults fill the rest).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Dry run: the ranked candidates with their scores and the rejected nodes with
@@ -44,7 +54,8 @@ pub struct PlanRequest {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Neither or both inputs, or an invalid one", body = ErrorBody),
+        (status = 404, description = "Unknown template", body = ErrorBody),
+        (status = 422, description = "None or several inputs, or an invalid one", body = ErrorBody),
     )
 )]
 async fn plan(
@@ -52,6 +63,11 @@ async fn plan(
     _: Allowed<Plan>,
     ApiJson(request): ApiJson<PlanRequest>,
 ) -> Result<Json<PlacementPlan>, ApiError> {
-    let input = PlanInput::from_parts(request.requirements, request.rendered_compose)?;
+    let input = PlanInput::from_parts(
+        request.requirements,
+        request.rendered_compose,
+        request.template_id,
+        request.params,
+    )?;
     Ok(Json(state.service.plan(&input).await?))
 }

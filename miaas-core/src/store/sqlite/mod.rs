@@ -187,6 +187,8 @@ impl SqliteStore {
             .bind(i64::from(d.revision))
             .bind(d.created_at)
             .bind(d.updated_at)
+            .bind(d.params.as_ref().map(encode_json).transpose()?)
+            .bind(d.template_version.map(i64::from))
             .bind(i64::try_from(version).unwrap_or(i64::MAX))
             .execute(&mut **tx)
             .await?;
@@ -205,6 +207,10 @@ impl super::tables::WithSqlTables for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     fn streams(&self) -> &dyn super::StreamStore {
+        &self.tables
+    }
+
+    fn templates(&self) -> &dyn super::TemplateStore {
         &self.tables
     }
 

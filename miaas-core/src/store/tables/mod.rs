@@ -7,6 +7,7 @@
 mod access;
 mod fleet;
 mod stream;
+mod templates;
 
 pub(crate) use fleet::DecisionStart;
 
