@@ -106,6 +106,17 @@ const ROUTES: &[Route] = &[
         200,
     ),
     route("post", "/api/v1/placement/plan", OPERATOR, 200),
+    route("get", "/api/v1/templates", VIEWER, 200),
+    route("get", "/api/v1/templates/{template_id}", VIEWER, 200),
+    route("post", "/api/v1/templates/{template_id}", OPERATOR, 201),
+    route("put", "/api/v1/templates/{template_id}", OPERATOR, 200),
+    route("delete", "/api/v1/templates/{template_id}", OPERATOR, 204),
+    route(
+        "post",
+        "/api/v1/templates/{template_id}/render",
+        VIEWER,
+        200,
+    ),
     route("get", "/api/v1/users", ADMIN, 200),
     route("post", "/api/v1/users", ADMIN, 201),
     route("delete", "/api/v1/users/{username}", ADMIN, 204),
@@ -181,7 +192,13 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let server = TestServer::secure().await;
+        // every route is tried with failing credentials: more than the default
+        // limit of failures a minute from one address (auth_limits.rs tests it)
+        let server = TestServer::spawn_with(|c| {
+            c.auth = miaas_server::AuthMode::On;
+            c.auth_failure_limit = 10_000;
+        })
+        .await;
         let admin = server.admin_token().await;
         for (name, role) in [("vera", "viewer"), ("otto", "operator")] {
             let (status, body) = server
@@ -315,6 +332,20 @@ impl Fixture {
                 assert_eq!(status, 201);
                 format!("/api/v1/tokens/{}", body["id"].as_str().expect("id"))
             }
+            "/api/v1/templates/{template_id}" if route.method == "post" => {
+                format!("/api/v1/templates/new-{n}")
+            }
+            "/api/v1/templates/{template_id}" if route.method != "get" => {
+                let id = format!("stored-{n}");
+                let (status, body) = self
+                    .server
+                    .post_as(&self.admin, &format!("/api/v1/templates/{id}"), &template())
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                format!("/api/v1/templates/{id}")
+            }
+            "/api/v1/templates/{template_id}/render" => "/api/v1/templates/redis/render".into(),
+            "/api/v1/templates/{template_id}" => "/api/v1/templates/redis".into(),
             "/api/v1/events" => "/api/v1/events?follow=false".into(),
             "/api/v1/nodes/{node_id}/logs/{session_id}" => {
                 format!("/api/v1/nodes/{node}/logs/{}", self.open_session().await)
@@ -338,6 +369,7 @@ impl Fixture {
                 Some(json!({"ts": null, "service": "web", "stream": "stdout", "line": "hello"}))
             }
             ("post", "/api/v1/placement/plan") => Some(json!({"requirements": {"cpus": 1}})),
+            ("post" | "put", "/api/v1/templates/{template_id}") => Some(template()),
             ("post", "/api/v1/users") => Some(json!({"username": format!("new-{n}")})),
             ("post", "/api/v1/tokens") => Some(json!({"name": format!("t-{n}"), "role": "viewer"})),
             ("put", "/api/v1/users/{username}/password") => {
@@ -388,6 +420,11 @@ impl Fixture {
         assert_eq!(status, 201, "{body}");
         body["node_id"].as_str().expect("node_id").to_string()
     }
+}
+
+/// A template body (`POST`/`PUT /api/v1/templates/{id}`).
+fn template() -> Value {
+    json!({"compose": "services:\n  web:\n    image: traefik/whoami\n"})
 }
 
 async fn wait_placed(server: &TestServer, token: &str, id: &str) -> String {

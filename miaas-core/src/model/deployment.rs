@@ -133,12 +133,13 @@ pub struct DeploymentRequest {
     )]
     pub template_id: String,
     /// The docker-compose document to run (not blank, at most 512 KiB). Leave it
-    /// out to have the server render the template `template_id` with `params`.
+    /// out and give `params` to have the server render the template `template_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 524288, pattern = r"\S")]
     pub rendered_compose: Option<String>,
-    /// The template's parameters, when the server renders it (no
-    /// `rendered_compose`): values by name, the defaults fill the rest.
+    /// The template's parameters: given (even `{}`) instead of
+    /// `rendered_compose`, the server renders the template `template_id` with
+    /// them (the defaults fill the rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub params: Option<BTreeMap<String, serde_json::Value>>,
@@ -176,6 +177,16 @@ impl DeploymentRequest {
     pub fn validate(&self) -> Result<()> {
         validate::identifier("deployment_id", &self.deployment_id)?;
         validate::name("template_id", &self.template_id)?;
+        if self.action == DeploymentAction::Apply
+            && self.rendered_compose.is_none()
+            && self.params.is_none()
+        {
+            return Err(crate::Error::Invalid(
+                "rendered_compose: missing field (or give `params` to have the server render \
+                 the template `template_id`)"
+                    .into(),
+            ));
+        }
         if let Some(compose) = &self.rendered_compose {
             if self.action == DeploymentAction::Apply {
                 validate::non_blank("rendered_compose", compose)?;

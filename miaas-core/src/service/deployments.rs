@@ -122,7 +122,8 @@ impl Service {
         }
         let Some(template) = self.find_template(&request.template_id).await? else {
             return Err(Error::Invalid(format!(
-                "rendered_compose: missing, and template_id {:?} names no template to render                  (see GET /api/v1/templates)",
+                "template_id: {:?} names no template to render (see GET /api/v1/templates), \
+                 and there is no rendered_compose",
                 request.template_id
             )));
         };
