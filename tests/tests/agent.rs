@@ -477,3 +477,118 @@ async fn agents_carry_on_through_a_server_restart_and_report_failures() {
         "untouched by the restart: {good}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_runs_where_its_gpus_fit_with_its_secrets_in_the_env_file() {
+    let cp = ControlPlane::start(&[]).await;
+    let (bin, path) = stand_ins();
+    let calls_dir = bin.path().join("calls");
+    std::fs::create_dir(&calls_dir).unwrap();
+    let env = [
+        ("PATH", path),
+        ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
+    ];
+    let _small = cp.simulated("cpu-only");
+    let _agent = cp.agent("gpu-2", &["--runtime", "docker"], &env);
+    let node = cp.node_named("gpu-2").await;
+    cp.node_named("cpu-only").await;
+
+    cp.deploy(&json!({
+        "deployment_id": "qwen", "template_id": "vllm",
+        "params": {"model": "Qwen/Qwen2.5-7B-Instruct", "gpus": 2, "hf_token": "hf-secret-123"}
+    }))
+    .await;
+    let running = cp
+        .wait_for("/api/v1/deployments/qwen", running_on(&node))
+        .await;
+    assert_eq!(running["gpu_ids"].as_array().unwrap().len(), 2, "{running}");
+    assert_eq!(running["params"]["hf_token"], "***");
+
+    let handed: Value = serde_json::from_str(
+        &std::fs::read_to_string(calls_dir.join("miaas-qwen.compose")).unwrap(),
+    )
+    .unwrap();
+    let vllm = &handed["services"]["vllm"];
+    let device = &vllm["deploy"]["resources"]["reservations"]["devices"][0];
+    assert_eq!(device["device_ids"], json!(["0", "1"]), "{handed}");
+    let command: Vec<&str> = vllm["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        command
+            .windows(2)
+            .any(|w| w == ["--tensor-parallel-size", "2"]),
+        "{command:?}"
+    );
+    // the document names the secret; Compose fills it from the env file
+    assert_eq!(
+        vllm["environment"]["HUGGING_FACE_HUB_TOKEN"],
+        "${MIAAS_SECRET_HF_TOKEN}"
+    );
+    assert!(!handed.to_string().contains("hf-secret-123"));
+    let env_file = std::fs::read_to_string(calls_dir.join("miaas-qwen.env")).unwrap();
+    assert!(
+        env_file
+            .lines()
+            .any(|l| l == "MIAAS_SECRET_HF_TOKEN=hf-secret-123"),
+        "{env_file}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_real_docker_engine_compose_fills_a_templates_secret() {
+    let Ok(host) = std::env::var("MIAAS_TEST_DOCKER_HOST") else {
+        eprintln!("MIAAS_TEST_DOCKER_HOST is not set: no Docker engine to run on");
+        return;
+    };
+    let cp = ControlPlane::start(&[]).await;
+    let _agent = cp.agent(
+        "docker-t",
+        &["--runtime", "docker"],
+        &[("DOCKER_HOST", host.clone())],
+    );
+    let node = cp.node_named("docker-t").await;
+    let template = json!({
+        "parameters": [
+            {"name": "token", "type": "secret", "generate": "hex", "length": 16},
+            {"name": "greeting", "type": "string", "default": "costs $5"}
+        ],
+        "compose": "services:\n  app:\n    image: miaas-test/busybox:1\n    command: [\"sh\", \"-c\", {{ \"echo \" ~ greeting ~ \" token=\" ~ token ~ \"; sleep 300\" }}]\n"
+    });
+    let (status, body) = send(
+        cp.client
+            .post(cp.server.url("/api/v1/templates/echo"))
+            .bearer_auth(&cp.admin)
+            .json(&template),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = format!("tpl-{}", std::process::id());
+    cp.deploy(&json!({"deployment_id": id, "template_id": "echo", "params": {}}))
+        .await;
+    let path = format!("/api/v1/deployments/{id}");
+    cp.wait_for(&path, running_on(&node)).await;
+    let (_, revealed) = cp.get(&format!("{path}?reveal=true")).await;
+    let token = revealed["env"]["MIAAS_SECRET_TOKEN"].as_str().unwrap();
+    assert_eq!(token.len(), 16, "{revealed}");
+
+    let filter = format!("label=com.docker.compose.project=miaas-{id}");
+    let names = docker(
+        &host,
+        &["ps", "--filter", &filter, "--format", "{{.Names}}"],
+    );
+    let container = names.lines().next().expect("a container").to_string();
+    let command = docker(
+        &host,
+        &["inspect", "--format", "{{json .Config.Cmd}}", &container],
+    );
+    assert!(
+        command.contains(&format!("echo costs $5 token={token}; sleep 300")),
+        "Compose filled the secret and kept the `$` of the value: {command}"
+    );
+    cp.delete(&id).await;
+    cp.wait_for(&path, |d| d["status"] == "deleted").await;
+}
