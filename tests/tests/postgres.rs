@@ -259,6 +259,28 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
         sqlite.post("/api/v1/deployments", &deployment(id)).await;
     }
     sqlite.delete("/api/v1/deployments/two").await;
+    // a template added through the API, in two versions, and a deployment of it
+    let template = |port: u32| {
+        json!({"parameters": [{"name": "port", "type": "integer", "default": port}],
+               "compose": "services:\n  web:\n    image: traefik/whoami\n    ports: [{{ port ~ \":80\" }}]\n"})
+    };
+    let (status, body) = sqlite
+        .post("/api/v1/templates/whoami", &template(8080))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        sqlite
+            .client
+            .put(sqlite.url("/api/v1/templates/whoami"))
+            .json(&template(9090)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let from_template = json!({"deployment_id": "four", "template_id": "whoami", "params": {}});
+    assert_eq!(
+        sqlite.post("/api/v1/deployments", &from_template).await.0,
+        202
+    );
     let nodes = sqlite.get("/api/v1/nodes").await.1;
     let deployments = sqlite.get("/api/v1/deployments").await.1;
     let (admin_password, join_token) = (sqlite.admin_password.clone(), sqlite.join_token.clone());
@@ -273,7 +295,7 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout.trim(),
-        "copied 2 nodes and 3 deployments; counts verified"
+        "copied 2 nodes, 4 deployments and 2 template versions; counts verified"
     );
     let again = miaas(
         dir.path(),
@@ -294,6 +316,8 @@ async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
         "an unknown disk stays unknown, not 0"
     );
     assert_eq!(pg.get("/api/v1/deployments").await.1, deployments);
+    let (_, whoami) = pg.get("/api/v1/templates/whoami").await;
+    assert_eq!(whoami["version"], 2, "{whoami}");
     let (status, _) = pg
         .post_as(
             &token,

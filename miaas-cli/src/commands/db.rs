@@ -28,9 +28,10 @@ pub async fn run(command: DbCommand, database_url: &str, output: OutputFormat) -
             target.close().await;
             if !print_data(output, &report)? {
                 say!(
-                    "copied {} nodes and {} deployments; counts verified",
+                    "copied {} nodes, {} deployments and {} template versions; counts verified",
                     report.nodes,
-                    report.deployments
+                    report.deployments,
+                    report.templates
                 );
             }
             Ok(())

@@ -80,11 +80,19 @@ pub struct TemplateParameter {
     pub pattern: Option<String>,
     /// The least value (`integer`, `number`), or the least length (`string`,
     /// `secret`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_when_whole"
+    )]
     pub min: Option<f64>,
     /// The greatest value (`integer`, `number`), or the greatest length
     /// (`string`, `secret`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_when_whole"
+    )]
     pub max: Option<f64>,
     /// The allowed values of an `enum`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -95,6 +103,15 @@ pub struct TemplateParameter {
     /// How many characters `generate` makes (24 for a password, 32 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u32>,
+}
+
+/// A bound as JSON: `8`, not `8.0`, when it is a whole number.
+fn whole_when_whole<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => s.serialize_i64(*n as i64),
+        Some(n) => s.serialize_f64(*n),
+        None => s.serialize_none(),
+    }
 }
 
 /// A template as written: its definition and its compose document in Jinja

@@ -12,9 +12,12 @@ pub struct CopyReport {
     pub nodes: usize,
     /// Deployments copied, deleted ones included.
     pub deployments: usize,
+    /// Versions of templates added through the API copied.
+    #[serde(default)]
+    pub templates: usize,
 }
 
-/// Copies every node and deployment of `from` into the empty store `to` in one
+/// Copies every node, deployment and template of `from` into the empty store `to` in one
 /// transaction, then checks that `to` holds exactly as many of each.
 pub async fn copy(from: &dyn Store, to: &dyn Store) -> Result<CopyReport> {
     let dump = from.export().await?;
@@ -23,6 +26,7 @@ pub async fn copy(from: &dyn Store, to: &dyn Store) -> Result<CopyReport> {
     let report = CopyReport {
         nodes: copied.nodes.len(),
         deployments: copied.deployments.len(),
+        templates: copied.templates.len(),
     };
     if report.nodes != dump.nodes.len() || report.deployments != dump.deployments.len() {
         return Err(Error::Conflict(format!(

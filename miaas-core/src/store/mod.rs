@@ -34,7 +34,7 @@ pub use options::StoreOptions;
 pub use owner::{OwnerLock, lock_path};
 pub use snapshot::{ReservationChange, Snapshot};
 pub use stream::StreamStore;
-pub use templates::{StoredTemplate, TemplateStore};
+pub use templates::{StoredTemplate, TemplateExport, TemplateStore};
 pub use url::{DatabaseUrl, redact_url};
 pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
@@ -77,6 +77,8 @@ pub struct Dump {
     pub deployments: Vec<Deployment>,
     /// Users, API tokens and cluster secrets.
     pub access: AccessDump,
+    /// Templates added through the API, every version.
+    pub templates: Vec<TemplateExport>,
 }
 
 /// What a change decided: the deployments to write (inserted or replaced whole),

@@ -431,6 +431,7 @@ impl Store for PostgresStore {
             nodes,
             deployments,
             access: self.export_access().await?,
+            templates: self.tables.export_templates().await?,
         })
     }
 
@@ -443,6 +444,7 @@ impl Store for PostgresStore {
                 .await?;
         }
         self.tables.import(&mut tx, &dump.access).await?;
+        Tables::import_templates(&mut tx, &dump.templates).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -18,6 +18,22 @@ pub struct StoredTemplate {
     pub created_at: f64,
 }
 
+/// A `templates` row as `miaas db copy` moves it: every version, removed ones
+/// included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateExport {
+    /// The template.
+    pub id: String,
+    /// The version.
+    pub version: u32,
+    /// The spec, as stored (JSON).
+    pub spec: String,
+    /// When this version was stored.
+    pub created_at: f64,
+    /// When the template was removed, if it was.
+    pub removed_at: Option<f64>,
+}
+
 /// The stored templates. Every write is committed before the method returns.
 #[async_trait]
 pub trait TemplateStore: Send + Sync {

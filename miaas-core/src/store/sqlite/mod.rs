@@ -345,6 +345,7 @@ impl Store for SqliteStore {
             nodes,
             deployments,
             access: self.export_access().await?,
+            templates: self.tables.export_templates().await?,
         })
     }
 
@@ -360,6 +361,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         self.tables.import(&mut tx, &dump.access).await?;
+        Tables::import_templates(&mut tx, &dump.templates).await?;
         tx.commit().await?;
         Ok(())
     }

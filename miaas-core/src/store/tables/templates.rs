@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{RowsAffected, SqlTables};
 use crate::model::TemplateSpec;
-use crate::store::templates::{StoredTemplate, TemplateStore};
+use crate::store::templates::{StoredTemplate, TemplateExport, TemplateStore};
 use crate::{Error, Result};
 
 const LATEST_SQL: &str = "SELECT t.id, t.version, t.spec, t.created_at FROM templates t \
@@ -117,5 +117,71 @@ where
             .execute(&self.writer)
             .await?;
         Ok(removed.affected() > 0)
+    }
+}
+
+const EXPORT_SQL: &str =
+    "SELECT id, version, spec, created_at, removed_at FROM templates ORDER BY id, version";
+const IMPORT_SQL: &str = "INSERT INTO templates (id, version, spec, created_at, removed_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+const COUNT_SQL: &str = "SELECT COUNT(*) FROM templates";
+
+/// An exported `templates` row.
+type ExportRow = (String, i64, String, f64, Option<f64>);
+
+impl<DB> SqlTables<DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    ExportRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    /// Every version of every template (for `miaas db copy`).
+    pub(crate) async fn export_templates(&self) -> Result<Vec<TemplateExport>> {
+        let rows: Vec<ExportRow> = sqlx::query_as(EXPORT_SQL).fetch_all(&self.reader).await?;
+        rows.into_iter()
+            .map(|(id, version, spec, created_at, removed_at)| {
+                let version = u32::try_from(version)
+                    .map_err(|_| Error::Corrupt(format!("template {id}: version {version}")))?;
+                Ok(TemplateExport {
+                    id,
+                    version,
+                    spec,
+                    created_at,
+                    removed_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the templates of an import inside `tx`; refused (`Conflict`) when
+    /// the target holds templates already.
+    pub(crate) async fn import_templates(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        templates: &[TemplateExport],
+    ) -> Result<()> {
+        let (count,): (i64,) = sqlx::query_as(COUNT_SQL).fetch_one(&mut **tx).await?;
+        if count > 0 {
+            return Err(Error::Conflict(
+                "the target database already holds templates; copy into an empty one".into(),
+            ));
+        }
+        for t in templates {
+            sqlx::query(IMPORT_SQL)
+                .bind(t.id.as_str())
+                .bind(i64::from(t.version))
+                .bind(t.spec.as_str())
+                .bind(t.created_at)
+                .bind(t.removed_at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }
