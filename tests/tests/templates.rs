@@ -383,6 +383,30 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
     );
     assert_eq!(server.delete("/api/v1/templates/redis").await.0, 409);
     assert_eq!(server.get("/api/v1/templates/redis").await.1["version"], 1);
+
+    // each change is an event (stored just after it: waited for)
+    let events = server
+        .wait_for("/api/v1/events?follow=false&type=template", |page| {
+            page.as_array().is_some_and(|events| events.len() >= 4)
+        })
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "template.created",
+            "template.updated",
+            "template.removed",
+            "template.created"
+        ],
+        "{events}"
+    );
+    assert_eq!(events[1]["subject"], "whoami");
 }
 
 #[tokio::test]
