@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::binary;
+use crate::{TestServer, binary};
 
 /// What one `miaas` run printed and how it exited.
 #[derive(Debug)]
@@ -66,5 +66,63 @@ pub fn miaas(cwd: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Both ways to reach one control plane: the server and its database file.
+pub struct Modes {
+    /// The server (authentication off).
+    pub server: TestServer,
+    dir: tempfile::TempDir,
+}
+
+impl Modes {
+    /// A fresh server, and an empty working folder for `miaas`.
+    pub async fn new() -> Self {
+        Self {
+            server: TestServer::spawn().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The working folder of `miaas`.
+    pub fn cwd(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `miaas --server <the server> args...`.
+    pub fn remote(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--server", self.server.base.as_str()];
+        all.extend_from_slice(args);
+        miaas(self.cwd(), &all, &[], None)
+    }
+
+    /// `miaas --database-url <its database> args...`, with its key.
+    pub fn local(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--database-url", self.server.database_url.as_str()];
+        all.extend_from_slice(args);
+        miaas(self.cwd(), &all, &self.key_env(), None)
+    }
+
+    /// The server's key (as `MIAAS_SECRET_KEY_FILE`), so local mode opens what
+    /// the server sealed.
+    pub fn key_env(&self) -> [(&str, &str); 1] {
+        [(
+            "MIAAS_SECRET_KEY_FILE",
+            self.server.secret_key_file.to_str().unwrap(),
+        )]
+    }
+
+    /// Runs `args` both ways; returns (remote, local).
+    pub fn both(&self, args: &[&str]) -> (Run, Run) {
+        (self.remote(args), self.local(args))
+    }
+
+    /// Writes `text` to `relative` in the working folder; answers its path.
+    pub fn write(&self, relative: &str, text: &str) -> String {
+        let path = self.cwd().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
     }
 }

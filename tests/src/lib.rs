@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub use agent::AgentProcess;
-pub use cli::{Run, miaas};
+pub use cli::{Modes, Run, miaas};
 pub use postgres::OwnPostgres;
 pub use process::{ServerProcess, binary};
 pub use streams::{Lines, STREAM_PATIENCE, Sse, SseEvent};

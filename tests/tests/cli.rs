@@ -1,61 +1,8 @@
 //! The `miaas` binary against a real server (`--server`) and against the same SQLite
 //! file directly (`--database-url`): same output, exit codes, error messages.
 
-use std::path::Path;
-
-use miaas_tests::{Run, TestServer, miaas};
+use miaas_tests::{Modes, miaas};
 use serde_json::{Value, json};
-
-/// Both ways to reach one control plane: the server and its database file.
-struct Modes {
-    server: TestServer,
-    dir: tempfile::TempDir,
-}
-
-impl Modes {
-    async fn new() -> Self {
-        Self {
-            server: TestServer::spawn().await,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn cwd(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remote(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--server", self.server.base.as_str()];
-        all.extend_from_slice(args);
-        miaas(self.cwd(), &all, &[], None)
-    }
-
-    fn local(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--database-url", self.server.database_url.as_str()];
-        all.extend_from_slice(args);
-        miaas(self.cwd(), &all, &self.key_env(), None)
-    }
-
-    /// The server's key, so local mode opens what the server sealed.
-    fn key_env(&self) -> [(&str, &str); 1] {
-        [(
-            "MIAAS_SECRET_KEY_FILE",
-            self.server.secret_key_file.to_str().unwrap(),
-        )]
-    }
-
-    /// Runs `args` both ways; returns (remote, local).
-    fn both(&self, args: &[&str]) -> (Run, Run) {
-        (self.remote(args), self.local(args))
-    }
-
-    fn write(&self, relative: &str, text: &str) -> String {
-        let path = self.cwd().join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
 
 const COMPOSE: &str = "services:\n  web:\n    image: nginx\n    deploy:\n      resources:\n        reservations:\n          cpus: '1'\n          memory: 1G\n";
 

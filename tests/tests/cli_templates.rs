@@ -1,41 +1,8 @@
 //! `miaas templates` and `miaas deploy --template`, against a server and on its
 //! database directly.
 
-use std::path::Path;
-
-use miaas_tests::{Run, TestServer, miaas, registration};
+use miaas_tests::{Modes, registration};
 use serde_json::{Value, json};
-
-struct Modes {
-    server: TestServer,
-    dir: tempfile::TempDir,
-}
-
-impl Modes {
-    async fn new() -> Self {
-        Self {
-            server: TestServer::spawn().await,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn cwd(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remote(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--server", self.server.base.as_str()];
-        all.extend_from_slice(args);
-        miaas(self.cwd(), &all, &[], None)
-    }
-
-    fn local(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--database-url", self.server.database_url.as_str()];
-        all.extend_from_slice(args);
-        let key = self.server.secret_key_file.display().to_string();
-        miaas(self.cwd(), &all, &[("MIAAS_SECRET_KEY_FILE", &key)], None)
-    }
-}
 
 const WHOAMI: &str = "id: whoami\nname: Who am I\ncategory: web\nparameters:\n  \
     - {name: port, type: integer, default: 8080, description: The host port}\n\
