@@ -354,20 +354,29 @@ fn docker(host: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
-    // `.ci/start-docker` starts an engine with an image built offline
+/// A control plane and an agent `name` on the real Docker engine `.ci/start-docker`
+/// starts (with an image built offline): the agent's node, and the engine's
+/// address. `None`, saying so, without an engine.
+async fn on_a_docker_engine(name: &str) -> Option<(ControlPlane, AgentProcess, Value, String)> {
     let Ok(host) = std::env::var("MIAAS_TEST_DOCKER_HOST") else {
         eprintln!("MIAAS_TEST_DOCKER_HOST is not set: no Docker engine to run on");
-        return;
+        return None;
     };
     let cp = ControlPlane::start(&[]).await;
     let agent = cp.agent(
-        "docker-1",
+        name,
         &["--runtime", "docker"],
         &[("DOCKER_HOST", host.clone())],
     );
-    let node = cp.node_named("docker-1").await;
+    let node = cp.node_named(name).await;
+    Some((cp, agent, node, host))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
+    let Some((cp, agent, node, host)) = on_a_docker_engine("docker-1").await else {
+        return;
+    };
     assert_eq!(node["capabilities"]["docker"]["available"], true, "{node}");
 
     let id = format!("real-{}", std::process::id());
@@ -540,17 +549,9 @@ async fn a_template_runs_where_its_gpus_fit_with_its_secrets_in_the_env_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_real_docker_engine_compose_fills_a_templates_secret() {
-    let Ok(host) = std::env::var("MIAAS_TEST_DOCKER_HOST") else {
-        eprintln!("MIAAS_TEST_DOCKER_HOST is not set: no Docker engine to run on");
+    let Some((cp, _agent, node, host)) = on_a_docker_engine("docker-t").await else {
         return;
     };
-    let cp = ControlPlane::start(&[]).await;
-    let _agent = cp.agent(
-        "docker-t",
-        &["--runtime", "docker"],
-        &[("DOCKER_HOST", host.clone())],
-    );
-    let node = cp.node_named("docker-t").await;
     let template = json!({
         "parameters": [
             {"name": "token", "type": "secret", "generate": "hex", "length": 16},
