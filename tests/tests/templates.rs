@@ -346,20 +346,32 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
     let (status, updated) = put(&server, "/api/v1/templates/whoami", &whoami(9090)).await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["version"], 2);
+    // what GET shows can be sent back as it is
+    let (_, read) = server.get("/api/v1/templates/whoami").await;
+    let (status, again) = put(&server, "/api/v1/templates/whoami", &read).await;
+    assert_eq!(
+        (status, again["version"].clone()),
+        (200, json!(3)),
+        "{again}"
+    );
+    let mut typo = whoami(1);
+    typo["paramters"] = json!([]);
+    let (status, body) = put(&server, "/api/v1/templates/whoami", &typo).await;
+    assert_eq!(status, 422, "an unknown field is refused: {body}");
     let (_, listed) = server.get("/api/v1/templates?category=web").await;
     assert!(
         listed
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["id"] == "whoami" && t["version"] == 2),
+            .any(|t| t["id"] == "whoami" && t["version"] == 3),
         "{listed}"
     );
 
     let deploy = json!({"deployment_id": "who", "template_id": "whoami", "params": {}});
     assert_eq!(server.post("/api/v1/deployments", &deploy).await.0, 202);
     let (_, d) = server.get("/api/v1/deployments/who").await;
-    assert_eq!(d["template_version"], 2);
+    assert_eq!(d["template_version"], 3);
     assert!(d["rendered_compose"].as_str().unwrap().contains("9090:80"));
 
     let (status, _) = server.delete("/api/v1/templates/whoami").await;
@@ -370,7 +382,7 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
     assert_eq!(kept["status"], "pending", "the deployment stays: {kept}");
     let (status, again) = server.post("/api/v1/templates/whoami", &whoami(7070)).await;
     assert_eq!(status, 201);
-    assert_eq!(again["version"], 3, "numbering goes on after a removal");
+    assert_eq!(again["version"], 4, "numbering goes on after a removal");
 
     // built-in templates cannot be changed or removed
     assert_eq!(
@@ -387,7 +399,7 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
     // each change is an event (stored just after it: waited for)
     let events = server
         .wait_for("/api/v1/events?follow=false&type=template", |page| {
-            page.as_array().is_some_and(|events| events.len() >= 4)
+            page.as_array().is_some_and(|events| events.len() >= 5)
         })
         .await;
     let kinds: Vec<&str> = events
@@ -400,6 +412,7 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
         kinds,
         [
             "template.created",
+            "template.updated",
             "template.updated",
             "template.removed",
             "template.created"

@@ -149,6 +149,15 @@ pub struct TemplateSpec {
     /// YAML scalar (JSON-escaped, so a value stays data): join text with `~`
     /// inside the braces (`{{ "postgres:" ~ version }}`).
     pub compose: String,
+    /// `source` of a template as `GET` shows it: ignored, so that a template read
+    /// can be sent back.
+    #[serde(default, rename = "source", skip_serializing)]
+    #[schema(ignore)]
+    pub shown_source: Option<serde::de::IgnoredAny>,
+    /// `schema` of a template as `GET` shows it: ignored, as `source`.
+    #[serde(default, rename = "schema", skip_serializing)]
+    #[schema(ignore)]
+    pub shown_schema: Option<serde::de::IgnoredAny>,
 }
 
 /// Where a template comes from.
