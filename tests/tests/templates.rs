@@ -554,3 +554,71 @@ async fn only_operators_change_templates_and_viewers_read_and_render() {
     let (status, _) = send(server.client.get(server.url("/api/v1/templates"))).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_the_templates_folder_again_and_the_server_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("templates");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("whoami.json");
+    let write = |version: u32| {
+        let mut spec = whoami(8080);
+        spec["version"] = json!(version);
+        std::fs::write(&file, serde_json::to_string(&spec).unwrap()).unwrap();
+    };
+    write(1);
+    let folder_arg = folder.display().to_string();
+    let server = miaas_tests::ServerProcess::start(
+        &miaas_tests::binary("miaas-server"),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--templates-dir",
+            &folder_arg,
+        ],
+        dir.path(),
+        &[("MIAAS_AUTH", "off")],
+    );
+    let client = reqwest::Client::new();
+    let version = || async {
+        let (status, t) = send(client.get(server.url("/api/v1/templates/whoami"))).await;
+        assert_eq!(status, 200, "{t}");
+        t["version"].clone()
+    };
+    assert_eq!(version().await, 1);
+    write(2);
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while version().await != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never read again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = server.terminate();
+    assert!(
+        status.success(),
+        "the server lived through SIGHUP and stopped cleanly"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_file_in_the_templates_folder_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "compose: \"{{ x\"\n").unwrap();
+    let out = std::process::Command::new(miaas_tests::binary("miaas-server"))
+        .args(["--host", "127.0.0.1", "--port", "0", "--auth", "off"])
+        .args(["--database-url", "sqlite::memory:"])
+        .arg("--templates-dir")
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
+}

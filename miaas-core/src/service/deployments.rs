@@ -15,6 +15,7 @@ use crate::model::{
 use crate::placement::{Candidate, Cluster, PlacementPlan, Reservation};
 use crate::templates::{self, SecretValue};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The message a new deployment is acknowledged with, as the original server says it.
@@ -379,13 +380,13 @@ fn new_deployment(deployment_id: &str, spec: &DeploymentSpec, now: f64) -> Deplo
 /// `spec` with the values of the template's secret parameters in its
 /// environment: given, else what `existing` had (a generated secret is made once
 /// per deployment), else the default or a new generated one.
-fn with_secrets(
-    spec: &DeploymentSpec,
+fn with_secrets<'a>(
+    spec: &'a DeploymentSpec,
     secrets: &[SecretValue],
     existing: Option<&Deployment>,
-) -> Result<DeploymentSpec> {
+) -> Result<Cow<'a, DeploymentSpec>> {
     if secrets.is_empty() {
-        return Ok(spec.clone());
+        return Ok(Cow::Borrowed(spec));
     }
     let mut env: BTreeMap<String, String> = (&spec.env).into();
     for secret in secrets {
@@ -394,7 +395,7 @@ fn with_secrets(
     }
     let mut spec = spec.clone();
     spec.env = env.into();
-    Ok(spec)
+    Ok(Cow::Owned(spec))
 }
 
 /// A new revision of `existing`: kept on its node when its requirements did not
