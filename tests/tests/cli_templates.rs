@@ -163,6 +163,18 @@ async fn deploy_a_template_by_name_with_set_values() {
     assert_eq!(d["node_id"], node_id.as_str());
     assert_eq!(d["params"]["gpus"], 2, "typed by the template: {d}");
     assert_eq!(d["template_version"], 1);
+    let shown = modes.remote(&["deployments", "get", "qwen"]).ok();
+    assert!(
+        shown
+            .stdout
+            .contains("rendered from template vllm version 1, with:"),
+        "{shown:?}"
+    );
+    assert!(shown.stdout.lines().any(|l| l == "  gpus = 2"), "{shown:?}");
+    assert!(
+        shown.stdout.lines().any(|l| l == "  hf_token = ***"),
+        "{shown:?}"
+    );
 
     // the plan of a template, and a deploy without a name (named after the template)
     let plan = modes

@@ -64,6 +64,20 @@ pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
     say!("{table}");
     say!();
     say!("{}", deployment.message);
+    if let (Some(version), Some(params)) = (deployment.template_version, &deployment.params) {
+        say!();
+        say!(
+            "rendered from template {} version {version}, with:",
+            deployment.template_id
+        );
+        for (name, value) in params {
+            let shown = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            say!("  {name} = {shown}");
+        }
+    }
     if let (DeploymentStatus::Pending, Some(placement)) = (deployment.status, &deployment.placement)
     {
         for (reason, count) in &placement.reasons {

@@ -54,9 +54,15 @@ impl Service {
     /// Every template (built in, then the folder's, then stored), of `category`
     /// when given.
     pub async fn list_templates(&self, category: Option<&str>) -> Result<Vec<TemplateSummary>> {
-        let mut all = self.catalog().list();
+        let catalog = self.catalog();
+        let mut all = catalog.list();
         let stored = self.store.templates().list_templates().await?;
-        all.extend(stored.into_iter().map(from_store));
+        // a folder file that came after a stored template of its id hides it
+        all.extend(
+            (stored.into_iter())
+                .filter(|t| catalog.get(&t.spec.id).is_none())
+                .map(from_store),
+        );
         Ok(all
             .iter()
             .filter(|t| category.is_none_or(|c| t.category.eq_ignore_ascii_case(c)))
