@@ -108,16 +108,28 @@ impl ApiError {
     }
 }
 
+/// The HTTP status a core error is answered with.
+pub(crate) fn status_of(err: &miaas_core::Error) -> StatusCode {
+    use miaas_core::Error as E;
+    match err {
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Conflict(_) => StatusCode::CONFLICT,
+        E::Gone(_) => StatusCode::GONE,
+        E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Unauthorized(_) | E::Expired(_) => StatusCode::UNAUTHORIZED,
+        E::Forbidden(_) => StatusCode::FORBIDDEN,
+        E::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::Busy { .. } | E::Unavailable(_) | E::InUse(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::DatabaseUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) | E::KeyMismatch(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 impl From<miaas_core::Error> for ApiError {
     fn from(err: miaas_core::Error) -> Self {
         use miaas_core::Error as E;
-        let status = match &err {
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::Conflict(_) => StatusCode::CONFLICT,
-            E::Gone(_) => StatusCode::GONE,
-            E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::Unauthorized(_) | E::Expired(_) => StatusCode::UNAUTHORIZED,
-            E::Forbidden(_) => StatusCode::FORBIDDEN,
+        match &err {
             E::Throttled { retry_after, .. } => {
                 return Self::too_many(err.to_string(), *retry_after);
             }
@@ -127,13 +139,9 @@ impl From<miaas_core::Error> for ApiError {
                     ..Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
                 };
             }
-            E::Unavailable(_) | E::InUse(_) => StatusCode::SERVICE_UNAVAILABLE,
-            E::DatabaseUrl(_)
-            | E::Database(_)
-            | E::Migrate(_)
-            | E::Corrupt(_)
-            | E::KeyMismatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+            _ => {}
+        }
+        let status = status_of(&err);
         if status.is_server_error() {
             tracing::error!(error = %err, "request failed");
             let detail = if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -31,6 +31,7 @@ mod serve;
 mod state;
 pub mod telemetry;
 mod template_folder;
+mod ui;
 
 pub use app::{Application, run, shutdown_signal};
 pub use config::{AuthMode, LogFormat, ServerConfig};

@@ -3,6 +3,7 @@
 //! ([`ServerProcess`]).
 
 mod agent;
+mod browser;
 mod cli;
 mod postgres;
 mod process;
@@ -17,6 +18,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub use agent::AgentProcess;
+pub use browser::{Browser, PAGE_PATIENCE};
 pub use cli::{Modes, Run, miaas};
 pub use postgres::OwnPostgres;
 pub use process::{ServerProcess, binary};

@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         api
     };
     api.merge(docs::router(openapi))
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -1,0 +1,143 @@
+//! The dashboard's live parts, over Server-Sent Events: word of every change
+//! (pages re-read their live section), and a deployment's log lines as HTML.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream;
+use miaas_core::model::{EventFilter, LogLine, LogQuery};
+use miaas_core::service::LogEnd;
+
+use super::pages::viewer_or_login;
+use super::session::Viewer;
+use crate::routes::streaming::{Format, Item, respond};
+use crate::state::AppState;
+
+/// Where `/ui/stream` starts.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StreamQuery {
+    /// The newest event the page knew of.
+    since: Option<u64>,
+}
+
+/// `GET /ui/stream`: an SSE event `change` for every event the viewer may see,
+/// after `since` (the page's own cursor).
+pub async fn changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> Response {
+    let viewer = viewer_or_login!(state, headers);
+    let filter = EventFilter {
+        topics: Vec::new(),
+        types: Vec::new(),
+        admin: viewer.principal.sees_audit_log(),
+    };
+    let follower = match state.service.events().follow(query.since, filter).await {
+        Ok(Ok(follower)) => follower,
+        _ => return empty(&state),
+    };
+    let items = stream::unfold(follower, |mut follower| async move {
+        loop {
+            match follower.next_batch().await {
+                Ok(batch) if !batch.is_empty() => {
+                    let kind = batch
+                        .last()
+                        .map(|p| p.event.kind.clone())
+                        .unwrap_or_default();
+                    let item = Item {
+                        json: kind,
+                        id: None,
+                        event: Some("change"),
+                    };
+                    return Some((item, follower));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading events for the dashboard failed");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    viewer.finish(respond(Format::Sse, items, state.stopping.clone()))
+}
+
+fn empty(state: &AppState) -> Response {
+    respond(Format::Sse, stream::empty(), state.stopping.clone())
+}
+
+/// `GET /ui/deployments/{id}/logs`: SSE events `line` (one line, as HTML) and a
+/// last `end` (why the logs ended).
+pub async fn deployment_logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(deployment_id): Path<String>,
+) -> Response {
+    let viewer: Viewer = viewer_or_login!(state, headers);
+    let query = LogQuery {
+        follow: Some(true),
+        tail: Some(200),
+        ..LogQuery::default()
+    };
+    let reader = match state.service.open_logs(&deployment_id, &query).await {
+        Ok(reader) => reader,
+        Err(err) => {
+            let end = ended(&err.to_string());
+            return respond(Format::Sse, stream::iter(vec![end]), state.stopping.clone());
+        }
+    };
+    let lines = stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let items: Vec<Item> = match reader.next().await {
+            Ok(Ok(lines)) => lines.iter().map(line).collect(),
+            Ok(Err(end)) => return Some((stream::iter(vec![ended(end.describe())]), None)),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading logs for the dashboard failed");
+                let end = LogEnd::NodeSilent("the logs could not be read".into());
+                return Some((stream::iter(vec![ended(end.describe())]), None));
+            }
+        };
+        Some((stream::iter(items), Some(reader)))
+    });
+    let lines = futures_util::StreamExt::flatten(lines);
+    viewer.finish(respond(Format::Sse, lines, state.stopping.clone()))
+}
+
+/// A log line as HTML: its service and its text, escaped.
+fn line(line: &LogLine) -> Item {
+    Item {
+        json: format!(
+            "<div class=\"log-line\"><span class=\"log-service\">{}</span> {}</div>",
+            escape(&line.service),
+            escape(&line.line)
+        ),
+        id: None,
+        event: Some("line"),
+    }
+}
+
+fn ended(why: &str) -> Item {
+    Item {
+        json: format!("<div class=\"log-end\">{}</div>", escape(why)),
+        id: None,
+        event: Some("end"),
+    }
+}
+
+/// Text as HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
