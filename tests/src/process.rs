@@ -13,10 +13,13 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 /// `cargo test --workspace` beside the test executables.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory");
+    // test executables live in <profile>/deps, other binaries in <profile>
+    let parent = exe.parent().expect("the executable's folder");
+    let dir = if parent.ends_with("deps") {
+        parent.parent().expect("target profile directory")
+    } else {
+        parent
+    };
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),

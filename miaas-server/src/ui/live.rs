@@ -1,7 +1,7 @@
 //! The dashboard's live parts, over Server-Sent Events: word of every change
 //! (pages re-read their live section), and a deployment's log lines as HTML.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream;
@@ -9,19 +9,22 @@ use miaas_core::model::{EventFilter, LogLine, LogQuery};
 use miaas_core::service::LogEnd;
 
 use super::pages::viewer_or_login;
-use super::session::Viewer;
 use crate::routes::streaming::{Format, Item, respond};
 use crate::state::AppState;
 
-/// Where `/ui/stream` starts.
+/// What `/ui/stream` sends.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct StreamQuery {
     /// The newest event the page knew of.
     since: Option<u64>,
+    /// A deployment whose log lines to send too.
+    logs: Option<String>,
 }
 
-/// `GET /ui/stream`: an SSE event `change` for every event the viewer may see,
-/// after `since` (the page's own cursor).
+/// `GET /ui/stream`: the page's one event stream. An SSE event `change` for
+/// every event the viewer may see after `since` (the page's own cursor); with
+/// `logs`, also that deployment's log lines (`line`, as HTML) and why they ended
+/// (`end`).
 pub async fn changes(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -37,7 +40,7 @@ pub async fn changes(
         Ok(Ok(follower)) => follower,
         _ => return empty(&state),
     };
-    let items = stream::unfold(follower, |mut follower| async move {
+    let changes = stream::unfold(follower, |mut follower| async move {
         loop {
             match follower.next_batch().await {
                 Ok(batch) if !batch.is_empty() => {
@@ -60,34 +63,30 @@ pub async fn changes(
             }
         }
     });
-    viewer.finish(respond(Format::Sse, items, state.stopping.clone()))
+    let Some(deployment_id) = query.logs else {
+        return viewer.finish(respond(Format::Sse, changes, state.stopping.clone()));
+    };
+    let lines = log_lines(&state, &deployment_id).await;
+    let both = stream::select(changes, lines);
+    viewer.finish(respond(Format::Sse, both, state.stopping.clone()))
 }
 
-fn empty(state: &AppState) -> Response {
-    respond(Format::Sse, stream::empty(), state.stopping.clone())
-}
-
-/// `GET /ui/deployments/{id}/logs`: SSE events `line` (one line, as HTML) and a
-/// last `end` (why the logs ended).
-pub async fn deployment_logs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(deployment_id): Path<String>,
-) -> Response {
-    let viewer: Viewer = viewer_or_login!(state, headers);
+/// A deployment's log lines as SSE items (`line`), then why they ended (`end`).
+async fn log_lines(
+    state: &AppState,
+    deployment_id: &str,
+) -> futures_util::stream::BoxStream<'static, Item> {
+    use futures_util::StreamExt;
     let query = LogQuery {
         follow: Some(true),
         tail: Some(200),
         ..LogQuery::default()
     };
-    let reader = match state.service.open_logs(&deployment_id, &query).await {
+    let reader = match state.service.open_logs(deployment_id, &query).await {
         Ok(reader) => reader,
-        Err(err) => {
-            let end = ended(&err.to_string());
-            return respond(Format::Sse, stream::iter(vec![end]), state.stopping.clone());
-        }
+        Err(err) => return stream::iter(vec![ended(&err.to_string())]).boxed(),
     };
-    let lines = stream::unfold(Some(reader), |reader| async move {
+    stream::unfold(Some(reader), |reader| async move {
         let mut reader = reader?;
         let items: Vec<Item> = match reader.next().await {
             Ok(Ok(lines)) => lines.iter().map(line).collect(),
@@ -99,9 +98,13 @@ pub async fn deployment_logs(
             }
         };
         Some((stream::iter(items), Some(reader)))
-    });
-    let lines = futures_util::StreamExt::flatten(lines);
-    viewer.finish(respond(Format::Sse, lines, state.stopping.clone()))
+    })
+    .flatten()
+    .boxed()
+}
+
+fn empty(state: &AppState) -> Response {
+    respond(Format::Sse, stream::empty(), state.stopping.clone())
 }
 
 /// A log line as HTML: its service and its text, escaped.

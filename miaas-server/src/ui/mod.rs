@@ -37,10 +37,6 @@ pub fn router() -> Router<AppState> {
             "/ui/deployments/{deployment_id}/delete",
             post(actions::delete_deployment),
         )
-        .route(
-            "/ui/deployments/{deployment_id}/logs",
-            get(live::deployment_logs),
-        )
         .route("/ui/deploy", get(pages::deploy).post(actions::deploy))
         .route("/ui/deploy/preview", post(actions::preview))
         .route("/ui/admin", get(pages::admin))

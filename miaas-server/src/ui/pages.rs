@@ -56,7 +56,7 @@ pub(super) async fn latest_events(
 
 macro_rules! viewer_or_login {
     ($state:expr, $headers:expr) => {
-        match Viewer::of(&$state, &$headers).await {
+        match $crate::ui::session::Viewer::of(&$state, &$headers).await {
             Ok(viewer) => viewer,
             Err(login) => return login,
         }
@@ -270,14 +270,15 @@ pub async fn deployment(
         deployment.status,
         miaas_core::model::DeploymentStatus::Running | miaas_core::model::DeploymentStatus::Failed
     );
+    let show_logs = logs && !query.logs.is_empty();
     page(
         &viewer,
         state.auth,
         "deployments",
         "deployment.html",
         context! { d => deployment, node_name => node_name, events => events,
-        requirements => requirements, logs => logs,
-        show_logs => logs && !query.logs.is_empty() },
+        requirements => requirements, logs => logs, show_logs => show_logs,
+        stream_logs => if show_logs { deployment_id.clone() } else { String::new() } },
     )
 }
 

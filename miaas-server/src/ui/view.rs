@@ -50,7 +50,15 @@ pub fn render(status: StatusCode, name: &str, context: Value) -> Response {
         .get_template(name)
         .and_then(|template| template.render(context));
     match rendered {
-        Ok(html) => (status, Html(html)).into_response(),
+        // never stored: pages show what one user may see, and a page kept for the
+        // back button would keep its event streams open (browsers allow six
+        // connections to a server)
+        Ok(html) => (
+            status,
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response(),
         Err(err) => {
             tracing::error!(template = %name, error = %format!("{err:#}"), "rendering a page failed");
             (
