@@ -72,13 +72,14 @@ impl Session {
         (status, location.unwrap_or(body))
     }
 
-    /// Posts a form (the CSRF token added unless `csrf` is `None`).
-    async fn post(
+    /// Posts a form (the CSRF token added unless `csrf` is `None`); answers the
+    /// response and the cookies it set.
+    async fn send_form(
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
         csrf: Option<&str>,
-    ) -> (u16, String) {
+    ) -> (reqwest::Response, Vec<String>) {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         if let Some(token) = csrf {
             form.push(("csrf", token));
@@ -90,7 +91,18 @@ impl Session {
             .send()
             .await
             .unwrap();
-        self.keep(&response);
+        let set = self.keep(&response);
+        (response, set)
+    }
+
+    /// As [`Self::send_form`]: the status and the redirect's target or the page.
+    async fn post(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        csrf: Option<&str>,
+    ) -> (u16, String) {
+        let (response, _) = self.send_form(path, fields, csrf).await;
         let status = response.status().as_u16();
         let location =
             (response.headers().get("location")).map(|l| l.to_str().unwrap().to_string());
@@ -153,22 +165,15 @@ async fn signing_in_sets_a_safe_session_cookie_and_signing_out_ends_it() {
     let mut session = Session::new(&server);
     session.get("/ui/login").await;
     let csrf = session.csrf.clone();
-    let response = (session.client.post(server.url("/ui/login")))
-        .header("cookie", session.cookie_header())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("username", "admin"),
-                ("password", server.admin_password.as_str()),
-                ("csrf", csrf.as_str()),
-            ])
-            .unwrap(),
+    let password = server.admin_password.clone();
+    let (response, set) = session
+        .send_form(
+            "/ui/login",
+            &[("username", "admin"), ("password", &password)],
+            Some(&csrf),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 303);
-    let set = session.keep(&response);
     let cookie = set
         .iter()
         .find(|c| c.starts_with("miaas_session="))
