@@ -16,8 +16,11 @@ use crate::state::AppState;
 
 /// How many events the event lists show.
 const EVENTS_SHOWN: usize = 20;
-/// How far back the event lists look, in events.
+/// How far back the event list of one node or deployment looks, in events.
 const EVENTS_SCANNED: u64 = 5_000;
+/// How far back the list of every event looks (some may be hidden from the
+/// viewer): a page read again at each change reads little.
+const LATEST_SCANNED: u64 = 200;
 
 /// The newest events (newest first) of `topic` (all when `None`) the viewer may see.
 pub(super) async fn latest_events(
@@ -29,9 +32,14 @@ pub(super) async fn latest_events(
     let Ok(bounds) = log.bounds().await else {
         return Vec::new();
     };
+    let span = if topic.is_some() {
+        EVENTS_SCANNED
+    } else {
+        LATEST_SCANNED
+    };
     let after = bounds
         .latest
-        .saturating_sub(EVENTS_SCANNED)
+        .saturating_sub(span)
         .max(bounds.pruned_through);
     let filter = EventFilter {
         topics: topic.into_iter().collect(),
