@@ -3,7 +3,7 @@
 //! moving. With the Docker runtime against a stand-in `docker` (and `nvidia-smi`)
 //! on `PATH`: exactly what Docker would receive.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::process::{Command, Stdio};
@@ -249,8 +249,10 @@ async fn without_identity_or_join_token_the_agent_stops_saying_why() {
     assert!(stderr.contains("--join-token"), "{stderr}");
 }
 
-/// A folder with the stand-in `docker` and `nvidia-smi`, first on `PATH`.
-fn stand_ins() -> (tempfile::TempDir, String) {
+/// A folder with the stand-in `docker` and `nvidia-smi`, first on `PATH`, and
+/// the folder where the stand-in `docker` records what it is handed: the
+/// environment an agent needs to use them.
+fn stand_ins() -> (tempfile::TempDir, PathBuf, [(&'static str, String); 2]) {
     let bin = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     for tool in ["docker", "nvidia-smi"] {
@@ -261,19 +263,19 @@ fn stand_ins() -> (tempfile::TempDir, String) {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    (bin, path)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
-    let cp = ControlPlane::start(&[]).await;
-    let (bin, path) = stand_ins();
     let calls_dir = bin.path().join("calls");
     std::fs::create_dir(&calls_dir).unwrap();
     let env = [
         ("PATH", path),
         ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
     ];
+    (bin, calls_dir, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
+    let cp = ControlPlane::start(&[]).await;
+    let (_bin, calls_dir, env) = stand_ins();
     let agent = cp.agent("gpu-1", &["--runtime", "docker"], &env);
     let node = cp.node_named("gpu-1").await;
     assert_eq!(
@@ -490,13 +492,7 @@ async fn agents_carry_on_through_a_server_restart_and_report_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_template_runs_where_its_gpus_fit_with_its_secrets_in_the_env_file() {
     let cp = ControlPlane::start(&[]).await;
-    let (bin, path) = stand_ins();
-    let calls_dir = bin.path().join("calls");
-    std::fs::create_dir(&calls_dir).unwrap();
-    let env = [
-        ("PATH", path),
-        ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
-    ];
+    let (_bin, calls_dir, env) = stand_ins();
     let _small = cp.simulated("cpu-only");
     let _agent = cp.agent("gpu-2", &["--runtime", "docker"], &env);
     let node = cp.node_named("gpu-2").await;
