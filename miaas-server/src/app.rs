@@ -118,12 +118,16 @@ impl Application {
         };
         let limits = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
-        let request_timeout = config.request_timeout;
+        let load = crate::overload::LoadLimits::new(
+            config.max_inflight as usize,
+            config.request_timeout,
+        );
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(limits, limit_auth_failures))
-            .layer(middleware::from_fn(move |request, next| {
-                crate::serve::request_timeout(request_timeout, request, next)
-            }))
+            .layer(middleware::from_fn_with_state(
+                load,
+                crate::overload::limit_load,
+            ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
             .layer(TraceLayer::new_for_http().make_span_with(request_span));

@@ -196,9 +196,16 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Longest a request may take to be answered (`408` after it).
+    /// Longest a request may take to be answered (`503` with `Retry-After` after
+    /// it). Agents' long-polls and log uploads are not timed.
     #[arg(long, env = "MIAAS_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// Requests handled at once; one more is answered `503` with `Retry-After` at
+    /// once instead of queueing. `/health`, heartbeats and agents' long-polls are
+    /// not counted.
+    #[arg(long, env = "MIAAS_MAX_INFLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inflight: u32,
 
     /// How often the server looks for offline nodes, lost and pending deployments.
     #[arg(long, env = "MIAAS_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
@@ -272,6 +279,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            max_inflight: 1024,
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
             metrics_listen: None,

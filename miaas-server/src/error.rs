@@ -102,6 +102,14 @@ impl ApiError {
         }
     }
 
+    /// `503` with a `Retry-After` of `retry_after` seconds.
+    pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+        }
+    }
+
     /// The status it answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -134,10 +142,7 @@ impl From<miaas_core::Error> for ApiError {
                 return Self::too_many(err.to_string(), *retry_after);
             }
             E::Busy { retry_after, .. } => {
-                return Self {
-                    retry_after: Some(*retry_after),
-                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
-                };
+                return Self::unavailable(err.to_string(), *retry_after);
             }
             _ => {}
         }

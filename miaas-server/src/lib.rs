@@ -24,6 +24,7 @@ mod extract;
 mod limit;
 mod local_only;
 mod metrics;
+mod overload;
 mod page_cache;
 mod request_id;
 mod routes;

@@ -100,6 +100,16 @@ fn describe() {
         "Nodes that went offline for want of heartbeats"
     );
     describe_gauge!("miaas_build_info", "The server's version");
+    describe_counter!(
+        "miaas_http_refused_total",
+        "Requests refused with 503 under load, by reason (inflight, timeout)"
+    );
+}
+
+/// Counts one request refused under load (`inflight`: over `--max-inflight`;
+/// `timeout`: not answered within `--request-timeout`).
+pub fn record_overload(reason: &'static str) {
+    metrics::counter!("miaas_http_refused_total", "reason" => reason).increment(1);
 }
 
 /// The series of one route and method: its duration histogram and a counter per

@@ -4,25 +4,19 @@
 //! Here every connection gets `--header-read-timeout` to send its request head,
 //! and a shutdown stops accepting, lets requests in flight finish and closes idle
 //! connections. (The whole-request limit, `--request-timeout`, is a layer of the
-//! router: [`request_timeout`].)
+//! router: [`crate::overload`].)
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Service;
-
-use crate::error::ApiError;
 
 /// Connections the kernel may queue before they are accepted. A fleet of agents
 /// reconnecting at once (or a burst of logins) must not overflow it: a dropped
@@ -106,20 +100,4 @@ pub async fn serve(
     drop(in_flight);
     let _ = stop.send(true);
     tracker.closed().await;
-}
-
-/// The layer that answers `408` when a request takes longer than `limit` to be
-/// answered (a streamed body, once started, is not limited).
-pub async fn request_timeout(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "The request was not answered within {}s (--request-timeout)",
-                limit.as_secs_f64()
-            ),
-        )
-        .into_response(),
-    }
 }

@@ -48,7 +48,7 @@ async fn a_request_head_that_never_ends_is_cut_off() {
 }
 
 #[tokio::test]
-async fn a_body_that_never_ends_is_answered_408() {
+async fn a_body_that_never_ends_is_answered_503() {
     let server = quick_server().await;
     let mut slow = connect(&server).await;
     slow.write_all(
@@ -63,7 +63,8 @@ async fn a_body_that_never_ends_is_answered_408() {
         .expect("an answer")
         .unwrap();
     let answer = String::from_utf8_lossy(&head[..read]);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
     assert!(answer.contains("request-timeout"), "{answer}");
 }
 
