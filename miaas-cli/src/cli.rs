@@ -259,6 +259,22 @@ pub enum DbCommand {
         #[arg(long)]
         to: String,
     },
+    /// Write a consistent copy of the SQLite database --database-url to FILE, online
+    /// (a server may be running). It holds sealed secrets but not the key that opens
+    /// them: keep the key file safe apart. For PostgreSQL, use pg_dump (README).
+    Backup {
+        /// The backup file to write (must not exist); written 0600.
+        file: std::path::PathBuf,
+    },
+    /// Restore a backup into --database-url: replaces a SQLite file (no server may
+    /// be running on it) or fills an empty PostgreSQL database.
+    Restore {
+        /// The backup file (from `miaas db backup`).
+        file: std::path::PathBuf,
+        /// Replace a database that holds nodes, deployments or users.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `miaas nodes ...`; NODE is a name, an id, or an unambiguous id prefix.

@@ -118,10 +118,8 @@ impl Application {
         };
         let limits = AuthLimits::new(config.auth_failure_limit, Duration::from_secs(60));
         let proxies = TrustedProxies::new(config.trusted_proxies.clone());
-        let load = crate::overload::LoadLimits::new(
-            config.max_inflight as usize,
-            config.request_timeout,
-        );
+        let load =
+            crate::overload::LoadLimits::new(config.max_inflight as usize, config.request_timeout);
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(limits, limit_auth_failures))
             .layer(middleware::from_fn_with_state(

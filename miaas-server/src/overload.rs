@@ -74,8 +74,16 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> Class {
 }
 
 /// The middleware applying [`LoadLimits`].
-pub async fn limit_load(State(limits): State<LoadLimits>, request: Request, next: Next) -> Response {
-    let class = classify(request.method(), request.uri().path(), request.uri().query());
+pub async fn limit_load(
+    State(limits): State<LoadLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let class = classify(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
     let _slot = match class {
         Class::LongLived => return next.run(request).await,
         Class::Essential => None,

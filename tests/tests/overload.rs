@@ -85,5 +85,7 @@ async fn past_max_inflight_requests_are_refused_but_heartbeats_are_served() {
 
     // once the held requests end, others are served again
     drop(held);
-    server.wait_for("/api/v1/nodes", |body| body.is_array()).await;
+    server
+        .wait_for("/api/v1/nodes", |body| body.is_array())
+        .await;
 }

@@ -64,7 +64,10 @@ async fn a_body_that_never_ends_is_answered_503() {
         .unwrap();
     let answer = String::from_utf8_lossy(&head[..read]);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
     assert!(answer.contains("request-timeout"), "{answer}");
 }
 

@@ -4,6 +4,7 @@
 //! callers never name a backend.
 
 pub mod access;
+mod backup;
 mod copy;
 mod location;
 mod migrations;
@@ -28,6 +29,7 @@ use crate::Result;
 use crate::model::{Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUpdate};
 
 pub use access::{AccessDump, AccessStore, ApiTokenRecord, UserRecord, UserRule};
+pub use backup::{BackupReport, backup_sqlite, inspect_backup, restore_sqlite};
 pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
