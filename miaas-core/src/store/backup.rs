@@ -231,7 +231,7 @@ pub async fn restore_sqlite(
     let journal = [sibling(&incoming, "-wal"), sibling(&incoming, "-shm")];
     cleanup(&[sibling(&incoming, ".lock")]);
     if let Err(err) = opened {
-        cleanup(&[incoming.clone()]);
+        cleanup(std::slice::from_ref(&incoming));
         cleanup(&journal);
         return Err(err);
     }
