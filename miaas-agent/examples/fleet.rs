@@ -37,6 +37,7 @@ async fn main() {
         let config = AgentConfig {
             server: server.clone(),
             join_token: Some(join_token.clone()),
+            ca_cert: None,
             name: format!("fleet-{i:05}"),
             ip: Some(std::net::IpAddr::from([
                 10,

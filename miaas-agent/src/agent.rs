@@ -53,7 +53,23 @@ pub async fn run(
     runtime: Arc<dyn Runtime>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let client = Client::new(&config.server)?;
+    let mut config = config;
+    let join = config
+        .join_token
+        .as_deref()
+        .map(miaas_core::access::pinned::PinnedJoinToken::parse)
+        .transpose()
+        .map_err(|err| AgentError::Config(err.to_string()))?;
+    let trust = crate::trust::agent_trust(
+        &config.server,
+        config.ca_cert.as_deref(),
+        join.as_ref(),
+        &config.state_dir,
+    )
+    .await?;
+    // the pin chose whom to trust; the credential is the token alone
+    config.join_token = join.map(|j| j.token);
+    let client = Client::new(&config.server, &trust)?;
     let identity = Identity::load(&config.state_dir)?
         .filter(|i| i.server == client.base() && i.name == config.name);
     let reconciler = Reconciler::new(runtime.clone(), &config.state_dir);

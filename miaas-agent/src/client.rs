@@ -24,15 +24,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `base` (`http://host:port`).
-    pub fn new(base: &str) -> Result<Self> {
+    /// A client of the server at `base` (`http://host:port`), trusting `trust`.
+    pub fn new(base: &str, trust: &crate::trust::Trust) -> Result<Self> {
         let base = base.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(AgentError::Config(format!(
                 "--server {base:?} is not an http:// or https:// URL"
             )));
         }
-        let http = reqwest::Client::builder()
+        let http = trust
+            .client_builder()?
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|err| AgentError::Config(format!("cannot build an HTTP client: {err}")))?;
@@ -232,7 +233,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_404_means_an_unknown_node_only_on_the_nodes_own_paths() {
-        let client = Client::new(&not_found_server().await).unwrap();
+        let client =
+            Client::new(&not_found_server().await, &crate::trust::Trust::system()).unwrap();
         let heartbeat = client.heartbeat("n", "t", &Heartbeat::default()).await;
         assert!(
             matches!(heartbeat, Err(AgentError::Unknown(_))),
@@ -247,6 +249,6 @@ mod tests {
             matches!(reported, Err(AgentError::Refused(_))),
             "{reported:?}"
         );
-        assert!(Client::new("ftp://x").is_err());
+        assert!(Client::new("ftp://x", &crate::trust::Trust::system()).is_err());
     }
 }

@@ -10,8 +10,12 @@ pub struct AgentConfig {
     /// The control plane, `http://host:port`.
     pub server: String,
     /// The cluster's join token: needed for the first registration, and again
-    /// only when the control plane no longer knows this node.
+    /// only when the control plane no longer knows this node. It may pin the
+    /// server's CA (`<token>::sha256:<hex>`).
     pub join_token: Option<String>,
+    /// Trust only the CA certificates of this PEM file (else the CA a pinned join
+    /// token named, else the system roots).
+    pub ca_cert: Option<PathBuf>,
     /// The node's name.
     pub name: String,
     /// The node's address (default: the one routing to the server).
@@ -29,6 +33,7 @@ impl std::fmt::Debug for AgentConfig {
         f.debug_struct("AgentConfig")
             .field("server", &self.server)
             .field("join_token", &self.join_token.as_ref().map(|_| "***"))
+            .field("ca_cert", &self.ca_cert)
             .field("name", &self.name)
             .field("ip", &self.ip)
             .field("tags", &self.tags)

@@ -16,6 +16,7 @@ mod log_sessions;
 pub mod machine;
 mod reconcile;
 pub mod runtime;
+pub mod trust;
 
 pub use agent::run;
 pub use config::AgentConfig;

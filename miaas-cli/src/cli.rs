@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, env = "MIAAS_SERVER", global = true)]
     pub server: Option<String>,
 
+    /// Trust only the CA certificates in this PEM file for an https:// server (a
+    /// self-signed or private CA); default: the system roots.
+    #[arg(long, env = "MIAAS_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// Token sent to the server as `Authorization: Bearer <token>`.
     #[arg(long, env = "MIAAS_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,

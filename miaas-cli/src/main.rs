@@ -37,7 +37,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Db(command) => commands::db::run(command, &cli.database_url, cli.output).await,
         Command::Agent(args) => {
             let server = require_server(cli.server.as_deref())?;
-            commands::agent::run(&server, *args).await
+            commands::agent::run(&server, cli.ca_cert.clone(), *args).await
         }
         Command::Version => {
             say!("miaas {}", env!("CARGO_PKG_VERSION"));
@@ -52,7 +52,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Logout => commands::login::logout(&require_server(cli.server.as_deref())?),
         Command::Login(args) => {
             let server = require_server(cli.server.as_deref())?;
-            let backend = HttpBackend::new(&server, None)?;
+            let backend = HttpBackend::new(&server, None, cli.ca_cert.as_deref())?;
             commands::login::login(&backend, cli.output, &server, args).await
         }
         command => {
@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .token
                         .clone()
                         .or_else(|| credentials::token_for(server, now));
-                    Box::new(HttpBackend::new(server, token)?)
+                    Box::new(HttpBackend::new(server, token, cli.ca_cert.as_deref())?)
                 }
                 None => Box::new(LocalBackend::open(&cli.database_url).await?),
             };

@@ -39,6 +39,8 @@ pub struct Application {
     stop_streams: tokio::sync::watch::Sender<bool>,
     /// `--metrics-listen`'s listener and router.
     metrics: Option<(TcpListener, Router)>,
+    /// `--tls-cert` and `--tls-key`, loaded.
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl Application {
@@ -49,7 +51,8 @@ impl Application {
         config.check_auth().map_err(ServerError::Config)?;
         let listener = bind(config).await?;
         let mut options = config.store_options()?;
-        options.owner = Some(public_url(config, local_addr(&listener)?));
+        let https = config.tls_cert.is_some();
+        options.owner = Some(public_url(config, local_addr(&listener)?, https));
         let rotating = options.secrets.as_ref().is_some_and(|s| s.rotating());
         let store = miaas_core::store::connect_with(&config.database_url, &options).await?;
         let app = Self::build_on(config, store, listener).await?;
@@ -74,9 +77,18 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, ServerError> {
         config.check_auth().map_err(ServerError::Config)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(ServerError::Config(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
         let cors = cors_layer(config.effective_cors_origins())?;
         let addr = local_addr(&listener)?;
-        let public_url = public_url(config, addr);
+        let public_url = public_url(config, addr, tls.is_some());
         let service = Service::new(store, config.service_settings());
         if let Some(folder) = &config.templates_dir {
             let catalog = miaas_core::templates::Catalog::with_folder(folder)?;
@@ -107,6 +119,7 @@ impl Application {
             stopping,
             metrics: !config.no_metrics,
             metrics_per_node: config.metrics_per_node,
+            tls: tls.clone(),
         });
         let metrics = match &config.metrics_listen {
             Some(address) => Some((
@@ -148,6 +161,7 @@ impl Application {
             bootstrap,
             stop_streams,
             metrics,
+            tls,
         })
     }
 
@@ -177,6 +191,11 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// `sha256:<hex>` of the CA certificate, when serving HTTPS.
+    pub fn ca_hash(&self) -> Option<String> {
+        self.tls.as_ref().map(crate::tls::ServerTls::ca_hash)
+    }
+
     /// The URL handed to nodes as `control_plane_url`.
     pub fn public_url(&self) -> &str {
         &self.public_url
@@ -190,6 +209,10 @@ impl Application {
     ) -> Result<(), ServerError> {
         let sweeper = tokio::spawn(sweep(self.service.clone(), self.sweep_interval));
         let template_watch = tokio::spawn(crate::template_folder::watch(self.service.catalog()));
+        let tls_reload = self
+            .tls
+            .clone()
+            .map(|tls| tokio::spawn(crate::tls::reload_on_hangup(tls)));
         let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
         let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
@@ -199,6 +222,7 @@ impl Application {
                 listener,
                 router,
                 self.header_read_timeout,
+                None,
                 stopping,
             ))
         });
@@ -212,9 +236,13 @@ impl Application {
             self.listener,
             self.router,
             self.header_read_timeout,
+            self.tls,
             shutdown,
         )
         .await;
+        if let Some(task) = tls_reload {
+            task.abort();
+        }
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
@@ -323,12 +351,12 @@ async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 }
 
 /// The URL clients reach this server at: `--public-url`, or the listener's.
-fn public_url(config: &ServerConfig, addr: SocketAddr) -> String {
+fn public_url(config: &ServerConfig, addr: SocketAddr, https: bool) -> String {
     config
         .public_url
         .clone()
         .map(|url| url.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| default_public_url(addr))
+        .unwrap_or_else(|| default_public_url(addr, https))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {
@@ -338,12 +366,14 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {
     })
 }
 
-/// `http://<host>:<port>`, with `localhost` when bound to every interface.
-fn default_public_url(addr: SocketAddr) -> String {
+/// `http://<host>:<port>` (`https` when serving TLS), with `localhost` when bound
+/// to every interface.
+fn default_public_url(addr: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
     match addr.ip() {
-        ip if ip.is_unspecified() => format!("http://localhost:{}", addr.port()),
-        IpAddr::V6(ip) => format!("http://[{ip}]:{}", addr.port()),
-        IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
+        ip if ip.is_unspecified() => format!("{scheme}://localhost:{}", addr.port()),
+        IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{}", addr.port()),
+        IpAddr::V4(ip) => format!("{scheme}://{ip}:{}", addr.port()),
     }
 }
 
@@ -419,7 +449,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     crate::telemetry::init(&config.log_level, config.log_format)?;
     let app = Application::build(&config).await?;
     let shutdown = shutdown_signal();
-    crate::bootstrap::announce(&config, app.bootstrap_credentials())?;
+    crate::bootstrap::announce(
+        &config,
+        app.bootstrap_credentials(),
+        app.ca_hash().as_deref(),
+    )?;
     let metrics = app
         .metrics_addr()
         .map(|a| a.to_string())
@@ -428,6 +462,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         address = %app.local_addr()?,
         public_url = %app.public_url(),
         metrics_address = %metrics,
+        ca_hash = %app.ca_hash().unwrap_or_default(),
         "MIaaS control plane listening"
     );
     app.run_until(shutdown).await?;
@@ -442,11 +477,11 @@ mod tests {
     #[test]
     fn public_url_defaults_to_localhost_for_unspecified_hosts() {
         let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(default_public_url(any), "http://localhost:8080");
+        assert_eq!(default_public_url(any, false), "http://localhost:8080");
         let v6: SocketAddr = "[::1]:9000".parse().unwrap();
-        assert_eq!(default_public_url(v6), "http://[::1]:9000");
+        assert_eq!(default_public_url(v6, false), "http://[::1]:9000");
         let v4: SocketAddr = "10.0.0.5:80".parse().unwrap();
-        assert_eq!(default_public_url(v4), "http://10.0.0.5:80");
+        assert_eq!(default_public_url(v4, true), "https://10.0.0.5:80");
     }
 
     #[test]

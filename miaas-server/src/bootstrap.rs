@@ -20,7 +20,12 @@ pub fn credentials_path(config: &ServerConfig) -> Option<PathBuf> {
 }
 
 /// Prints `created` once and writes it to the credentials file (mode 0600).
-pub fn announce(config: &ServerConfig, created: &BootstrapCredentials) -> Result<(), ServerError> {
+/// With `ca_hash` (serving HTTPS), the join token is also given pinned to the CA.
+pub fn announce(
+    config: &ServerConfig,
+    created: &BootstrapCredentials,
+    ca_hash: Option<&str>,
+) -> Result<(), ServerError> {
     if created.is_empty() {
         return Ok(());
     }
@@ -31,6 +36,10 @@ pub fn announce(config: &ServerConfig, created: &BootstrapCredentials) -> Result
     }
     if let Some(join_token) = &created.join_token {
         lines.push(format!("MIAAS_JOIN_TOKEN={join_token}"));
+        if let Some(hash) = ca_hash {
+            let pinned = miaas_core::access::pinned::pin(join_token, hash);
+            lines.push(format!("MIAAS_JOIN_TOKEN_PINNED={pinned}"));
+        }
     }
     let path = credentials_path(config);
     if let Some(path) = &path {
@@ -85,7 +94,7 @@ mod tests {
             admin: Some(("admin".into(), "pw-123456789".into())),
             join_token: Some("miaas_join_abc".into()),
         };
-        announce(&config, &created).unwrap();
+        announce(&config, &created, None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("MIAAS_ADMIN_PASSWORD=pw-123456789"));
         assert!(text.contains("MIAAS_JOIN_TOKEN=miaas_join_abc"));

@@ -201,6 +201,25 @@ pub struct ServerConfig {
     #[arg(long, env = "MIAAS_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate
+    /// first; the last one is the CA that join tokens pin). Read again on SIGHUP.
+    #[arg(
+        long,
+        env = "MIAAS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM). Read again on SIGHUP.
+    #[arg(
+        long,
+        env = "MIAAS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Requests handled at once; one more is answered `503` with `Retry-After` at
     /// once instead of queueing. `/health`, heartbeats and agents' long-polls are
     /// not counted.
@@ -280,6 +299,8 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             max_inflight: 1024,
+            tls_cert: None,
+            tls_key: None,
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
             metrics_listen: None,

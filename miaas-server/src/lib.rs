@@ -32,6 +32,7 @@ mod serve;
 mod state;
 pub mod telemetry;
 mod template_folder;
+mod tls;
 mod ui;
 
 pub use app::{Application, run, shutdown_signal};

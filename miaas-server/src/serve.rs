@@ -18,6 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Service;
 
+use crate::tls::ServerTls;
+
+/// The router with the connection's peer address, as hyper calls it.
+type ConnectionService = TowerToHyperService<
+    axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<SocketAddr>>,
+>;
+
 /// Connections the kernel may queue before they are accepted. A fleet of agents
 /// reconnecting at once (or a burst of logins) must not overflow it: a dropped
 /// connection attempt is only retried by the client a second later.
@@ -40,12 +47,13 @@ pub async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then waits for the
-/// connections to finish their requests.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes, then waits for the connections to finish their requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -75,23 +83,26 @@ pub async fn serve(
         };
         let Ok(service) = make_service.call(peer).await;
         let builder = builder.clone();
-        let mut stopping = stopping.clone();
+        let stopping = stopping.clone();
         let held = in_flight.clone();
+        let acceptor = tls.as_ref().map(ServerTls::acceptor);
         tokio::spawn(async move {
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            tokio::pin!(connection);
-            let finished = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stopping.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.as_mut().await
+            let service = TowerToHyperService::new(service);
+            match acceptor {
+                None => connection(&builder, TokioIo::new(stream), service, stopping, peer).await,
+                Some(acceptor) => {
+                    // the handshake is part of the request head: same time limit
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            connection(&builder, TokioIo::new(stream), service, stopping, peer)
+                                .await;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(err) = finished {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
             drop(held);
         });
@@ -100,4 +111,29 @@ pub async fn serve(
     drop(in_flight);
     let _ = stop.send(true);
     tracker.closed().await;
+}
+
+/// Serves one connection until it ends, or finishes it gracefully once `stopping`
+/// changes.
+async fn connection<I>(
+    builder: &Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    service: ConnectionService,
+    mut stopping: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopping.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(err) = finished {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
 }

@@ -40,4 +40,6 @@ pub struct Shared {
     pub metrics: bool,
     /// Whether `/metrics` has per-node series.
     pub metrics_per_node: bool,
+    /// The TLS identity when the server serves HTTPS itself.
+    pub tls: Option<crate::tls::ServerTls>,
 }

@@ -31,8 +31,13 @@ pub struct HttpBackend {
 
 impl HttpBackend {
     /// A client of the server at `server` (e.g. `http://cp:8080`), sending `token` as
-    /// a Bearer token when given.
-    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+    /// a Bearer token when given, trusting only the CA certificates of `ca_cert`
+    /// when given (else the system roots).
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let with_scheme = if server.contains("://") {
             server.to_string()
         } else {
@@ -40,7 +45,14 @@ impl HttpBackend {
         };
         let base = Url::parse(&with_scheme)
             .map_err(|err| CliError::Usage(format!("--server {server:?} is not a URL: {err}")))?;
-        let client = reqwest::Client::builder()
+        let trust = match ca_cert {
+            Some(path) => miaas_agent::trust::Trust::ca_file(path)
+                .map_err(|err| CliError::Usage(err.to_string()))?,
+            None => miaas_agent::trust::Trust::system(),
+        };
+        let client = trust
+            .client_builder()
+            .map_err(|err| CliError::Usage(err.to_string()))?
             .user_agent(concat!("miaas/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| CliError::Failed(format!("cannot set up HTTP: {err}")))?;

@@ -11,7 +11,7 @@ use crate::cli::{AgentArgs, RuntimeKind};
 use crate::error::{CliError, Result};
 
 /// Runs the agent against `server`.
-pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
+pub async fn run(server: &str, ca_cert: Option<PathBuf>, args: AgentArgs) -> Result<()> {
     miaas_server::telemetry::init(&args.log_level, miaas_server::LogFormat::Text)
         .map_err(|err| CliError::Usage(err.to_string()))?;
     let name = args
@@ -29,6 +29,7 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     let config = AgentConfig {
         server: server.to_string(),
         join_token: args.join_token.filter(|t| !t.trim().is_empty()),
+        ca_cert,
         name,
         ip: args.ip,
         tags: args.tags,

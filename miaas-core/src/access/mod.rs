@@ -8,6 +8,7 @@ pub mod credential;
 pub mod jwt;
 pub mod login_backoff;
 pub mod password;
+pub mod pinned;
 
 use crate::model::{Role, User};
 use crate::{Error, Result};

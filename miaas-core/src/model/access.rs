@@ -227,6 +227,34 @@ pub struct CreatedApiToken {
 pub struct JoinToken {
     /// Send as `Authorization: Bearer <join_token>` to `POST /api/v1/nodes/register`.
     pub join_token: String,
+    /// When the server serves HTTPS itself: `sha256:<hex>` of its CA certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_hash: Option<String>,
+    /// When the server serves HTTPS itself: the join token with the CA's hash
+    /// (`<join_token>::sha256:<hex>`), for `miaas agent --join-token` to trust
+    /// exactly this server on first contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_join_token: Option<String>,
+}
+
+impl JoinToken {
+    /// The token, without a CA pin.
+    pub fn new(join_token: String) -> Self {
+        Self {
+            join_token,
+            ca_hash: None,
+            pinned_join_token: None,
+        }
+    }
+
+    /// The token, pinned to the CA whose hash is `ca_hash` when there is one.
+    pub fn with_ca(mut self, ca_hash: Option<&str>) -> Self {
+        if let Some(hash) = ca_hash {
+            self.pinned_join_token = Some(crate::access::pinned::pin(&self.join_token, hash));
+            self.ca_hash = Some(hash.to_string());
+        }
+        self
+    }
 }
 
 debug_without!(NewUser, password, [username, role]);
@@ -262,9 +290,7 @@ mod tests {
             text.contains("admin") && !text.contains("hunter2"),
             "{text}"
         );
-        let join = JoinToken {
-            join_token: "miaas_join_abc".into(),
-        };
+        let join = JoinToken::new("miaas_join_abc".into()).with_ca(Some("sha256:00"));
         assert!(!format!("{join:?}").contains("abc"));
     }
 

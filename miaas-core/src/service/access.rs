@@ -122,6 +122,10 @@ impl Service {
             }
             CredentialKind::JoinToken => {
                 let current = self.current_join_token().await?;
+                // a token given with its CA pin is still the token
+                let token = token
+                    .split_once(crate::access::pinned::PIN_SEPARATOR)
+                    .map_or(token, |(token, _)| token);
                 if credential::constant_time_eq(token, &current) {
                     Ok(Principal::Joiner)
                 } else {
@@ -363,9 +367,7 @@ impl Service {
 
     /// The cluster's join token (created if the database has none yet).
     pub async fn join_token(&self) -> Result<JoinToken> {
-        Ok(JoinToken {
-            join_token: self.current_join_token().await?,
-        })
+        Ok(JoinToken::new(self.current_join_token().await?))
     }
 
     /// Replaces the join token: the old one stops registering nodes; nodes already
@@ -382,7 +384,7 @@ impl Service {
             "join-token",
             "join token rotated: the old one no longer registers nodes".into(),
         )]);
-        Ok(JoinToken { join_token })
+        Ok(JoinToken::new(join_token))
     }
 
     /// Re-seals the cluster secrets under the current key (after a key rotation).

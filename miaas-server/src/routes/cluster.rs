@@ -17,7 +17,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_join_token))
 }
 
-/// Show the join token (admin).
+/// Show the join token (admin). A server serving HTTPS itself also gives its CA's
+/// hash and the join token pinned to it (`<join_token>::sha256:<hex>`).
 #[utoipa::path(
     get, path = "/api/v1/cluster/join-token", tag = "cluster",
     security(("bearer" = [])),
@@ -30,7 +31,14 @@ async fn join_token(
     State(state): State<AppState>,
     _: Allowed<ManageAccess>,
 ) -> Result<Json<JoinToken>, ApiError> {
-    Ok(Json(state.service.join_token().await?))
+    let ca_hash = state.tls.as_ref().map(crate::tls::ServerTls::ca_hash);
+    Ok(Json(
+        state
+            .service
+            .join_token()
+            .await?
+            .with_ca(ca_hash.as_deref()),
+    ))
 }
 
 /// Replace the join token (admin): the old one stops registering nodes at once;
@@ -47,5 +55,12 @@ async fn rotate_join_token(
     State(state): State<AppState>,
     _: Allowed<ManageAccess>,
 ) -> Result<Json<JoinToken>, ApiError> {
-    Ok(Json(state.service.rotate_join_token().await?))
+    let ca_hash = state.tls.as_ref().map(crate::tls::ServerTls::ca_hash);
+    Ok(Json(
+        state
+            .service
+            .rotate_join_token()
+            .await?
+            .with_ca(ca_hash.as_deref()),
+    ))
 }

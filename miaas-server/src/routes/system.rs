@@ -15,6 +15,34 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(root))
+        .routes(routes!(ca_certificate))
+}
+
+/// The CA certificate (PEM) of a server serving HTTPS itself (`--tls-cert`), for
+/// clients to check against a join token's pin before trusting it. Public: a
+/// certificate is no secret, and a client fetches it before it can verify the
+/// server. `404` when the server does not serve HTTPS itself.
+#[utoipa::path(
+    get, path = "/cacerts", tag = "system",
+    responses(
+        (status = 200, description = "The CA certificate", content_type = "application/x-pem-file", body = String),
+        (status = 404, description = "This server does not serve HTTPS itself", body = crate::error::ErrorBody),
+    )
+)]
+async fn ca_certificate(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.tls {
+        Some(tls) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            tls.ca_pem(),
+        )
+            .into_response(),
+        None => crate::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "This server does not serve HTTPS itself (--tls-cert)",
+        )
+        .into_response(),
+    }
 }
 
 /// Health of the server and its database.
