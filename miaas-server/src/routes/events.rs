@@ -130,6 +130,7 @@ fn number(name: &str, value: &str) -> Result<u64, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The events: `text/event-stream`, `application/x-ndjson`, or a JSON array with `follow=false`", body = [Event]),
+        (status = 400, description = "A header that is not valid HTTP (such as a control character in Last-Event-ID)"),
         AuthErrors,
         (status = 410, description = "Events after `since` were removed by retention", body = EventsGone),
         (status = 422, description = "Invalid query", body = ErrorBody),
