@@ -10,6 +10,8 @@ mod ledger;
 mod lifecycle;
 mod logs;
 mod nodes;
+#[cfg(test)]
+mod placement_properties;
 mod signals;
 mod templates;
 
