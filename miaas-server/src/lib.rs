@@ -39,3 +39,11 @@ pub use app::{Application, run, shutdown_signal};
 pub use config::{AuthMode, LogFormat, ServerConfig};
 pub use error::{ApiError, ErrorBody, ServerError};
 pub use routes::openapi;
+pub use routes::placement::PlanRequest;
+
+/// Decodes a JSON request body exactly as the routes do (the body's bytes, once
+/// its `Content-Type` was accepted): `400` for malformed JSON, `422` naming the
+/// field for a missing, mistyped or out-of-range one. For fuzzing and tools.
+pub fn decode_json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    extract::parse_json(bytes)
+}

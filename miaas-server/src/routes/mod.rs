@@ -9,7 +9,7 @@ mod login;
 mod logs;
 mod metrics;
 mod nodes;
-mod placement;
+pub(crate) mod placement;
 pub(crate) mod streaming;
 mod system;
 mod templates;
