@@ -136,8 +136,8 @@ impl Application {
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(limits, limit_auth_failures))
             .layer(middleware::from_fn_with_state(
-                load,
-                crate::overload::limit_load,
+                load.clone(),
+                crate::overload::limit_time,
             ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(cors)
@@ -149,7 +149,11 @@ impl Application {
         };
         let router = router
             .layer(middleware::from_fn(crate::request_id::request_id))
-            .layer(middleware::from_fn_with_state(proxies, resolve_client));
+            .layer(middleware::from_fn_with_state(proxies, resolve_client))
+            .layer(middleware::from_fn_with_state(
+                load,
+                crate::overload::limit_inflight,
+            ));
         Ok(Self {
             listener,
             router,

@@ -73,8 +73,10 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> Class {
     }
 }
 
-/// The middleware applying [`LoadLimits`].
-pub async fn limit_load(
+/// The in-flight bound: the outermost layer, so that a refusal costs next to
+/// nothing (no tracing, no logging: under overload there are thousands); the
+/// slot is held until the response head is sent.
+pub async fn limit_inflight(
     State(limits): State<LoadLimits>,
     request: Request,
     next: Next,
@@ -84,25 +86,38 @@ pub async fn limit_load(
         request.uri().path(),
         request.uri().query(),
     );
-    let _slot = match class {
-        Class::LongLived => return next.run(request).await,
-        Class::Essential => None,
-        Class::Bounded => match limits.slots.clone().try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(_) => {
-                crate::metrics::record_overload("inflight");
-                return ApiError::unavailable(
-                    format!(
-                        "The server is handling the most requests it may at once ({}, \
-                         --max-inflight); retry in {RETRY_AFTER_SECS}s",
-                        limits.max_inflight
-                    ),
-                    RETRY_AFTER_SECS,
-                )
-                .into_response();
-            }
-        },
+    if class != Class::Bounded {
+        return next.run(request).await;
+    }
+    let Ok(_slot) = limits.slots.clone().try_acquire_owned() else {
+        crate::metrics::record_overload("inflight");
+        return ApiError::unavailable(
+            format!(
+                "The server is handling the most requests it may at once ({}, \
+                 --max-inflight); retry in {RETRY_AFTER_SECS}s",
+                limits.max_inflight
+            ),
+            RETRY_AFTER_SECS,
+        )
+        .into_response();
     };
+    next.run(request).await
+}
+
+/// The request timeout (inside the tracing layer: a timed-out request is logged).
+pub async fn limit_time(
+    State(limits): State<LoadLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let class = classify(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
+    if class == Class::LongLived {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
