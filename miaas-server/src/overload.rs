@@ -81,25 +81,17 @@ pub async fn limit_inflight(
     request: Request,
     next: Next,
 ) -> Response {
-    let class = classify(
-        request.method(),
-        request.uri().path(),
-        request.uri().query(),
-    );
-    if class != Class::Bounded {
+    if class_of(&request) != Class::Bounded {
         return next.run(request).await;
     }
     let Ok(_slot) = limits.slots.clone().try_acquire_owned() else {
-        crate::metrics::record_overload("inflight");
-        return ApiError::unavailable(
+        return refused(
+            "inflight",
             format!(
-                "The server is handling the most requests it may at once ({}, \
-                 --max-inflight); retry in {RETRY_AFTER_SECS}s",
+                "The server is handling the most requests it may at once ({}, --max-inflight)",
                 limits.max_inflight
             ),
-            RETRY_AFTER_SECS,
-        )
-        .into_response();
+        );
     };
     next.run(request).await
 }
@@ -110,29 +102,37 @@ pub async fn limit_time(
     request: Request,
     next: Next,
 ) -> Response {
-    let class = classify(
-        request.method(),
-        request.uri().path(),
-        request.uri().query(),
-    );
-    if class == Class::LongLived {
+    if class_of(&request) == Class::LongLived {
         return next.run(request).await;
     }
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => {
-            crate::metrics::record_overload("timeout");
-            ApiError::unavailable(
-                format!(
-                    "The request was not answered within {}s (--request-timeout); \
-                     retry in {RETRY_AFTER_SECS}s",
-                    limits.request_timeout.as_secs_f64()
-                ),
-                RETRY_AFTER_SECS,
-            )
-            .into_response()
-        }
+        Err(_) => refused(
+            "timeout",
+            format!(
+                "The request was not answered within {}s (--request-timeout)",
+                limits.request_timeout.as_secs_f64()
+            ),
+        ),
     }
+}
+
+fn class_of(request: &Request) -> Class {
+    classify(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    )
+}
+
+/// `503` with `Retry-After`, counted by `reason`.
+fn refused(reason: &'static str, why: String) -> Response {
+    crate::metrics::record_overload(reason);
+    ApiError::unavailable(
+        format!("{why}; retry in {RETRY_AFTER_SECS}s"),
+        RETRY_AFTER_SECS,
+    )
+    .into_response()
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ const ADMIN: Rule = Rule::User(Role::Admin);
 
 const ROUTES: &[Route] = &[
     route("get", "/health", Rule::Public, 200),
+    // this server serves plain HTTP: no CA to give (tls.rs covers HTTPS)
+    route("get", "/cacerts", Rule::Public, 404),
     route("get", "/", Rule::Public, 200),
     route("get", "/openapi.json", Rule::Public, 200),
     route("get", "/docs", Rule::Public, 200),
