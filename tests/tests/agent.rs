@@ -135,6 +135,16 @@ async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
     assert!(node["capabilities"]["cpu_count"].as_u64().unwrap() >= 1);
     assert!(node["capabilities"]["mem_mb"].as_u64().unwrap() > 0);
     let identity = agent.state_dir.join("identity.json");
+    // the node is visible as soon as it registered; the agent saves its identity
+    // right after
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !identity.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the identity is saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
