@@ -83,8 +83,12 @@ async fn a_backup_under_load_restores_to_the_state_at_its_moment() {
             }
         })
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while acknowledged.lock().unwrap().len() < 20 {
-        tokio::task::yield_now().await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers' deployments are acknowledged"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let before: Vec<String> = acknowledged.lock().unwrap().clone();

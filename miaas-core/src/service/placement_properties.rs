@@ -314,7 +314,7 @@ proptest! {
     #[test]
     fn no_node_is_ever_overcommitted_and_the_ledger_is_what_is_placed(
         specs in prop::collection::vec(node_spec(), 1..4),
-        ops in prop::collection::vec(op(), 1..40),
+        ops in prop::collection::vec(op(), 1..=40),
     ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
