@@ -9,19 +9,21 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
 
-/// Creates `path` for writing, mode `0600`; fails when it exists (a symbolic link
-/// included, dangling or not).
+/// Creates `path` for writing, mode `0600`, and its missing folders `0700`; fails
+/// when it exists (a symbolic link included, dangling or not).
 pub fn create_new(path: &Path) -> io::Result<File> {
+    create_parent(path)?;
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     private_mode(&mut options);
     options.open(path)
 }
 
-/// Opens `path` for writing from empty, creating it; mode `0600` either way (a file
-/// that existed keeps its mode on open, so it is made private too). Refuses a
-/// symbolic link and a file another user owns.
+/// Opens `path` for writing from empty, creating it (and its missing folders,
+/// `0700`); mode `0600` either way (a file that existed keeps its mode on open, so
+/// it is made private too). Refuses a symbolic link and a file another user owns.
 pub fn overwrite(path: &Path) -> io::Result<File> {
+    create_parent(path)?;
     let mut options = OpenOptions::new();
     // truncation waits until the file is known to be ours
     options.write(true).create(true);
@@ -78,6 +80,14 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Creates the missing folders above `path`, each `0700`.
+fn create_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => create_dir_all(dir),
+        _ => Ok(()),
+    }
 }
 
 /// Takes group and other permissions away from `path` when it exists and has
@@ -179,6 +189,13 @@ mod tests {
         let new = nested.join("new");
         create_new(&new).unwrap();
         assert_eq!(mode(&new), 0o600);
+        let deeper = dir.path().join("c/d/file");
+        create_new(&deeper).unwrap();
+        assert_eq!(mode(&deeper), 0o600);
+        assert_eq!(mode(&dir.path().join("c")), 0o700);
+        assert_eq!(mode(&dir.path().join("c/d")), 0o700);
+        overwrite(&dir.path().join("e/file")).unwrap();
+        assert_eq!(mode(&dir.path().join("e")), 0o700);
         assert!(create_new(&new).is_err(), "never reuses a file");
 
         let shared = nested.join("shared");

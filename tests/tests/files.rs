@@ -95,3 +95,32 @@ fn a_key_file_others_may_read_or_a_symlinked_one_is_refused() {
     let stderr = refused("a symbolic link");
     assert!(stderr.contains("symbolic link"), "{stderr}");
 }
+
+#[test]
+fn folders_the_server_creates_for_its_files_are_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = binary("miaas-server");
+    let db = dir.path().join("data/db/cp.db");
+    let key = dir.path().join("keys/miaas.key");
+    let credentials = dir.path().join("first/credentials");
+    let script = "umask 022 && exec \"$0\" --host 127.0.0.1 --port 0";
+    let running = ServerProcess::start(
+        Path::new("/bin/sh"),
+        &["-c", script, server.to_str().unwrap()],
+        dir.path(),
+        &[
+            ("MIAAS_AUTH", "on"),
+            ("DATABASE_URL", &format!("sqlite://{}", db.display())),
+            ("MIAAS_SECRET_KEY_FILE", key.to_str().unwrap()),
+            ("MIAAS_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+        ],
+    );
+    for folder in ["data", "data/db", "keys", "first"] {
+        assert_eq!(mode(&dir.path().join(folder)), 0o700, "{folder}");
+    }
+    for file in [&db, &key, &credentials] {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    let (status, _) = running.terminate();
+    assert!(status.success());
+}

@@ -75,8 +75,10 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
 
 /// Interprets what follows `sqlite:`. Three slashes are ambiguous between SQLAlchemy
 /// (`sqlite:///rel.db` is relative) and sqlx (`sqlite:///abs.db` is absolute): a path
-/// starting `./` or `../`, or a file directly under `/`, or one whose parent folder
-/// does not exist is read as relative; an existing absolute folder wins otherwise.
+/// starting `./` or `../`, or a file directly under `/`, is read as relative; one
+/// whose absolute folder exists is absolute; then one whose relative folder exists
+/// is relative; otherwise (folders still to be created) it is absolute when its top
+/// folder exists under `/` (`/tmp`, `/var`, ...).
 fn sqlite_target(rest: &str) -> Result<SqliteTarget> {
     let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
     if rest == ":memory:" || rest == "//:memory:" {
@@ -107,10 +109,19 @@ fn reads_as_absolute(absolute: &str) -> bool {
     if absolute.starts_with("/./") || absolute.starts_with("/../") {
         return false;
     }
-    match Path::new(absolute).parent() {
-        Some(parent) if parent != Path::new("/") => parent.is_dir(),
-        _ => false,
+    let absolute = Path::new(absolute);
+    let Some(parent) = absolute.parent().filter(|p| *p != Path::new("/")) else {
+        return false;
+    };
+    if parent.is_dir() {
+        return true;
     }
+    let relative = parent.strip_prefix("/").unwrap_or(parent);
+    if relative.is_dir() {
+        return false;
+    }
+    let top = absolute.components().nth(1);
+    top.is_some_and(|top| Path::new("/").join(top).is_dir())
 }
 
 #[cfg(test)]
@@ -152,6 +163,15 @@ mod tests {
             PathBuf::from("/tmp/x.db")
         );
         assert_eq!(file("/tmp/plain.db"), PathBuf::from("/tmp/plain.db"));
+        // folders still to be created under an existing top folder
+        assert_eq!(
+            file("sqlite:///tmp/miaas-not-yet/a/x.db"),
+            PathBuf::from("/tmp/miaas-not-yet/a/x.db")
+        );
+        assert_eq!(
+            file("sqlite:///no-such-top-folder/x.db"),
+            PathBuf::from("no-such-top-folder/x.db")
+        );
         assert_eq!(
             DatabaseLocation::parse("sqlite::memory:").unwrap(),
             DatabaseLocation::Sqlite(SqliteTarget::Memory)
