@@ -26,16 +26,15 @@ pub fn parse(text: &str) -> Vec<GpuInfo> {
             let [index, uuid, name, memory] = fields.as_slice() else {
                 return None;
             };
-            let gpu = GpuInfo {
-                id: index.parse().ok()?,
-                model: (*name).to_string(),
-                mem_mb: memory.parse::<f64>().ok().map(|mb| mb.max(0.0) as u64)?,
-                uuid: (!uuid.is_empty()).then(|| (*uuid).to_string()),
-            };
-            tracing::debug!(id = gpu.id, %uuid, model = %gpu.model, "GPU found");
+            if name.is_empty() {
+                return None;
+            }
+            let mem_mb = memory.parse::<f64>().ok().map(|mb| mb.max(0.0) as u64)?;
+            let mut gpu = GpuInfo::new(index.parse().ok()?, *name, mem_mb);
+            gpu.uuid = (!uuid.is_empty()).then(|| (*uuid).to_string());
+            tracing::debug!(id = gpu.id, %uuid, model = %name, "GPU found");
             Some(gpu)
         })
-        .filter(|gpu| !gpu.model.is_empty())
         .collect()
 }
 
@@ -51,8 +50,8 @@ mod tests {
         let gpus = parse(text);
         assert_eq!(gpus.len(), 2);
         assert_eq!(gpus[1].id, 1);
-        assert_eq!(gpus[0].model, "NVIDIA A100-SXM4-80GB");
-        assert_eq!(gpus[0].mem_mb, 81920);
+        assert_eq!(gpus[0].model.as_deref(), Some("NVIDIA A100-SXM4-80GB"));
+        assert_eq!(gpus[0].mem_mb, Some(81920));
         assert_eq!(gpus[0].uuid.as_deref(), Some("GPU-5c2e"));
         assert!(parse("").is_empty());
     }

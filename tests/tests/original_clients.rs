@@ -141,3 +141,87 @@ async fn a_node_of_unknown_disk_takes_no_deployment_that_reserves_disk() {
         "{pending}"
     );
 }
+
+/// The original took any object as a GPU (its tests send `{"id": 0, "model": …}`
+/// and `{"id": 0}`), and any object as `docker`: they are kept as sent, and a GPU of
+/// unknown model or memory fits no deployment that asks for either.
+#[tokio::test]
+async fn gpus_as_the_original_took_them_are_kept_and_placed_with_care() {
+    let server = TestServer::spawn().await;
+    let body = json!({
+        "name": "legacy-gpu",
+        "ip": "10.1.2.4",
+        "capabilities": {
+            "os": "linux", "cpu_count": 16, "mem_mb": 32768, "disk_mb": 500000,
+            "gpus": [{"id": 0, "model": "A100"}, {"id": 1}],
+            "docker": {"version": "24.0.0"}
+        }
+    });
+    let (id, _) = server.register_body(&body).await;
+    let (_, node) = server.get(&format!("/api/v1/nodes/{id}")).await;
+    assert_eq!(
+        node["capabilities"]["gpus"],
+        json!([{"id": 0, "model": "A100"}, {"id": 1}])
+    );
+    assert_eq!(node["capabilities"]["docker"]["available"], true);
+
+    // the original's re-registration with a GPU of another shape updates the node
+    let mut again = body.clone();
+    again["capabilities"]["gpus"] = json!([{"id": 0, "model": "RTX 3090"}]);
+    let (again_id, _) = server.register_body(&again).await;
+    assert_eq!(again_id, id);
+    let (_, nodes) = server.get("/api/v1/nodes").await;
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1));
+    assert_eq!(nodes[0]["capabilities"]["gpus"][0]["model"], "RTX 3090");
+
+    let any_gpu = json!({
+        "deployment_id": "any-gpu",
+        "template_id": "t",
+        "rendered_compose": "services:\n  a:\n    image: x\n",
+        "requirements": {"gpus": 1}
+    });
+    let (status, answer) = server.post("/api/v1/deployments", &any_gpu).await;
+    assert_eq!(status, 202, "{answer}");
+    let placed = server
+        .wait_for("/api/v1/deployments/any-gpu", |d| d["status"] == "scheduled")
+        .await;
+    assert_eq!(placed["gpu_ids"], json!([0]));
+
+    let big_gpu = json!({
+        "deployment_id": "big-gpu",
+        "template_id": "t",
+        "rendered_compose": "services:\n  a:\n    image: x\n",
+        "requirements": {"gpus": 1, "gpu_mem_mb": 1000}
+    });
+    let (status, answer) = server.post("/api/v1/deployments", &big_gpu).await;
+    assert_eq!(status, 202, "{answer}");
+    let pending = server
+        .wait_for("/api/v1/deployments/big-gpu", |d| d["status"] == "pending")
+        .await;
+    assert!(
+        pending["message"].as_str().unwrap_or_default().contains("GPU"),
+        "{pending}"
+    );
+}
+
+/// The original's answer to a heartbeat sent with another node's token.
+#[tokio::test]
+async fn a_heartbeat_with_another_nodes_token_is_403_naming_a_different_node() {
+    let server = TestServer::spawn().await;
+    let (first, _) = server
+        .register_body(&original_registration("worker-node-1"))
+        .await;
+    let (_, second_token) = server
+        .register_body(&original_registration("worker-node-2"))
+        .await;
+    let (status, error) = server
+        .post_as(
+            &second_token,
+            &format!("/api/v1/nodes/{first}/heartbeat"),
+            &json!({"cpu_usage": 50.0}),
+        )
+        .await;
+    assert_eq!(status, 403, "{error}");
+    let detail = error["detail"].as_str().unwrap_or_default().to_lowercase();
+    assert!(detail.contains("different node"), "{error}");
+}

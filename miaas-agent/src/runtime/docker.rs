@@ -24,6 +24,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct DockerRuntime {
     /// `["docker", "compose"]`, `["docker-compose"]`, or none found.
     compose: Option<Vec<String>>,
+    /// The version that Compose reports, e.g. `2.29.1`.
+    compose_version: Option<String>,
 }
 
 impl DockerRuntime {
@@ -32,17 +34,22 @@ impl DockerRuntime {
         for candidate in [vec!["docker", "compose"], vec!["docker-compose"]] {
             let mut args: Vec<&str> = candidate[1..].to_vec();
             args.push("version");
-            if run(candidate[0], &args).await.is_ok() {
-                tracing::info!(compose = %candidate.join(" "), "using Docker Compose");
+            if let Ok(said) = run(candidate[0], &args).await {
+                let compose_version = compose_version(&said);
+                tracing::info!(compose = %candidate.join(" "), version = ?compose_version, "using Docker Compose");
                 return Self {
                     compose: Some(candidate.iter().map(|s| s.to_string()).collect()),
+                    compose_version,
                 };
             }
         }
         tracing::warn!(
             "neither `docker compose` nor `docker-compose` answers: deployments will fail"
         );
-        Self { compose: None }
+        Self {
+            compose: None,
+            compose_version: None,
+        }
     }
 
     async fn compose(&self, project: &str, args: &[&str]) -> Result<String, String> {
@@ -64,6 +71,18 @@ impl DockerRuntime {
         all.extend_from_slice(args);
         Ok((&compose[0], all))
     }
+}
+
+/// The version in what `compose version` prints: `Docker Compose version v2.29.1`
+/// (v2) or `docker-compose version 1.29.2, build unknown` (v1).
+fn compose_version(said: &str) -> Option<String> {
+    let line = said.lines().next()?;
+    let (_, after) = line.split_once("version")?;
+    let word = after.split([' ', ',']).find(|w| !w.is_empty())?;
+    let version = word.strip_prefix('v').unwrap_or(word);
+    version
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| version.to_string())
 }
 
 /// Runs `program args`; its standard output, or a short message with the end of
@@ -272,11 +291,34 @@ impl Runtime for DockerRuntime {
             Ok(version) if !version.trim().is_empty() => DockerInfo {
                 version: version.trim().to_string(),
                 available: true,
+                compose_version: self.compose_version.clone(),
+                extra: Default::default(),
             },
             _ => DockerInfo {
                 version: "none".into(),
                 available: false,
+                compose_version: self.compose_version.clone(),
+                extra: Default::default(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compose_version;
+
+    #[test]
+    fn compose_versions_of_v1_and_v2() {
+        assert_eq!(
+            compose_version("Docker Compose version v2.29.1\n").as_deref(),
+            Some("2.29.1")
+        );
+        assert_eq!(
+            compose_version("docker-compose version 1.29.2, build unknown\n").as_deref(),
+            Some("1.29.2")
+        );
+        assert_eq!(compose_version("no version here"), None);
+        assert_eq!(compose_version(""), None);
     }
 }

@@ -44,7 +44,9 @@ impl NodeRegistration {
         validate::ip("ip", &self.ip)?;
         validate::name("capabilities.os", &self.capabilities.os)?;
         for gpu in &self.capabilities.gpus {
-            validate::name("capabilities.gpus.model", &gpu.model)?;
+            if let Some(model) = &gpu.model {
+                validate::name("capabilities.gpus.model", model)?;
+            }
         }
         let mut ids: Vec<u32> = self.capabilities.gpus.iter().map(|g| g.id).collect();
         ids.sort_unstable();

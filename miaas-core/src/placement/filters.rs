@@ -289,9 +289,12 @@ fn matching_free_gpus<'n>(
         .filter(|g| {
             p.gpu_model
                 .as_ref()
-                .is_none_or(|m| contains_ignoring_case(&g.model, m))
+                .is_none_or(|m| g.model.as_deref().is_some_and(|model| contains_ignoring_case(model, m)))
         })
-        .filter(|g| p.requirements.gpu_mem_mb.is_none_or(|mem| g.mem_mb >= mem))
+        // a GPU of unknown model or memory fits no request for either
+        .filter(|g| {
+            (p.requirements.gpu_mem_mb).is_none_or(|mem| g.mem_mb.is_some_and(|has| has >= mem))
+        })
         .map(|g| g.id)
 }
 

@@ -139,6 +139,8 @@ fn docker_unavailable_rejects_even_without_a_version_requirement() {
     n.capabilities.docker = Some(crate::model::DockerInfo {
         version: "24.0.0".into(),
         available: false,
+        compose_version: None,
+        extra: Default::default(),
     });
     assert_eq!(
         rejection(&n, &Requirements::default()),

@@ -127,7 +127,7 @@ impl Service {
             return Err(node_not_found(node_id));
         }
         Err(Error::Forbidden(format!(
-            "this token belongs to another node, not to {node_id}"
+            "this token belongs to a different node, not to {node_id}"
         )))
     }
 
