@@ -1,11 +1,14 @@
 //! `/openapi.json`, `/docs` (Swagger UI) and `/redoc` (ReDoc), all served from the
 //! binary: no CDN, so they work without internet access.
 
-use axum::Router;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use std::sync::Arc;
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use utoipa_swagger_ui::SwaggerUi;
+use axum::{Json, Router};
+use utoipa_swagger_ui::Config;
 
 use crate::state::AppState;
 
@@ -26,13 +29,63 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// The documentation routes for `openapi`.
+/// The documentation routes for `openapi`. `/docs` answers the Swagger UI page
+/// itself (`200`, as FastAPI does), not a redirect to `/docs/`.
 pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
-    let swagger: Router<AppState> = SwaggerUi::new("/docs").url("/openapi.json", openapi).into();
+    let openapi = Arc::new(openapi);
+    let config = Arc::new(Config::new(["/openapi.json"]));
+    let index = {
+        let config = config.clone();
+        move || {
+            let config = config.clone();
+            async move { swagger_file("", config) }
+        }
+    };
     Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi) }
+            }),
+        )
+        .route("/docs", get(index.clone()))
+        .route("/docs/", get(index))
+        .route(
+            "/docs/{*file}",
+            get(move |Path(file): Path<String>| {
+                let config = config.clone();
+                async move { swagger_file(&file, config) }
+            }),
+        )
         .route("/redoc", get(|| async { Html(REDOC_PAGE) }))
         .route("/redoc/redoc.standalone.js", get(redoc_js))
-        .merge(swagger)
+}
+
+/// A file of the vendored Swagger UI; its page learns that its files are under
+/// `/docs/` whether it was asked as `/docs` or `/docs/`.
+fn swagger_file(file: &str, config: Arc<Config<'static>>) -> Response {
+    let found = match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(found)) => found,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(kind) = HeaderValue::from_str(&found.content_type) {
+        headers.insert(header::CONTENT_TYPE, kind);
+    }
+    if found.gzpipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return (headers, found.bytes.into_owned()).into_response();
+    }
+    let bytes = if file.is_empty() || file == "index.html" {
+        String::from_utf8_lossy(&found.bytes)
+            .replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1)
+            .into_bytes()
+    } else {
+        found.bytes.into_owned()
+    };
+    (headers, bytes).into_response()
 }
 
 async fn redoc_js() -> impl IntoResponse {
