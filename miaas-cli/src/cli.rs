@@ -156,8 +156,9 @@ pub struct AgentArgs {
     /// With --runtime simulated: how long a start takes.
     #[arg(long, env = "MIAAS_AGENT_SIMULATED_START", default_value = "200ms", value_parser = miaas_server::config::parse_duration_or_zero)]
     pub simulated_start: Duration,
-    /// With --runtime simulated: deployments whose id matches this pattern (`*`
-    /// for any characters) fail.
+    /// With --runtime simulated: deployments whose id matches this pattern fail: a
+    /// glob over the whole id (`fail-*`), or a regular expression found in it
+    /// (`^fail-[0-9]+$`).
     #[arg(long, env = "MIAAS_AGENT_SIMULATED_FAIL")]
     pub simulated_fail: Option<String>,
     /// Log filter: a level or tracing directives.

@@ -90,10 +90,13 @@ async fn changing_a_password_ends_every_earlier_access_token() {
         .await;
     assert_eq!(status, 401, "the old password is gone");
     let bob = server.login("bob", "bob-password-2").await;
-    // the old password may also be named current_password
+    // the old password may also be named current_password, the new one new_password
     let renamed = json!({"password": "bob-password-3", "current_password": "bob-password-2"});
     assert_eq!(put_as(&server, &bob, path, &renamed).await.0, 204);
     let bob = server.login("bob", "bob-password-3").await;
+    let renamed = json!({"new_password": "bob-password-4", "old_password": "bob-password-3"});
+    assert_eq!(put_as(&server, &bob, path, &renamed).await.0, 204);
+    let bob = server.login("bob", "bob-password-4").await;
 
     // an admin sets it without the old one
     let (status, _) = put_as(

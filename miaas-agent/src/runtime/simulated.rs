@@ -17,7 +17,8 @@ use super::{Health, Runtime};
 pub struct SimulatedRuntime {
     /// How long a start takes.
     pub start_delay: Duration,
-    /// Deployment ids matching this glob (`*` for any run of characters) fail.
+    /// Deployment ids matching this pattern fail: a glob matching the whole id
+    /// (`*` any run of characters, `?` one), or a regular expression found in it.
     pub fail_pattern: Option<String>,
 }
 
@@ -30,7 +31,7 @@ impl Runtime for SimulatedRuntime {
         let failing = self
             .fail_pattern
             .as_deref()
-            .is_some_and(|p| glob_matches(p, &deployment.deployment_id));
+            .is_some_and(|p| pattern_matches(p, &deployment.deployment_id));
         if failing {
             let _ = std::fs::remove_file(dir.join(MARKER));
             return Health::Failed(format!(
@@ -122,41 +123,45 @@ impl Runtime for SimulatedRuntime {
     }
 }
 
-/// Whether `text` matches `pattern`, where `*` stands for any run of characters.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = match parts.split_first() {
-        Some(split) => split,
-        None => return text.is_empty(),
-    };
-    let Some(mut remaining) = text.strip_prefix(first) else {
-        return false;
-    };
-    if rest.is_empty() {
-        return remaining.is_empty();
-    }
-    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
-    for part in middle {
-        match remaining.find(part) {
-            Some(at) => remaining = &remaining[at + part.len()..],
-            None => return false,
-        }
-    }
-    remaining.ends_with(last)
+/// Whether `id` matches `pattern`: as a glob over the whole id (`*` any run of
+/// characters, `?` one), or, when it uses other regular expression syntax, as a
+/// regular expression found in it (`^fail-\d+$`, `fail-.*`, `bad|broken`).
+pub fn pattern_matches(pattern: &str, id: &str) -> bool {
+    let glob: String = pattern
+        .chars()
+        .map(|c| match c {
+            '*' => ".*".to_string(),
+            '?' => ".".to_string(),
+            other => regex::escape(&other.to_string()),
+        })
+        .collect();
+    let whole = regex::Regex::new(&format!("^(?:{glob})$")).is_ok_and(|r| r.is_match(id));
+    let is_regex = pattern.contains(['^', '$', '.', '|', '+', '(', '[', '{', '\\']);
+    whole || (is_regex && regex::Regex::new(pattern).is_ok_and(|r| r.is_match(id)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_matches;
+    use super::pattern_matches;
 
     #[test]
-    fn globs_match_with_stars() {
-        assert!(glob_matches("bad-*", "bad-1"));
-        assert!(glob_matches("*fail*", "will-fail-now"));
-        assert!(glob_matches("exact", "exact"));
-        assert!(!glob_matches("exact", "exactly"));
-        assert!(!glob_matches("bad-*", "good-1"));
-        assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("a*c", "abc") && !glob_matches("a*c", "abd"));
+    fn globs_match_the_whole_id() {
+        assert!(pattern_matches("bad-*", "bad-1"));
+        assert!(pattern_matches("*fail*", "will-fail-now"));
+        assert!(pattern_matches("exact", "exact"));
+        assert!(pattern_matches("*", "anything"));
+        assert!(pattern_matches("a*c", "abc") && !pattern_matches("a*c", "abd"));
+        assert!(pattern_matches("web-?", "web-1") && !pattern_matches("web-?", "web-10"));
+        assert!(!pattern_matches("bad-*", "good-1"));
+    }
+
+    #[test]
+    fn regular_expressions_are_found_in_the_id() {
+        assert!(pattern_matches("^fail-[0-9]+$", "fail-12"));
+        assert!(!pattern_matches("^fail-[0-9]+$", "fail-x"));
+        assert!(pattern_matches("fail-.*", "fail-x"));
+        assert!(pattern_matches("bad|broken", "is-broken"));
+        assert!(!pattern_matches("bad|broken", "fine"));
+        assert!(!pattern_matches("exact", "inexact-but-no"), "a plain word is matched whole");
     }
 }

@@ -134,7 +134,9 @@ pub fn validate_password(password: &str) -> Result<()> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"password": "<new password>", "old_password": "<current password>"}))]
 pub struct PasswordChange {
-    /// The new password: 8 to 1024 characters.
+    /// The new password: 8 to 1024 characters. `new_password` is read as the same
+    /// field.
+    #[serde(alias = "new_password")]
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// The current password: required when users change their own (unless they
