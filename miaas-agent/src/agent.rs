@@ -35,6 +35,8 @@ struct Agent {
     probe: Probe,
     identity: Option<Identity>,
     registered: Option<NodeCapabilities>,
+    /// The path whose disk is the node's: Docker's data root, else the state dir.
+    disk_path: std::path::PathBuf,
     reconciler: Reconciler,
     heartbeats: u32,
     next_heartbeat: Instant,
@@ -75,6 +77,7 @@ pub async fn run(
     let reconciler = Reconciler::new(runtime.clone(), &config.state_dir);
     let log_sessions = LogSessions::new(runtime.clone(), config.state_dir.join("deployments"));
     let mut agent = Agent {
+        disk_path: config.state_dir.clone(),
         config,
         client,
         runtime,
@@ -175,6 +178,10 @@ impl Agent {
 
     async fn capabilities(&mut self) -> NodeCapabilities {
         let facts = self.probe.facts();
+        // a data root on another machine (a remote DOCKER_HOST) is not ours to measure
+        self.disk_path = (self.runtime.data_root().await)
+            .filter(|root| root.exists())
+            .unwrap_or_else(|| self.config.state_dir.clone());
         let disk = self.disk();
         NodeCapabilities {
             os: facts.os,
@@ -238,11 +245,10 @@ impl Agent {
         Ok(())
     }
 
-    /// Total and free MB of the disk holding the state directory (the root's while
-    /// that directory does not exist yet).
+    /// Total and free MB of the disk holding Docker's data root, or else the state
+    /// directory (the root's while that directory does not exist yet).
     fn disk(&self) -> Option<(u64, u64)> {
-        machine::disk_of(&self.config.state_dir)
-            .or_else(|| machine::disk_of(std::path::Path::new("/")))
+        machine::disk_of(&self.disk_path).or_else(|| machine::disk_of(std::path::Path::new("/")))
     }
 
     async fn heartbeat(&mut self, identity: &Identity) -> Result<()> {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::runtime::{Runtime, project_name};
+use crate::runtime::{Runtime, folder_name, project_name};
 
 /// Lines sent in one batch at most.
 const BATCH_LINES: usize = 500;
@@ -61,7 +61,7 @@ impl LogSessions {
             let task = tokio::spawn(serve(
                 self.runtime.clone(),
                 self.deployments_dir
-                    .join(project_name(&request.deployment_id)),
+                    .join(folder_name(&request.deployment_id)),
                 request.clone(),
                 uplink.clone(),
             ));

@@ -13,7 +13,11 @@ use miaas_core::model::{
 
 use crate::client::Client;
 use crate::error::{AgentError, Result};
-use crate::runtime::{Health, Runtime, project_name};
+use crate::runtime::{Health, Runtime, folder_name, project_name};
+
+/// The file in a deployment's folder naming its Compose project (so that a folder
+/// left behind can be removed without knowing the id).
+const PROJECT_FILE: &str = "project";
 
 /// The deployments of this node and the runtime that runs them.
 pub(crate) struct Reconciler {
@@ -33,7 +37,7 @@ impl Reconciler {
     }
 
     fn dir_of(&self, deployment_id: &str) -> PathBuf {
-        self.deployments_dir.join(project_name(deployment_id))
+        self.deployments_dir.join(folder_name(deployment_id))
     }
 
     /// One pass over `desired`; `check_health` also looks at what already runs.
@@ -78,13 +82,16 @@ impl Reconciler {
         let known: HashSet<String> = desired
             .deployments
             .iter()
-            .map(|d| project_name(&d.deployment_id))
+            .map(|d| folder_name(&d.deployment_id))
             .collect();
         for entry in entries.flatten() {
-            let project = entry.file_name().to_string_lossy().into_owned();
-            if known.contains(&project) {
+            let folder = entry.file_name().to_string_lossy().into_owned();
+            if known.contains(&folder) {
                 continue;
             }
+            let project = std::fs::read_to_string(entry.path().join(PROJECT_FILE))
+                .map(|text| text.trim().to_string())
+                .unwrap_or_else(|_| project_name(&folder));
             match self.runtime.remove(&project, &entry.path()).await {
                 Ok(()) => {
                     tracing::info!(%project, "removed a deployment this node no longer runs");
@@ -163,6 +170,8 @@ impl Reconciler {
             return Health::Failed(format!("cannot create {}: {err}", dir.display()));
         }
         tracing::info!(deployment = %deployment.deployment_id, revision = deployment.revision, "starting");
+        let project = project_name(&deployment.deployment_id);
+        let _ = std::fs::write(dir.join(PROJECT_FILE), &project);
         let health = self.runtime.apply(deployment, dir).await;
         let _ = std::fs::write(dir.join("revision"), deployment.revision.to_string());
         health

@@ -199,7 +199,7 @@ async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
     cp.delete("web").await;
     cp.wait_for("/api/v1/deployments/web", |d| d["status"] == "deleted")
         .await;
-    let dir = agent.state_dir.join("deployments/miaas-web");
+    let dir = agent.state_dir.join("deployments/web");
     let deadline = Instant::now() + Duration::from_secs(10);
     while dir.exists() {
         assert!(Instant::now() < deadline, "its folder stays");
@@ -282,6 +282,34 @@ fn stand_ins() -> (tempfile::TempDir, PathBuf, [(&'static str, String); 2]) {
     (bin, calls_dir, env)
 }
 
+/// Neither `docker` nor `nvidia-smi` on `PATH`: the node says Docker is not
+/// available and has no GPUs (not an error), and nothing is placed on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_without_docker_or_gpus_says_so_and_takes_no_deployment() {
+    let cp = ControlPlane::start(&[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    let env = [("PATH", empty.path().display().to_string())];
+    let mut agent = cp.agent("bare-1", &["--runtime", "docker"], &env);
+    let node = cp.node_named("bare-1").await;
+    assert_eq!(node["capabilities"]["docker"]["available"], false, "{node}");
+    assert_eq!(node["capabilities"]["gpus"], json!([]), "{node}");
+    assert!(
+        node["capabilities"]["mem_mb"].as_u64().unwrap_or(0) > 0,
+        "{node}"
+    );
+    cp.deploy(&json!({
+        "deployment_id": "nowhere", "template_id": "t",
+        "rendered_compose": "services:\n  a:\n    image: x\n"
+    }))
+    .await;
+    let pending = cp
+        .wait_for("/api/v1/deployments/nowhere", |d| d["status"] == "pending")
+        .await;
+    let message = pending["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Docker"), "{pending}");
+    agent.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     let cp = ControlPlane::start(&[]).await;
@@ -290,7 +318,7 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     let node = cp.node_named("gpu-1").await;
     assert_eq!(
         node["capabilities"]["docker"],
-        json!({"version": "27.0.1", "available": true})
+        json!({"version": "27.0.1", "available": true, "compose_version": "2.29.1"})
     );
     let gpus = node["capabilities"]["gpus"].as_array().unwrap();
     assert_eq!(gpus.len(), 2, "{node}");
@@ -310,13 +338,18 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     let gpu = running["gpu_ids"][0].as_u64().unwrap().to_string();
 
     let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
-    let dir = agent.state_dir.join("deployments/miaas-train");
+    let dir = agent.state_dir.join("deployments/train");
     let up = format!(
         "compose -p miaas-train -f {}/compose.yaml --env-file {}/.env up -d --remove-orphans",
         dir.display(),
         dir.display()
     );
     assert!(calls.lines().any(|l| l == up), "{calls}");
+    let data_root = "info --format {{.DockerRootDir}}";
+    assert!(
+        calls.lines().any(|l| l == data_root),
+        "the disk measured is Docker's: {calls}"
+    );
     let handed: Value = serde_json::from_str(
         &std::fs::read_to_string(calls_dir.join("miaas-train.compose")).unwrap(),
     )

@@ -122,7 +122,11 @@ async fn swagger_ui_and_redoc_are_served_without_any_cdn() {
                 server.url(src)
             } else {
                 // the Swagger page names its folder in <base href="/docs/">
-                let folder = if page.starts_with("/docs") { "/docs/" } else { page };
+                let folder = if page.starts_with("/docs") {
+                    "/docs/"
+                } else {
+                    page
+                };
                 format!("{}{}", server.url(folder), src.trim_start_matches("./"))
             };
             let asset = server.client.get(&url).send().await.unwrap();

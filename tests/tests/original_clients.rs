@@ -183,7 +183,9 @@ async fn gpus_as_the_original_took_them_are_kept_and_placed_with_care() {
     let (status, answer) = server.post("/api/v1/deployments", &any_gpu).await;
     assert_eq!(status, 202, "{answer}");
     let placed = server
-        .wait_for("/api/v1/deployments/any-gpu", |d| d["status"] == "scheduled")
+        .wait_for("/api/v1/deployments/any-gpu", |d| {
+            d["status"] == "scheduled"
+        })
         .await;
     assert_eq!(placed["gpu_ids"], json!([0]));
 
@@ -199,7 +201,10 @@ async fn gpus_as_the_original_took_them_are_kept_and_placed_with_care() {
         .wait_for("/api/v1/deployments/big-gpu", |d| d["status"] == "pending")
         .await;
     assert!(
-        pending["message"].as_str().unwrap_or_default().contains("GPU"),
+        pending["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("GPU"),
         "{pending}"
     );
 }

@@ -8,7 +8,23 @@ use miaas_core::model::DesiredDeployment;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// The Compose project (and folder) name of a deployment: `miaas-<id>` in the
+/// The folder of a deployment under `<state-dir>/deployments/`: its id, unless the
+/// id cannot be one path component (`.`, `..`, longer than a file name may be);
+/// then its project name.
+pub fn folder_name(deployment_id: &str) -> String {
+    let plain = !deployment_id.is_empty()
+        && deployment_id != "."
+        && deployment_id != ".."
+        && deployment_id.len() <= 255
+        && !deployment_id.contains(['/', '\0']);
+    if plain {
+        deployment_id.to_string()
+    } else {
+        project_name(deployment_id)
+    }
+}
+
+/// The Compose project name of a deployment: `miaas-<id>` in the
 /// characters Compose allows; an id that needed changing gets a short hash so
 /// that two ids never share a project.
 pub fn project_name(deployment_id: &str) -> String {
@@ -106,6 +122,16 @@ mod tests {
         assert!(odd.starts_with("miaas-web-1-") && odd.len() == "miaas-web-1-".len() + 8);
         assert_ne!(project_name("a.b"), project_name("a:b"));
         assert!(!project_name("..").contains('.'));
+    }
+
+    #[test]
+    fn folders_are_named_after_the_id_when_it_can_be_one() {
+        assert_eq!(folder_name("web-1"), "web-1");
+        assert_eq!(folder_name("Web.1"), "Web.1");
+        assert_eq!(folder_name(".."), project_name(".."));
+        assert_eq!(folder_name("."), project_name("."));
+        let long = "x".repeat(300);
+        assert_eq!(folder_name(&long), project_name(&long));
     }
 
     #[test]

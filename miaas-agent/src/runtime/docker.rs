@@ -285,6 +285,14 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
+    async fn data_root(&self) -> Option<std::path::PathBuf> {
+        let said = run("docker", &["info", "--format", "{{.DockerRootDir}}"])
+            .await
+            .ok()?;
+        let root = said.trim();
+        (!root.is_empty()).then(|| std::path::PathBuf::from(root))
+    }
+
     async fn engine(&self) -> Option<DockerInfo> {
         let version = run("docker", &["version", "--format", "{{.Server.Version}}"]).await;
         Some(match version {

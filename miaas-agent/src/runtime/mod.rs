@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
 use tokio::sync::mpsc;
 
-pub use compose_file::{project_name, rendered_for_node};
+pub use compose_file::{folder_name, project_name, rendered_for_node};
 pub use docker::DockerRuntime;
 pub use simulated::SimulatedRuntime;
 
@@ -44,6 +44,12 @@ pub trait Runtime: Send + Sync {
 
     /// The container engine, for the node's capabilities (`None`: none reported).
     async fn engine(&self) -> Option<DockerInfo>;
+
+    /// Where the engine keeps images and containers (Docker's data root), whose
+    /// disk is the node's disk; `None` when there is no such place.
+    async fn data_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 
     /// Sends the log lines of project `project` that `request` asks for into
     /// `lines`, until they are all sent (or, with `follow`, until `lines` is

@@ -162,6 +162,9 @@ mod tests {
         assert!(pattern_matches("fail-.*", "fail-x"));
         assert!(pattern_matches("bad|broken", "is-broken"));
         assert!(!pattern_matches("bad|broken", "fine"));
-        assert!(!pattern_matches("exact", "inexact-but-no"), "a plain word is matched whole");
+        assert!(
+            !pattern_matches("exact", "inexact-but-no"),
+            "a plain word is matched whole"
+        );
     }
 }

@@ -232,7 +232,11 @@ mod tests {
         });
         let caps: NodeCapabilities = serde_json::from_value(sent).unwrap();
         let ids: Vec<u32> = caps.gpus.iter().map(|g| g.id).collect();
-        assert_eq!(ids, [0, 1, 7], "a GPU without id is numbered by its position");
+        assert_eq!(
+            ids,
+            [0, 1, 7],
+            "a GPU without id is numbered by its position"
+        );
         assert_eq!(caps.gpus[0].model.as_deref(), Some("RTX 3090"));
         assert_eq!(caps.gpus[0].mem_mb, None);
         assert_eq!(caps.gpus[1].extra["vendor"], json!("nvidia"));

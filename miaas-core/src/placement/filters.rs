@@ -287,9 +287,11 @@ fn matching_free_gpus<'n>(
         .iter()
         .filter(|g| !node.reserved.gpu_ids.contains(&g.id))
         .filter(|g| {
-            p.gpu_model
-                .as_ref()
-                .is_none_or(|m| g.model.as_deref().is_some_and(|model| contains_ignoring_case(model, m)))
+            p.gpu_model.as_ref().is_none_or(|m| {
+                g.model
+                    .as_deref()
+                    .is_some_and(|model| contains_ignoring_case(model, m))
+            })
         })
         // a GPU of unknown model or memory fits no request for either
         .filter(|g| {
