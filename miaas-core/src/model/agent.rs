@@ -20,8 +20,9 @@ pub struct DesiredState {
     /// Log sessions to serve: send each one's lines up until answered `410`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<super::LogRequest>,
-    /// A fingerprint of this state: give it back as `?index=` with `?wait=` and
-    /// the answer comes when the state differs from it (also in `X-MIaaS-Index`).
+    /// This state's index: the same while the state stays the same, larger each
+    /// time it changes. Give it back as `?index=` with `?wait=` and the answer
+    /// comes when the state changed past it (also in `X-MIaaS-Index`).
     #[serde(default)]
     pub index: u64,
 }

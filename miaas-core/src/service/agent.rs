@@ -22,7 +22,7 @@ pub const MAX_LONG_POLL: Duration = Duration::from_secs(55);
 
 impl Service {
     /// The desired state of node `node_id` as soon as its `index` differs from
-    /// `index`, or after `wait` (at most [`MAX_LONG_POLL`]) as it is then. Without
+    /// `index` (the state changed since), or after `wait` (at most [`MAX_LONG_POLL`]) as it is then. Without
     /// an index it answers at once.
     pub async fn wait_for_desired_state(
         &self,
@@ -88,7 +88,7 @@ impl Service {
                 });
             }
         }
-        state.index = fingerprint(&state);
+        state.index = (self.desired_indexes).index_of(node_id, fingerprint(&state), self.now());
         Ok(state)
     }
 

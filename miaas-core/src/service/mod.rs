@@ -4,6 +4,7 @@
 mod access;
 mod agent;
 mod deployments;
+mod desired_index;
 mod fleet_watch;
 mod heartbeats;
 mod ledger;
@@ -112,6 +113,8 @@ pub struct Shared {
     log_nodes: logs::LogNodes,
     /// The offline transitions this process has seen (and recorded).
     offline_announced: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The index of each node's desired state, for long-polls.
+    desired_indexes: desired_index::DesiredIndexes,
     /// Every change, for followers.
     events: Arc<crate::events::EventLog>,
     /// The built-in templates and those of a templates folder.
@@ -141,6 +144,7 @@ impl Service {
             ),
             log_nodes: logs::LogNodes::default(),
             offline_announced: std::sync::Mutex::default(),
+            desired_indexes: desired_index::DesiredIndexes::default(),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
