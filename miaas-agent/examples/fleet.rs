@@ -48,6 +48,8 @@ async fn main() {
             tags: Vec::new(),
             state_dir: PathBuf::from(state_dir).join(format!("{i:05}")),
             heartbeat_interval: heartbeat,
+            // simulated machines do not change
+            measure_interval: std::time::Duration::from_secs(3600),
         };
         let runtime = runtime.clone();
         let mut stopped = stopped.clone();

@@ -24,9 +24,6 @@ use crate::runtime::Runtime;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest a long-poll of the desired state waits.
 const MAX_LONG_POLL: Duration = Duration::from_secs(30);
-/// Capabilities are measured again (and the node re-registered when they changed)
-/// every this many heartbeats.
-const REMEASURE_EVERY: u32 = 30;
 
 struct Agent {
     config: AgentConfig,
@@ -38,7 +35,8 @@ struct Agent {
     /// The path whose disk is the node's: Docker's data root, else the state dir.
     disk_path: std::path::PathBuf,
     reconciler: Reconciler,
-    heartbeats: u32,
+    /// When the machine is measured again.
+    next_measure: Instant,
     next_heartbeat: Instant,
     /// Whether strays were looked for (once, on the first desired state).
     strays_removed: bool,
@@ -85,7 +83,7 @@ pub async fn run(
         identity,
         registered: None,
         reconciler,
-        heartbeats: 0,
+        next_measure: Instant::now(),
         next_heartbeat: Instant::now(),
         strays_removed: false,
         index: None,
@@ -135,12 +133,12 @@ impl Agent {
     async fn step(&mut self) -> Result<()> {
         let due = Instant::now() >= self.next_heartbeat;
         if due {
-            self.heartbeats += 1;
             self.next_heartbeat = Instant::now() + self.config.heartbeat_interval;
         }
         // at start (the address or the machine may have changed while the agent
         // was down), and every so often: measured again, registered again if changed
-        if self.registered.is_none() || (due && self.heartbeats.is_multiple_of(REMEASURE_EVERY)) {
+        if self.registered.is_none() || (due && Instant::now() >= self.next_measure) {
+            self.next_measure = Instant::now() + self.config.measure_interval;
             self.register_if_needed().await?;
         }
         let Some(identity) = self.identity.clone() else {

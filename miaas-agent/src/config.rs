@@ -26,6 +26,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// How often a heartbeat is sent.
     pub heartbeat_interval: Duration,
+    /// How often the machine is measured again (the node re-registers when its
+    /// capabilities changed: a GPU added, memory resized).
+    pub measure_interval: Duration,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("tags", &self.tags)
             .field("state_dir", &self.state_dir)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("measure_interval", &self.measure_interval)
             .finish()
     }
 }

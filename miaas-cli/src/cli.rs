@@ -153,6 +153,10 @@ pub struct AgentArgs {
     /// How often a heartbeat with the machine's metrics is sent.
     #[arg(long, env = "MIAAS_AGENT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = miaas_server::config::parse_duration)]
     pub heartbeat_interval: Duration,
+    /// How often the machine is measured again; the node re-registers when its
+    /// capabilities changed (a GPU added, memory resized).
+    #[arg(long, env = "MIAAS_AGENT_MEASURE_INTERVAL", default_value = "30s", value_parser = miaas_server::config::parse_duration)]
+    pub measure_interval: Duration,
     /// With --runtime simulated: how long a start takes.
     #[arg(long, env = "MIAAS_AGENT_SIMULATED_START", default_value = "200ms", value_parser = miaas_server::config::parse_duration_or_zero)]
     pub simulated_start: Duration,

@@ -282,6 +282,46 @@ fn stand_ins() -> (tempfile::TempDir, PathBuf, [(&'static str, String); 2]) {
     (bin, calls_dir, env)
 }
 
+/// A GPU added to the machine: the agent measures again and the node re-registers
+/// with three GPUs instead of two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_added_is_seen_and_the_node_registers_again() {
+    let cp = ControlPlane::start(&[]).await;
+    let (bin, _calls_dir, env) = stand_ins();
+    let mut agent = cp.agent(
+        "gpu-grow",
+        &["--runtime", "docker", "--measure-interval", "1s"],
+        &env,
+    );
+    let node = cp.node_named("gpu-grow").await;
+    assert_eq!(
+        node["capabilities"]["gpus"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let three = "#!/bin/sh\n\
+                 echo '0, GPU-a, NVIDIA A100-SXM4-80GB, 81920'\n\
+                 echo '1, GPU-b, NVIDIA A100-SXM4-80GB, 81920'\n\
+                 echo '2, GPU-c, NVIDIA H100 80GB HBM3, 81559'\n";
+    let staged = bin.path().join("nvidia-smi.new");
+    std::fs::write(&staged, three).unwrap();
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&staged, bin.path().join("nvidia-smi")).unwrap();
+
+    let id = node["id"].as_str().unwrap().to_string();
+    let grown = cp
+        .wait_for(&format!("/api/v1/nodes/{id}"), |n| {
+            n["capabilities"]["gpus"].as_array().map(Vec::len) == Some(3)
+        })
+        .await;
+    assert_eq!(
+        grown["capabilities"]["gpus"][2]["model"],
+        "NVIDIA H100 80GB HBM3"
+    );
+    assert_eq!(grown["id"], node["id"], "the same node");
+    agent.stop();
+}
+
 /// Neither `docker` nor `nvidia-smi` on `PATH`: the node says Docker is not
 /// available and has no GPUs (not an error), and nothing is placed on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

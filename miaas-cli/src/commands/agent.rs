@@ -35,6 +35,7 @@ pub async fn run(server: &str, ca_cert: Option<PathBuf>, args: AgentArgs) -> Res
         tags: args.tags,
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),
         heartbeat_interval: args.heartbeat_interval,
+        measure_interval: args.measure_interval,
     };
     tracing::info!(server = %config.server, name = %config.name, state_dir = %config.state_dir.display(), "agent starting");
     miaas_agent::run(config, runtime, miaas_server::shutdown_signal())
