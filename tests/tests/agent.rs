@@ -398,6 +398,11 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     assert_eq!(device["device_ids"], json!([gpu]), "{handed}");
     assert!(device.get("count").is_none(), "{handed}");
     assert_eq!(
+        handed["services"]["app"]["environment"]["NVIDIA_VISIBLE_DEVICES"],
+        json!(gpu),
+        "{handed}"
+    );
+    assert_eq!(
         handed["services"]["app"]["env_file"],
         json!([format!("{}/.env", dir.display())])
     );

@@ -44,8 +44,10 @@ pub fn project_name(deployment_id: &str) -> String {
 }
 
 /// The document to hand to Compose, as JSON (which YAML reads): every service
-/// reads `env_file` (the deployment's environment), and every GPU device
-/// reservation names exactly the GPUs assigned.
+/// reads `env_file` (the deployment's environment), every GPU device reservation
+/// names exactly the GPUs assigned, and every service's `NVIDIA_VISIBLE_DEVICES`
+/// is those GPUs (`void`: none), so that a container of the NVIDIA runtime sees no
+/// other GPU of the node whatever the document or its environment asked.
 pub fn rendered_for_node(
     deployment: &DesiredDeployment,
     env_file: &Path,
@@ -68,6 +70,7 @@ pub fn rendered_for_node(
         env_files.push(json!(env_file.display().to_string()));
         service.insert("env_file".into(), Value::Array(env_files));
         pin_gpus(service, &gpu_ids);
+        set_visible_gpus(service, &gpu_ids);
     }
     serde_json::to_string_pretty(&document).map_err(|err| err.to_string())
 }
@@ -95,6 +98,34 @@ fn pin_gpus(service: &mut serde_json::Map<String, Value>, gpu_ids: &[String]) {
     }
 }
 
+/// The variable the NVIDIA container runtime reads to choose a container's GPUs.
+const VISIBLE_DEVICES: &str = "NVIDIA_VISIBLE_DEVICES";
+
+/// Sets the service's `NVIDIA_VISIBLE_DEVICES` (in `environment`, which wins over
+/// `env_file`), in the list or mapping form the service uses.
+fn set_visible_gpus(service: &mut serde_json::Map<String, Value>, gpu_ids: &[String]) {
+    let visible = if gpu_ids.is_empty() {
+        "void".to_string()
+    } else {
+        gpu_ids.join(",")
+    };
+    match service.get_mut("environment") {
+        Some(Value::Object(map)) => {
+            map.insert(VISIBLE_DEVICES.into(), Value::String(visible));
+        }
+        Some(Value::Array(list)) => {
+            list.retain(|entry| {
+                let name = entry.as_str().map(|e| e.split('=').next().unwrap_or(e));
+                name != Some(VISIBLE_DEVICES)
+            });
+            list.push(Value::String(format!("{VISIBLE_DEVICES}={visible}")));
+        }
+        _ => {
+            service.insert("environment".into(), json!({ VISIBLE_DEVICES: visible }));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -113,6 +144,27 @@ mod tests {
             gpu_ids,
             status: DeploymentStatus::Scheduled,
         }
+    }
+
+    #[test]
+    fn a_document_cannot_see_gpus_it_was_not_given() {
+        let compose = "services:\n  sneaky:\n    image: x\n    runtime: nvidia\n    environment:\n      - NVIDIA_VISIBLE_DEVICES=all\n      - KEEP=1\n  mapped:\n    image: x\n    environment:\n      NVIDIA_VISIBLE_DEVICES: all\n";
+        let text = rendered_for_node(&desired(compose, vec![]), Path::new("/s/.env")).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc["services"]["sneaky"]["environment"],
+            json!(["KEEP=1", "NVIDIA_VISIBLE_DEVICES=void"])
+        );
+        assert_eq!(
+            doc["services"]["mapped"]["environment"]["NVIDIA_VISIBLE_DEVICES"],
+            "void"
+        );
+        let pinned = rendered_for_node(&desired(compose, vec![2]), Path::new("/s/.env")).unwrap();
+        let doc: Value = serde_json::from_str(&pinned).unwrap();
+        assert_eq!(
+            doc["services"]["mapped"]["environment"]["NVIDIA_VISIBLE_DEVICES"],
+            "2"
+        );
     }
 
     #[test]
@@ -147,6 +199,10 @@ mod tests {
             json!(["own.env", "/s/.env"])
         );
         assert_eq!(doc["services"]["side"]["env_file"], json!(["/s/.env"]));
+        for service in ["train", "side"] {
+            let env = &doc["services"][service]["environment"];
+            assert_eq!(env["NVIDIA_VISIBLE_DEVICES"], "1,3", "{service}");
+        }
         assert!(rendered_for_node(&desired("x: [", vec![]), Path::new("/e")).is_err());
     }
 }
