@@ -36,7 +36,13 @@ async fn run(cli: Cli) -> Result<()> {
             .map_err(|err| CliError::Failed(err.to_string())),
         Command::Db(command) => commands::db::run(command, &cli.database_url, cli.output).await,
         Command::Agent(args) => {
-            let server = require_server(cli.server.as_deref())?;
+            let server = cli.server.clone().ok_or_else(|| {
+                CliError::Usage(
+                    "the agent joins a control plane: give its URL with --server (or \
+                     MIAAS_SERVER)"
+                        .into(),
+                )
+            })?;
             commands::agent::run(&server, cli.ca_cert.clone(), *args).await
         }
         Command::Version => {
@@ -84,8 +90,8 @@ async fn run(cli: Cli) -> Result<()> {
 fn require_server(server: Option<&str>) -> Result<String> {
     server.map(str::to_string).ok_or_else(|| {
         CliError::Usage(
-            "this command talks to a server: give --server (or MIAAS_SERVER); local mode \
-             needs no login"
+            "logging in and out talks to a server: give --server (or MIAAS_SERVER); local \
+             mode needs no login"
                 .into(),
         )
     })
