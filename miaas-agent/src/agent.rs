@@ -124,6 +124,14 @@ impl Agent {
                         )));
                     }
                 }
+                // a refusal of a heartbeat or a poll (the server changed its rules, a
+                // bug on either side) must not leave the node's work unwatched
+                Err(AgentError::Refused(detail)) => {
+                    let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
+                    tracing::error!(%detail, retry_in = ?wait, "the control plane refused; trying again");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -223,7 +231,7 @@ impl Agent {
         };
         let answer = match self.client.register(&credential, &registration).await {
             Err(AgentError::Refused(detail)) => {
-                return Err(AgentError::Refused(format!(
+                return Err(AgentError::Rejected(format!(
                     "registering {:?} was refused: {detail}",
                     self.config.name
                 )));

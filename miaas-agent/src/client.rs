@@ -80,11 +80,12 @@ impl Client {
         wait: Duration,
     ) -> Result<DesiredState> {
         let path = match index {
-            Some(index) => format!(
+            // a wait under a millisecond is no wait: ask for the state as it is
+            Some(index) if wait.as_millis() > 0 => format!(
                 "/api/v1/nodes/{node_id}/deployments?wait={}ms&index={index}",
                 wait.as_millis()
             ),
-            None => format!("/api/v1/nodes/{node_id}/deployments"),
+            _ => format!("/api/v1/nodes/{node_id}/deployments"),
         };
         self.call_within(
             Method::GET,
@@ -250,5 +251,43 @@ mod tests {
             "{reported:?}"
         );
         assert!(Client::new("ftp://x", &crate::trust::Trust::system()).is_err());
+    }
+
+    /// A server answering one request with an empty desired state; the request
+    /// line it received comes out of the receiver.
+    async fn desired_state_server() -> (String, tokio::sync::oneshot::Receiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen, received) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let read = stream.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..read]).into_owned();
+            let _ = seen.send(head.lines().next().unwrap_or_default().to_string());
+            let body = r#"{"node_id":"n","deployments":[],"remove":[],"index":7}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        });
+        (format!("http://{addr}"), received)
+    }
+
+    #[tokio::test]
+    async fn a_poll_due_now_asks_without_a_zero_wait() {
+        let (server, received) = desired_state_server().await;
+        let client = Client::new(&server, &crate::trust::Trust::system()).unwrap();
+        let state = client
+            .desired_state("n", "t", Some(5), Duration::from_micros(300))
+            .await
+            .unwrap();
+        assert_eq!(state.index, 7);
+        let line = received.await.unwrap();
+        assert_eq!(line, "GET /api/v1/nodes/n/deployments HTTP/1.1");
     }
 }

@@ -16,6 +16,10 @@ pub enum AgentError {
     /// The control plane refused the request for another reason.
     #[error("the control plane refused: {0}")]
     Refused(String),
+    /// The control plane refused this node's registration (a name taken, a wrong
+    /// join token): only a person can fix that, so the agent stops.
+    #[error("the control plane refused: {0}")]
+    Rejected(String),
     /// Reading or writing the state directory failed.
     #[error("{context}: {source}")]
     Io {

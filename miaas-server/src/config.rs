@@ -391,9 +391,11 @@ impl ServerConfig {
 
 /// As [`parse_duration`], but zero is allowed.
 pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
-    match text.trim() {
-        "0" | "0s" => Ok(Duration::ZERO),
-        other => parse_duration(other),
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a positive duration of a sensible length")),
+        Err(_) => humantime::parse_duration(text).map_err(|err| format!("{text:?}: {err}")),
     }
 }
 
@@ -422,12 +424,7 @@ fn parse_weight(text: &str) -> Result<f64, String> {
 
 /// Parses `30s`, `2m`, `1h 30m` (humantime) or a plain number of seconds; never zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let duration = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Duration::from_secs_f64(seconds),
-        Ok(_) => return Err(format!("{text:?} is not a positive duration")),
-        Err(_) => humantime::parse_duration(text).map_err(|err| format!("{text:?}: {err}"))?,
-    };
+    let duration = parse_duration_or_zero(text)?;
     if duration.is_zero() {
         return Err("the duration must be greater than zero".into());
     }
@@ -492,5 +489,13 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("-3").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(
+            parse_duration("1e300").is_err(),
+            "too long is an error, not a panic"
+        );
+        assert!(parse_duration("NaN").is_err());
+        assert_eq!(parse_duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert!(parse_duration_or_zero("-1").is_err());
     }
 }

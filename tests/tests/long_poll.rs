@@ -98,8 +98,25 @@ async fn a_long_poll_answers_when_the_state_changes_or_when_the_wait_ends() {
         desired(&server, &node, &token, &format!("?wait=20s&index={index}")).await;
     assert_eq!(at_once["deployments"][0]["deployment_id"], "web");
 
+    // a zero wait is no wait: the state as it is
+    let current = at_once["index"].as_u64().unwrap();
+    let (status, now, _) = desired(
+        &server,
+        &node,
+        &token,
+        &format!("?wait=0ms&index={current}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["index"], json!(current));
+
     let (status, error, _) = desired(&server, &node, &token, "?wait=soon&index=1").await;
     assert_eq!(status, 422, "{error}");
+    let (status, error, _) = desired(&server, &node, &token, "?wait=1e300&index=1").await;
+    assert_eq!(
+        status, 422,
+        "an absurd wait is refused, not a crash: {error}"
+    );
     assert!(error["detail"].as_str().unwrap().contains("wait"));
 }
 

@@ -49,7 +49,9 @@ fn print_event(format: OutputFormat, event: &Event) -> Result<()> {
 
 /// `2026-12-02T10:00:00Z  deployment.running  web  web running on worker-01`.
 pub fn line(event: &Event, format: OutputFormat) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(event.time.max(0.0));
+    let since_epoch =
+        std::time::Duration::try_from_secs_f64(event.time.max(0.0)).unwrap_or_default();
+    let time = std::time::UNIX_EPOCH + since_epoch;
     let mut text = format!(
         "{}  {:<22} {:<24} {}",
         humantime::format_rfc3339_seconds(time),
