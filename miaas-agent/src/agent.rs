@@ -212,11 +212,18 @@ impl Agent {
             .ip
             .or_else(|| machine::address_towards(self.client.base()))
             .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+        // the node keeps its token across registrations, and asks for one of its own
+        // choosing on the first: an answer lost on the way changes nothing then
+        let token = match &self.identity {
+            Some(identity) => identity.node_token.clone(),
+            None => crate::identity::pending_token(&self.config.state_dir)?,
+        };
         let registration = NodeRegistration {
             name: self.config.name.clone(),
             ip,
             capabilities: capabilities.clone(),
             tags: self.config.tags.clone(),
+            node_token: Some(token.clone()),
         };
         let credential = match (&self.identity, &self.config.join_token) {
             (Some(identity), _) => identity.node_token.clone(),
@@ -230,6 +237,20 @@ impl Agent {
             }
         };
         let answer = match self.client.register(&credential, &registration).await {
+            // the name is taken: by this node, when an earlier answer was lost
+            Err(AgentError::Refused(detail))
+                if self.identity.is_none() && detail.starts_with("409") =>
+            {
+                match self.client.register(&token, &registration).await {
+                    Err(AgentError::Refused(_) | AgentError::Unknown(_)) => {
+                        return Err(AgentError::Rejected(format!(
+                            "registering {:?} was refused: {detail}",
+                            self.config.name
+                        )));
+                    }
+                    other => other?,
+                }
+            }
             Err(AgentError::Refused(detail)) => {
                 return Err(AgentError::Rejected(format!(
                     "registering {:?} was refused: {detail}",
@@ -245,6 +266,7 @@ impl Agent {
             node_token: answer.node_token,
         };
         identity.save(&self.config.state_dir)?;
+        crate::identity::clear_pending_token(&self.config.state_dir);
         tracing::info!(node_id = %identity.node_id, name = %identity.name, "registered");
         self.identity = Some(identity);
         self.registered = Some(capabilities);

@@ -75,6 +75,34 @@ impl Identity {
     }
 }
 
+/// The token this node asks for when it registers without an identity, kept in
+/// `state_dir` (`token.pending`, mode 0600) until a registration with it is
+/// answered: when an answer is lost, the node registered anyway, and the retry
+/// proves with this token that it is that node.
+pub fn pending_token(state_dir: &Path) -> Result<String> {
+    use std::io::Write;
+    let file = state_dir.join("token.pending");
+    let kept = miaas_core::private_file::read_private(&file)
+        .map_err(AgentError::io(format!("cannot read {}", file.display())))?;
+    if let Some(token) = kept.map(|t| t.trim().to_string())
+        && miaas_core::token::is_node_token(&token)
+    {
+        return Ok(token);
+    }
+    let token = miaas_core::token::generate_node_token();
+    let mut out = miaas_core::private_file::overwrite(&file)
+        .map_err(AgentError::io(format!("cannot write {}", file.display())))?;
+    out.write_all(token.as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(AgentError::io(format!("cannot write {}", file.display())))?;
+    Ok(token)
+}
+
+/// Drops the pending token once a registration was answered.
+pub fn clear_pending_token(state_dir: &Path) {
+    let _ = std::fs::remove_file(state_dir.join("token.pending"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,17 @@ pub fn generate_node_token() -> String {
     format!("{NODE_TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
+/// Whether `token` has the form of [`generate_node_token`]'s tokens (so that one
+/// an agent chose for itself carries as much entropy).
+pub fn is_node_token(token: &str) -> bool {
+    token.strip_prefix(NODE_TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// The form a token is stored and looked up in (SHA-256, hex). A fast hash is right
 /// here: the token carries 256 bits of entropy, so there is nothing to brute-force.
 pub fn hash_token(token: &str) -> String {

@@ -322,6 +322,52 @@ async fn a_gpu_added_is_seen_and_the_node_registers_again() {
     agent.stop();
 }
 
+/// The node registered, but its agent never got the answer (a timeout): the agent
+/// started again registers with the join token, is told the name is taken, and
+/// proves with the token it chose that it is that node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_registration_answer_was_lost_proves_it_is_that_node() {
+    let cp = ControlPlane::start(&[]).await;
+    let state_dir = cp.dir.path().join("agent-lost-answer");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let chosen = format!("mnode_{}", "3c".repeat(32));
+    std::fs::write(state_dir.join("token.pending"), &chosen).unwrap();
+    std::fs::set_permissions(
+        state_dir.join("token.pending"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // what the lost registration did on the server
+    let (status, answer) = send(
+        cp.client
+            .post(cp.server.url("/api/v1/nodes/register"))
+            .bearer_auth(&cp.join_token)
+            .json(&json!({
+                "name": "lost-answer", "ip": "127.0.0.1",
+                "capabilities": {"os": "not-measured-yet", "cpu_count": 1, "mem_mb": 512},
+                "node_token": chosen
+            })),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+
+    let mut agent = cp.simulated("lost-answer");
+    let node = cp
+        .wait_for(
+            &format!("/api/v1/nodes/{}", answer["node_id"].as_str().unwrap()),
+            |n| n["capabilities"]["os"] == json!(std::env::consts::OS),
+        )
+        .await;
+    assert_eq!(node["status"], "online", "{node}");
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("identity.json")).unwrap())
+            .unwrap();
+    assert_eq!(identity["node_id"], answer["node_id"]);
+    assert_eq!(identity["node_token"], json!(chosen));
+    assert!(!state_dir.join("token.pending").exists());
+    agent.stop();
+}
+
 /// Neither `docker` nor `nvidia-smi` on `PATH`: the node says Docker is not
 /// available and has no GPUs (not an error), and nothing is placed on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

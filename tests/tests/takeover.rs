@@ -111,3 +111,56 @@ async fn with_auth_off_any_re_registration_updates_the_node_as_in_the_original()
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["node_id"], json!(id));
 }
+
+/// A node may choose its own token when it registers (so that it can retry a
+/// registration whose answer it lost): the answer carries it, it works, and with it
+/// as its own credential the node registers again under its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_chosen_token_proves_the_node_when_an_answer_was_lost() {
+    let server = TestServer::secure().await;
+    let chosen = format!("mnode_{}", "7a".repeat(32));
+    let mut body = registration("worker-09");
+    body["node_token"] = json!(chosen);
+    let (status, answer) = server
+        .post_as(&server.join_token, "/api/v1/nodes/register", &body)
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["node_token"], json!(chosen));
+    let id = answer["node_id"].as_str().unwrap().to_string();
+    let heartbeat_path = format!("/api/v1/nodes/{id}/heartbeat");
+    assert_eq!(
+        server
+            .post_as(&chosen, &heartbeat_path, &heartbeat())
+            .await
+            .0,
+        200
+    );
+
+    // the answer never arrived: the retry with the join token is refused ...
+    let (status, _) = server
+        .post_as(&server.join_token, "/api/v1/nodes/register", &body)
+        .await;
+    assert_eq!(status, 409);
+    // ... and the chosen token proves the node
+    let (status, again) = server
+        .post_as(&chosen, "/api/v1/nodes/register", &body)
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["node_id"], json!(id));
+    assert_eq!(again["node_token"], json!(chosen), "the token stays");
+
+    // a token of another form would carry less than 256 random bits
+    for weak in [
+        "mnode_1234",
+        "password123",
+        &format!("mnode_{}", "AB".repeat(32)),
+    ] {
+        let mut body = registration("worker-10");
+        body["node_token"] = json!(weak);
+        let (status, error) = server
+            .post_as(&server.join_token, "/api/v1/nodes/register", &body)
+            .await;
+        assert_eq!(status, 422, "{weak}: {error}");
+        assert!(error["detail"].as_str().unwrap().contains("node_token"));
+    }
+}

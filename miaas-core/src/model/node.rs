@@ -8,7 +8,7 @@ use crate::validate;
 use crate::{Error, Result};
 
 /// `POST /api/v1/nodes/register`: a node announces itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "name": "worker-01", "ip": "192.168.1.10",
     "capabilities": {
@@ -35,6 +35,25 @@ pub struct NodeRegistration {
     #[serde(default)]
     #[schema(max_items = 100, schema_with = super::tag_list_schema)]
     pub tags: Vec<String>,
+    /// The token this node will use (`mnode_` and 64 lowercase hex digits), chosen by
+    /// the node so that a registration whose answer was lost can be retried with it
+    /// as the node's own credential; the server makes one up when absent. It is
+    /// answered back as `node_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^mnode_[0-9a-f]{64}$")]
+    pub node_token: Option<String>,
+}
+
+impl std::fmt::Debug for NodeRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeRegistration")
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .field("capabilities", &self.capabilities)
+            .field("tags", &self.tags)
+            .field("node_token", &self.node_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl NodeRegistration {
@@ -53,6 +72,17 @@ impl NodeRegistration {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::Invalid(
                 "capabilities.gpus: GPU ids must be unique on a node".into(),
+            ));
+        }
+        if self
+            .node_token
+            .as_deref()
+            .is_some_and(|token| !crate::token::is_node_token(token))
+        {
+            return Err(Error::Invalid(
+                "node_token: give `mnode_` and 64 lowercase hex digits (256 random bits), or \
+                 leave it out"
+                    .into(),
             ));
         }
         validate::tags("tags", &self.tags)

@@ -68,7 +68,7 @@ impl Service {
             }
             Registrar::Any | Registrar::NewNamesOnly => {}
         }
-        let token = generate_node_token();
+        let token = (registration.node_token.clone()).unwrap_or_else(generate_node_token);
         let token_hash = hash_token(&token);
         let new_id = Uuid::new_v4().to_string();
         let node_id = self
