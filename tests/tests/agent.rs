@@ -122,6 +122,25 @@ impl ControlPlane {
     }
 }
 
+/// The identity the agent saved in `state_dir`, once it did: the node is visible
+/// as soon as it registered, and the agent saves its identity (and drops the token
+/// it was waiting to have confirmed) right after. Fails after 20 s.
+async fn saved_identity(state_dir: &Path) -> Value {
+    let identity = state_dir.join("identity.json");
+    let pending = state_dir.join("token.pending");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let saved = std::fs::read_to_string(&identity).ok();
+        if let Some(parsed) = saved.and_then(|text| serde_json::from_str(&text).ok())
+            && !pending.exists()
+        {
+            return parsed;
+        }
+        assert!(Instant::now() < deadline, "the identity is saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn running_on(node: &Value) -> impl Fn(&Value) -> bool + '_ {
     move |d: &Value| d["status"] == "running" && d["node_id"] == node["id"]
 }
@@ -134,17 +153,8 @@ async fn a_simulated_agent_runs_adopts_and_removes_its_deployments() {
     assert_eq!(node["capabilities"]["os"], std::env::consts::OS);
     assert!(node["capabilities"]["cpu_count"].as_u64().unwrap() >= 1);
     assert!(node["capabilities"]["mem_mb"].as_u64().unwrap() > 0);
+    saved_identity(&agent.state_dir).await;
     let identity = agent.state_dir.join("identity.json");
-    // the node is visible as soon as it registered; the agent saves its identity
-    // right after
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !identity.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the identity is saved"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -359,12 +369,9 @@ async fn an_agent_whose_registration_answer_was_lost_proves_it_is_that_node() {
         )
         .await;
     assert_eq!(node["status"], "online", "{node}");
-    let identity: Value =
-        serde_json::from_str(&std::fs::read_to_string(state_dir.join("identity.json")).unwrap())
-            .unwrap();
+    let identity = saved_identity(&state_dir).await;
     assert_eq!(identity["node_id"], answer["node_id"]);
     assert_eq!(identity["node_token"], json!(chosen));
-    assert!(!state_dir.join("token.pending").exists());
     agent.stop();
 }
 
