@@ -2,6 +2,7 @@
 //! fantoccini: Debian's `chromium` and `chromium-driver`, which `.ci/run` installs.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to show what a test waits for.
 pub const PAGE_PATIENCE: Duration = Duration::from_secs(30);
 
-/// A browser session; chromedriver stops when dropped.
+/// A browser session; chromedriver and the Chromium it started stop when dropped.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
@@ -26,6 +27,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver leads its own process group, which its Chromium processes
+        // join: killing chromedriver alone would leave them running, orphaned
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -75,6 +81,7 @@ impl Browser {
             .port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
