@@ -318,7 +318,10 @@ impl Store for FleetCache {
     }
 
     async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        self.inner.deployments_of_node(node_id).await
+        match self.read(|s| s.snapshot.deployments_of_node(node_id)).await {
+            Some(deployments) => Ok(deployments),
+            None => self.inner.deployments_of_node(node_id).await,
+        }
     }
 
     async fn transact(&self, change: ClusterChange<'_>) -> Result<Decision> {

@@ -2,6 +2,10 @@
 
 use std::collections::HashMap;
 
+mod refresh;
+
+pub use refresh::NodeChanges;
+
 use super::inline_tags::InlineTags;
 use crate::model::{
     Deployment, NodeCapabilities, NodeMetrics, NodeRecord, NodeUsage, Requirements, Resources,
@@ -26,6 +30,9 @@ pub struct Candidate {
     pub reserved: Resources,
     /// Latest heartbeat metrics.
     pub metrics: Option<NodeMetrics>,
+    /// When it was last seen (`online` as of the last refresh; infinite when not
+    /// known: a candidate made by [`Candidate::new`] stays online).
+    pub(crate) last_seen: f64,
     /// The Docker version of `capabilities`, parsed once; see [`Candidate::derived`].
     pub(crate) docker_version: Option<semver::Version>,
     /// A 64-bit fingerprint of `tags` (one bit per tag), so that most nodes lacking
@@ -49,6 +56,7 @@ impl Candidate {
             tags: record.tags.clone(),
             reserved: Resources::default(),
             metrics: record.metrics.clone(),
+            last_seen: record.last_seen,
             docker_version: None,
             tag_bloom: 0,
             inline_tags: InlineTags::default(),
@@ -73,6 +81,7 @@ impl Candidate {
             tags,
             reserved: Resources::default(),
             metrics: None,
+            last_seen: f64::INFINITY,
             docker_version: None,
             tag_bloom: 0,
             inline_tags: InlineTags::default(),
@@ -176,6 +185,10 @@ pub struct Cluster {
     placed: HashMap<String, Vec<String>>,
     /// `placed` is not kept (see [`Cluster::for_placement`]).
     unnamed: bool,
+    /// No online candidate goes offline by silence before this time (seconds;
+    /// 0 when not known), so that a refresh looks at every node's liveness only
+    /// when one may have expired.
+    online_until: f64,
 }
 
 impl Cluster {
@@ -300,60 +313,6 @@ impl Cluster {
                 ids.retain(|id| id != &deployment.deployment_id);
             }
         }
-    }
-
-    /// Brings a ledger kept between decisions up to date with `nodes` (the nodes it
-    /// was built from, in the same order, and any that joined since, after them):
-    /// each candidate's liveness, schedulability, metrics, capabilities and tags
-    /// (with `buffered` heartbeats newer than a node's own laid over it), and new
-    /// nodes added with nothing reserved. `false` (and nothing changed) when a node
-    /// of the ledger is gone: then it must be built again.
-    pub fn refresh(
-        &mut self,
-        nodes: &[NodeRecord],
-        buffered: &HashMap<String, NodeMetrics>,
-        is_online: impl Fn(f64) -> bool,
-    ) -> bool {
-        let same = nodes.len() >= self.candidates.len()
-            && nodes
-                .iter()
-                .zip(&self.candidates)
-                .all(|(n, c)| n.id == c.id);
-        if !same {
-            return false;
-        }
-        fn liveness<'n>(
-            node: &'n NodeRecord,
-            buffered: &'n HashMap<String, NodeMetrics>,
-            is_online: &impl Fn(f64) -> bool,
-        ) -> (bool, Option<&'n NodeMetrics>) {
-            let newer = buffered
-                .get(&node.id)
-                .filter(|m| m.reported_at > node.last_seen);
-            let last_seen = newer.map_or(node.last_seen, |m| m.reported_at);
-            (is_online(last_seen), newer.or(node.metrics.as_ref()))
-        }
-        for (node, candidate) in nodes.iter().zip(&mut self.candidates) {
-            let (online, metrics) = liveness(node, buffered, &is_online);
-            candidate.online = online;
-            candidate.schedulable = node.schedulable;
-            if candidate.metrics.as_ref().map(|m| m.reported_at) != metrics.map(|m| m.reported_at) {
-                candidate.metrics = metrics.cloned();
-            }
-            if candidate.capabilities != node.capabilities || candidate.tags != node.tags {
-                candidate.capabilities = node.capabilities.clone();
-                candidate.tags = node.tags.clone();
-                candidate.rederive();
-            }
-        }
-        for node in &nodes[self.candidates.len()..] {
-            let (online, metrics) = liveness(node, buffered, &is_online);
-            let mut candidate = Candidate::from_record(node, online);
-            candidate.metrics = metrics.cloned();
-            self.index.insert(node.id.clone(), self.candidates.len());
-            self.candidates.push(candidate);
-        }
-        true
     }
 
     /// What node `node_id`'s deployments use.

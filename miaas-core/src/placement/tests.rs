@@ -1,5 +1,7 @@
 //! Unit tests of the filters, the scorers, the strategies and the explanations.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use super::*;
@@ -426,6 +428,22 @@ fn record(id: &str, cpus: u32, tags: &[&str]) -> crate::model::NodeRecord {
     }
 }
 
+/// Any node may have changed (online within 60 s of `now`).
+fn every_node<'a>(
+    nodes: &'a [crate::model::NodeRecord],
+    buffered: &'a HashMap<String, NodeMetrics>,
+    now: f64,
+) -> crate::placement::NodeChanges<'a> {
+    crate::placement::NodeChanges {
+        nodes,
+        changed: None,
+        buffered,
+        buffered_changed: None,
+        now,
+        timeout: 60.0,
+    }
+}
+
 #[test]
 fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
     let nodes = [record("a", 4, &[]), record("b", 4, &[])];
@@ -437,7 +455,8 @@ fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
     .unwrap();
     let candidates = nodes.iter().map(|n| Candidate::from_record(n, true));
     let mut cluster = Cluster::for_placement(candidates, [&placed]);
-    let online = |last_seen: f64| last_seen >= 100.0;
+    let buffered = HashMap::new();
+    let changes = |nodes| every_node(nodes, &buffered, 160.0);
 
     // "a" grows and is tagged, "c" joins, "b" goes silent
     let mut now = vec![
@@ -446,7 +465,7 @@ fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
         record("c", 8, &[]),
     ];
     now[1].last_seen = 1.0;
-    assert!(cluster.refresh(&now, &Default::default(), online));
+    assert!(cluster.refresh(&changes(&now)));
     let a = cluster.get("a").expect("a");
     assert_eq!(a.capabilities.cpu_count, 16);
     assert!(a.has_tag("gpu"), "derived fields follow the tags");
@@ -463,7 +482,85 @@ fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
 
     let without_b = [record("a", 16, &["gpu"]), record("c", 8, &[])];
     assert!(
-        !cluster.refresh(&without_b, &Default::default(), online),
+        !cluster.refresh(&changes(&without_b)),
         "a removed node: build it again"
     );
+}
+
+#[test]
+fn a_kept_ledger_looks_only_at_the_nodes_said_to_have_changed_until_one_may_expire() {
+    let nodes = [
+        record("a", 4, &[]),
+        record("b", 4, &[]),
+        record("c", 4, &[]),
+    ];
+    let none = HashMap::new();
+    let mut cluster =
+        Cluster::for_placement(nodes.iter().map(|n| Candidate::from_record(n, true)), []);
+    assert!(cluster.refresh(&every_node(&nodes, &none, 120.0)));
+
+    // "a" and "b" grow, but only "b" is said to have changed
+    let mut grown = nodes.clone();
+    grown[0].capabilities.cpu_count = 16;
+    grown[1].capabilities.cpu_count = 16;
+    let only_b = crate::placement::NodeChanges {
+        changed: Some(vec![1]),
+        ..every_node(&grown, &none, 130.0)
+    };
+    assert!(cluster.refresh(&only_b));
+    let cpus = |cluster: &Cluster, id: &str| cluster.get(id).map(|c| c.capabilities.cpu_count);
+    assert_eq!(
+        (cpus(&cluster, "a"), cpus(&cluster, "b")),
+        (Some(4), Some(16))
+    );
+
+    // a buffered heartbeat of "c" counts once it is said to have changed
+    let beat = NodeMetrics {
+        cpu_usage: 1.0,
+        mem_usage: 1.0,
+        disk_free_mb: 1,
+        running_containers: vec![],
+        reported_at: 150.0,
+    };
+    let buffered = HashMap::from([("c".to_string(), beat)]);
+    let c_beat = crate::placement::NodeChanges {
+        changed: Some(vec![]),
+        buffered_changed: Some(vec!["c"]),
+        ..every_node(&grown, &buffered, 140.0)
+    };
+    assert!(cluster.refresh(&c_beat));
+    assert_eq!(
+        cluster
+            .get("c")
+            .and_then(|c| c.metrics.as_ref())
+            .map(|m| m.reported_at),
+        Some(150.0)
+    );
+
+    // nothing said to change, but time passes: "a" and "b" (seen at 100) expire at
+    // 160, "c" (150) at 210, whatever is said
+    let quiet = |now| crate::placement::NodeChanges {
+        changed: Some(vec![]),
+        buffered_changed: Some(vec![]),
+        ..every_node(&grown, &buffered, now)
+    };
+    assert!(cluster.refresh(&quiet(160.0)));
+    assert!(cluster.candidates().iter().all(|c| c.online));
+    assert!(cluster.refresh(&quiet(161.0)));
+    let online: Vec<bool> = cluster.candidates().iter().map(|c| c.online).collect();
+    assert_eq!(online, [false, false, true]);
+    assert!(cluster.refresh(&quiet(211.0)));
+    assert!(cluster.candidates().iter().all(|c| !c.online));
+
+    // a node said to have changed that is not the ledger's: build it again
+    let other = [
+        record("x", 4, &[]),
+        record("b", 4, &[]),
+        record("c", 4, &[]),
+    ];
+    let wrong = crate::placement::NodeChanges {
+        changed: Some(vec![0]),
+        ..every_node(&other, &none, 211.0)
+    };
+    assert!(!cluster.refresh(&wrong));
 }

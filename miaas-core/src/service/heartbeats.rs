@@ -4,20 +4,57 @@
 //! written at once; reads on this server see the buffered values immediately, and
 //! other replicas within one flush interval, far below the heartbeat timeout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Service;
+use super::ledger::Since;
 use crate::Result;
 use crate::model::{NodeMetrics, NodeRecord};
+use crate::placement::NodeChanges;
+
+/// Most buffered-heartbeat changes remembered for ledgers; one further behind
+/// looks at every buffered heartbeat.
+const MAX_LOGGED: usize = 65_536;
 
 /// The latest unwritten heartbeat of each node.
 #[derive(Debug, Default, Clone)]
 pub(super) struct HeartbeatBuffer {
-    latest: Arc<Mutex<HashMap<String, NodeMetrics>>>,
-    /// Counts the changes of `latest`.
+    buffered: Arc<Mutex<Buffered>>,
+    /// Counts the changes of what is buffered.
     revision: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Buffered {
+    latest: HashMap<String, NodeMetrics>,
+    /// The nodes whose entry was set, in order, the latest [`MAX_LOGGED`] (a kept
+    /// ledger refreshes only these; entries written out need not be: the stored
+    /// nodes then carry them, and report their own change).
+    log: VecDeque<String>,
+    /// How many were logged before the first in `log`.
+    dropped: u64,
+}
+
+impl Buffered {
+    fn mark(&self) -> u64 {
+        self.dropped + self.log.len() as u64
+    }
+
+    fn logged(&mut self, node_id: &str) {
+        if self.log.len() == MAX_LOGGED {
+            self.log.pop_front();
+            self.dropped += 1;
+        }
+        self.log.push_back(node_id.to_string());
+    }
+
+    /// The nodes logged since `mark`, or `None` when some are forgotten.
+    fn since(&self, mark: u64) -> Option<Vec<&str>> {
+        let skip = usize::try_from(mark.checked_sub(self.dropped)?).ok()?;
+        (skip <= self.log.len()).then(|| self.log.iter().skip(skip).map(String::as_str).collect())
+    }
 }
 
 impl HeartbeatBuffer {
@@ -31,34 +68,39 @@ impl HeartbeatBuffer {
     }
 
     pub(super) fn reported_at(&self, node_id: &str) -> Option<f64> {
-        let latest = self.latest.lock().ok()?;
-        latest.get(node_id).map(|m| m.reported_at)
+        let buffered = self.buffered.lock().ok()?;
+        buffered.latest.get(node_id).map(|m| m.reported_at)
     }
 
     pub(super) fn insert(&self, node_id: &str, metrics: NodeMetrics) {
-        if let Ok(mut latest) = self.latest.lock() {
-            latest.insert(node_id.to_string(), metrics);
+        if let Ok(mut buffered) = self.buffered.lock() {
+            buffered.latest.insert(node_id.to_string(), metrics);
+            buffered.logged(node_id);
             self.changed();
         }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.latest.lock().map(|l| l.is_empty()).unwrap_or(true)
+        self.buffered
+            .lock()
+            .map(|b| b.latest.is_empty())
+            .unwrap_or(true)
     }
 
     pub(super) fn remove(&self, node_id: &str) {
-        if let Ok(mut latest) = self.latest.lock() {
-            latest.remove(node_id);
+        if let Ok(mut buffered) = self.buffered.lock() {
+            buffered.latest.remove(node_id);
+            buffered.logged(node_id);
             self.changed();
         }
     }
 
     fn take(&self) -> Vec<(String, NodeMetrics)> {
-        match self.latest.lock() {
-            Ok(latest) if latest.is_empty() => Vec::new(),
-            Ok(mut latest) => {
+        match self.buffered.lock() {
+            Ok(buffered) if buffered.latest.is_empty() => Vec::new(),
+            Ok(mut buffered) => {
                 self.changed();
-                latest.drain().collect()
+                buffered.latest.drain().collect()
             }
             Err(_) => Vec::new(),
         }
@@ -66,39 +108,56 @@ impl HeartbeatBuffer {
 
     /// Puts back what could not be written, unless newer heartbeats arrived.
     fn restore(&self, batch: Vec<(String, NodeMetrics)>) {
-        if let Ok(mut latest) = self.latest.lock() {
+        if let Ok(mut buffered) = self.buffered.lock() {
             for (node_id, metrics) in batch {
-                latest.entry(node_id).or_insert(metrics);
+                if !buffered.latest.contains_key(&node_id) {
+                    buffered.logged(&node_id);
+                    buffered.latest.insert(node_id, metrics);
+                }
             }
             self.changed();
         }
     }
 
-    /// Brings a kept ledger's liveness up to date with `nodes` and the buffered
-    /// heartbeats; `false` when the ledger is not of these nodes.
+    /// Marks what is buffered now, for [`Self::refresh`]: read it before what it
+    /// describes.
+    pub(super) fn mark(&self) -> u64 {
+        self.buffered.lock().map_or(0, |b| b.mark())
+    }
+
+    /// Brings a kept ledger's nodes up to date with `nodes` (those changed since,
+    /// as `since` says) and the heartbeats buffered since; answers the mark it
+    /// refreshed to, or `None` when the ledger is not of these nodes.
     pub(super) fn refresh(
         &self,
         cluster: &mut crate::placement::Cluster,
         nodes: &[NodeRecord],
+        since: Since,
         now: f64,
         timeout: f64,
-    ) -> bool {
-        let Ok(latest) = self.latest.lock() else {
-            return false;
+    ) -> Option<u64> {
+        let buffered = self.buffered.lock().ok()?;
+        let changes = NodeChanges {
+            nodes,
+            changed: since.nodes,
+            buffered: &buffered.latest,
+            buffered_changed: buffered.since(since.heartbeats_seen),
+            now,
+            timeout,
         };
-        cluster.refresh(nodes, &latest, |last_seen| now - last_seen <= timeout)
+        cluster.refresh(&changes).then(|| buffered.mark())
     }
 
     /// Lays the buffered heartbeats over stored nodes.
     pub(super) fn overlay(&self, records: &mut [NodeRecord]) {
-        let Ok(latest) = self.latest.lock() else {
+        let Ok(buffered) = self.buffered.lock() else {
             return;
         };
-        if latest.is_empty() {
+        if buffered.latest.is_empty() {
             return;
         }
         for record in records {
-            if let Some(metrics) = latest
+            if let Some(metrics) = (buffered.latest)
                 .get(&record.id)
                 .filter(|m| m.reported_at > record.last_seen)
             {

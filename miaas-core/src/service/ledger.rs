@@ -10,28 +10,58 @@ use std::sync::Mutex;
 use crate::placement::Cluster;
 use crate::store::Snapshot;
 
-/// One kept ledger: the lineage and journal position of the state it describes.
+/// One kept ledger.
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    kept: Mutex<Option<(u64, usize, Cluster)>>,
+    kept: Mutex<Option<Kept>>,
+}
+
+/// A ledger and the state it describes.
+#[derive(Debug)]
+struct Kept {
+    /// The snapshot's lineage.
+    lineage: u64,
+    /// The snapshot journal's length once the deciding writes are laid over it.
+    position: usize,
+    /// The snapshot's node mark (see [`Snapshot::node_mark`]).
+    nodes_seen: u64,
+    /// The heartbeat buffer's mark its nodes were refreshed to.
+    heartbeats_seen: u64,
+    cluster: Cluster,
+}
+
+/// What changed since a kept ledger was made, for its refresh.
+#[derive(Debug)]
+pub(super) struct Since {
+    /// The positions of the nodes changed in the snapshot (`None`: any may have).
+    pub(super) nodes: Option<Vec<usize>>,
+    /// The heartbeat buffer's mark the ledger was refreshed to.
+    pub(super) heartbeats_seen: u64,
 }
 
 impl Ledger {
     /// The kept ledger, brought to `snapshot`'s state, if it is of its lineage:
     /// `refresh` first brings its nodes up to date (new nodes included, so that
-    /// what the journal books on them counts; `false`: build it again), then the
-    /// journal's later entries are replayed.
+    /// what the journal books on them counts) and answers the heartbeat mark it
+    /// refreshed to (`None`: build it again), then the journal's later entries are
+    /// replayed. Answers the ledger and that mark.
     pub(super) fn take_for(
         &self,
         snapshot: &Snapshot,
-        refresh: impl FnOnce(&mut Cluster) -> bool,
-    ) -> Option<Cluster> {
-        let (lineage, position, mut cluster) = self.kept.lock().ok()?.take()?;
+        refresh: impl FnOnce(&mut Cluster, Since) -> Option<u64>,
+    ) -> Option<(Cluster, u64)> {
+        let mut kept = self.kept.lock().ok()?.take()?;
         let journal = snapshot.journal();
-        if lineage != snapshot.lineage() || position > journal.len() || !refresh(&mut cluster) {
+        if kept.lineage != snapshot.lineage() || kept.position > journal.len() {
             return None;
         }
-        for change in &journal[position..] {
+        let since = Since {
+            nodes: (snapshot.nodes_changed_since(kept.nodes_seen)).map(Iterator::collect),
+            heartbeats_seen: kept.heartbeats_seen,
+        };
+        let heartbeats_seen = refresh(&mut kept.cluster, since)?;
+        let mut cluster = kept.cluster;
+        for change in &journal[kept.position..] {
             if let Some(before) = &change.before {
                 cluster.release_reservation(before);
             }
@@ -39,19 +69,28 @@ impl Ledger {
                 cluster.book_reservation(after);
             }
         }
-        Some(cluster)
+        Some((cluster, heartbeats_seen))
     }
 
     /// Keeps `cluster`, the ledger after decisions over `snapshot` that wrote
-    /// `writes` deployments: it describes the snapshot once they are laid over it
-    /// (one journal entry each).
-    pub(super) fn keep(&self, snapshot: &Snapshot, writes: usize, cluster: Cluster) {
+    /// `writes` deployments, its nodes refreshed to heartbeat mark
+    /// `heartbeats_seen`: it describes the snapshot once the writes are laid over
+    /// it (one journal entry each).
+    pub(super) fn keep(
+        &self,
+        snapshot: &Snapshot,
+        writes: usize,
+        cluster: Cluster,
+        heartbeats_seen: u64,
+    ) {
         if let Ok(mut kept) = self.kept.lock() {
-            *kept = Some((
-                snapshot.lineage(),
-                snapshot.journal().len() + writes,
+            *kept = Some(Kept {
+                lineage: snapshot.lineage(),
+                position: snapshot.journal().len() + writes,
+                nodes_seen: snapshot.node_mark(),
+                heartbeats_seen,
                 cluster,
-            ));
+            });
         }
     }
 }
@@ -108,31 +147,36 @@ mod tests {
         // a decision placed b: its ledger already holds it
         let mut decided = ledger_of(&snapshot);
         decided.reserve("n", &deployment("b", Some("n"), 2.0));
-        ledger.keep(&snapshot, 1, decided);
+        ledger.keep(&snapshot, 1, decided, 0);
         snapshot.apply(&[deployment("b", Some("n"), 2.0)]);
         // then another replica's writes: a released, c placed
         snapshot.apply(&[deployment("a", None, 1.0), deployment("c", Some("n"), 4.0)]);
-        let cluster = ledger.take_for(&snapshot, |_| true).expect("same lineage");
+        let (cluster, _) = ledger
+            .take_for(&snapshot, |_, _| Some(0))
+            .expect("same lineage");
         assert_eq!(reserved(&cluster), 6.0, "b and c, not a, and b once");
         assert_eq!(reserved(&cluster), reserved(&ledger_of(&snapshot)));
-        assert!(ledger.take_for(&snapshot, |_| true).is_none(), "taken once");
+        assert!(
+            ledger.take_for(&snapshot, |_, _| Some(0)).is_none(),
+            "taken once"
+        );
 
-        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot), 0);
         snapshot.heartbeats(&[], true);
         assert!(
-            ledger.take_for(&snapshot, |_| true).is_some(),
+            ledger.take_for(&snapshot, |_, _| Some(0)).is_some(),
             "heartbeats keep the lineage"
         );
-        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot), 0);
         assert!(
-            ledger.take_for(&snapshot, |_| false).is_none(),
+            ledger.take_for(&snapshot, |_, _| None).is_none(),
             "refused by refresh"
         );
 
-        ledger.keep(&snapshot, 0, ledger_of(&snapshot));
+        ledger.keep(&snapshot, 0, ledger_of(&snapshot), 0);
         snapshot.remove_node("n");
         assert!(
-            ledger.take_for(&snapshot, |_| true).is_none(),
+            ledger.take_for(&snapshot, |_, _| Some(0)).is_none(),
             "a node removed: built again"
         );
     }

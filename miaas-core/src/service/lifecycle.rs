@@ -25,6 +25,8 @@ pub(super) struct Planner<'a> {
     settings: &'a ServiceSettings,
     now: f64,
     cluster: Cluster,
+    /// The heartbeat mark `cluster`'s nodes are refreshed to.
+    heartbeats_seen: u64,
     snapshot: &'a Snapshot,
     changed: HashMap<String, Deployment>,
     /// Ids of deployments the snapshot did not have, in the order they were put.
@@ -40,11 +42,13 @@ pub(super) struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// Decisions over `snapshot` with the placement ledger `cluster` (its nodes
+    /// refreshed to heartbeat mark `heartbeats_seen`), kept in `ledger` afterwards.
     pub(super) fn new(
         engine: &'a PlacementEngine,
         settings: &'a ServiceSettings,
         now: f64,
-        cluster: Cluster,
+        (cluster, heartbeats_seen): (Cluster, u64),
         snapshot: &'a Snapshot,
         ledger: &'a Ledger,
     ) -> Self {
@@ -53,6 +57,7 @@ impl<'a> Planner<'a> {
             settings,
             now,
             cluster,
+            heartbeats_seen,
             snapshot,
             changed: HashMap::new(),
             added: Vec::new(),
@@ -101,6 +106,7 @@ impl<'a> Planner<'a> {
     pub(super) fn into_writes(self) -> Vec<Deployment> {
         let Self {
             cluster,
+            heartbeats_seen,
             snapshot,
             mut changed,
             added,
@@ -118,7 +124,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
         writes.sort_by_key(|(rank, _)| *rank);
-        ledger.keep(snapshot, writes.len(), cluster);
+        ledger.keep(snapshot, writes.len(), cluster, heartbeats_seen);
         writes.into_iter().map(|(_, d)| d).collect()
     }
 

@@ -294,10 +294,14 @@ impl Service {
         snapshot: &'s crate::store::Snapshot,
     ) -> lifecycle::Planner<'s> {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let kept = self.ledger.take_for(snapshot, |cluster| {
-            (self.heartbeats).refresh(cluster, snapshot.nodes(), now, timeout)
+        let kept = self.ledger.take_for(snapshot, |cluster, since| {
+            (self.heartbeats).refresh(cluster, snapshot.nodes(), since, now, timeout)
         });
-        let cluster = kept.unwrap_or_else(|| self.build_ledger(now, snapshot));
+        let (cluster, heartbeats_seen) = kept.unwrap_or_else(|| {
+            // marked first: a heartbeat buffered meanwhile is looked at again
+            let heartbeats_seen = self.heartbeats.mark();
+            (self.build_ledger(now, snapshot), heartbeats_seen)
+        });
         // after a restart (of a single server, or of the whole control plane) nodes
         // have not had a chance to heartbeat yet: their work is not lost until they
         // have
@@ -306,7 +310,7 @@ impl Service {
             &self.engine,
             &self.settings,
             now,
-            cluster,
+            (cluster, heartbeats_seen),
             snapshot,
             &self.ledger,
         )

@@ -37,7 +37,9 @@ enum Op {
     Delete(u8),
     /// The node running deployment `id` reports it running, failed or deleted.
     Report(u8, u8),
-    /// Time passes; only the nodes in the mask heartbeat, then a reconcile.
+    /// Time passes (less than the heartbeat timeout if bit 6 is set); only the
+    /// nodes in the mask heartbeat (written out unless bit 7 is set), then a
+    /// reconcile.
     Silence(u8),
     /// Node `n` is deregistered.
     Deregister(u8),
@@ -184,7 +186,10 @@ impl World {
                 let _ = self.service.report_status(Some(token), &id, &report).await;
             }
             Op::Silence(mask) => {
-                self.clock.advance(40.0);
+                // past the heartbeat timeout (30 s: silent nodes go offline), or
+                // within it (a heartbeat only keeps its node online)
+                self.clock
+                    .advance(if mask & 0x40 == 0 { 40.0 } else { 20.0 });
                 for (index, (node, token)) in &self.nodes {
                     if mask & (1 << (index % 8)) != 0 {
                         let beat = Heartbeat {
@@ -196,7 +201,10 @@ impl World {
                         let _ = self.service.heartbeat(node, Some(token), beat).await;
                     }
                 }
-                let _ = self.service.flush_heartbeats().await;
+                // written out, or left buffered for the decisions to come
+                if mask & 0x80 == 0 {
+                    let _ = self.service.flush_heartbeats().await;
+                }
                 let _ = self.service.reconcile().await;
             }
             Op::Deregister(index) => {
@@ -263,21 +271,41 @@ impl World {
         let outcome = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(service.transact(|snapshot| {
                 let timeout = service.settings.heartbeat_timeout.as_secs_f64();
-                let Some(kept) = service.ledger.take_for(snapshot, |cluster| {
-                    service
-                        .heartbeats
-                        .refresh(cluster, snapshot.nodes(), now, timeout)
-                }) else {
+                let Some((kept, heartbeats_seen)) =
+                    service.ledger.take_for(snapshot, |cluster, since| {
+                        (service.heartbeats).refresh(cluster, snapshot.nodes(), since, now, timeout)
+                    })
+                else {
                     return Ok((Vec::new(), Ok(())));
                 };
                 let fresh = service.build_ledger(now, snapshot);
                 let mut verdict = Ok(());
                 for candidate in fresh.candidates() {
-                    let kept_usage = kept.get(&candidate.id).map(|c| c.reserved.clone());
-                    let Some(kept_usage) = kept_usage else {
+                    let Some(kept_node) = kept.get(&candidate.id) else {
                         verdict = Err(format!("the kept ledger lacks node {}", candidate.name));
                         break;
                     };
+                    // what placement reads of the node, refreshed only where it changed
+                    let seen = |c: &crate::placement::Candidate| {
+                        let reported = c.metrics.as_ref().map(|m| m.reported_at);
+                        (
+                            c.online,
+                            c.schedulable,
+                            c.capabilities.clone(),
+                            c.tags.clone(),
+                            reported,
+                        )
+                    };
+                    if seen(kept_node) != seen(candidate) {
+                        verdict = Err(format!(
+                            "node {}: kept {:?}, stored {:?}",
+                            candidate.name,
+                            seen(kept_node),
+                            seen(candidate)
+                        ));
+                        break;
+                    }
+                    let kept_usage = kept_node.reserved.clone();
                     let fresh_usage = &candidate.reserved;
                     let mut kept_gpus = kept_usage.gpu_ids.clone();
                     let mut fresh_gpus = fresh_usage.gpu_ids.clone();
@@ -296,7 +324,7 @@ impl World {
                         break;
                     }
                 }
-                service.ledger.keep(snapshot, 0, kept);
+                service.ledger.keep(snapshot, 0, kept, heartbeats_seen);
                 Ok((Vec::new(), verdict))
             }))
         });

@@ -1,6 +1,6 @@
 //! [`Snapshot`]: the whole fleet in memory, indexed for placement and for reads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,6 +28,9 @@ pub struct Snapshot {
     positions: HashMap<String, usize>,
     /// Node id → positions (ascending) of the deployments holding resources on it.
     placed: HashMap<String, Vec<usize>>,
+    /// Node id → positions (ascending) of the deployments moved away from it and
+    /// not yet confirmed removed there.
+    moved_from: HashMap<String, Vec<usize>>,
     /// How many deployments wait for capacity (`pending` or `lost`).
     waiting: usize,
     /// Positions of the deployments a reconcile looks at whatever their node's
@@ -42,7 +45,15 @@ pub struct Snapshot {
     /// What each write laid over the snapshot since the lineage began did to the
     /// reservations, one entry per write.
     journal: Vec<ReservationChange>,
+    /// The positions of the nodes changed in place or added, in order, the most
+    /// recent [`MAX_NODE_CHANGES`] at most (see [`Self::nodes_changed_since`]).
+    node_changes: VecDeque<usize>,
+    /// How many node changes came before the first in `node_changes`.
+    node_changes_dropped: u64,
 }
+
+/// Most node changes remembered; a ledger further behind refreshes every node.
+const MAX_NODE_CHANGES: usize = 65_536;
 
 /// Most journal entries kept; past it the snapshot starts a new lineage.
 const MAX_JOURNAL: usize = 16_384;
@@ -96,6 +107,30 @@ impl Snapshot {
         self.changed();
         self.lineage = self.changes;
         self.journal.clear();
+        self.node_changes_dropped = self.node_mark();
+        self.node_changes.clear();
+    }
+
+    /// Counts the changes of nodes so far: give it to [`Self::nodes_changed_since`]
+    /// later.
+    pub fn node_mark(&self) -> u64 {
+        self.node_changes_dropped + self.node_changes.len() as u64
+    }
+
+    /// The positions in [`Self::nodes`] of the nodes changed in place or added
+    /// since `mark` (of this lineage), with repeats; `None` when they are no
+    /// longer all known (then any node may have changed).
+    pub fn nodes_changed_since(&self, mark: u64) -> Option<impl Iterator<Item = usize> + '_> {
+        let skip = usize::try_from(mark.checked_sub(self.node_changes_dropped)?).ok()?;
+        (skip <= self.node_changes.len()).then(|| self.node_changes.iter().skip(skip).copied())
+    }
+
+    fn node_changed(&mut self, position: usize) {
+        if self.node_changes.len() == MAX_NODE_CHANGES {
+            self.node_changes.pop_front();
+            self.node_changes_dropped += 1;
+        }
+        self.node_changes.push_back(position);
     }
 
     /// Differs between any two states of any snapshots of this process, so that
@@ -161,6 +196,20 @@ impl Snapshot {
             .skip(from)
             .take(limit)
             .cloned()
+            .collect()
+    }
+
+    /// The deployments placed on `node_id` or still to be removed from it (moved
+    /// away), oldest first: what its desired state is made of.
+    pub fn deployments_of_node(&self, node_id: &str) -> Vec<Deployment> {
+        let placed = self.placed.get(node_id).map_or(&[][..], Vec::as_slice);
+        let moved = self.moved_from.get(node_id).map_or(&[][..], Vec::as_slice);
+        let mut positions: Vec<usize> = placed.iter().chain(moved).copied().collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+            .into_iter()
+            .map(|i| self.deployments[i].clone())
             .collect()
     }
 
@@ -284,12 +333,14 @@ impl Snapshot {
                 existing.capabilities = node.capabilities;
                 existing.tags = node.tags;
                 existing.last_seen = node.last_seen;
+                self.node_changed(i);
             }
             None => {
                 let i = self.nodes.len();
                 self.node_ids.insert(node.id.clone(), i);
                 self.node_names.insert(node.name.clone(), i);
                 self.nodes.push(node);
+                self.node_changed(i);
             }
         }
     }
@@ -305,6 +356,7 @@ impl Snapshot {
             if let Some(tags) = &update.tags {
                 node.tags.clone_from(tags);
             }
+            self.node_changed(i);
         }
     }
 
@@ -318,6 +370,7 @@ impl Snapshot {
                 if !only_forward || node.last_seen < metrics.reported_at {
                     node.last_seen = metrics.reported_at;
                     node.metrics = Some(metrics.clone());
+                    self.node_changed(i);
                 }
             }
         }
@@ -345,15 +398,20 @@ impl Snapshot {
             self.index_nodes();
         }
         for node in &changes.nodes {
-            match self.node_ids.get(&node.record.id) {
-                Some(&i) => self.nodes[i] = node.record.clone(),
+            let i = match self.node_ids.get(&node.record.id) {
+                Some(&i) => {
+                    self.nodes[i] = node.record.clone();
+                    i
+                }
                 None => {
                     let i = self.nodes.len();
                     self.node_ids.insert(node.record.id.clone(), i);
                     self.node_names.insert(node.record.name.clone(), i);
                     self.nodes.push(node.record.clone());
+                    i
                 }
-            }
+            };
+            self.node_changed(i);
         }
         if changes.node_ids.is_some() {
             // a node may be gone: what placement derived is built again
@@ -381,6 +439,7 @@ impl Snapshot {
             .map(|(i, d)| (d.deployment_id.clone(), i))
             .collect();
         self.placed.clear();
+        self.moved_from.clear();
         self.waiting = 0;
         self.attention.clear();
         for i in 0..self.deployments.len() {
@@ -397,10 +456,10 @@ impl Snapshot {
             self.attention.insert(i);
         }
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
-            let on_node = self.placed.entry(node.clone()).or_default();
-            if let Err(at) = on_node.binary_search(&i) {
-                on_node.insert(at, i);
-            }
+            insert_sorted(self.placed.entry(node.clone()).or_default(), i);
+        }
+        if let Some(node) = &deployment.previous_node_id {
+            insert_sorted(self.moved_from.entry(node.clone()).or_default(), i);
         }
     }
 
@@ -408,16 +467,31 @@ impl Snapshot {
     fn unplace(&mut self, i: usize) {
         self.waiting -= usize::from(waits(&self.deployments[i]));
         self.attention.remove(&i);
-        let Some(node) = self.deployments[i].node_id.as_deref() else {
-            return;
-        };
-        if let Some(on_node) = self.placed.get_mut(node) {
-            if let Ok(at) = on_node.binary_search(&i) {
-                on_node.remove(at);
-            }
-            if on_node.is_empty() {
-                self.placed.remove(node);
-            }
+        let deployment = &self.deployments[i];
+        if let Some(node) = deployment.node_id.as_deref() {
+            remove_sorted(&mut self.placed, node, i);
+        }
+        if let Some(node) = deployment.previous_node_id.as_deref() {
+            remove_sorted(&mut self.moved_from, node, i);
+        }
+    }
+}
+
+/// Adds position `i` to an ascending list.
+fn insert_sorted(positions: &mut Vec<usize>, i: usize) {
+    if let Err(at) = positions.binary_search(&i) {
+        positions.insert(at, i);
+    }
+}
+
+/// Takes position `i` out of `node`'s ascending list, and the list once empty.
+fn remove_sorted(by_node: &mut HashMap<String, Vec<usize>>, node: &str, i: usize) {
+    if let Some(positions) = by_node.get_mut(node) {
+        if let Ok(at) = positions.binary_search(&i) {
+            positions.remove(at);
+        }
+        if positions.is_empty() {
+            by_node.remove(node);
         }
     }
 }
@@ -486,6 +560,51 @@ mod tests {
     }
 
     #[test]
+    fn the_nodes_changed_since_a_mark_are_told_until_too_many_or_a_node_goes() {
+        let mut snapshot = Snapshot::new(vec![node("1", "a"), node("2", "b")], vec![]);
+        let changed = |snapshot: &Snapshot, mark| {
+            (snapshot.nodes_changed_since(mark)).map(|changes| changes.collect::<Vec<_>>())
+        };
+        let start = snapshot.node_mark();
+        assert_eq!(changed(&snapshot, start), Some(vec![]));
+        let update = NodeUpdate {
+            schedulable: Some(false),
+            ..NodeUpdate::default()
+        };
+        snapshot.update_node("2", &update);
+        snapshot.upsert_node(node("3", "c"));
+        let beat = NodeMetrics {
+            cpu_usage: 0.0,
+            mem_usage: 0.0,
+            disk_free_mb: 0,
+            running_containers: vec![],
+            reported_at: 5.0,
+        };
+        snapshot.heartbeats(&[("1".into(), beat.clone())], true);
+        snapshot.heartbeats(&[("1".into(), beat)], true);
+        assert_eq!(
+            changed(&snapshot, start),
+            Some(vec![1, 2, 0]),
+            "an old heartbeat changes nothing"
+        );
+        let later = snapshot.node_mark();
+        assert_eq!(changed(&snapshot, later), Some(vec![]));
+
+        for _ in 0..MAX_NODE_CHANGES {
+            snapshot.update_node("1", &update);
+        }
+        assert_eq!(changed(&snapshot, start), None, "forgotten");
+        assert_eq!(
+            changed(&snapshot, later).map(|c| c.len()),
+            Some(MAX_NODE_CHANGES)
+        );
+
+        snapshot.remove_node("3");
+        assert_eq!(changed(&snapshot, later), None, "a new lineage");
+        assert_eq!(changed(&snapshot, snapshot.node_mark()), Some(vec![]));
+    }
+
+    #[test]
     fn nodes_are_found_by_id_and_paged_by_name_as_they_change() {
         let mut snapshot = Snapshot::new(vec![node("1", "b"), node("2", "d")], vec![]);
         snapshot.upsert_node(node("3", "a"));
@@ -535,6 +654,29 @@ mod tests {
         assert_eq!(ids(&snapshot.reservations_on("n1")), ["early", "c", "d"]);
         assert_eq!(ids(&snapshot.reservations()), ["early", "a", "c", "d"]);
         assert_eq!(snapshot.find("d").map(|d| d.created_at), Some(4.0));
+        // a moves from n2 to n1: n2 still has it to remove until it confirms
+        let moved = Deployment {
+            previous_node_id: Some("n2".into()),
+            ..deployment("a", Some("n1"), Scheduled, 1.0)
+        };
+        snapshot.apply(&[moved.clone()]);
+        let of_node = |snapshot: &Snapshot, node| {
+            (snapshot.deployments_of_node(node).into_iter())
+                .map(|d| d.deployment_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of_node(&snapshot, "n1"), ["early", "a", "c", "d"]);
+        assert_eq!(of_node(&snapshot, "n2"), ["a"]);
+        let mut rebuilt = Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone());
+        rebuilt.changes = snapshot.changes;
+        rebuilt.lineage = snapshot.lineage;
+        rebuilt.journal.clone_from(&snapshot.journal);
+        assert_eq!(snapshot, rebuilt, "the moved-from index as if built afresh");
+        snapshot.apply(&[Deployment {
+            previous_node_id: None,
+            ..moved
+        }]);
+        assert!(of_node(&snapshot, "n2").is_empty(), "removal confirmed");
         let mut rebuilt = Snapshot::new(snapshot.nodes.clone(), snapshot.deployments.clone());
         assert_ne!(rebuilt.changes(), snapshot.changes());
         rebuilt.changes = snapshot.changes;
