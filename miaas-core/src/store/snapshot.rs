@@ -659,7 +659,7 @@ mod tests {
             previous_node_id: Some("n2".into()),
             ..deployment("a", Some("n1"), Scheduled, 1.0)
         };
-        snapshot.apply(&[moved.clone()]);
+        snapshot.apply(std::slice::from_ref(&moved));
         let of_node = |snapshot: &Snapshot, node| {
             (snapshot.deployments_of_node(node).into_iter())
                 .map(|d| d.deployment_id)
