@@ -68,11 +68,15 @@ impl Cluster {
                 }
             }
         }
-        let buffered: Vec<&str> = match &changes.buffered_changed {
-            Some(ids) => ids.clone(),
-            None => changes.buffered.keys().map(String::as_str).collect(),
+        let every_buffered: Vec<&str>;
+        let buffered = match &changes.buffered_changed {
+            Some(ids) => ids.as_slice(),
+            None => {
+                every_buffered = changes.buffered.keys().map(String::as_str).collect();
+                &every_buffered
+            }
         };
-        for id in buffered {
+        for &id in buffered {
             if let Some(&i) = self.index.get(id).filter(|&&i| i < known)
                 && !self.update(i, &nodes[i], changes)
             {
