@@ -118,9 +118,9 @@ impl Agent {
                     self.registered = None;
                     if self.config.join_token.is_none() {
                         return Err(AgentError::Config(format!(
-                            "the control plane no longer knows this node ({detail}) and no join \
-                             token was given: start the agent with --join-token (MIAAS_JOIN_TOKEN) \
-                             to register again"
+                            "the control plane no longer knows this node ({detail}), and the agent \
+                             keeps no join token once registered: start it again with \
+                             --join-token (MIAAS_JOIN_TOKEN) to register again"
                         )));
                     }
                 }
@@ -270,6 +270,9 @@ impl Agent {
         tracing::info!(node_id = %identity.node_id, name = %identity.name, "registered");
         self.identity = Some(identity);
         self.registered = Some(capabilities);
+        // registered: the node's own token is its credential from now on, and the
+        // cluster's join token (which registers any machine) leaves this process
+        forget(self.config.join_token.take());
         Ok(())
     }
 
@@ -291,5 +294,14 @@ impl Agent {
         self.client
             .heartbeat(&identity.node_id, &identity.node_token, &heartbeat)
             .await
+    }
+}
+
+/// Drops a secret, overwriting its bytes first.
+fn forget(secret: Option<String>) {
+    if let Some(secret) = secret {
+        let mut bytes = secret.into_bytes();
+        bytes.fill(0);
+        std::hint::black_box(&bytes);
     }
 }

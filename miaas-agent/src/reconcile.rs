@@ -40,6 +40,28 @@ impl Reconciler {
         self.deployments_dir.join(folder_name(deployment_id))
     }
 
+    /// The Compose project of a deployment: the one its folder records (what an
+    /// earlier agent started it as, under an older naming), else its own name.
+    fn project_of(deployment_id: &str, dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(PROJECT_FILE))
+            .map(|text| text.trim().to_string())
+            .ok()
+            .filter(|project| !project.is_empty())
+            .unwrap_or_else(|| project_name(deployment_id))
+    }
+
+    /// Another deployment's folder that records `project` as its own: two
+    /// deployments must never share one Compose project (`up --remove-orphans`
+    /// of one would remove the other's containers and take its volumes).
+    fn project_taken_elsewhere(&self, project: &str, dir: &Path) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(&self.deployments_dir).ok()?;
+        entries.flatten().map(|e| e.path()).find(|other| {
+            other != dir
+                && std::fs::read_to_string(other.join(PROJECT_FILE))
+                    .is_ok_and(|text| text.trim() == project)
+        })
+    }
+
     /// One pass over `desired`; `check_health` also looks at what already runs.
     pub(crate) async fn reconcile(
         &mut self,
@@ -113,7 +135,7 @@ impl Reconciler {
     ) -> Result<()> {
         let id = &deployment.deployment_id;
         let dir = self.dir_of(id);
-        let project = project_name(id);
+        let project = Self::project_of(id, &dir);
         let current = self.local.get(id).copied();
         let health = match current {
             Some(revision) if revision == deployment.revision => {
@@ -125,10 +147,10 @@ impl Reconciler {
                     health => health,
                 }
             }
-            Some(_) => self.start(deployment, &dir).await,
+            Some(_) => self.start(deployment, &dir, &project).await,
             None => match self.adopt(deployment, &dir, &project).await {
                 Some(health) => health,
-                None => self.start(deployment, &dir).await,
+                None => self.start(deployment, &dir, &project).await,
             },
         };
         let (status, message) = match health {
@@ -165,14 +187,22 @@ impl Reconciler {
         }
     }
 
-    async fn start(&self, deployment: &DesiredDeployment, dir: &Path) -> Health {
+    async fn start(&self, deployment: &DesiredDeployment, dir: &Path, project: &str) -> Health {
+        if let Some(error) = &deployment.error {
+            return Health::Failed(error.clone());
+        }
+        if let Some(other) = self.project_taken_elsewhere(project, dir) {
+            return Health::Failed(format!(
+                "Compose project {project} belongs to the deployment in {}: not started",
+                other.display()
+            ));
+        }
         if let Err(err) = miaas_core::private_file::create_dir_all(dir) {
             return Health::Failed(format!("cannot create {}: {err}", dir.display()));
         }
         tracing::info!(deployment = %deployment.deployment_id, revision = deployment.revision, "starting");
-        let project = project_name(&deployment.deployment_id);
-        let _ = std::fs::write(dir.join(PROJECT_FILE), &project);
-        let health = self.runtime.apply(deployment, dir).await;
+        let _ = std::fs::write(dir.join(PROJECT_FILE), project);
+        let health = self.runtime.apply(deployment, dir, project).await;
         let _ = std::fs::write(dir.join("revision"), deployment.revision.to_string());
         health
     }
@@ -185,7 +215,7 @@ impl Reconciler {
         confirm: bool,
     ) -> Result<()> {
         let dir = self.dir_of(id);
-        let project = project_name(id);
+        let project = Self::project_of(id, &dir);
         let was_here = self.local.contains_key(id) || dir.exists();
         if was_here {
             if let Err(message) = self.runtime.remove(&project, &dir).await {

@@ -45,7 +45,6 @@ pub mod compose;
 mod error;
 pub mod events;
 pub mod fleet;
-pub mod host_access;
 pub mod model;
 pub mod placement;
 pub mod private_file;

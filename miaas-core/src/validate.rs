@@ -83,12 +83,27 @@ pub fn tags(field: &str, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// An environment variable name: not empty, no `=`, no NUL, at most 256 bytes.
+/// A deployment's environment variable name: not empty, no `=`, no NUL, at most
+/// 256 bytes, and none of the variables that steer Compose or Docker themselves
+/// (`COMPOSE_*` but `COMPOSE_PROFILES`, `DOCKER_*`): a deployment chooses what
+/// runs, not how the node's Compose runs it.
 pub fn env_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > 256 || key.contains(['=', '\0']) {
         return Err(invalid(
             "env",
             format_args!("{key:?} is not a valid variable name"),
+        ));
+    }
+    let upper = key.to_ascii_uppercase();
+    let steers = (upper.starts_with("COMPOSE_") && upper != "COMPOSE_PROFILES")
+        || upper.starts_with("DOCKER_");
+    if steers {
+        return Err(invalid(
+            "env",
+            format_args!(
+                "{key:?} steers Compose or Docker on the node (COMPOSE_* but COMPOSE_PROFILES, \
+                 DOCKER_*): a deployment may not set it"
+            ),
         ));
     }
     Ok(())
@@ -139,5 +154,15 @@ mod tests {
         assert!(env_key("POSTGRES_PASSWORD").is_ok());
         assert!(env_key("").is_err());
         assert!(env_key("A=B").is_err());
+        assert!(env_key("COMPOSE_PROFILES").is_ok());
+        for steering in [
+            "COMPOSE_FILE",
+            "COMPOSE_PROJECT_NAME",
+            "DOCKER_HOST",
+            "docker_host",
+        ] {
+            let err = env_key(steering).unwrap_err().to_string();
+            assert!(err.contains("steers Compose or Docker"), "{err}");
+        }
     }
 }

@@ -269,9 +269,12 @@ async fn without_identity_or_join_token_the_agent_stops_saying_why() {
     assert!(stderr.contains("--join-token"), "{stderr}");
 }
 
+/// A variable of the agent's own environment that must never reach Compose.
+const AGENT_ONLY: (&str, &str) = ("MIAAS_AGENT_ONLY", "agent-private-value");
+
 /// A folder with the stand-in `docker` and `nvidia-smi`, first on `PATH`, and
 /// the folder where the stand-in `docker` records what it is handed: the
-/// environment an agent needs to use them.
+/// environment an agent needs to use them (with [`AGENT_ONLY`] in it).
 fn stand_ins() -> (tempfile::TempDir, PathBuf, [(&'static str, String); 2]) {
     let bin = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
@@ -285,10 +288,7 @@ fn stand_ins() -> (tempfile::TempDir, PathBuf, [(&'static str, String); 2]) {
     );
     let calls_dir = bin.path().join("calls");
     std::fs::create_dir(&calls_dir).unwrap();
-    let env = [
-        ("PATH", path),
-        ("FAKE_DOCKER_DIR", calls_dir.display().to_string()),
-    ];
+    let env = [("PATH", path), (AGENT_ONLY.0, AGENT_ONLY.1.to_string())];
     (bin, calls_dir, env)
 }
 
@@ -419,10 +419,15 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     assert_eq!(gpus[1]["mem_mb"], 81920);
     assert_eq!(gpus[1]["uuid"], "GPU-66666666-7777-8888-9999-000000000000");
 
-    let compose = "services:\n  app:\n    image: trainer\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n";
+    // interpolation is the server's: what Compose receives has nothing left to
+    // interpolate, and the agent's own environment is not Compose's
+    let compose = "services:\n  app:\n    image: trainer:${TAG}\n    command: echo $$HOME ${MODE}\n    \
+                   environment:\n      J: '${MIAAS_JOIN_TOKEN}'\n      A: '${MIAAS_AGENT_ONLY:-unset}'\n    \
+                   deploy:\n      resources:\n        reservations:\n          devices:\n            \
+                   - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n";
     cp.deploy(&json!({
-        "deployment_id": "train", "template_id": "t",
-        "rendered_compose": compose, "env": {"API_KEY": "k-123", "MODE": "fast"}
+        "deployment_id": "train", "template_id": "t", "rendered_compose": compose,
+        "env": {"API_KEY": "k-$123", "MODE": "fast", "TAG": "1.2", "COMPOSE_PROFILES": "gpu"}
     }))
     .await;
     let running = cp
@@ -433,8 +438,7 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
     let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
     let dir = agent.state_dir.join("deployments/train");
     let up = format!(
-        "compose -p miaas-train -f {}/compose.yaml --env-file {}/.env up -d --remove-orphans",
-        dir.display(),
+        "compose -p miaas-train -f {}/compose.yaml up -d --remove-orphans",
         dir.display()
     );
     assert!(calls.lines().any(|l| l == up), "{calls}");
@@ -455,14 +459,37 @@ async fn the_docker_runtime_hands_compose_exactly_what_it_should() {
         json!(gpu),
         "{handed}"
     );
-    assert_eq!(
-        handed["services"]["app"]["env_file"],
-        json!([format!("{}/.env", dir.display())])
+    let app = &handed["services"]["app"];
+    assert_eq!(app["image"], "trainer:1.2", "{handed}");
+    assert_eq!(app["command"], "echo $$HOME fast", "{handed}");
+    assert!(app.get("env_file").is_none(), "{handed}");
+    let environment = &app["environment"];
+    assert_eq!(environment["API_KEY"], "k-$$123", "{handed}");
+    assert_eq!(environment["MODE"], "fast");
+    assert_eq!(environment["J"], "", "the join token is no deployment's");
+    assert_eq!(environment["A"], "unset", "nor the agent's environment");
+    let mode = std::fs::read_to_string(calls_dir.join("miaas-train.compose.mode")).unwrap();
+    assert_eq!(mode.trim(), "600", "the document holds the secrets");
+    assert!(
+        !calls_dir.join("miaas-train.dotenv").exists(),
+        "no .env beside it"
     );
-    let env_file = std::fs::read_to_string(calls_dir.join("miaas-train.env")).unwrap();
-    assert_eq!(env_file, "API_KEY=k-123\nMODE=fast\n");
-    let mode = std::fs::read_to_string(calls_dir.join("miaas-train.env.mode")).unwrap();
-    assert_eq!(mode.trim(), "600");
+    let environ = std::fs::read_to_string(calls_dir.join("miaas-train.environ")).unwrap();
+    let names: Vec<&str> = environ
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .collect();
+    for name in &names {
+        let allowed = ["PATH", "HOME", "COMPOSE_PROFILES", "PWD", "SHLVL", "_"].contains(name)
+            || name.starts_with("DOCKER_")
+            || name.starts_with("XDG_");
+        assert!(allowed, "Compose saw {name}: {environ}");
+    }
+    assert!(
+        environ.lines().any(|l| l == "COMPOSE_PROFILES=gpu"),
+        "{environ}"
+    );
+    assert!(!environ.contains(&cp.join_token) && !environ.contains(AGENT_ONLY.1));
 
     // a container that stops later is reported
     std::fs::write(calls_dir.join("miaas-train.up"), "exited").unwrap();
@@ -631,7 +658,7 @@ async fn agents_carry_on_through_a_server_restart_and_report_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_template_runs_where_its_gpus_fit_with_its_secrets_in_the_env_file() {
+async fn a_template_runs_where_its_gpus_fit_with_its_secrets_resolved() {
     let cp = ControlPlane::start(&[]).await;
     let (_bin, calls_dir, env) = stand_ins();
     let _small = cp.simulated("cpu-only");
@@ -669,18 +696,16 @@ async fn a_template_runs_where_its_gpus_fit_with_its_secrets_in_the_env_file() {
             .any(|w| w == ["--tensor-parallel-size", "2"]),
         "{command:?}"
     );
-    // the document names the secret; Compose fills it from the env file
+    // the stored document names the secret; the node's has it resolved
     assert_eq!(
-        vllm["environment"]["HUGGING_FACE_HUB_TOKEN"],
-        "${MIAAS_SECRET_HF_TOKEN}"
+        vllm["environment"]["HUGGING_FACE_HUB_TOKEN"], "hf-secret-123",
+        "{handed}"
     );
-    assert!(!handed.to_string().contains("hf-secret-123"));
-    let env_file = std::fs::read_to_string(calls_dir.join("miaas-qwen.env")).unwrap();
+    let (_, stored) = cp.get("/api/v1/deployments/qwen").await;
+    let shown = stored["rendered_compose"].as_str().unwrap();
     assert!(
-        env_file
-            .lines()
-            .any(|l| l == "MIAAS_SECRET_HF_TOKEN=hf-secret-123"),
-        "{env_file}"
+        shown.contains("${MIAAS_SECRET_HF_TOKEN}") && !shown.contains("hf-secret-123"),
+        "{shown}"
     );
 }
 

@@ -2,56 +2,62 @@
 //! its environment given to every service, and its GPUs pinned to the ones
 //! placement assigned (never `count: all`).
 
-use std::path::Path;
-
+use miaas_core::compose::is_gpu_request;
 use miaas_core::model::DesiredDeployment;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The folder of a deployment under `<state-dir>/deployments/`: its id, unless the
 /// id cannot be one path component (`.`, `..`, longer than a file name may be);
-/// then its project name.
+/// then `%` and the id's SHA-256, which no id can be (ids never hold `%`).
 pub fn folder_name(deployment_id: &str) -> String {
     let plain = !deployment_id.is_empty()
         && deployment_id != "."
         && deployment_id != ".."
         && deployment_id.len() <= 255
-        && !deployment_id.contains(['/', '\0']);
+        && !deployment_id.contains(['/', '\0', '%']);
     if plain {
         deployment_id.to_string()
     } else {
-        project_name(deployment_id)
+        format!("%{}", hex::encode(Sha256::digest(deployment_id.as_bytes())))
     }
 }
 
-/// The Compose project name of a deployment: `miaas-<id>` in the
-/// characters Compose allows; an id that needed changing gets a short hash so
-/// that two ids never share a project.
+/// How much of an id a hashed project name keeps, to stay readable.
+const KEPT_ID_CHARS: usize = 32;
+
+/// The Compose project name of a deployment, distinct for distinct ids:
+/// `miaas-<id>` for an id already in the characters Compose allows (lowercase
+/// letters, digits, `-`, `_`); any other id gets `miaas_<id cleaned, cut>_<its
+/// SHA-256>`, which starts `miaas_` where the others start `miaas-`, so that no
+/// id can claim another's project.
 pub fn project_name(deployment_id: &str) -> String {
+    let compose_safe = !deployment_id.is_empty()
+        && deployment_id
+            .chars()
+            .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_'));
+    if compose_safe {
+        return format!("miaas-{deployment_id}");
+    }
     let cleaned: String = deployment_id
         .chars()
         .map(|c| match c.to_ascii_lowercase() {
             c @ ('a'..='z' | '0'..='9' | '-' | '_') => c,
             _ => '-',
         })
+        .take(KEPT_ID_CHARS)
         .collect();
-    if cleaned == deployment_id {
-        format!("miaas-{cleaned}")
-    } else {
-        let hash = hex::encode(&Sha256::digest(deployment_id.as_bytes())[..4]);
-        format!("miaas-{cleaned}-{hash}")
-    }
+    let hash = hex::encode(Sha256::digest(deployment_id.as_bytes()));
+    format!("miaas_{cleaned}_{hash}")
 }
 
-/// The document to hand to Compose, as JSON (which YAML reads): every service
-/// reads `env_file` (the deployment's environment), every GPU device reservation
-/// names exactly the GPUs assigned, and every service's `NVIDIA_VISIBLE_DEVICES`
-/// is those GPUs (`void`: none), so that a container of the NVIDIA runtime sees no
-/// other GPU of the node whatever the document or its environment asked.
-pub fn rendered_for_node(
-    deployment: &DesiredDeployment,
-    env_file: &Path,
-) -> Result<String, String> {
+/// The document to hand to Compose, as JSON (which YAML reads): the server's
+/// resolved document (which already holds the deployment's environment, with
+/// nothing left to interpolate), with every GPU device request naming exactly the
+/// GPUs assigned and every service's `NVIDIA_VISIBLE_DEVICES` those GPUs (`void`:
+/// none), so that a container of the NVIDIA runtime sees no other GPU of the node
+/// whatever the document or its environment asked.
+pub fn rendered_for_node(deployment: &DesiredDeployment) -> Result<String, String> {
     let mut document: Value = serde_saphyr::from_str(&deployment.rendered_compose)
         .map_err(|err| format!("the compose document does not parse: {err}"))?;
     let gpu_ids: Vec<String> = deployment.gpu_ids.iter().map(u32::to_string).collect();
@@ -62,20 +68,14 @@ pub fn rendered_for_node(
         let Value::Object(service) = service else {
             continue;
         };
-        let mut env_files = match service.remove("env_file") {
-            Some(Value::Array(files)) => files,
-            Some(Value::String(file)) => vec![Value::String(file)],
-            _ => Vec::new(),
-        };
-        env_files.push(json!(env_file.display().to_string()));
-        service.insert("env_file".into(), Value::Array(env_files));
         pin_gpus(service, &gpu_ids);
         set_visible_gpus(service, &gpu_ids);
     }
     serde_json::to_string_pretty(&document).map_err(|err| err.to_string())
 }
 
-/// Every device reservation with the `gpu` capability names `gpu_ids`.
+/// Every GPU device request ([`is_gpu_request`]: also one naming only `compute` or
+/// `driver: nvidia`) names `gpu_ids`.
 fn pin_gpus(service: &mut serde_json::Map<String, Value>, gpu_ids: &[String]) {
     let devices = service
         .get_mut("deploy")
@@ -86,12 +86,11 @@ fn pin_gpus(service: &mut serde_json::Map<String, Value>, gpu_ids: &[String]) {
     let Some(devices) = devices else {
         return;
     };
-    for device in devices.iter_mut().filter_map(Value::as_object_mut) {
-        let is_gpu = device
-            .get("capabilities")
-            .and_then(Value::as_array)
-            .is_some_and(|caps| caps.iter().any(|c| c.as_str() == Some("gpu")));
-        if is_gpu {
+    for device in devices.iter_mut() {
+        if !is_gpu_request(device) {
+            continue;
+        }
+        if let Value::Object(device) = device {
             device.remove("count");
             device.insert("device_ids".into(), json!(gpu_ids));
         }
@@ -143,13 +142,14 @@ mod tests {
             env: BTreeMap::new(),
             gpu_ids,
             status: DeploymentStatus::Scheduled,
+            error: None,
         }
     }
 
     #[test]
     fn a_document_cannot_see_gpus_it_was_not_given() {
         let compose = "services:\n  sneaky:\n    image: x\n    runtime: nvidia\n    environment:\n      - NVIDIA_VISIBLE_DEVICES=all\n      - KEEP=1\n  mapped:\n    image: x\n    environment:\n      NVIDIA_VISIBLE_DEVICES: all\n";
-        let text = rendered_for_node(&desired(compose, vec![]), Path::new("/s/.env")).unwrap();
+        let text = rendered_for_node(&desired(compose, vec![])).unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             doc["services"]["sneaky"]["environment"],
@@ -159,7 +159,7 @@ mod tests {
             doc["services"]["mapped"]["environment"]["NVIDIA_VISIBLE_DEVICES"],
             "void"
         );
-        let pinned = rendered_for_node(&desired(compose, vec![2]), Path::new("/s/.env")).unwrap();
+        let pinned = rendered_for_node(&desired(compose, vec![2])).unwrap();
         let doc: Value = serde_json::from_str(&pinned).unwrap();
         assert_eq!(
             doc["services"]["mapped"]["environment"]["NVIDIA_VISIBLE_DEVICES"],
@@ -170,39 +170,55 @@ mod tests {
     #[test]
     fn project_names_are_compose_safe_and_distinct() {
         assert_eq!(project_name("web-1"), "miaas-web-1");
+        assert_eq!(project_name("a_b"), "miaas-a_b");
         let odd = project_name("Web.1");
-        assert!(odd.starts_with("miaas-web-1-") && odd.len() == "miaas-web-1-".len() + 8);
+        assert!(odd.starts_with("miaas_web-1_") && odd.len() == "miaas_web-1_".len() + 64);
         assert_ne!(project_name("a.b"), project_name("a:b"));
         assert!(!project_name("..").contains('.'));
+        // no id can claim the project of another: not the old hash-suffixed name,
+        // nor the new one
+        let victim = project_name("shop.prod");
+        let claim = victim.strip_prefix("miaas_").unwrap_or(&victim);
+        for attacker in ["shop-prod-039cbbb1", claim, &victim] {
+            assert_ne!(project_name(attacker), victim, "{attacker}");
+        }
+        for name in [odd, victim, project_name(&"X".repeat(253))] {
+            assert!(name.len() <= 6 + KEPT_ID_CHARS + 1 + 64, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_')),
+                "{name}"
+            );
+        }
     }
 
     #[test]
     fn folders_are_named_after_the_id_when_it_can_be_one() {
         assert_eq!(folder_name("web-1"), "web-1");
         assert_eq!(folder_name("Web.1"), "Web.1");
-        assert_eq!(folder_name(".."), project_name(".."));
-        assert_eq!(folder_name("."), project_name("."));
-        let long = "x".repeat(300);
-        assert_eq!(folder_name(&long), project_name(&long));
+        for odd in [".", "..", &"x".repeat(300)] {
+            let folder = folder_name(odd);
+            assert!(folder.starts_with('%') && folder.len() == 65, "{folder}");
+        }
+        assert_ne!(folder_name("."), folder_name(".."));
     }
 
     #[test]
-    fn gpus_are_pinned_and_env_reaches_every_service() {
-        let compose = "services:\n  train:\n    image: trainer\n    env_file: own.env\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: all\n              capabilities: [gpu]\n  side:\n    image: busybox\n";
-        let text = rendered_for_node(&desired(compose, vec![1, 3]), Path::new("/s/.env")).unwrap();
+    fn every_gpu_request_is_pinned() {
+        let compose = "services:\n  train:\n    image: trainer\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: all\n              capabilities: [gpu]\n            - capabilities: [compute]\n              count: all\n            - capabilities: [tpu]\n              count: 2\n  side:\n    image: busybox\n";
+        let text = rendered_for_node(&desired(compose, vec![1, 3])).unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
-        let device = &doc["services"]["train"]["deploy"]["resources"]["reservations"]["devices"][0];
-        assert_eq!(device["device_ids"], json!(["1", "3"]));
-        assert!(device.get("count").is_none(), "never count: all");
-        assert_eq!(
-            doc["services"]["train"]["env_file"],
-            json!(["own.env", "/s/.env"])
-        );
-        assert_eq!(doc["services"]["side"]["env_file"], json!(["/s/.env"]));
+        let devices = &doc["services"]["train"]["deploy"]["resources"]["reservations"]["devices"];
+        for device in [&devices[0], &devices[1]] {
+            assert_eq!(device["device_ids"], json!(["1", "3"]));
+            assert!(device.get("count").is_none(), "never count: all");
+        }
+        assert_eq!(devices[2], json!({"capabilities": ["tpu"], "count": 2}));
         for service in ["train", "side"] {
             let env = &doc["services"][service]["environment"];
             assert_eq!(env["NVIDIA_VISIBLE_DEVICES"], "1,3", "{service}");
+            assert!(doc["services"][service].get("env_file").is_none());
         }
-        assert!(rendered_for_node(&desired("x: [", vec![]), Path::new("/e")).is_err());
+        assert!(rendered_for_node(&desired("x: [", vec![])).is_err());
     }
 }

@@ -1,9 +1,16 @@
-//! Deployments run with Docker Compose: the compose document and the environment
-//! (mode 0600) are written to the deployment's folder, and `docker compose -p
-//! miaas-<id> … up -d --remove-orphans` runs them (Compose v2 through `docker`,
-//! else the separate `docker-compose` v1). Removal runs `down`; volumes are kept.
-//! Health comes from the containers Docker labels with the project.
+//! Deployments run with Docker Compose: the compose document the server resolved
+//! (mode 0600: it holds the deployment's secrets) is written to the deployment's
+//! folder, and `docker compose -p <project> -f compose.yaml up -d --remove-orphans`
+//! runs it (Compose v2 through `docker`, else the separate `docker-compose` v1).
+//! Removal runs `down`; volumes are kept. Health comes from the containers Docker
+//! labels with the project.
+//!
+//! Compose and Docker run with a clean environment: `PATH`, `HOME`, `DOCKER_*`
+//! and `XDG_*` of the agent's own, and the deployment's `COMPOSE_PROFILES`;
+//! never `MIAAS_*` (the join token) or anything else. The document leaves Compose
+//! nothing to interpolate, and no `.env` lies beside it.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,9 +59,15 @@ impl DockerRuntime {
         }
     }
 
-    async fn compose(&self, project: &str, args: &[&str]) -> Result<String, String> {
+    async fn compose(
+        &self,
+        project: &str,
+        args: &[&str],
+        profiles: Option<&str>,
+    ) -> Result<String, String> {
         let (program, all) = self.compose_command(project, args)?;
-        run(program, &all).await
+        let profiles = profiles.map(|p| ("COMPOSE_PROFILES", p));
+        run_with(program, &all, profiles).await
     }
 
     /// The program and arguments of `compose -p project args`.
@@ -85,11 +98,45 @@ fn compose_version(said: &str) -> Option<String> {
         .then(|| version.to_string())
 }
 
-/// Runs `program args`; its standard output, or a short message with the end of
-/// what it printed.
-async fn run(program: &str, args: &[&str]) -> Result<String, String> {
+/// What of the agent's environment Compose and Docker are given: only what they
+/// need to find the engine and their own files.
+fn clean_environment() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            name == "PATH"
+                || name == "HOME"
+                || name.starts_with("DOCKER_")
+                || name.starts_with("XDG_")
+        })
+        .collect()
+}
+
+/// `program args` with a clean environment ([`clean_environment`]) and `extra`.
+fn command(program: &str, args: &[&str], extra: Option<(&str, &str)>) -> Command {
     let mut command = Command::new(program);
-    command.args(args).kill_on_drop(true);
+    command
+        .args(args)
+        .env_clear()
+        .envs(clean_environment())
+        .envs(extra)
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `program args` ([`command`]); its standard output, or a short message
+/// with the end of what it printed.
+async fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    run_with(program, args, None).await
+}
+
+/// As [`run`], with one more variable in the environment.
+async fn run_with(
+    program: &str,
+    args: &[&str],
+    extra: Option<(&str, &str)>,
+) -> Result<String, String> {
+    let mut command = command(program, args, extra);
     let output = tokio::time::timeout(COMMAND_TIMEOUT, command.output())
         .await
         .map_err(|_| format!("`{program} {}` timed out", args.join(" ")))?
@@ -114,46 +161,23 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|err| format!("cannot write {}: {err}", path.display()))
 }
 
-/// The environment as a Compose env file; a value on several lines is refused.
-fn env_file_text(deployment: &DesiredDeployment) -> Result<String, String> {
-    let mut text = String::new();
-    for (key, value) in &deployment.env {
-        if value.contains('\n') || key.contains('\n') || key.contains('=') {
-            return Err(format!(
-                "env {key:?}: names and values must be single lines"
-            ));
-        }
-        text.push_str(&format!("{key}={value}\n"));
-    }
-    Ok(text)
-}
-
 #[async_trait]
 impl Runtime for DockerRuntime {
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path) -> Health {
+    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, project: &str) -> Health {
         let compose_path = dir.join("compose.yaml");
-        let env_path = dir.join(".env");
-        let written = env_file_text(deployment)
-            .and_then(|env| write_private(&env_path, &env))
-            .and_then(|()| rendered_for_node(deployment, &env_path))
+        // an older agent wrote the environment to `.env`, which Compose would read
+        // on its own: the document holds it now
+        let _ = std::fs::remove_file(dir.join(".env"));
+        let written = rendered_for_node(deployment)
             .and_then(|compose| write_private(&compose_path, &compose));
         if let Err(message) = written {
             return Health::Failed(message);
         }
-        let project = super::project_name(&deployment.deployment_id);
-        let (compose_file, env_file) = (compose_path.display(), env_path.display());
-        let (compose_file, env_file) = (compose_file.to_string(), env_file.to_string());
-        let up = [
-            "-f",
-            compose_file.as_str(),
-            "--env-file",
-            env_file.as_str(),
-            "up",
-            "-d",
-            "--remove-orphans",
-        ];
-        match self.compose(&project, &up).await {
-            Ok(_) => match self.health(&project, dir).await {
+        let compose_file = compose_path.display().to_string();
+        let up = ["-f", compose_file.as_str(), "up", "-d", "--remove-orphans"];
+        let profiles = deployment.env.get("COMPOSE_PROFILES").map(String::as_str);
+        match self.compose(project, &up, profiles).await {
+            Ok(_) => match self.health(project, dir).await {
                 Health::Absent => Health::Failed("`up` started no container".into()),
                 health => health,
             },
@@ -169,7 +193,7 @@ impl Runtime for DockerRuntime {
         } else {
             vec!["down", "--remove-orphans"]
         };
-        self.compose(project, &args).await.map(drop)
+        self.compose(project, &args, None).await.map(drop)
     }
 
     async fn health(&self, project: &str, _dir: &Path) -> Health {
@@ -250,11 +274,9 @@ impl Runtime for DockerRuntime {
             args.extend(["--", service.as_str()]);
         }
         let (program, args) = self.compose_command(project, &args)?;
-        let mut child = Command::new(program)
-            .args(&args)
+        let mut child = command(program, &args, None)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|err| format!("cannot run {program}: {err}"))?;
         let stdout = child

@@ -29,8 +29,9 @@ pub enum Health {
 /// Runs deployments. `dir` is the deployment's own folder in the state directory.
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// Starts `deployment` (or brings it to this revision); its health after.
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path) -> Health;
+    /// Starts `deployment` (or brings it to this revision) as Compose project
+    /// `project`; its health after.
+    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, project: &str) -> Health;
 
     /// Stops and removes the deployment of project `project`; an error message
     /// when that failed.

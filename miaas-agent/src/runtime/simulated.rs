@@ -26,7 +26,7 @@ const MARKER: &str = "simulated";
 
 #[async_trait]
 impl Runtime for SimulatedRuntime {
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path) -> Health {
+    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, _project: &str) -> Health {
         tokio::time::sleep(self.start_delay).await;
         let failing = self
             .fail_pattern

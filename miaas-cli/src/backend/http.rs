@@ -361,7 +361,9 @@ impl Backend for HttpBackend {
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
         let body = match input {
             PlanInput::Requirements(requirements) => json!({ "requirements": requirements }),
-            PlanInput::Compose(compose) => json!({ "rendered_compose": compose }),
+            PlanInput::Compose { compose, env } => {
+                json!({ "rendered_compose": compose, "env": env })
+            }
             PlanInput::Template {
                 template_id,
                 params,

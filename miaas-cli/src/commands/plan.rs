@@ -15,7 +15,10 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
             let input = read_compose(file)?;
             match requirements(&input.text, &args.requirements)? {
                 Some(requirements) => PlanInput::Requirements(requirements),
-                None => PlanInput::Compose(input.text),
+                None => PlanInput::Compose {
+                    compose: input.text,
+                    env: Default::default(),
+                },
             }
         }
         (None, template) => {

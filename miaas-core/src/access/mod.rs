@@ -180,8 +180,9 @@ impl Principal {
         }
     }
 
-    /// `Ok` when it may deploy a compose document with host access (`features`,
-    /// from [`crate::host_access::host_access`]): users and API tokens of at least
+    /// `Ok` when it may deploy a compose document with host access (`features`
+    /// outside what operators may run, from
+    /// [`crate::compose::baseline::host_access_of`]): users and API tokens of at least
     /// `least_role` (admin unless the server allows operators), or anyone with
     /// authentication off. The error names the features.
     pub fn require_host_access(&self, least_role: Role, features: &[String]) -> Result<()> {

@@ -47,29 +47,40 @@ pub struct DesiredDeployment {
     pub template_id: String,
     /// The revision to run.
     pub revision: u32,
-    /// The compose document.
+    /// The compose document to hand to Compose, as Compose would resolve the
+    /// deployment's document with its environment: interpolated, that environment
+    /// in every service's `environment`, every `$` written `$$` (so that Compose
+    /// interpolates nothing again). JSON, which Compose reads as YAML. It holds
+    /// the secrets in clear: only this node receives it.
     pub rendered_compose: String,
-    /// Its environment, in clear: only this node receives it.
+    /// Its environment, in clear: only this node receives it. Compose is given
+    /// `COMPOSE_PROFILES` from it; every other value is in `rendered_compose`.
     pub env: BTreeMap<String, String>,
     /// The GPUs of this node assigned to it.
     pub gpu_ids: Vec<u32>,
     /// Its status as the control plane knows it.
     pub status: DeploymentStatus,
+    /// Why it cannot run as stored (its document does not resolve): the node
+    /// reports it failed with this message and runs nothing of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-// `Debug` never shows the secret
-debug_without!(
-    DesiredDeployment,
-    env,
-    [
-        deployment_id,
-        template_id,
-        revision,
-        rendered_compose,
-        gpu_ids,
-        status
-    ]
-);
+// `Debug` never shows the secrets (the environment, and the document that holds it)
+impl std::fmt::Debug for DesiredDeployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredDeployment")
+            .field("deployment_id", &self.deployment_id)
+            .field("template_id", &self.template_id)
+            .field("revision", &self.revision)
+            .field("gpu_ids", &self.gpu_ids)
+            .field("status", &self.status)
+            .field("error", &self.error)
+            .field("rendered_compose", &"***")
+            .field("env", &"***")
+            .finish()
+    }
+}
 
 /// One deployment a node should remove.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

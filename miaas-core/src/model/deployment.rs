@@ -221,6 +221,8 @@ pub struct DeploymentSpec {
     pub env: Env,
     /// What placement reserves.
     pub requirements: Requirements,
+    /// Whether `requirements` were given (else they are the document's own).
+    pub requirements_given: bool,
     /// The template's parameters as shown, when the server rendered it.
     pub params: Option<BTreeMap<String, serde_json::Value>>,
     /// The template's version, when the server rendered it.
@@ -230,7 +232,13 @@ pub struct DeploymentSpec {
 debug_without!(
     DeploymentSpec,
     env,
-    [template_id, template_version, params, requirements]
+    [
+        template_id,
+        template_version,
+        params,
+        requirements,
+        requirements_given
+    ]
 );
 
 /// `202` answer to a deployment request, and `200` answer to a `DELETE`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::Service;
 use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
+use crate::compose::node_document::{for_node, resolve};
 use crate::model::{
     Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus,
     StatusReport,
@@ -67,15 +68,7 @@ impl Service {
         for d in self.store.deployments_of_node(node_id).await? {
             let here = d.node_id.as_deref() == Some(node_id);
             if here && d.holds_resources() && d.status != DeploymentStatus::Deleting {
-                state.deployments.push(DesiredDeployment {
-                    deployment_id: d.deployment_id,
-                    template_id: d.template_id,
-                    revision: d.revision,
-                    rendered_compose: d.rendered_compose,
-                    env: d.env.into(),
-                    gpu_ids: d.gpu_ids,
-                    status: d.status,
-                });
+                state.deployments.push(desired_deployment(d));
             } else if here && d.status == DeploymentStatus::Deleting {
                 state.remove.push(RemovalOrder {
                     deployment_id: d.deployment_id,
@@ -124,6 +117,27 @@ impl Service {
         let (_, next) = self.transact(change).await?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
         Ok(next)
+    }
+}
+
+/// What a node runs of `deployment`: its document as Compose would resolve it,
+/// written for the node ([`crate::compose::node_document`]). A document stored
+/// before the server judged documents resolved may not resolve: the node is then
+/// told why, and runs nothing of it.
+fn desired_deployment(deployment: Deployment) -> DesiredDeployment {
+    let (rendered_compose, error) = match resolve(&deployment.rendered_compose, &deployment.env) {
+        Ok(resolved) => (for_node(&resolved, &deployment.env), None),
+        Err(err) => (String::new(), Some(err.to_string())),
+    };
+    DesiredDeployment {
+        deployment_id: deployment.deployment_id,
+        template_id: deployment.template_id,
+        revision: deployment.revision,
+        rendered_compose,
+        env: (&deployment.env).into(),
+        gpu_ids: deployment.gpu_ids,
+        status: deployment.status,
+        error,
     }
 }
 

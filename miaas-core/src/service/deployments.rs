@@ -3,14 +3,15 @@
 use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::access::Principal;
-use crate::compose::{parse_compose, requirements_of};
-use crate::host_access::host_access_of;
+use crate::compose::baseline::host_access_of;
+use crate::compose::node_document::resolve;
+use crate::compose::requirements_of;
 use crate::model::page::{
     DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
 };
 use crate::model::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
-    DeploymentStatus, NodeRecord, Requirements,
+    DeploymentStatus, Env, NodeRecord, Requirements,
 };
 use crate::placement::{Candidate, Cluster, PlacementPlan, Reservation};
 use crate::templates::{self, SecretValue};
@@ -27,8 +28,14 @@ pub const ACCEPTED_MESSAGE: &str = "Deployment request accepted and queued for p
 pub enum PlanInput {
     /// Requirements as given.
     Requirements(Requirements),
-    /// A compose document to derive them from.
-    Compose(String),
+    /// A compose document to derive them from, interpolated with `env` as a
+    /// deployment's would be.
+    Compose {
+        /// The document.
+        compose: String,
+        /// The environment it is interpolated with.
+        env: BTreeMap<String, String>,
+    },
     /// A template to render, and derive them from what it renders.
     Template {
         /// The template.
@@ -44,14 +51,23 @@ impl PlanInput {
     pub fn from_parts(
         requirements: Option<Requirements>,
         rendered_compose: Option<String>,
+        env: Option<BTreeMap<String, String>>,
         template_id: Option<String>,
         params: Option<BTreeMap<String, serde_json::Value>>,
     ) -> Result<Self> {
+        if env.is_some() && rendered_compose.is_none() {
+            return Err(Error::Invalid(
+                "env: give it with the `rendered_compose` it is interpolated into".into(),
+            ));
+        }
         match (requirements, rendered_compose, template_id) {
             (Some(requirements), None, None) if params.is_none() => {
                 Ok(Self::Requirements(requirements))
             }
-            (None, Some(compose), None) if params.is_none() => Ok(Self::Compose(compose)),
+            (None, Some(compose), None) if params.is_none() => Ok(Self::Compose {
+                compose,
+                env: env.unwrap_or_default(),
+            }),
             (None, None, Some(template_id)) => Ok(Self::Template {
                 template_id,
                 params: params.unwrap_or_default(),
@@ -75,8 +91,11 @@ impl Service {
             .await
     }
 
-    /// As [`Self::submit_deployment`], for `caller`: a document with host access
-    /// ([`crate::host_access`]) needs the role the settings name (admin by default).
+    /// As [`Self::submit_deployment`], for `caller`: the document is judged as
+    /// Compose will run it (interpolated with the deployment's environment), and
+    /// one with features outside what operators may run
+    /// ([`crate::compose::baseline`]) needs the role the settings name (admin by
+    /// default).
     pub async fn submit_deployment_as(
         &self,
         caller: &Principal,
@@ -85,10 +104,17 @@ impl Service {
         request.validate()?;
         match request.action {
             DeploymentAction::Apply => {
-                let (spec, document, secrets) = self.resolve_spec(request).await?;
-                let features = host_access_of(&document);
-                caller.require_host_access(self.settings.host_access_role, &features)?;
-                self.apply_deployment(&request.deployment_id, spec, secrets)
+                let (spec, secrets) = self.resolve_spec(request).await?;
+                let existing = if secrets.is_empty() {
+                    None
+                } else {
+                    // the secrets it keeps, for the judgement (checked again when
+                    // the change is decided)
+                    self.store.get_deployment(&request.deployment_id).await?
+                };
+                let kept = |name: &str| existing.as_ref().and_then(|d| d.env.get(name));
+                let judged = self.judged(caller, &with_secrets(&spec, &secrets, kept)?)?;
+                self.apply_deployment(caller, &request.deployment_id, spec, judged, secrets)
                     .await
             }
             DeploymentAction::Remove => {
@@ -99,27 +125,41 @@ impl Service {
         }
     }
 
+    /// `spec` judged for `caller` as Compose will run it: its document interpolated
+    /// with its environment must resolve, stay within what `caller` may run, and
+    /// state valid requirements (which are its requirements unless given).
+    fn judged(&self, caller: &Principal, spec: &DeploymentSpec) -> Result<DeploymentSpec> {
+        let resolved = resolve(&spec.rendered_compose, &spec.env)?;
+        caller.require_host_access(self.settings.host_access_role, &host_access_of(&resolved))?;
+        let derived = requirements_of(&resolved)?;
+        let mut judged = spec.clone();
+        if !spec.requirements_given {
+            judged.requirements = derived;
+        }
+        Ok(judged)
+    }
+
     /// What an `apply` asks for: the compose document given, or the template
     /// rendered with the parameters (its secrets still to be resolved against the
-    /// deployment); with the parsed document, parsed once.
+    /// deployment).
     async fn resolve_spec(
         &self,
         request: &DeploymentRequest,
-    ) -> Result<(DeploymentSpec, serde_json::Value, Vec<SecretValue>)> {
+    ) -> Result<(DeploymentSpec, Vec<SecretValue>)> {
         let template_id = request.template_id.clone();
+        let requirements_given = request.requirements.is_some();
+        let requirements = request.requirements.clone().unwrap_or_default();
         if let Some(compose) = &request.rendered_compose {
-            let document = parse_compose(compose)?;
-            // derived also when requirements are given: the document must be valid
-            let derived = requirements_of(&document)?;
             let spec = DeploymentSpec {
                 template_id,
                 rendered_compose: compose.clone(),
                 env: request.env.clone().into(),
-                requirements: request.requirements.clone().unwrap_or(derived),
+                requirements,
+                requirements_given,
                 params: None,
                 template_version: None,
             };
-            return Ok((spec, document, Vec::new()));
+            return Ok((spec, Vec::new()));
         }
         let Some(template) = self.find_template(&request.template_id).await? else {
             return Err(Error::Invalid(format!(
@@ -133,40 +173,63 @@ impl Service {
             template_id,
             rendered_compose: rendering.compose,
             env: request.env.clone().into(),
-            requirements: (request.requirements.clone()).unwrap_or(rendering.requirements),
+            requirements,
+            requirements_given,
             params: Some(rendering.params),
             template_version: Some(rendering.template_version),
         };
-        Ok((spec, rendering.document, rendering.secrets))
+        Ok((spec, rendering.secrets))
     }
 
+    /// Creates, updates or keeps deployment `deployment_id` as `spec` (its secrets
+    /// still to resolve against the deployment) asks; `judged` is `spec` with
+    /// them resolved and judged for `caller`, judged again should the deployment
+    /// have changed meanwhile so that its kept secrets differ.
     async fn apply_deployment(
         &self,
+        caller: &Principal,
         deployment_id: &str,
         spec: DeploymentSpec,
+        judged: DeploymentSpec,
         secrets: Vec<SecretValue>,
     ) -> Result<DeploymentAck> {
         let now = self.now();
         // the change owns what it uses: the store may run it in a transaction shared
         // with concurrent deploys (group commit)
         let (service, deployment_id_owned) = (self.clone(), deployment_id.to_string());
+        let caller = caller.clone();
         let change = move |snapshot: &crate::store::Snapshot| {
             let deployment_id = deployment_id_owned.as_str();
             let mut planner = service.planner(now, snapshot);
             let before = planner.get(deployment_id).cloned();
-            let spec = with_secrets(&spec, &secrets, before.as_ref())?;
+            let spec = if secrets.is_empty() {
+                Cow::Borrowed(&judged)
+            } else {
+                let kept = |name: &str| {
+                    (before.as_ref())
+                        .and_then(|d| d.env.get(name))
+                        .or_else(|| judged.env.get(name))
+                };
+                let resolved = with_secrets(&spec, &secrets, kept)?;
+                if resolved.env == judged.env {
+                    Cow::Borrowed(&judged)
+                } else {
+                    Cow::Owned(service.judged(&caller, &resolved)?)
+                }
+            };
+            let spec = spec.as_ref();
             let after = match &before {
                 None => {
-                    let mut created = new_deployment(deployment_id, &spec, now);
+                    let mut created = new_deployment(deployment_id, spec, now);
                     planner.place(&mut created);
                     planner.put(created.clone());
                     created
                 }
-                Some(existing) if !existing.status.is_removal() && existing.has_spec_of(&spec) => {
+                Some(existing) if !existing.status.is_removal() && existing.has_spec_of(spec) => {
                     existing.clone()
                 }
                 Some(existing) => {
-                    let revised = revise(&mut planner, existing, &spec);
+                    let revised = revise(&mut planner, existing, spec);
                     planner.put(revised.clone());
                     revised
                 }
@@ -289,8 +352,11 @@ impl Service {
                 requirements.validate()?;
                 (requirements.clone(), Vec::new())
             }
-            PlanInput::Compose(compose) => {
-                let document = parse_compose(compose)?;
+            PlanInput::Compose { compose, env } => {
+                for name in env.keys() {
+                    crate::validate::env_key(name)?;
+                }
+                let document = resolve(compose, &Env::from(env.clone()))?;
                 (requirements_of(&document)?, host_access_of(&document))
             }
             PlanInput::Template {
@@ -298,7 +364,8 @@ impl Service {
                 params,
             } => {
                 let rendering = self.render_with(template_id, params).await?;
-                (rendering.requirements, host_access_of(&rendering.document))
+                let document = resolve(&rendering.compose, &Env::default())?;
+                (rendering.requirements, host_access_of(&document))
             }
         };
         let (_, cluster) = self.cluster_view().await?;
@@ -378,24 +445,24 @@ fn new_deployment(deployment_id: &str, spec: &DeploymentSpec, now: f64) -> Deplo
 }
 
 /// `spec` with the values of the template's secret parameters in its
-/// environment: given, else what `existing` had (a generated secret is made once
-/// per deployment), else the default or a new generated one.
+/// environment: given, else what `kept` holds (what the deployment had: a
+/// generated secret is made once per deployment), else the default or a new
+/// generated one.
 fn with_secrets<'a>(
-    spec: &'a DeploymentSpec,
+    spec: &DeploymentSpec,
     secrets: &[SecretValue],
-    existing: Option<&Deployment>,
-) -> Result<Cow<'a, DeploymentSpec>> {
+    kept: impl Fn(&str) -> Option<&'a str>,
+) -> Result<DeploymentSpec> {
     if secrets.is_empty() {
-        return Ok(Cow::Borrowed(spec));
+        return Ok(spec.clone());
     }
     let mut env: BTreeMap<String, String> = (&spec.env).into();
     for secret in secrets {
-        let kept = existing.and_then(|d| d.env.get(&secret.env));
-        env.insert(secret.env.clone(), secret.resolve(kept)?);
+        env.insert(secret.env.clone(), secret.resolve(kept(&secret.env))?);
     }
     let mut spec = spec.clone();
     spec.env = env.into();
-    Ok(Cow::Owned(spec))
+    Ok(spec)
 }
 
 /// A new revision of `existing`: kept on its node when its requirements did not

@@ -33,6 +33,10 @@ pub struct PlanRequest {
     /// A compose document whose reservations and constraints are the requirements.
     #[serde(default)]
     pub rendered_compose: Option<String>,
+    /// The environment `rendered_compose` is interpolated with, as a deployment's
+    /// would be (what it names is judged resolved).
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
     /// A template to render with `params`.
     #[serde(default)]
     pub template_id: Option<String>,
@@ -66,6 +70,7 @@ async fn plan(
     let input = PlanInput::from_parts(
         request.requirements,
         request.rendered_compose,
+        request.env,
         request.template_id,
         request.params,
     )?;

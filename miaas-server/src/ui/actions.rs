@@ -196,7 +196,10 @@ pub async fn preview(
     let _viewer = checked!(state, headers, form, Permission::Plan);
     let request = request_of(&form);
     let input = match (request.rendered_compose, request.params) {
-        (Some(compose), _) => PlanInput::Compose(compose),
+        (Some(compose), _) => PlanInput::Compose {
+            compose,
+            env: request.env,
+        },
         (None, params) => PlanInput::Template {
             template_id: request.template_id,
             params: params.unwrap_or_default(),

@@ -4,29 +4,9 @@
 
 use serde_json::Value;
 
+use super::invalid;
+use crate::Result;
 use crate::model::Requirements;
-use crate::{Error, Result};
-
-const FIELD: &str = "rendered_compose";
-
-/// Parses `compose` and derives the requirements it states. The document must be
-/// YAML with a `services` mapping; errors name what is wrong (and where the YAML
-/// parser says so).
-pub fn requirements_from_compose(compose: &str) -> Result<Requirements> {
-    requirements_of(&parse_compose(compose)?)
-}
-
-/// Parses `compose`: YAML with a `services` mapping, or an error naming what is
-/// wrong (and where the YAML parser says so).
-pub fn parse_compose(compose: &str) -> Result<Value> {
-    let document: Value = serde_saphyr::from_str(compose)
-        .map_err(|err| invalid(format_args!("invalid YAML: {err}")))?;
-    match document.get("services") {
-        Some(Value::Object(_)) => Ok(document),
-        Some(Value::Null) | None => Err(invalid("the document has no `services` mapping")),
-        Some(_) => Err(invalid("`services` must be a mapping of service names")),
-    }
-}
 
 /// The requirements a parsed compose document ([`parse_compose`]) states.
 pub fn requirements_of(document: &Value) -> Result<Requirements> {
@@ -66,10 +46,6 @@ pub fn requirements_of(document: &Value) -> Result<Requirements> {
         }
     }
     Ok(requirements)
-}
-
-fn invalid(what: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{FIELD}: {what}"))
 }
 
 fn replicas(deploy: &Value, path: &str) -> Result<u64> {
@@ -164,18 +140,10 @@ pub fn parse_size_bytes(text: &str) -> Option<f64> {
 }
 
 /// GPUs a device reservation asks for: `count` (a number, or `all`, read as one),
-/// else the number of `device_ids`, else one. Devices without the `gpu` capability
-/// ask for none.
+/// else the number of `device_ids`, else one. Devices that are not GPU requests
+/// ([`is_gpu_request`]) ask for none.
 fn gpu_count(device: &Value, path: &str) -> Result<u32> {
-    let is_gpu = device
-        .get("capabilities")
-        .map(|caps| {
-            flat_strings(caps)
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case("gpu"))
-        })
-        .unwrap_or(false);
-    if !is_gpu {
+    if !is_gpu_request(device) {
         return Ok(0);
     }
     match device.get("count") {
@@ -196,6 +164,31 @@ fn gpu_count(device: &Value, path: &str) -> Result<u32> {
             "{path}.devices.count: {other} is not a count"
         ))),
     }
+}
+
+/// The capabilities Docker's NVIDIA driver answers to: a device request naming any
+/// of them (or `driver: nvidia`) is given GPUs.
+const NVIDIA_CAPABILITIES: [&str; 8] = [
+    "gpu", "nvidia", "compute", "utility", "graphics", "video", "display", "compat32",
+];
+
+/// Whether a `deploy.resources.reservations.devices` entry is a GPU request as
+/// Docker reads it: `driver: nvidia`, or a capability the NVIDIA driver answers to.
+/// Such a request is counted by placement and pinned to the assigned GPUs on the
+/// node.
+pub fn is_gpu_request(device: &Value) -> bool {
+    let nvidia_driver = device
+        .get("driver")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.eq_ignore_ascii_case("nvidia"));
+    let nvidia_capability = device.get("capabilities").is_some_and(|caps| {
+        flat_strings(caps).iter().any(|c| {
+            NVIDIA_CAPABILITIES
+                .iter()
+                .any(|known| c.eq_ignore_ascii_case(known))
+        })
+    });
+    nvidia_driver || nvidia_capability
 }
 
 fn flat_strings(value: &Value) -> Vec<String> {
@@ -257,20 +250,10 @@ fn pin(requirements: &mut Requirements, node: &str, path: &str) -> Result<()> {
     }
 }
 
-/// The service names of a compose document (empty when it does not parse).
-pub fn service_names(compose: &str) -> Vec<String> {
-    match parse_compose(compose) {
-        Ok(document) => match document.get("services") {
-            Some(Value::Object(services)) => services.keys().cloned().collect(),
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::requirements_from_compose;
 
     fn reqs(yaml: &str) -> Requirements {
         requirements_from_compose(yaml).unwrap_or_else(|e| panic!("{e}"))
