@@ -137,8 +137,14 @@ impl Reconciler {
         let dir = self.dir_of(id);
         let project = Self::project_of(id, &dir);
         let current = self.local.get(id).copied();
-        let health = match current {
-            Some(revision) if revision == deployment.revision => {
+        let conflict = self.project_taken_elsewhere(&project, &dir);
+        let health = match (&conflict, current) {
+            // whatever runs under that project is the other deployment's
+            (Some(other), _) => Health::Failed(format!(
+                "Compose project {project} belongs to the deployment in {}: not started",
+                other.display()
+            )),
+            (None, Some(revision)) if revision == deployment.revision => {
                 if !check_health {
                     return Ok(());
                 }
@@ -147,8 +153,8 @@ impl Reconciler {
                     health => health,
                 }
             }
-            Some(_) => self.start(deployment, &dir, &project).await,
-            None => match self.adopt(deployment, &dir, &project).await {
+            (None, Some(_)) => self.start(deployment, &dir, &project).await,
+            (None, None) => match self.adopt(deployment, &dir, &project).await {
                 Some(health) => health,
                 None => self.start(deployment, &dir, &project).await,
             },
@@ -159,7 +165,9 @@ impl Reconciler {
             Health::Absent => (ReportedStatus::Failed, "nothing runs".into()),
         };
         let already = server_shows(deployment.status, status);
-        self.local.insert(id.clone(), deployment.revision);
+        if conflict.is_none() {
+            self.local.insert(id.clone(), deployment.revision);
+        }
         if already {
             return Ok(());
         }
@@ -191,12 +199,6 @@ impl Reconciler {
         if let Some(error) = &deployment.error {
             return Health::Failed(error.clone());
         }
-        if let Some(other) = self.project_taken_elsewhere(project, dir) {
-            return Health::Failed(format!(
-                "Compose project {project} belongs to the deployment in {}: not started",
-                other.display()
-            ));
-        }
         if let Err(err) = miaas_core::private_file::create_dir_all(dir) {
             return Health::Failed(format!("cannot create {}: {err}", dir.display()));
         }
@@ -217,7 +219,8 @@ impl Reconciler {
         let dir = self.dir_of(id);
         let project = Self::project_of(id, &dir);
         let was_here = self.local.contains_key(id) || dir.exists();
-        if was_here {
+        // never `down` a project another deployment's folder records as its own
+        if was_here && self.project_taken_elsewhere(&project, &dir).is_none() {
             if let Err(message) = self.runtime.remove(&project, &dir).await {
                 tracing::warn!(deployment = %id, %message, "removal failed; retrying later");
                 return Ok(());

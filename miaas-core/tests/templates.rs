@@ -356,3 +356,34 @@ fn a_folder_of_templates_is_read_and_read_again_when_it_changes() {
         "a bad folder stops a start"
     );
 }
+
+#[test]
+fn every_builtin_is_an_operators_to_deploy_unless_it_serves_a_folder_of_the_node() {
+    use miaas_core::compose::baseline::host_access_of;
+    use miaas_core::compose::node_document::resolve;
+    let required = json!({"model": "Qwen/Qwen2.5-7B-Instruct"});
+    for template in builtin_templates().expect("the built-ins check") {
+        let given = if template.id == "vllm" {
+            required.clone()
+        } else {
+            json!({})
+        };
+        let rendering = templates::render(&template, &params(given))
+            .unwrap_or_else(|err| panic!("{}: {err}", template.id));
+        let resolved = resolve(&rendering.compose, &Default::default()).expect("resolves");
+        assert_eq!(
+            host_access_of(&resolved),
+            Vec::<String>::new(),
+            "{}",
+            template.id
+        );
+    }
+    let served = templates::render(&builtin("nginx"), &params(json!({"site_dir": "/srv/www"})))
+        .expect("renders");
+    let resolved = resolve(&served.compose, &Default::default()).expect("resolves");
+    let found = host_access_of(&resolved);
+    assert!(
+        found[0].starts_with("services.web: volumes: host path /srv/www"),
+        "{found:?}"
+    );
+}

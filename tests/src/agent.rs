@@ -83,3 +83,25 @@ impl Drop for AgentProcess {
         self.kill();
     }
 }
+
+impl AgentProcess {
+    /// Waits up to `patience` for the agent to exit by itself; its exit status,
+    /// or `None` while it still runs.
+    pub fn exit_within(
+        &mut self,
+        patience: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + patience;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

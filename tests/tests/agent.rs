@@ -755,3 +755,117 @@ async fn with_a_real_docker_engine_compose_fills_a_templates_secret() {
     cp.delete(&id).await;
     cp.wait_for(&path, |d| d["status"] == "deleted").await;
 }
+
+/// Two ids that would have shared a Compose project (an id cleaned and suffixed
+/// with 8 hex of its hash, and that very name as an id) run as two projects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_once_shared_a_project_run_as_two() {
+    let cp = ControlPlane::start(&[]).await;
+    let (_bin, calls_dir, env) = stand_ins();
+    let _agent = cp.agent("one-node", &["--runtime", "docker"], &env);
+    let node = cp.node_named("one-node").await;
+    let compose = "services:\n  app:\n    image: shop\n";
+    for id in ["shop.prod", "shop-prod-039cbbb1"] {
+        cp.deploy(&json!({"deployment_id": id, "template_id": "t", "rendered_compose": compose}))
+            .await;
+        cp.wait_for(&format!("/api/v1/deployments/{id}"), running_on(&node))
+            .await;
+    }
+    let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
+    let projects: std::collections::BTreeSet<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("compose -p ") && l.ends_with(" up -d --remove-orphans"))
+        .filter_map(|l| l.split(' ').nth(2))
+        .collect();
+    assert_eq!(projects.len(), 2, "{calls}");
+    assert!(
+        projects.contains("miaas-shop-prod-039cbbb1"),
+        "{projects:?}"
+    );
+    let hashed = projects.iter().find(|p| p.starts_with("miaas_shop-prod_"));
+    assert!(
+        hashed.is_some_and(|p| p.len() == "miaas_shop-prod_".len() + 64),
+        "{projects:?}"
+    );
+}
+
+/// A deployment an older agent started under the old naming keeps its project,
+/// and no other id can then take that project on the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_recorded_by_an_older_agent_is_kept_and_not_shared() {
+    let cp = ControlPlane::start(&[]).await;
+    let (_bin, calls_dir, env) = stand_ins();
+    let mut agent = cp.agent("legacy", &["--runtime", "docker"], &env);
+    let node = cp.node_named("legacy").await;
+    let compose = "services:\n  app:\n    image: shop\n";
+    cp.deploy(
+        &json!({"deployment_id": "shop.prod", "template_id": "t", "rendered_compose": compose}),
+    )
+    .await;
+    cp.wait_for("/api/v1/deployments/shop.prod", running_on(&node))
+        .await;
+    agent.stop();
+    // what an agent before injective project names recorded for this id
+    let old = "miaas-shop-prod-039cbbb1";
+    let folder = agent.state_dir.join("deployments/shop.prod");
+    std::fs::write(folder.join("project"), old).unwrap();
+    std::fs::write(folder.join("revision"), "0").unwrap();
+    let _agent = cp.agent("legacy", &["--runtime", "docker"], &env);
+    let started_old = format!("compose -p {old} -f {}/compose.yaml up", folder.display());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(calls_dir.join("calls"))
+        .unwrap()
+        .contains(&started_old)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "restarted under its recorded project"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cp.deploy(&json!({"deployment_id": "shop-prod-039cbbb1", "template_id": "t", "rendered_compose": compose}))
+        .await;
+    let failed = cp
+        .wait_for("/api/v1/deployments/shop-prod-039cbbb1", |d| {
+            d["status"] != "scheduled"
+        })
+        .await;
+    let message = failed["message"].as_str().unwrap();
+    let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
+    assert!(
+        message.contains(old) && message.contains("shop.prod"),
+        "{message}\n{calls}\n{}",
+        _agent.log()
+    );
+}
+
+/// Once registered, the agent keeps no join token: a node the control plane
+/// forgot does not register itself again, and says how to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_agent_keeps_no_join_token() {
+    let cp = ControlPlane::start(&[]).await;
+    let mut agent = cp.simulated("forgotten");
+    let node = cp.node_named("forgotten").await;
+    saved_identity(&agent.state_dir).await;
+    let (status, body) = send(
+        cp.client
+            .delete(
+                cp.server
+                    .url(&format!("/api/v1/nodes/{}", node["id"].as_str().unwrap())),
+            )
+            .bearer_auth(&cp.admin),
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = agent.exit_within(Duration::from_secs(30));
+        (status, agent.log())
+    })
+    .await
+    .unwrap();
+    let (status, log) = exited;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {log}");
+    assert!(log.contains("keeps no join token"), "{log}");
+    let (_, nodes) = cp.get("/api/v1/nodes").await;
+    assert_eq!(nodes, json!([]), "it did not register again");
+}
