@@ -17,10 +17,18 @@ use backend::{Backend, HttpBackend, LocalBackend};
 use cli::{Cli, Command};
 use error::{CliError, Result};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // a template rendering worker renders, and exits, before anything starts
+    miaas_core::templates::sandbox::serve_worker_if_asked();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -31,9 +39,13 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(config) => miaas_server::run(*config)
-            .await
-            .map_err(|err| CliError::Failed(err.to_string())),
+        Command::Serve(mut config) => {
+            config.template_isolation = miaas_core::templates::Isolation::worker_of_this_program()
+                .map_err(|err| CliError::Failed(format!("cannot find this program: {err}")))?;
+            miaas_server::run(*config)
+                .await
+                .map_err(|err| CliError::Failed(err.to_string()))
+        }
         Command::Db(command) => commands::db::run(command, &cli.database_url, cli.output).await,
         Command::Agent(args) => {
             let server = cli.server.clone().ok_or_else(|| {

@@ -191,6 +191,12 @@ pub struct ServerConfig {
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Where templates are rendered: in the server's process (the library's
+    /// default, for tests), or in worker processes of the server's own program,
+    /// which bound a template's memory (what the binaries choose).
+    #[arg(skip)]
+    pub template_isolation: miaas_core::templates::Isolation,
+
     /// How long a client has to send a request's headers before its connection is
     /// closed (slow clients cannot hold connections or stall a shutdown).
     #[arg(long, env = "MIAAS_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -296,6 +302,7 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(2),
             auth_failure_limit: 60,
             trusted_proxies: Vec::new(),
+            template_isolation: Default::default(),
             header_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             max_inflight: 1024,
@@ -385,6 +392,7 @@ impl ServerConfig {
             max_log_sessions_per_node: self.max_log_sessions_per_node,
             event_retention_count: self.event_retention,
             event_retention_age: self.event_max_age,
+            template_isolation: self.template_isolation.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use miaas_core::model::{
 };
 use miaas_core::placement::PlacementPlan;
 use miaas_core::service::{NodeEvacuation, PlanInput, Service, ServiceSettings};
+use miaas_core::templates::Isolation;
 use serde_json::Value;
 
 use super::{Backend, EventFeed, EventsRequest, LogFeed};
@@ -31,8 +32,14 @@ impl LocalBackend {
         let store = connect_with(database_url, &local_options(database_url)?)
             .await
             .map_err(|err| CliError::Failed(format!("cannot open the database: {err}")))?;
+        // templates render in workers of this program, as on a server
+        let template_isolation = Isolation::worker_of_this_program().unwrap_or_default();
+        let settings = ServiceSettings {
+            template_isolation,
+            ..ServiceSettings::default()
+        };
         Ok(Self {
-            service: Service::new(store, ServiceSettings::default()),
+            service: Service::new(store, settings),
         })
     }
 }

@@ -168,7 +168,8 @@ impl Service {
                 request.template_id
             )));
         };
-        let rendering = templates::render(&template, &request.params.clone().unwrap_or_default())?;
+        let params = request.params.clone().unwrap_or_default();
+        let rendering = templates::render_bounded(&self.renderer, &template, &params).await?;
         let spec = DeploymentSpec {
             template_id,
             rendered_compose: rendering.compose,

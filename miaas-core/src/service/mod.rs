@@ -58,6 +58,8 @@ pub struct ServiceSettings {
     pub event_retention_count: u64,
     /// How long events are kept.
     pub event_retention_age: Duration,
+    /// Where templates are rendered (a worker process bounds their memory).
+    pub template_isolation: crate::templates::Isolation,
 }
 
 impl Default for ServiceSettings {
@@ -72,6 +74,7 @@ impl Default for ServiceSettings {
             max_log_sessions_per_node: 8,
             event_retention_count: 100_000,
             event_retention_age: Duration::from_secs(7 * 24 * 3600),
+            template_isolation: crate::templates::Isolation::InProcess,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Shared {
     events: Arc<crate::events::EventLog>,
     /// The built-in templates and those of a templates folder.
     catalog: std::sync::RwLock<Arc<crate::templates::Catalog>>,
+    /// Renders templates within their bounds.
+    renderer: crate::templates::Renderer,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -142,6 +147,7 @@ impl Service {
             catalog: std::sync::RwLock::new(
                 Arc::new(crate::templates::Catalog::builtin_or_empty()),
             ),
+            renderer: crate::templates::Renderer::new(settings.template_isolation.clone()),
             log_nodes: logs::LogNodes::default(),
             offline_announced: std::sync::Mutex::default(),
             desired_indexes: desired_index::DesiredIndexes::default(),

@@ -98,7 +98,7 @@ impl Service {
         id: &str,
         params: &BTreeMap<String, Value>,
     ) -> Result<Rendering> {
-        templates::render(&self.get_template(id).await?, params)
+        templates::render_bounded(&self.renderer, &self.get_template(id).await?, params).await
     }
 
     /// Refuses a change of a template that is not stored (built in, or a file).
@@ -117,7 +117,7 @@ impl Service {
 
     /// Checks `spec` as template `id` (the body's own `id`, when given, must
     /// match).
-    fn checked(id: &str, mut spec: TemplateSpec) -> Result<TemplateSpec> {
+    async fn checked(&self, id: &str, mut spec: TemplateSpec) -> Result<TemplateSpec> {
         if !spec.id.is_empty() && spec.id != id {
             return Err(Error::Invalid(format!(
                 "id: the body names {:?}, the path {id:?}",
@@ -125,7 +125,7 @@ impl Service {
             )));
         }
         spec.id = id.to_string();
-        templates::check_spec(&spec)?;
+        templates::check_spec_bounded(&self.renderer, &spec).await?;
         Ok(spec)
     }
 
@@ -142,7 +142,7 @@ impl Service {
     async fn put_template(&self, id: &str, spec: TemplateSpec, replace: bool) -> Result<Template> {
         templates::check_id(id)?;
         self.require_stored(id)?;
-        let spec = Self::checked(id, spec)?;
+        let spec = self.checked(id, spec).await?;
         let version = (self.store.templates())
             .put_template(&spec, self.now(), replace)
             .await?;

@@ -9,6 +9,7 @@
 mod catalog;
 mod params;
 mod render;
+pub mod sandbox;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde_json::Value;
 pub use catalog::{Catalog, builtin_templates};
 pub use params::SecretValue;
 pub use render::secret_env_name;
+pub use sandbox::{Isolation, Renderer};
 pub use schema::parameters_schema;
 
 use crate::compose::{parse_compose, requirements_of};
@@ -51,6 +53,20 @@ pub fn check_id(id: &str) -> Result<()> {
 /// syntax (errors give the line), that every variable it uses is a declared
 /// parameter, and that its defaults render into a compose document.
 pub fn check_spec(spec: &TemplateSpec) -> Result<()> {
+    let values = check_definition(spec)?;
+    renders_with_defaults(&render::render(&spec.compose, &values)?)
+}
+
+/// As [`check_spec`], rendering the defaults within `renderer`'s bounds (a
+/// template that would take too much is refused when it is added).
+pub async fn check_spec_bounded(renderer: &Renderer, spec: &TemplateSpec) -> Result<()> {
+    let values = check_definition(spec)?;
+    renders_with_defaults(&renderer.render(&spec.compose, &values).await?)
+}
+
+/// Everything [`check_spec`] checks but the rendering; the values the defaults
+/// render with.
+fn check_definition(spec: &TemplateSpec) -> Result<BTreeMap<String, Value>> {
     check_id(&spec.id)?;
     for (field, value) in [
         ("name", &spec.name),
@@ -80,9 +96,11 @@ pub fn check_spec(spec: &TemplateSpec) -> Result<()> {
             undeclared.join(", ")
         )));
     }
-    let resolved = params::resolve(&spec.parameters, &BTreeMap::new(), true)?;
-    let compose = render::render(&spec.compose, &resolved.values)?;
-    document_of(&compose)
+    Ok(params::resolve(&spec.parameters, &BTreeMap::new(), true)?.values)
+}
+
+fn renders_with_defaults(compose: &str) -> Result<()> {
+    document_of(compose)
         .map(|_| ())
         .map_err(|err| Error::Invalid(format!("with its defaults, {err}")))
 }
@@ -145,6 +163,25 @@ impl Rendering {
 pub fn render(template: &Template, params: &BTreeMap<String, Value>) -> Result<Rendering> {
     let resolved = params::resolve(&template.parameters, params, false)?;
     let compose = render::render(&template.compose, &resolved.values)?;
+    rendering(template, resolved, compose)
+}
+
+/// As [`render`], within `renderer`'s bounds.
+pub async fn render_bounded(
+    renderer: &Renderer,
+    template: &Template,
+    params: &BTreeMap<String, Value>,
+) -> Result<Rendering> {
+    let resolved = params::resolve(&template.parameters, params, false)?;
+    let compose = renderer.render(&template.compose, &resolved.values).await?;
+    rendering(template, resolved, compose)
+}
+
+fn rendering(
+    template: &Template,
+    resolved: params::Resolved,
+    compose: String,
+) -> Result<Rendering> {
     let (document, requirements) = document_of(&compose)?;
     Ok(Rendering {
         template_id: template.id.clone(),

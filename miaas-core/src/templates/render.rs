@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
+use super::sandbox::MAX_OUTPUT_BYTES;
 use crate::{Error, Result};
 
 /// How many instructions one rendering may run: plenty for a compose document,
@@ -72,13 +73,44 @@ pub(super) fn variables_of(source: &str) -> Result<HashSet<String>> {
         .collect())
 }
 
-/// Renders `source` with `values`.
+/// Renders `source` with `values`: at most [`MAX_OUTPUT_BYTES`] of it.
 pub(super) fn render(source: &str, values: &BTreeMap<String, Value>) -> Result<String> {
     let env = engine();
     let template = env
         .template_from_str(source)
         .map_err(|err| template_error(&err))?;
-    template.render(values).map_err(|err| template_error(&err))
+    let mut out = BoundedOutput::default();
+    match template.render_captured_to(values, &mut out) {
+        Ok(_) => String::from_utf8(out.bytes)
+            .map_err(|_| Error::Invalid("compose: the rendering is not UTF-8".into())),
+        Err(_) if out.overflowed => Err(Error::Invalid(format!(
+            "compose: the rendering is longer than {} KiB",
+            MAX_OUTPUT_BYTES / 1024
+        ))),
+        Err(err) => Err(template_error(&err)),
+    }
+}
+
+/// What a rendering writes, refusing to grow past [`MAX_OUTPUT_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendering is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Writes `value` as YAML flow: JSON, with strings double-quoted and escaped so
@@ -220,6 +252,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("fuel"), "{err}");
+        let err = render(
+            "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+            &values,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("longer than 1024 KiB"), "{err}");
         let err = render("{% include 'x' %}", &values)
             .unwrap_err()
             .to_string();
