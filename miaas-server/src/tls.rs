@@ -80,15 +80,7 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
 
 /// One certificate as PEM text (base64 in 64-column lines).
 fn pem_of(der: &CertificateDer<'_>) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in text.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    miaas_core::access::pinned::certificate_pem(der.as_ref())
 }
 
 impl ServerTls {
