@@ -133,7 +133,7 @@ impl Client {
             .body(batch)
             .send()
             .await
-            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+            .map_err(unreachable)?;
         let status = response.status();
         if status.is_success() {
             return Ok(true);
@@ -172,15 +172,9 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| AgentError::Unreachable(err.to_string()))?;
+        let text = response.text().await.map_err(unreachable)?;
         if status.is_success() {
             return serde_json::from_str(&text)
                 .map_err(|err| AgentError::Refused(format!("unexpected answer to {path}: {err}")));
@@ -203,6 +197,17 @@ impl Client {
             _ => AgentError::Refused(format!("{status}: {detail}")),
         })
     }
+}
+
+/// A request that got no answer. A server whose certificate is a CA's is told
+/// in words (see [`miaas_core::server_certificate`]): it answers, but no client
+/// will take its certificate until it is replaced.
+fn unreachable(err: reqwest::Error) -> AgentError {
+    use miaas_core::server_certificate::{CA_AS_SERVER_CERTIFICATE, is_ca_as_server_certificate};
+    if is_ca_as_server_certificate(&err) {
+        return AgentError::Unreachable(CA_AS_SERVER_CERTIFICATE.to_string());
+    }
+    AgentError::Unreachable(err.to_string())
 }
 
 #[cfg(test)]

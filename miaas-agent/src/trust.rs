@@ -2,11 +2,16 @@
 //! `--ca-cert FILE` only, or, joining with a pinned join token (see
 //! [`miaas_core::access::pinned`]), the server's own CA checked against the pin
 //! on first contact and kept in the state directory (`ca.pem`) for later starts.
+//!
+//! Of what `/cacerts` answers, only the certificate the pin names is trusted and
+//! kept: the answer comes over an unverified connection, so anything else in it
+//! may be a server in the middle's own CA. A `ca.pem` read back is reduced the
+//! same way (one kept by an older agent may hold the whole answer).
 
 use std::path::Path;
 use std::time::Duration;
 
-use miaas_core::access::pinned::{PinnedJoinToken, ca_hash};
+use miaas_core::access::pinned::{PinnedJoinToken, ca_hash, certificate_pem};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -65,15 +70,19 @@ fn certificates(pem: &str) -> std::result::Result<Vec<CertificateDer<'static>>, 
         .map_err(|err| format!("not PEM certificates: {err}"))
 }
 
-/// Whether the PEM text holds a certificate whose hash is `pin`.
-fn matches_pin(pem: &str, pin: &str) -> bool {
-    certificates(pem).is_ok_and(|certs| certs.iter().any(|c| ca_hash(c.as_ref()) == pin))
+/// The certificate of the PEM text whose hash is `pin`, alone, as PEM.
+fn pinned_certificate(pem: &str, pin: &str) -> Option<String> {
+    certificates(pem)
+        .ok()?
+        .iter()
+        .find(|c| ca_hash(c.as_ref()) == pin)
+        .map(|c| certificate_pem(c.as_ref()))
 }
 
 /// The trust of an agent: `--ca-cert` when given; else, with a join token that
-/// pins a CA, that CA (from `state_dir`, or fetched from `server` and checked
-/// against the pin); else a CA learnt that way at an earlier start; else the
-/// system roots.
+/// pins a CA, exactly that CA (from `state_dir`, or fetched from `server` and
+/// checked against the pin); else the one CA learnt that way at an earlier
+/// start; else the system roots.
 pub async fn agent_trust(
     server: &str,
     ca_cert: Option<&Path>,
@@ -87,7 +96,17 @@ pub async fn agent_trust(
     let stored = std::fs::read_to_string(&stored_path).ok();
     match join_token.and_then(|t| t.ca_hash.as_deref()) {
         Some(pin) if server.starts_with("https://") => {
-            if let Some(pem) = stored.filter(|pem| matches_pin(pem, pin)) {
+            if let Some(stored) = stored
+                && let Some(pem) = pinned_certificate(&stored, pin)
+            {
+                if pem != stored {
+                    tracing::warn!(
+                        file = %stored_path.display(),
+                        ca_hash = %pin,
+                        "the kept CA file held more than the pinned CA; keeping only the pinned one"
+                    );
+                    save(&stored_path, &pem)?;
+                }
                 return Ok(Trust {
                     roots_pem: Some(pem),
                 });
@@ -99,12 +118,30 @@ pub async fn agent_trust(
                 roots_pem: Some(pem),
             })
         }
-        _ => Ok(match stored {
-            Some(pem) if certificates(&pem).is_ok_and(|c| !c.is_empty()) => Trust {
-                roots_pem: Some(pem),
-            },
-            _ => Trust::system(),
+        _ => match stored {
+            Some(pem) => stored_trust(&stored_path, pem),
+            None => Ok(Trust::system()),
+        },
+    }
+}
+
+/// The CA kept at an earlier start, read back without the pin: one certificate,
+/// as this agent keeps it. More than one was kept by an older agent that stored
+/// the whole `/cacerts` answer, which may include a server in the middle's CA;
+/// without the pin nothing says which one to trust, so the agent stops.
+fn stored_trust(path: &Path, pem: String) -> Result<Trust> {
+    match certificates(&pem).map(|c| c.len()) {
+        Ok(0) | Err(_) => Ok(Trust::system()),
+        Ok(1) => Ok(Trust {
+            roots_pem: Some(pem),
         }),
+        Ok(count) => Err(AgentError::Config(format!(
+            "{} holds {count} certificates, but the CA learnt through a pinned join token is \
+             one, and which one is not known without the pin (one of them may be a server in \
+             the middle's): start the agent once with the pinned join token (MIAAS_JOIN_TOKEN) \
+             to keep only the pinned CA, or give --ca-cert",
+            path.display()
+        ))),
     }
 }
 
@@ -120,7 +157,7 @@ fn save(path: &Path, pem: &str) -> Result<()> {
 }
 
 /// Fetches `/cacerts` without verifying the server (nothing is sent but the
-/// request), and keeps the answer only when it holds the certificate `pin` names.
+/// request), and keeps of the answer only the certificate `pin` names (PEM).
 async fn fetch_pinned_ca(server: &str, pin: &str) -> Result<String> {
     let url = format!("{}/cacerts", server.trim_end_matches('/'));
     let unverified = reqwest::Client::builder()
@@ -145,19 +182,16 @@ async fn fetch_pinned_ca(server: &str, pin: &str) -> Result<String> {
         .text()
         .await
         .map_err(|err| AgentError::Unreachable(format!("{url}: {err}")))?;
-    let presented: Vec<String> = certificates(&pem)
-        .unwrap_or_default()
-        .iter()
-        .map(|c| ca_hash(c.as_ref()))
-        .collect();
-    if !presented.iter().any(|hash| hash == pin) {
-        return Err(AgentError::Config(format!(
+    pinned_certificate(&pem, pin).ok_or_else(|| {
+        let presented = certificates(&pem)
+            .ok()
+            .and_then(|c| c.first().map(|c| ca_hash(c.as_ref())));
+        AgentError::Config(format!(
             "the server at {server} presents CA {}, but the join token pins {pin}: this is not \
              the server the token was made for (or someone is in between); not trusting it",
-            presented.first().map_or("(none)", String::as_str)
-        )));
-    }
-    Ok(pem)
+            presented.as_deref().unwrap_or("(none)")
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -171,5 +205,55 @@ mod tests {
         std::fs::write(&path, "hello").unwrap();
         assert!(Trust::ca_file(&path).is_err());
         assert!(Trust::ca_file(&dir.path().join("none.pem")).is_err());
+    }
+
+    /// A self-signed certificate, DER.
+    fn certificate() -> Vec<u8> {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .unwrap()
+            .cert
+            .der()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_kept_ca_file_is_reduced_to_the_pinned_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pinned, other) = (certificate(), certificate());
+        let path = dir.path().join(PINNED_CA_FILE);
+        let both = format!("{}{}", certificate_pem(&other), certificate_pem(&pinned));
+        std::fs::write(&path, both).unwrap();
+        let token = PinnedJoinToken::parse(&miaas_core::access::pinned::pin(
+            "miaas_join_x",
+            &ca_hash(&pinned),
+        ))
+        .unwrap();
+        // nothing listens there: the kept file is used, not fetched again
+        let trust = agent_trust("https://127.0.0.1:9", None, Some(&token), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(trust.roots_pem, Some(certificate_pem(&pinned)));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            certificate_pem(&pinned)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_pin_a_kept_ca_file_must_hold_one_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PINNED_CA_FILE);
+        let one = certificate_pem(&certificate());
+        std::fs::write(&path, &one).unwrap();
+        let trust = agent_trust("https://127.0.0.1:9", None, None, dir.path())
+            .await
+            .unwrap();
+        assert_eq!(trust.roots_pem, Some(one.clone()));
+        std::fs::write(&path, format!("{one}{}", certificate_pem(&certificate()))).unwrap();
+        let refused = agent_trust("https://127.0.0.1:9", None, None, dir.path()).await;
+        assert!(
+            matches!(&refused, Err(AgentError::Config(m)) if m.contains("2 certificates")),
+            "{refused:?}"
+        );
     }
 }

@@ -461,15 +461,22 @@ pub struct LogsArgs {
     pub timestamps: bool,
 }
 
-/// `miaas plan`.
+/// `miaas plan`: for a compose file, a template, or bare requirement flags
+/// (`miaas plan --cpus 1 --memory 1G`), at least one of them.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("planned")
+        .required(true)
+        .multiple(true)
+        .args(["file", "template", "cpus", "memory", "gpus", "tags", "node"])
+))]
 pub struct PlanArgs {
-    /// The compose file (`-` reads standard input).
+    /// The compose file (`-` reads standard input); without it or --template, the
+    /// requirement flags alone are planned for.
     #[arg(
         short = 'f',
         long = "file",
         value_name = "FILE",
-        required_unless_present = "template",
         conflicts_with = "template"
     )]
     pub file: Option<PathBuf>,

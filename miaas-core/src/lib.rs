@@ -50,6 +50,7 @@ pub mod placement;
 pub mod private_file;
 mod rounds;
 pub mod secrets;
+pub mod server_certificate;
 pub mod service;
 pub mod store;
 mod telemetry;

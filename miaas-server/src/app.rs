@@ -154,6 +154,8 @@ impl Application {
                 load,
                 crate::overload::limit_inflight,
             ));
+        // outermost: every answer has them, a refusal by the layers above too
+        let router = crate::security_headers::secured(router);
         Ok(Self {
             listener,
             router,

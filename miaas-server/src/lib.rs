@@ -28,6 +28,7 @@ mod overload;
 mod page_cache;
 mod request_id;
 mod routes;
+mod security_headers;
 mod serve;
 mod state;
 pub mod telemetry;

@@ -5,7 +5,8 @@
 //! one in use is kept.
 //!
 //! The CA is the last certificate of the chain (a self-signed certificate is its
-//! own CA). It is served at `/cacerts`, and its hash pins join tokens (see
+//! own CA). A server certificate marked as a CA is served, with a warning: no
+//! client accepts it (see [`miaas_core::server_certificate`]). It is served at `/cacerts`, and its hash pins join tokens (see
 //! [`miaas_core::access::pinned`]).
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,13 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
         .last()
         .ok_or_else(|| config_error(cert, "holds no certificate (--tls-cert)"))?
         .clone();
+    if chain.first().is_some_and(is_ca) {
+        tracing::warn!(
+            cert = %cert.display(),
+            "{}",
+            miaas_core::server_certificate::CA_AS_SERVER_CERTIFICATE
+        );
+    }
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|err| config_error(key, format!("not a PEM private key (--tls-key): {err}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -78,17 +86,17 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
     })
 }
 
+/// Whether the certificate says it is a CA (`basicConstraints CA:TRUE`): no
+/// client takes it as the server's own. One that does not parse is left to
+/// rustls to judge.
+fn is_ca(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .is_ok_and(|(_, certificate)| certificate.is_ca())
+}
+
 /// One certificate as PEM text (base64 in 64-column lines).
 fn pem_of(der: &CertificateDer<'_>) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in text.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    miaas_core::access::pinned::certificate_pem(der.as_ref())
 }
 
 impl ServerTls {

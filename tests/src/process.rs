@@ -38,6 +38,8 @@ pub struct ServerProcess {
     printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The log line that said where it listens.
     listening: String,
+    /// The log lines before it.
+    started: Vec<String>,
 }
 
 impl ServerProcess {
@@ -105,7 +107,13 @@ impl ServerProcess {
             log: rx,
             printed,
             listening,
+            started: seen,
         }
+    }
+
+    /// What it logged before it said where it listens (its warnings at start).
+    pub fn startup_log(&self) -> &[String] {
+        &self.started
     }
 
     /// The value of `field=` in the log line that said where it listens (e.g.

@@ -69,6 +69,35 @@ async fn read_commands_print_the_same_either_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_takes_bare_requirements_without_a_file() {
+    let m = Modes::new().await;
+    m.server.register("worker-01").await;
+    let (remote, local) = m.both(&["-o", "json", "plan", "--cpus", "1", "--memory", "1G"]);
+    let plan = remote.ok().json();
+    assert_eq!(plan, local.ok().json());
+    assert_eq!(plan["requirements"]["cpus"], 1.0, "{plan}");
+    assert_eq!(plan["requirements"]["mem_mb"], 1024, "{plan}");
+    assert_eq!(plan["requirements"]["gpus"], 0, "{plan}");
+    assert_eq!(plan["candidates"][0]["name"], "worker-01", "{plan}");
+
+    // what no node offers is rejected, with the reason; the table says it too
+    let (remote, local) = m.both(&["plan", "--cpus", "64", "--tag", "zone=eu"]);
+    let (remote, local) = (remote.ok().stdout, local.ok().stdout);
+    assert_eq!(remote, local);
+    assert!(
+        remote.starts_with("Requirements: cpus 64, memory 0 MiB, gpus 0, tags zone=eu\n"),
+        "{remote}"
+    );
+    assert!(remote.contains("Candidates: none"), "{remote}");
+    assert!(remote.contains("worker-01"), "{remote}");
+
+    // nothing to plan for is a usage error
+    let nothing = m.remote(&["plan"]);
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    assert!(nothing.stderr.contains("--cpus"), "{nothing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_have_the_documented_columns_and_human_units() {
     let m = Modes::new().await;
     let (id, _) = m.server.register("worker-01").await;

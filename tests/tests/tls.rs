@@ -1,12 +1,14 @@
 //! HTTPS without a proxy: the server serves `--tls-cert`/`--tls-key` and reloads
 //! them on SIGHUP; `miaas --ca-cert` trusts exactly that CA; an agent joining
 //! with a pinned join token trusts the self-signed server on first contact, and
-//! refuses a server whose CA does not match the pin.
+//! refuses a server whose CA does not match the pin. A server certificate marked
+//! as a CA is warned about by the server and explained by `miaas` and the agent.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use miaas_tests::{AgentProcess, ServerProcess, binary, miaas, send};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -263,4 +265,80 @@ async fn a_missing_or_broken_certificate_stops_the_start() {
             "{args:?}: {said}"
         );
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 marked as a CA (`basicConstraints
+/// CA:TRUE`), as `openssl req -x509` makes one: (PEM, key PEM, DER).
+fn self_signed_ca() -> (String, String, Vec<u8>) {
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("a certificate");
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+#[tokio::test]
+async fn a_server_certificate_marked_as_a_ca_is_explained_not_taken_for_a_server_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = self_signed_ca();
+    write_pair(dir.path(), &cert, &key);
+    let server = ServerProcess::start(
+        &binary("miaas-server"),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--database-url",
+            "sqlite::memory:",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ],
+        dir.path(),
+        &[],
+    );
+    let warned = server
+        .startup_log()
+        .iter()
+        .any(|l| l.contains("WARN") && l.contains("is a CA certificate"));
+    assert!(warned, "no warning: {:#?}", server.startup_log());
+    let https = server.base.replace("http://", "https://");
+
+    // miaas, trusting exactly that certificate, says what is wrong and how to fix it
+    let run = miaas(
+        dir.path(),
+        &["--server", &https, "--ca-cert", "cert.pem", "nodes", "list"],
+        &[],
+        None,
+    );
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("Is it running?"), "{run:?}");
+    for words in [
+        "is a CA certificate",
+        "CA:FALSE",
+        "basicConstraints=critical,CA:FALSE",
+        "subjectAltName",
+    ] {
+        assert!(run.stderr.contains(words), "{words:?} missing: {run:?}");
+    }
+
+    // so does an agent that pinned it (it never gets as far as its join token)
+    let pinned = format!("miaas_join_whatever::{}", hash_of(&der));
+    let mut agent = AgentProcess::start(
+        &https,
+        &pinned,
+        dir.path(),
+        "ca-cert",
+        &["--runtime", "simulated"],
+        &[],
+    );
+    eventually("the agent explains the certificate", || {
+        let log = agent.log();
+        async move { log.contains("is a CA certificate") && log.contains("CA:FALSE") }
+    })
+    .await;
+    agent.kill();
 }

@@ -149,12 +149,14 @@ impl HttpBackend {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|err| {
-            CliError::Failed(format!(
-                "cannot reach the MIaaS server at {}: {}. Is it running? Point --server (or \
-                 MIAAS_SERVER) at it",
-                self.base,
-                root_cause(&err)
-            ))
+            self.not_connected(&err).unwrap_or_else(|| {
+                CliError::Failed(format!(
+                    "cannot reach the MIaaS server at {}: {}. Is it running? Point --server (or \
+                     MIAAS_SERVER) at it",
+                    self.base,
+                    root_cause(&err)
+                ))
+            })
         })?;
         let status = response.status();
         let next = response
@@ -172,6 +174,20 @@ impl HttpBackend {
         Err(error_of(status, &text))
     }
 
+    /// What to say when the server answered, but its certificate cannot work
+    /// (whether it runs is then not the question); `None` for other failures.
+    fn not_connected(&self, err: &reqwest::Error) -> Option<CliError> {
+        use miaas_core::server_certificate::{
+            CA_AS_SERVER_CERTIFICATE, is_ca_as_server_certificate,
+        };
+        is_ca_as_server_certificate(err).then(|| {
+            CliError::Failed(format!(
+                "cannot use the MIaaS server at {}: {CA_AS_SERVER_CERTIFICATE}",
+                self.base
+            ))
+        })
+    }
+
     /// Opens a stream of NDJSON at `url`.
     async fn stream(&self, url: Url) -> Result<Ndjson> {
         let mut request = self
@@ -182,11 +198,13 @@ impl HttpBackend {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.map_err(|err| {
-            CliError::Failed(format!(
-                "cannot reach the MIaaS server at {}: {}",
-                self.base,
-                root_cause(&err)
-            ))
+            self.not_connected(&err).unwrap_or_else(|| {
+                CliError::Failed(format!(
+                    "cannot reach the MIaaS server at {}: {}",
+                    self.base,
+                    root_cause(&err)
+                ))
+            })
         })?;
         let status = response.status();
         if !status.is_success() {

@@ -157,7 +157,17 @@ pub fn requirements(compose: &str, flags: &RequirementFlags) -> Result<Option<Re
     if !any_requirement_flag(flags) {
         return Ok(None);
     }
-    let mut requirements = requirements_from_compose(compose)?;
+    flags_over(requirements_from_compose(compose)?, flags).map(Some)
+}
+
+/// Requirements from the flags alone (`miaas plan --cpus 1 --memory 1G`):
+/// what a flag does not say is not needed.
+pub fn bare_requirements(flags: &RequirementFlags) -> Result<Requirements> {
+    flags_over(Requirements::default(), flags)
+}
+
+/// `requirements` with what the flags say laid over them.
+fn flags_over(mut requirements: Requirements, flags: &RequirementFlags) -> Result<Requirements> {
     if let Some(cpus) = flags.cpus {
         requirements.cpus = cpus;
     }
@@ -178,7 +188,7 @@ pub fn requirements(compose: &str, flags: &RequirementFlags) -> Result<Option<Re
     if let Some(node) = &flags.node {
         requirements.node = Some(node.clone());
     }
-    Ok(Some(requirements))
+    Ok(requirements)
 }
 
 #[cfg(test)]

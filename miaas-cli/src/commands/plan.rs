@@ -1,16 +1,21 @@
-//! `miaas plan -f compose.yml`: the dry run.
+//! `miaas plan -f compose.yml` (or `--template ID`, or bare requirement flags such
+//! as `--cpus 1 --memory 1G`): the dry run.
 
 use miaas_core::service::PlanInput;
 
 use super::Context;
-use super::input::{any_requirement_flag, read_compose, requirements, template_params};
+use super::input::{
+    any_requirement_flag, bare_requirements, read_compose, requirements, template_params,
+};
 use crate::cli::PlanArgs;
 use crate::error::Result;
 use crate::output::{plan_tables, print_data, size_mb};
 
-/// Shows where the compose file would be placed, and why other nodes do not fit.
+/// Shows where the compose file, the template or the bare requirements would be
+/// placed, and why other nodes do not fit.
 pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
     let plan_input = match (&args.file, args.template) {
+        (None, None) => PlanInput::Requirements(bare_requirements(&args.requirements)?),
         (Some(file), _) => {
             let input = read_compose(file)?;
             match requirements(&input.text, &args.requirements)? {
@@ -21,8 +26,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
                 },
             }
         }
-        (None, template) => {
-            let template_id = template.unwrap_or_default();
+        (None, Some(template_id)) => {
             let params = template_params(&args.set)?;
             if any_requirement_flag(&args.requirements) {
                 let rendered = ctx.backend.render_template(&template_id, &params).await?;

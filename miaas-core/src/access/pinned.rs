@@ -20,6 +20,20 @@ pub fn ca_hash(der: &[u8]) -> String {
     format!("{ALGORITHM}{}", hex::encode(Sha256::digest(der)))
 }
 
+/// One certificate (DER) as PEM text, base64 in 64-column lines: what
+/// `/cacerts` serves and what an agent keeps of the pinned CA.
+pub fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// A join token with the CA's hash appended.
 pub fn pin(join_token: &str, ca_hash: &str) -> String {
     format!("{join_token}{PIN_SEPARATOR}{ca_hash}")

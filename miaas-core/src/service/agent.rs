@@ -25,6 +25,10 @@ impl Service {
     /// The desired state of node `node_id` as soon as its `index` differs from
     /// `index` (the state changed since), or after `wait` (at most [`MAX_LONG_POLL`]) as it is then. Without
     /// an index it answers at once.
+    ///
+    /// The caller is authenticated as that node before anything is kept for
+    /// the poll: an unknown node, a bogus token or another node's costs nothing
+    /// beyond the check. The node's wake-up signal lives only while a poll waits.
     pub async fn wait_for_desired_state(
         &self,
         node_id: &str,
@@ -33,23 +37,28 @@ impl Service {
         wait: Duration,
     ) -> Result<DesiredState> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_LONG_POLL);
+        self.authenticate_node(node_id, token).await?;
         if index.is_some() {
             self.listen_to_other_writers();
         }
-        let (mut own, mut everyone) = self.signals.subscribe(node_id);
+        let mut waiter = self.signals.subscribe(node_id);
+        let mut authenticated = true;
         loop {
             // marked seen before reading, so that a write during the read wakes us
-            own.borrow_and_update();
-            everyone.borrow_and_update();
-            let state = self.desired_state(node_id, token).await?;
+            waiter.mark_seen();
+            // after a wake-up, the node may have been removed or its token replaced
+            if !authenticated {
+                self.authenticate_node(node_id, token).await?;
+            }
+            authenticated = false;
+            let state = self.desired_state_of(node_id).await?;
             let now = tokio::time::Instant::now();
             if index != Some(state.index) || now >= deadline {
                 return Ok(state);
             }
             let recheck = (deadline - now).min(LONG_POLL_RECHECK);
             tokio::select! {
-                _ = own.changed() => {}
-                _ = everyone.changed() => {}
+                () = waiter.changed() => {}
                 () = tokio::time::sleep(recheck) => {}
             }
         }
@@ -58,6 +67,11 @@ impl Service {
     /// What node `node_id` should run and remove, for that node's token only.
     pub async fn desired_state(&self, node_id: &str, token: Option<&str>) -> Result<DesiredState> {
         self.authenticate_node(node_id, token).await?;
+        self.desired_state_of(node_id).await
+    }
+
+    /// What node `node_id` should run and remove; the caller checked who asks.
+    async fn desired_state_of(&self, node_id: &str) -> Result<DesiredState> {
         let mut state = DesiredState {
             node_id: node_id.to_string(),
             deployments: Vec::new(),
@@ -212,4 +226,114 @@ fn fingerprint(state: &DesiredState) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{DeploymentAction, DeploymentRequest, NodeRegistration};
+    use crate::service::ServiceSettings;
+
+    fn registration(name: &str) -> NodeRegistration {
+        serde_json::from_value(json!({
+            "name": name, "ip": "10.0.0.1",
+            "capabilities": {"os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 100000}
+        }))
+        .expect("a registration")
+    }
+
+    #[tokio::test]
+    async fn polls_of_unknown_nodes_keep_nothing_and_a_real_poll_still_wakes() {
+        let store = crate::store::connect("sqlite::memory:")
+            .await
+            .expect("a store");
+        let service = Arc::new(Service::new(store, ServiceSettings::default()));
+        let a = service.register_node(&registration("a")).await.unwrap();
+        let b = service.register_node(&registration("b")).await.unwrap();
+        let before = service.signals.waiting_nodes();
+        let long = Duration::from_secs(30);
+
+        // 20,000 polls of made-up ids: a bogus token, and another node's
+        for n in 0..20_000 {
+            let id = format!("made-up-{n}");
+            let token = if n % 2 == 0 {
+                "mnode_bogus"
+            } else {
+                b.node_token.as_str()
+            };
+            let refused = service
+                .wait_for_desired_state(&id, Some(token), Some(1), long)
+                .await;
+            assert!(
+                matches!(refused, Err(Error::Unauthorized(_) | Error::NotFound(_))),
+                "{refused:?}"
+            );
+        }
+        // and of a real node with another node's token
+        let refused = service
+            .wait_for_desired_state(&a.node_id, Some(&b.node_token), Some(1), long)
+            .await;
+        assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
+        assert_eq!(service.signals.waiting_nodes(), before, "nothing kept");
+
+        // a poll that times out leaves nothing behind either
+        let now = service.desired_state(&a.node_id, Some(&a.node_token)).await;
+        let index = now.unwrap().index;
+        let quiet = service
+            .wait_for_desired_state(
+                &a.node_id,
+                Some(&a.node_token),
+                Some(index),
+                Duration::from_millis(20),
+            )
+            .await
+            .unwrap();
+        assert_eq!(quiet.index, index);
+        assert_eq!(service.signals.waiting_nodes(), before);
+
+        // a real poll waits, and wakes when a deployment lands on its node
+        let poll = {
+            let service = service.clone();
+            let (id, token) = (a.node_id.clone(), a.node_token.clone());
+            tokio::spawn(async move {
+                service
+                    .wait_for_desired_state(&id, Some(&token), Some(index), long)
+                    .await
+            })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while service.signals.waiting_nodes() == before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the poll never waited"
+            );
+            tokio::task::yield_now().await;
+        }
+        let request = DeploymentRequest {
+            deployment_id: "web".into(),
+            template_id: "web".into(),
+            rendered_compose: Some("services:\n  web:\n    image: busybox\n".into()),
+            params: None,
+            env: Default::default(),
+            action: DeploymentAction::Apply,
+            requirements: Some(serde_json::from_value(json!({"node": "a"})).unwrap()),
+        };
+        service.submit_deployment(&request).await.unwrap();
+        let woken = tokio::time::timeout(Duration::from_secs(10), poll)
+            .await
+            .expect("the poll woke before its 30 s")
+            .unwrap()
+            .unwrap();
+        assert_ne!(woken.index, index);
+        assert_eq!(woken.deployments[0].deployment_id, "web");
+        assert_eq!(
+            service.signals.waiting_nodes(),
+            before,
+            "the signal went with its poll"
+        );
+    }
 }

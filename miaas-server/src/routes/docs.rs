@@ -1,5 +1,6 @@
 //! `/openapi.json`, `/docs` (Swagger UI) and `/redoc` (ReDoc), all served from the
-//! binary: no CDN, so they work without internet access.
+//! binary: no CDN, so they work without internet access. Each page has its own
+//! Content-Security-Policy (see [`crate::security_headers`]).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa_swagger_ui::Config;
 
+use crate::security_headers;
 use crate::state::AppState;
 
 const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc.standalone.js");
@@ -20,6 +22,7 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
   <meta charset="utf-8">
   <title>MIaaS Control Plane - ReDoc</title>
   <meta name="viewport" content="width=device-width, initial-scale=1">
+  <link rel="icon" href="data:,">
   <style>body { margin: 0; padding: 0; }</style>
 </head>
 <body>
@@ -41,14 +44,7 @@ pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
             async move { swagger_file("", config) }
         }
     };
-    Router::new()
-        .route(
-            "/openapi.json",
-            get(move || {
-                let openapi = openapi.clone();
-                async move { Json(openapi) }
-            }),
-        )
+    let swagger = Router::new()
         .route("/docs", get(index.clone()))
         .route("/docs/", get(index))
         .route(
@@ -58,8 +54,21 @@ pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
                 async move { swagger_file(&file, config) }
             }),
         )
+        .layer(security_headers::policy(security_headers::SWAGGER_POLICY));
+    let redoc = Router::new()
         .route("/redoc", get(|| async { Html(REDOC_PAGE) }))
         .route("/redoc/redoc.standalone.js", get(redoc_js))
+        .layer(security_headers::policy(security_headers::REDOC_POLICY));
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi) }
+            }),
+        )
+        .merge(swagger)
+        .merge(redoc)
 }
 
 /// A file of the vendored Swagger UI; its page learns that its files are under
