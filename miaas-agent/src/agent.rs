@@ -257,6 +257,13 @@ impl Agent {
                     self.config.name
                 )));
             }
+            // the join token itself was refused: trying again changes nothing
+            Err(AgentError::Unknown(detail)) if self.identity.is_none() => {
+                return Err(AgentError::Rejected(format!(
+                    "registering {:?} was refused: {detail} (is the join token this server's?)",
+                    self.config.name
+                )));
+            }
             other => other?,
         };
         let identity = Identity {

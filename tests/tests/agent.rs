@@ -869,3 +869,28 @@ async fn a_registered_agent_keeps_no_join_token() {
     let (_, nodes) = cp.get("/api/v1/nodes").await;
     assert_eq!(nodes, json!([]), "it did not register again");
 }
+
+/// A join token the server refuses stops the agent at once, saying so (it used to
+/// register again and again, as fast as the server answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_join_token_stops_the_agent() {
+    let cp = ControlPlane::start(&[]).await;
+    let simulated = ["--runtime", "simulated"];
+    let mut agent = AgentProcess::start(
+        &cp.server.base,
+        "mjoin_not-this-servers-token",
+        cp.dir.path(),
+        "stranger",
+        &simulated,
+        &[],
+    );
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let status = agent.exit_within(Duration::from_secs(30));
+        (status, agent.log())
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {log}");
+    assert!(log.contains("join token"), "{log}");
+    assert_eq!(log.matches("registering").count(), 1, "{log}");
+}
