@@ -382,10 +382,19 @@ const NAMED_VOLUME: &str = "use a named volume declared under `volumes:`";
 fn judge_mount(place: &str, volume: &Value, found: &mut Findings) {
     match volume {
         Value::String(short) => {
-            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume)
-            if let Some((source, _)) = short.split_once(':')
-                && !is_volume_name(source)
-            {
+            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume); a
+            // Windows drive (`C:\data:/data`) is a path too
+            let bytes = short.as_bytes();
+            let drive = bytes.len() > 2
+                && bytes[0].is_ascii_alphabetic()
+                && bytes[1] == b':'
+                && matches!(bytes[2], b'\\' | b'/');
+            let source = if drive {
+                short.get(..3)
+            } else {
+                short.split_once(':').map(|(source, _)| source)
+            };
+            if let Some(source) = source.filter(|s| !is_volume_name(s)) {
                 found.add(
                     place,
                     format_args!("volumes: host path {source} ({NAMED_VOLUME})"),
@@ -471,7 +480,31 @@ fn judge_deploy(place: &str, deploy: &Value, found: &mut Findings) {
             found.add(place, format_args!("deploy.{key}"));
         }
     }
-    let reservations = deploy.get("resources").and_then(|r| r.get("reservations"));
+    let resources = deploy.get("resources");
+    for (part, known) in [
+        (None, &["limits", "reservations"][..]),
+        (Some("limits"), &["cpus", "memory", "pids"][..]),
+        (
+            Some("reservations"),
+            &["cpus", "memory", "devices", "generic_resources"][..],
+        ),
+    ] {
+        let settings = match part {
+            None => resources,
+            Some(part) => resources.and_then(|r| r.get(part)),
+        };
+        for key in settings
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(Map::keys)
+        {
+            if !known.contains(&key.as_str()) && !is_extension(key) {
+                let at = part.map_or(String::new(), |p| format!("{p}."));
+                found.add(place, format_args!("deploy.resources.{at}{key}"));
+            }
+        }
+    }
+    let reservations = resources.and_then(|r| r.get("reservations"));
     let devices = reservations.and_then(|r| r.get("devices"));
     for device in devices.and_then(Value::as_array).into_iter().flatten() {
         let gpu = is_gpu_request(device)
@@ -732,7 +765,7 @@ services:
     gpus: all
     sysctls: [kernel.core_pattern=|/x]
     logging: {driver: syslog}
-    volumes: [./data:/data, ~/x:/x, "../up:/up"]
+    volumes: [./data:/data, ~/x:/x, "../up:/up", 'C:\data:/d']
     future_key: 1
   b:
     image: busybox
@@ -741,6 +774,7 @@ services:
     security_opt: [apparmor=unconfined, label:disable, "no-new-privileges:false", systempaths=unconfined]
     deploy:
       resources:
+        limits: {devices: [x]}
         reservations:
           devices: [{capabilities: [compute], count: all}]
 "#;
@@ -764,6 +798,7 @@ services:
             "services.a: volumes: host path ./data",
             "services.a: volumes: host path ~/x",
             "services.a: volumes: host path ../up",
+            "services.a: volumes: host path C:\\",
             "services.a: unknown key future_key",
             "services.b: pid: container:victim",
             "services.b: network_mode: container:victim",
@@ -772,13 +807,14 @@ services:
             "services.b: security_opt: no-new-privileges:false",
             "services.b: security_opt: systempaths=unconfined",
             "services.b: deploy.resources.reservations.devices: a device request without the gpu",
+            "services.b: deploy.resources.limits.devices",
         ] {
             assert!(
                 found.iter().any(|f| f.starts_with(expected)),
                 "{expected} in {found:?}"
             );
         }
-        assert_eq!(found.len(), 26, "{found:#?}");
+        assert_eq!(found.len(), 28, "{found:#?}");
     }
 
     #[test]
