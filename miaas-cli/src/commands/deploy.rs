@@ -27,8 +27,8 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
             DeploymentRequest {
                 template_id: args.template.clone().unwrap_or_else(|| name.clone()),
                 deployment_id: name,
+                requirements: requirements(&input.text, &env, &args.requirements)?,
                 env,
-                requirements: requirements(&input.text, &args.requirements)?,
                 rendered_compose: Some(input.text),
                 params: None,
                 action: DeploymentAction::Apply,
@@ -40,7 +40,7 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
             // requirement flags are laid over what the rendering needs
             let requirements = if any_requirement_flag(&args.requirements) {
                 let rendered = ctx.backend.render_template(&template, &params).await?;
-                requirements(&rendered.rendered_compose, &args.requirements)?
+                requirements(&rendered.rendered_compose, &env, &args.requirements)?
             } else {
                 None
             };

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use miaas_core::compose::{parse_size_bytes, requirements_from_compose};
-use miaas_core::model::Requirements;
+use miaas_core::compose::node_document::resolve;
+use miaas_core::compose::{parse_size_bytes, requirements_of};
+use miaas_core::model::{Env, Requirements};
 
 use crate::cli::RequirementFlags;
 use crate::error::{CliError, Result};
@@ -153,11 +154,19 @@ pub fn any_requirement_flag(flags: &RequirementFlags) -> bool {
 
 /// Requirements from the flags laid over those the compose file states; `None` when
 /// no flag is given (the compose file alone decides, wherever it is read).
-pub fn requirements(compose: &str, flags: &RequirementFlags) -> Result<Option<Requirements>> {
+/// The requirements of `compose` interpolated with `env` (as the server reads
+/// it), with the flags laid over them; `None` when no flag is given (the server
+/// derives them itself).
+pub fn requirements(
+    compose: &str,
+    env: &BTreeMap<String, String>,
+    flags: &RequirementFlags,
+) -> Result<Option<Requirements>> {
     if !any_requirement_flag(flags) {
         return Ok(None);
     }
-    flags_over(requirements_from_compose(compose)?, flags).map(Some)
+    let resolved = resolve(compose, &Env::from(env.clone()))?;
+    flags_over(requirements_of(&resolved)?, flags).map(Some)
 }
 
 /// Requirements from the flags alone (`miaas plan --cpus 1 --memory 1G`):
@@ -212,8 +221,13 @@ mod tests {
             tags: vec!["zone=eu".into()],
             node: None,
         };
-        let r = requirements(compose, &flags).unwrap().unwrap();
+        let r = requirements(compose, &BTreeMap::new(), &flags).unwrap().unwrap();
         assert_eq!((r.cpus, r.mem_mb, r.gpus), (1.0, 2048, 1));
+        // the document is read as the server reads it: interpolated with the env
+        let interpolated = compose.replace("'1'", "${CPUS}");
+        let env = BTreeMap::from([("CPUS".to_string(), "3".to_string())]);
+        let r = requirements(&interpolated, &env, &flags).unwrap().unwrap();
+        assert_eq!(r.cpus, 3.0);
         assert_eq!(r.tags, vec!["zone=eu".to_string()]);
         let none = RequirementFlags {
             memory: None,
@@ -221,6 +235,6 @@ mod tests {
             tags: vec![],
             ..flags
         };
-        assert!(requirements(compose, &none).unwrap().is_none());
+        assert!(requirements(compose, &BTreeMap::new(), &none).unwrap().is_none());
     }
 }

@@ -18,7 +18,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
         (None, None) => PlanInput::Requirements(bare_requirements(&args.requirements)?),
         (Some(file), _) => {
             let input = read_compose(file)?;
-            match requirements(&input.text, &args.requirements)? {
+            match requirements(&input.text, &Default::default(), &args.requirements)? {
                 Some(requirements) => PlanInput::Requirements(requirements),
                 None => PlanInput::Compose {
                     compose: input.text,
@@ -30,7 +30,8 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
             let params = template_params(&args.set)?;
             if any_requirement_flag(&args.requirements) {
                 let rendered = ctx.backend.render_template(&template_id, &params).await?;
-                let requirements = requirements(&rendered.rendered_compose, &args.requirements)?;
+                let requirements =
+                    requirements(&rendered.rendered_compose, &Default::default(), &args.requirements)?;
                 PlanInput::Requirements(requirements.unwrap_or(rendered.requirements))
             } else {
                 PlanInput::Template {
