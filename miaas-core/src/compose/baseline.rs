@@ -382,17 +382,25 @@ const NAMED_VOLUME: &str = "use a named volume declared under `volumes:`";
 fn judge_mount(place: &str, volume: &Value, found: &mut Findings) {
     match volume {
         Value::String(short) => {
-            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume); a
-            // Windows drive (`C:\data:/data`) is a path too
-            let bytes = short.as_bytes();
-            let drive = bytes.len() > 2
-                && bytes[0].is_ascii_alphabetic()
-                && bytes[1] == b':'
-                && matches!(bytes[2], b'\\' | b'/');
-            let source = if drive {
-                short.get(..3)
-            } else {
-                short.split_once(':').map(|(source, _)| source)
+            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume). A
+            // letter and `:` are a Windows drive to Compose v2 whatever follows
+            // (compose-go's ParseVolume): the source runs to the next `:`, and is
+            // a bind mount of a path joined to the project folder (`c:data`, and
+            // `c:x/../..`, which is the node's `/`)
+            let mut chars = short.char_indices();
+            let drive = match (chars.next(), chars.next()) {
+                (Some((_, letter)), Some((colon, ':'))) if letter.is_alphabetic() => {
+                    Some(colon + 1).filter(|_| short.len() > 2)
+                }
+                _ => None,
+            };
+            let source = match drive {
+                Some(end) => Some(
+                    short[end..]
+                        .find(':')
+                        .map_or(&short[..], |at| &short[..end + at]),
+                ),
+                None => short.split_once(':').map(|(source, _)| source),
             };
             if let Some(source) = source.filter(|s| !is_volume_name(s)) {
                 found.add(
@@ -815,6 +823,26 @@ services:
             );
         }
         assert_eq!(found.len(), 28, "{found:#?}");
+    }
+
+    #[test]
+    fn a_letter_and_a_colon_are_a_host_drive_as_compose_v2_reads_them() {
+        // compose-go (format.ParseVolume) takes a letter followed by `:` for a
+        // Windows drive whatever comes next, makes that source a bind mount, and
+        // joins a relative one to the project folder: `c:x/../..` is `/` there
+        let root = format!("c:x{}:/host", "/..".repeat(30));
+        for spec in [root.as_str(), "c:data:/data", "Z:x:/x:ro"] {
+            let compose =
+                format!("services:\n  a:\n    image: busybox\n    volumes: [\"{spec}\"]\n");
+            let found = judged(&compose, &[]);
+            assert!(
+                found.len() == 1 && found[0].starts_with("services.a: volumes: host path "),
+                "{spec}: {found:?}"
+            );
+        }
+        // a volume name of two letters or more is a volume
+        let compose = "services:\n  a:\n    image: busybox\n    volumes: [\"cd:/data\"]\n";
+        assert_eq!(judged(compose, &[]), Vec::<String>::new());
     }
 
     #[test]
