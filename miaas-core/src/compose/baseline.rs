@@ -348,11 +348,23 @@ fn safe_security_option(option: &str) -> bool {
     ) {
         return true;
     }
-    // SELinux labels other than `disable` keep the container confined
-    ["label:user:", "label:role:", "label:type:", "label:level:"]
-        .iter()
-        .any(|prefix| normalized.starts_with(prefix))
+    // as Baseline: an SELinux level, or one of the container types (`spc_t`
+    // would unconfine it as `label:disable` does); no user or role
+    if normalized.starts_with("label:level:") {
+        return true;
+    }
+    normalized
+        .strip_prefix("label:type:")
+        .is_some_and(|kind| CONTAINER_SELINUX_TYPES.contains(&kind))
 }
+
+/// The SELinux types Baseline allows a container.
+const CONTAINER_SELINUX_TYPES: &[&str] = &[
+    "container_t",
+    "container_init_t",
+    "container_kvm_t",
+    "container_engine_t",
+];
 
 /// The names of `sysctls` (a mapping, or a list of `NAME=VALUE`).
 fn sysctl_names(value: &Value) -> Vec<String> {
@@ -644,7 +656,7 @@ services:
     healthcheck: {test: [CMD, true], interval: 10s}
     cap_drop: [ALL]
     cap_add: [NET_BIND_SERVICE, CAP_CHOWN]
-    security_opt: ["no-new-privileges:true", "label=type:svirt_apache_t"]
+    security_opt: ["no-new-privileges:true", "label=type:container_t"]
     sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
     shm_size: 2gb
     ipc: shareable
@@ -843,6 +855,31 @@ services:
         // a volume name of two letters or more is a volume
         let compose = "services:\n  a:\n    image: busybox\n    volumes: [\"cd:/data\"]\n";
         assert_eq!(judged(compose, &[]), Vec::<String>::new());
+    }
+
+    /// Baseline allows an SELinux type only of the container types and no user
+    /// or role: `spc_t` is the unconfined "super privileged container" type,
+    /// which `label:disable` amounts to.
+    #[test]
+    fn selinux_labels_are_the_baselines() {
+        let refused = [
+            "label=type:spc_t",
+            "label:type:unconfined_t",
+            "label=user:system_u",
+            "label=role:system_r",
+        ];
+        let allowed = [
+            "label=type:container_t",
+            "label:type:container_init_t",
+            "label=level:s0:c100,c200",
+        ];
+        for (options, expected) in [(&refused[..], refused.len()), (&allowed[..], 0)] {
+            let compose = format!(
+                "services:\n  a:\n    image: busybox\n    security_opt: {}\n",
+                serde_json::to_string(options).unwrap()
+            );
+            assert_eq!(judged(&compose, &[]).len(), expected, "{options:?}");
+        }
     }
 
     #[test]
