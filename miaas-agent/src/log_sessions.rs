@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::runtime::{Runtime, folder_name, project_name};
+use crate::reconcile::project_of;
+use crate::runtime::{Runtime, folder_name};
 
 /// Lines sent in one batch at most.
 const BATCH_LINES: usize = 500;
@@ -82,7 +83,9 @@ impl Drop for LogSessions {
 async fn serve(runtime: Arc<dyn Runtime>, dir: PathBuf, request: LogRequest, uplink: Uplink) {
     let session = request.session_id.clone();
     let (sender, mut lines) = mpsc::channel::<LogLine>(BATCH_LINES * 2);
-    let project = project_name(&request.deployment_id);
+    // the project the deployment runs as (its folder's record), not the name
+    // its id would get now: an older agent's name may be another id's today
+    let project = project_of(&request.deployment_id, &dir);
     let reader = {
         let request = request.clone();
         tokio::spawn(async move { runtime.logs(&project, &dir, &request, sender).await })

@@ -40,16 +40,6 @@ impl Reconciler {
         self.deployments_dir.join(folder_name(deployment_id))
     }
 
-    /// The Compose project of a deployment: the one its folder records (what an
-    /// earlier agent started it as, under an older naming), else its own name.
-    fn project_of(deployment_id: &str, dir: &Path) -> String {
-        std::fs::read_to_string(dir.join(PROJECT_FILE))
-            .map(|text| text.trim().to_string())
-            .ok()
-            .filter(|project| !project.is_empty())
-            .unwrap_or_else(|| project_name(deployment_id))
-    }
-
     /// Another deployment's folder that records `project` as its own: two
     /// deployments must never share one Compose project (`up --remove-orphans`
     /// of one would remove the other's containers and take its volumes).
@@ -135,7 +125,7 @@ impl Reconciler {
     ) -> Result<()> {
         let id = &deployment.deployment_id;
         let dir = self.dir_of(id);
-        let project = Self::project_of(id, &dir);
+        let project = project_of(id, &dir);
         let current = self.local.get(id).copied();
         let conflict = self.project_taken_elsewhere(&project, &dir);
         let health = match (&conflict, current) {
@@ -217,7 +207,7 @@ impl Reconciler {
         confirm: bool,
     ) -> Result<()> {
         let dir = self.dir_of(id);
-        let project = Self::project_of(id, &dir);
+        let project = project_of(id, &dir);
         let was_here = self.local.contains_key(id) || dir.exists();
         // never `down` a project another deployment's folder records as its own
         if was_here && self.project_taken_elsewhere(&project, &dir).is_none() {
@@ -239,6 +229,17 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// The Compose project of a deployment whose folder is `dir`: the one the folder
+/// records (what an earlier agent started it as, under an older naming), else
+/// its own name.
+pub(crate) fn project_of(deployment_id: &str, dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(PROJECT_FILE))
+        .map(|text| text.trim().to_string())
+        .ok()
+        .filter(|project| !project.is_empty())
+        .unwrap_or_else(|| project_name(deployment_id))
 }
 
 /// Whether the control plane already shows `status`.
@@ -269,5 +270,19 @@ async fn report(
             Ok(())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_keeps_the_project_it_records() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(project_of("my_app", dir.path()), project_name("my_app"));
+        // what an agent before hashed names for ids with `_` started it as
+        std::fs::write(dir.path().join(PROJECT_FILE), "miaas-my_app\n").unwrap();
+        assert_eq!(project_of("my_app", dir.path()), "miaas-my_app");
     }
 }

@@ -27,15 +27,18 @@ pub fn folder_name(deployment_id: &str) -> String {
 const KEPT_ID_CHARS: usize = 32;
 
 /// The Compose project name of a deployment, distinct for distinct ids:
-/// `miaas-<id>` for an id already in the characters Compose allows (lowercase
-/// letters, digits, `-`, `_`); any other id gets `miaas_<id cleaned, cut>_<its
-/// SHA-256>`, which starts `miaas_` where the others start `miaas-`, so that no
-/// id can claim another's project.
+/// `miaas-<id>` for an id of lowercase letters, digits and `-`; any other id gets
+/// `miaas_<id cleaned, cut>_<its SHA-256>`, which starts `miaas_` where the
+/// others start `miaas-`, so that no id can claim another's project. Compose
+/// names a project's volumes and networks `<project>_<key>`: a `miaas-` name
+/// holds no `_`, and a hashed one ends in 64 hex digits after at most
+/// [`KEPT_ID_CHARS`], so that no id's volume or network is another's either
+/// (`shop` + `pg_data` against `shop_pg` + `data`).
 pub fn project_name(deployment_id: &str) -> String {
     let compose_safe = !deployment_id.is_empty()
         && deployment_id
             .chars()
-            .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_'));
+            .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'));
     if compose_safe {
         return format!("miaas-{deployment_id}");
     }
@@ -170,7 +173,7 @@ mod tests {
     #[test]
     fn project_names_are_compose_safe_and_distinct() {
         assert_eq!(project_name("web-1"), "miaas-web-1");
-        assert_eq!(project_name("a_b"), "miaas-a_b");
+        assert!(project_name("a_b").starts_with("miaas_a_b_"));
         let odd = project_name("Web.1");
         assert!(odd.starts_with("miaas_web-1_") && odd.len() == "miaas_web-1_".len() + 64);
         assert_ne!(project_name("a.b"), project_name("a:b"));
@@ -188,6 +191,35 @@ mod tests {
                 name.chars()
                     .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_')),
                 "{name}"
+            );
+        }
+    }
+
+    /// Compose names a volume or network `<project>_<key>` (compose-go's
+    /// setNameFromKey, v1 alike) and reuses one that exists, whoever made it.
+    #[test]
+    fn no_two_ids_name_the_same_volume_or_network() {
+        let docker_name = |id: &str, key: &str| format!("{}_{key}", project_name(id));
+        for ((victim, theirs), (attacker, mine)) in [
+            // `shop`'s volume `pg_data` and `shop_pg`'s volume `data`
+            (("shop", "pg_data"), ("shop_pg", "data")),
+            // `my_app`'s default network and `my`'s network `app_default`
+            (("my_app", "default"), ("my", "app_default")),
+            (("a_b_c", "d"), ("a_b", "c_d")),
+            (("Shop.x", "a_b"), ("Shop.x_a", "b")),
+        ] {
+            assert_ne!(
+                docker_name(victim, theirs),
+                docker_name(attacker, mine),
+                "{victim}/{theirs} and {attacker}/{mine}"
+            );
+        }
+        // no plain project holds `_`: the first `_` of a Docker name ends it
+        for id in ["a_b", "_x", "x_", "a__b", "shop_pg"] {
+            let project = project_name(id);
+            assert!(
+                !project.starts_with("miaas-") || !project.contains('_'),
+                "{id}: {project}"
             );
         }
     }

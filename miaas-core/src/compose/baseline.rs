@@ -348,11 +348,23 @@ fn safe_security_option(option: &str) -> bool {
     ) {
         return true;
     }
-    // SELinux labels other than `disable` keep the container confined
-    ["label:user:", "label:role:", "label:type:", "label:level:"]
-        .iter()
-        .any(|prefix| normalized.starts_with(prefix))
+    // as Baseline: an SELinux level, or one of the container types (`spc_t`
+    // would unconfine it as `label:disable` does); no user or role
+    if normalized.starts_with("label:level:") {
+        return true;
+    }
+    normalized
+        .strip_prefix("label:type:")
+        .is_some_and(|kind| CONTAINER_SELINUX_TYPES.contains(&kind))
 }
+
+/// The SELinux types Baseline allows a container.
+const CONTAINER_SELINUX_TYPES: &[&str] = &[
+    "container_t",
+    "container_init_t",
+    "container_kvm_t",
+    "container_engine_t",
+];
 
 /// The names of `sysctls` (a mapping, or a list of `NAME=VALUE`).
 fn sysctl_names(value: &Value) -> Vec<String> {
@@ -382,17 +394,25 @@ const NAMED_VOLUME: &str = "use a named volume declared under `volumes:`";
 fn judge_mount(place: &str, volume: &Value, found: &mut Findings) {
     match volume {
         Value::String(short) => {
-            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume); a
-            // Windows drive (`C:\data:/data`) is a path too
-            let bytes = short.as_bytes();
-            let drive = bytes.len() > 2
-                && bytes[0].is_ascii_alphabetic()
-                && bytes[1] == b':'
-                && matches!(bytes[2], b'\\' | b'/');
-            let source = if drive {
-                short.get(..3)
-            } else {
-                short.split_once(':').map(|(source, _)| source)
+            // `SOURCE:TARGET[:MODE]`, or `TARGET` alone (an anonymous volume). A
+            // letter and `:` are a Windows drive to Compose v2 whatever follows
+            // (compose-go's ParseVolume): the source runs to the next `:`, and is
+            // a bind mount of a path joined to the project folder (`c:data`, and
+            // `c:x/../..`, which is the node's `/`)
+            let mut chars = short.char_indices();
+            let drive = match (chars.next(), chars.next()) {
+                (Some((_, letter)), Some((colon, ':'))) if letter.is_alphabetic() => {
+                    Some(colon + 1).filter(|_| short.len() > 2)
+                }
+                _ => None,
+            };
+            let source = match drive {
+                Some(end) => Some(
+                    short[end..]
+                        .find(':')
+                        .map_or(&short[..], |at| &short[..end + at]),
+                ),
+                None => short.split_once(':').map(|(source, _)| source),
             };
             if let Some(source) = source.filter(|s| !is_volume_name(s)) {
                 found.add(
@@ -636,7 +656,7 @@ services:
     healthcheck: {test: [CMD, true], interval: 10s}
     cap_drop: [ALL]
     cap_add: [NET_BIND_SERVICE, CAP_CHOWN]
-    security_opt: ["no-new-privileges:true", "label=type:svirt_apache_t"]
+    security_opt: ["no-new-privileges:true", "label=type:container_t"]
     sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
     shm_size: 2gb
     ipc: shareable
@@ -815,6 +835,51 @@ services:
             );
         }
         assert_eq!(found.len(), 28, "{found:#?}");
+    }
+
+    #[test]
+    fn a_letter_and_a_colon_are_a_host_drive_as_compose_v2_reads_them() {
+        // compose-go (format.ParseVolume) takes a letter followed by `:` for a
+        // Windows drive whatever comes next, makes that source a bind mount, and
+        // joins a relative one to the project folder: `c:x/../..` is `/` there
+        let root = format!("c:x{}:/host", "/..".repeat(30));
+        for spec in [root.as_str(), "c:data:/data", "Z:x:/x:ro"] {
+            let compose =
+                format!("services:\n  a:\n    image: busybox\n    volumes: [\"{spec}\"]\n");
+            let found = judged(&compose, &[]);
+            assert!(
+                found.len() == 1 && found[0].starts_with("services.a: volumes: host path "),
+                "{spec}: {found:?}"
+            );
+        }
+        // a volume name of two letters or more is a volume
+        let compose = "services:\n  a:\n    image: busybox\n    volumes: [\"cd:/data\"]\n";
+        assert_eq!(judged(compose, &[]), Vec::<String>::new());
+    }
+
+    /// Baseline allows an SELinux type only of the container types and no user
+    /// or role: `spc_t` is the unconfined "super privileged container" type,
+    /// which `label:disable` amounts to.
+    #[test]
+    fn selinux_labels_are_the_baselines() {
+        let refused = [
+            "label=type:spc_t",
+            "label:type:unconfined_t",
+            "label=user:system_u",
+            "label=role:system_r",
+        ];
+        let allowed = [
+            "label=type:container_t",
+            "label:type:container_init_t",
+            "label=level:s0:c100,c200",
+        ];
+        for (options, expected) in [(&refused[..], refused.len()), (&allowed[..], 0)] {
+            let compose = format!(
+                "services:\n  a:\n    image: busybox\n    security_opt: {}\n",
+                serde_json::to_string(options).unwrap()
+            );
+            assert_eq!(judged(&compose, &[]).len(), expected, "{options:?}");
+        }
     }
 
     #[test]

@@ -8,36 +8,61 @@
 //!
 //! [`escape`] is the other half: a document whose every `$` is written `$$`
 //! leaves Compose nothing to interpolate on the node.
+//!
+//! `$A` is two bytes and `A` may be most of a request: an interpolated document
+//! holds at most [`MAX_INTERPOLATED_BYTES`] of text (keys and strings), and its
+//! interpolation stops as soon as it would hold more.
 
 use serde_json::Value;
 
 use super::invalid;
 use crate::Result;
 
+/// The most text (keys and string values, in bytes) an interpolated document
+/// may hold: far more than any deployment needs.
+pub const MAX_INTERPOLATED_BYTES: usize = 8 * 1024 * 1024;
+
 /// `document` with every string value interpolated from `lookup` (a name's value,
-/// `None` when it is unset). The error names the value's place in the document.
+/// `None` when it is unset), holding at most [`MAX_INTERPOLATED_BYTES`] of text.
+/// The error names the value's place in the document.
 pub fn interpolate<'a>(
     document: &Value,
     lookup: &impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Value> {
+    interpolate_within(document, lookup, MAX_INTERPOLATED_BYTES)
+}
+
+/// As [`interpolate`], with at most `room` bytes of text in the result.
+pub fn interpolate_within<'a>(
+    document: &Value,
+    lookup: &impl Fn(&str) -> Option<&'a str>,
+    room: usize,
+) -> Result<Value> {
     let mut path = Vec::new();
-    walk(document, lookup, &mut path)
+    let mut room = room;
+    walk(document, lookup, &mut path, &mut room)
 }
 
 fn walk<'a>(
     value: &Value,
     lookup: &impl Fn(&str) -> Option<&'a str>,
     path: &mut Vec<String>,
+    room: &mut usize,
 ) -> Result<Value> {
+    let at = |path: &[String], what: String| invalid(format_args!("{}: {what}", path.join(".")));
     match value {
-        Value::String(text) if text.contains('$') => substitute(text, lookup)
+        Value::String(text) if text.contains('$') => substitute_within(text, lookup, room)
             .map(Value::String)
-            .map_err(|what| invalid(format_args!("{}: {what}", path.join(".")))),
+            .map_err(|what| at(path, what)),
+        Value::String(text) => {
+            take(room, text.len()).map_err(|what| at(path, what))?;
+            Ok(value.clone())
+        }
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 path.push(i.to_string());
-                out.push(walk(item, lookup, path)?);
+                out.push(walk(item, lookup, path, room)?);
                 path.pop();
             }
             Ok(Value::Array(out))
@@ -46,13 +71,25 @@ fn walk<'a>(
             let mut out = serde_json::Map::with_capacity(map.len());
             for (key, item) in map {
                 path.push(key.clone());
-                out.insert(key.clone(), walk(item, lookup, path)?);
+                take(room, key.len()).map_err(|what| at(path, what))?;
+                out.insert(key.clone(), walk(item, lookup, path, room)?);
                 path.pop();
             }
             Ok(Value::Object(out))
         }
         other => Ok(other.clone()),
     }
+}
+
+/// Takes `bytes` of the `room` left, or says the document would be too large.
+fn take(room: &mut usize, bytes: usize) -> std::result::Result<(), String> {
+    *room = room.checked_sub(bytes).ok_or_else(|| {
+        format!(
+            "interpolated, the document would hold more than {} MiB of text",
+            MAX_INTERPOLATED_BYTES / (1024 * 1024)
+        )
+    })?;
+    Ok(())
 }
 
 /// Every `$` of every string value written `$$` (keys as they are), so that
@@ -67,24 +104,37 @@ pub fn escape(document: &mut Value) {
 }
 
 /// `text` with its variables substituted; an error message when it is not valid
-/// interpolation syntax, or a required variable is missing.
+/// interpolation syntax, a required variable is missing, or the result would
+/// hold more than [`MAX_INTERPOLATED_BYTES`].
 pub fn substitute<'a>(
     text: &str,
     lookup: &impl Fn(&str) -> Option<&'a str>,
 ) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(text.len());
+    let mut room = MAX_INTERPOLATED_BYTES;
+    substitute_within(text, lookup, &mut room)
+}
+
+/// As [`substitute`], taking what it writes from `room` (what nested defaults
+/// write is taken again where they are written).
+fn substitute_within<'a>(
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<&'a str>,
+    room: &mut usize,
+) -> std::result::Result<String, String> {
+    let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
+        push(&mut out, &rest[..at], room)?;
         let after = &rest[at + 1..];
         if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
+            push(&mut out, "$", room)?;
             rest = tail;
         } else if let Some(inside) = after.strip_prefix('{') {
             let close = closing_brace(inside).ok_or_else(|| {
                 format!("invalid interpolation format in {text:?}: unclosed `${{`")
             })?;
-            out.push_str(&braced(&inside[..close], text, lookup)?);
+            let value = braced(&inside[..close], text, lookup, room)?;
+            push(&mut out, &value, room)?;
             rest = &inside[close + 1..];
         } else {
             let length = name_length(after);
@@ -94,12 +144,19 @@ pub fn substitute<'a>(
                      (`$NAME`, `${{NAME}}`) or be written `$$`"
                 ));
             }
-            out.push_str(lookup(&after[..length]).unwrap_or_default());
+            push(&mut out, lookup(&after[..length]).unwrap_or_default(), room)?;
             rest = &after[length..];
         }
     }
-    out.push_str(rest);
+    push(&mut out, rest, room)?;
     Ok(out)
+}
+
+/// Appends `piece` to `out`, taking its length from `room`.
+fn push(out: &mut String, piece: &str, room: &mut usize) -> std::result::Result<(), String> {
+    take(room, piece.len())?;
+    out.push_str(piece);
+    Ok(())
 }
 
 /// The length of the variable name `text` starts with (`[_A-Za-z][_A-Za-z0-9]*`),
@@ -145,6 +202,7 @@ fn braced<'a>(
     inside: &str,
     whole: &str,
     lookup: &impl Fn(&str) -> Option<&'a str>,
+    room: &mut usize,
 ) -> std::result::Result<String, String> {
     let length = name_length(inside);
     let bad = || {
@@ -180,10 +238,10 @@ fn braced<'a>(
     };
     match operator {
         '-' if set => Ok(value.unwrap_or_default().to_string()),
-        '-' => substitute(argument, lookup),
+        '-' => substitute_within(argument, lookup, room),
         '?' if set => Ok(value.unwrap_or_default().to_string()),
         '?' => {
-            let message = substitute(argument, lookup)?;
+            let message = substitute_within(argument, lookup, room)?;
             Err(format!(
                 "required variable {name} is missing a value{}",
                 if message.is_empty() {
@@ -193,7 +251,7 @@ fn braced<'a>(
                 }
             ))
         }
-        _ if set => substitute(argument, lookup),
+        _ if set => substitute_within(argument, lookup, room),
         _ => Ok(String::new()),
     }
 }

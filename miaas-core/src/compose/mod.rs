@@ -31,9 +31,17 @@ pub fn requirements_from_compose(compose: &str) -> Result<Requirements> {
 }
 
 /// Parses `compose`: YAML with a `services` mapping, or an error naming what is
-/// wrong (and where the YAML parser says so).
+/// wrong (and where the YAML parser says so). Its text, aliases replayed, may
+/// be at most [`interpolate::MAX_INTERPOLATED_BYTES`] (the parser's default,
+/// 64 MiB, let a 400 KB scalar replayed 160 times take 64 MiB for a document
+/// interpolation refuses anyway).
 pub fn parse_compose(compose: &str) -> Result<Value> {
-    let document: Value = serde_saphyr::from_str(compose)
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_total_scalar_bytes: interpolate::MAX_INTERPOLATED_BYTES,
+        },
+    };
+    let document: Value = serde_saphyr::from_str_with_options(compose, options)
         .map_err(|err| invalid(format_args!("invalid YAML: {err}")))?;
     match document.get("services") {
         Some(Value::Object(_)) => Ok(document),
@@ -50,5 +58,28 @@ pub fn service_names(compose: &str) -> Vec<String> {
             _ => Vec::new(),
         },
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A scalar of 400 KB replayed 160 times is 64 MiB of text from a document
+    /// of 400 KB: refused while parsing, before it is built.
+    #[test]
+    fn aliases_cannot_make_a_document_hold_more_than_interpolation_allows() {
+        let anchors: String = (0..20).map(|i| format!("&b{i} 1, ")).collect();
+        let aliases = "*a, ".repeat(160);
+        let compose = format!(
+            "x-big: &a {}\nx-anchors: [{anchors}1]\nx-list: [{aliases}1]\nservices: {{a: {{image: x}}}}\n",
+            "x".repeat(400_000)
+        );
+        let err = super::parse_compose(&compose).unwrap_err().to_string();
+        assert!(err.contains("budget"), "{err}");
+        // one use of it is fine
+        let once = format!(
+            "x-big: &a {}\nservices: {{a: {{image: x, command: *a}}}}\n",
+            "x".repeat(400_000)
+        );
+        assert!(super::parse_compose(&once).is_ok());
     }
 }

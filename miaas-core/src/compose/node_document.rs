@@ -6,16 +6,32 @@
 
 use serde_json::{Map, Value};
 
-use super::interpolate::{escape, interpolate};
-use super::parse_compose;
+use super::interpolate::{MAX_INTERPOLATED_BYTES, escape, interpolate_within};
+use super::{invalid, parse_compose};
 use crate::Result;
 use crate::model::Env;
 
 /// `compose` as Compose would run it with `env` and nothing else in its
-/// environment: parsed (anchors and merge keys resolved) and interpolated.
+/// environment: parsed (anchors and merge keys resolved) and interpolated. The
+/// node's document ([`for_node`]) then gives `env` to every service: with that,
+/// it may hold at most [`MAX_INTERPOLATED_BYTES`] of text.
 pub fn resolve(compose: &str, env: &Env) -> Result<Value> {
     let document = parse_compose(compose)?;
-    interpolate(&document, &|name| env.get(name))
+    let services = document["services"].as_object().map_or(0, Map::len);
+    let env_bytes: usize = env
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    let room = MAX_INTERPOLATED_BYTES
+        .checked_sub(services.saturating_mul(env_bytes))
+        .ok_or_else(|| {
+            invalid(format_args!(
+                "env ({env_bytes} bytes) given to each of the {services} services would make a \
+                 document of more than {} MiB",
+                MAX_INTERPOLATED_BYTES / (1024 * 1024)
+            ))
+        })?;
+    interpolate_within(&document, &|name| env.get(name), room)
 }
 
 /// The text of `resolved` ([`resolve`]) for the node: every service's
@@ -84,6 +100,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::compose::interpolate::interpolate;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs
@@ -123,6 +140,38 @@ mod tests {
             compose_reads["services"]["web"]["environment"]["SECRET"],
             "pa$$word"
         );
+    }
+
+    /// A request is at most 1 MiB, but `$A` is two bytes and `A` may be most of
+    /// it, and the node is given the environment in every service: the server
+    /// must not build what that multiplies to (here 128 MiB each; 100 GiB fit in
+    /// a request).
+    #[test]
+    fn the_environment_cannot_blow_a_small_document_up() {
+        let big = "x".repeat(64 * 1024);
+        let env = env(&[("A", &big)]);
+        let referenced = format!(
+            "services:\n  a:\n    image: busybox\n    command: \"{}\"\n",
+            "$A".repeat(2048)
+        );
+        let many: String = (0..2048)
+            .map(|i| format!("  s{i}: {{image: busybox}}\n"))
+            .collect();
+        let given_to_each = format!("services:\n{many}");
+        for compose in [referenced, given_to_each] {
+            let err = resolve(&compose, &env).unwrap_err().to_string();
+            assert!(err.contains("more than 8 MiB"), "{err}");
+        }
+        // what a deployment needs is far below
+        let plenty: String = (0..50)
+            .map(|i| format!("  s{i}: {{image: busybox, command: \"$A $A\"}}\n"))
+            .collect();
+        let env = env_of_size(16 * 1024);
+        assert!(resolve(&format!("services:\n{plenty}"), &env).is_ok());
+    }
+
+    fn env_of_size(bytes: usize) -> Env {
+        env(&[("A", &"y".repeat(bytes))])
     }
 
     #[test]

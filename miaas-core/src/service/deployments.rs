@@ -505,3 +505,55 @@ fn revise(planner: &mut Planner<'_>, existing: &Deployment, spec: &DeploymentSpe
 pub(super) fn deployment_not_found(deployment_id: &str) -> Error {
     Error::NotFound(format!("deployment {deployment_id} not found"))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{Role, TemplateSpec};
+    use crate::service::ServiceSettings;
+
+    /// An admin deploys the built-in `postgres` template: its password is
+    /// generated and kept in the deployment's env, which operators may not
+    /// reveal. An operator adds a template of theirs with a secret parameter of
+    /// the same name and deploys it under the admin's id: the kept password
+    /// fills it, and the refusal names the feature with its value. Nothing is
+    /// changed and no node is needed.
+    #[tokio::test]
+    #[ignore = "finding: a kept template secret reaches an operator's template (design: no owner)"]
+    async fn an_operator_cannot_read_a_kept_secret_through_a_template_of_theirs() {
+        let store = crate::store::connect("sqlite::memory:").await.unwrap();
+        let service = Service::new(store, ServiceSettings::default());
+        let request = |template: &str| DeploymentRequest {
+            deployment_id: "db".into(),
+            template_id: template.into(),
+            rendered_compose: None,
+            params: Some(BTreeMap::new()),
+            env: BTreeMap::new(),
+            action: DeploymentAction::Apply,
+            requirements: None,
+        };
+        service
+            .submit_deployment(&request("postgres"))
+            .await
+            .unwrap();
+        let kept = service.get_deployment("db").await.unwrap().env;
+        let secret = kept.get("MIAAS_SECRET_PASSWORD").unwrap().to_string();
+        let spec: TemplateSpec = serde_json::from_value(json!({
+            "parameters": [{"name": "password", "type": "secret"}],
+            "compose": "services:\n  x:\n    image: busybox\n    network_mode: {{ password }}\n",
+        }))
+        .unwrap();
+        service.create_template("mine", spec).await.unwrap();
+        let operator = Principal::User {
+            username: "op".into(),
+            role: Role::Operator,
+        };
+        let answer = service
+            .submit_deployment_as(&operator, &request("mine"))
+            .await;
+        let said = format!("{answer:?}");
+        assert!(!said.contains(&secret), "{said}");
+    }
+}
