@@ -221,7 +221,9 @@ mod tests {
             tags: vec!["zone=eu".into()],
             node: None,
         };
-        let r = requirements(compose, &BTreeMap::new(), &flags).unwrap().unwrap();
+        let r = requirements(compose, &BTreeMap::new(), &flags)
+            .unwrap()
+            .unwrap();
         assert_eq!((r.cpus, r.mem_mb, r.gpus), (1.0, 2048, 1));
         // the document is read as the server reads it: interpolated with the env
         let interpolated = compose.replace("'1'", "${CPUS}");
@@ -235,6 +237,10 @@ mod tests {
             tags: vec![],
             ..flags
         };
-        assert!(requirements(compose, &BTreeMap::new(), &none).unwrap().is_none());
+        assert!(
+            requirements(compose, &BTreeMap::new(), &none)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -30,8 +30,11 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<()> {
             let params = template_params(&args.set)?;
             if any_requirement_flag(&args.requirements) {
                 let rendered = ctx.backend.render_template(&template_id, &params).await?;
-                let requirements =
-                    requirements(&rendered.rendered_compose, &Default::default(), &args.requirements)?;
+                let requirements = requirements(
+                    &rendered.rendered_compose,
+                    &Default::default(),
+                    &args.requirements,
+                )?;
                 PlanInput::Requirements(requirements.unwrap_or(rendered.requirements))
             } else {
                 PlanInput::Template {

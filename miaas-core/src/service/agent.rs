@@ -5,7 +5,6 @@ use std::time::Duration;
 use super::Service;
 use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
-use crate::compose::node_document::{for_node, resolve};
 use crate::model::{
     Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus,
     StatusReport,
@@ -82,7 +81,8 @@ impl Service {
         for d in self.store.deployments_of_node(node_id).await? {
             let here = d.node_id.as_deref() == Some(node_id);
             if here && d.holds_resources() && d.status != DeploymentStatus::Deleting {
-                state.deployments.push(desired_deployment(d));
+                let document = self.node_documents.of(&d);
+                state.deployments.push(desired_deployment(d, &document));
             } else if here && d.status == DeploymentStatus::Deleting {
                 state.remove.push(RemovalOrder {
                     deployment_id: d.deployment_id,
@@ -134,14 +134,17 @@ impl Service {
     }
 }
 
-/// What a node runs of `deployment`: its document as Compose would resolve it,
-/// written for the node ([`crate::compose::node_document`]). A document stored
-/// before the server judged documents resolved may not resolve: the node is then
-/// told why, and runs nothing of it.
-fn desired_deployment(deployment: Deployment) -> DesiredDeployment {
-    let (rendered_compose, error) = match resolve(&deployment.rendered_compose, &deployment.env) {
-        Ok(resolved) => (for_node(&resolved, &deployment.env), None),
-        Err(err) => (String::new(), Some(err.to_string())),
+/// What a node runs of `deployment`: `document`, its document as Compose would
+/// resolve it, written for the node ([`crate::compose::node_document`]). A
+/// document stored before the server judged documents resolved may not resolve:
+/// the node is then told why, and runs nothing of it.
+fn desired_deployment(
+    deployment: Deployment,
+    document: &super::node_documents::NodeDocument,
+) -> DesiredDeployment {
+    let (rendered_compose, error) = match document.as_ref() {
+        Ok(text) => (text.clone(), None),
+        Err(why) => (String::new(), Some(why.clone())),
     };
     DesiredDeployment {
         deployment_id: deployment.deployment_id,

@@ -112,8 +112,9 @@ impl Service {
                     // the change is decided)
                     self.store.get_deployment(&request.deployment_id).await?
                 };
-                let kept = |name: &str| existing.as_ref().and_then(|d| d.env.get(name));
-                let judged = self.judged(caller, &with_secrets(&spec, &secrets, kept)?)?;
+                let kept = |name: &str| kept_secret(existing.as_ref(), &spec.template_id, name);
+                let resolved = with_secrets(&spec, &secrets, kept)?;
+                let judged = self.judged(caller, &resolved, &secrets)?;
                 self.apply_deployment(caller, &request.deployment_id, spec, judged, secrets)
                     .await
             }
@@ -127,11 +128,24 @@ impl Service {
 
     /// `spec` judged for `caller` as Compose will run it: its document interpolated
     /// with its environment must resolve, stay within what `caller` may run, and
-    /// state valid requirements (which are its requirements unless given).
-    fn judged(&self, caller: &Principal, spec: &DeploymentSpec) -> Result<DeploymentSpec> {
-        let resolved = resolve(&spec.rendered_compose, &spec.env)?;
-        caller.require_host_access(self.settings.host_access_role, &host_access_of(&resolved))?;
-        let derived = requirements_of(&resolved)?;
+    /// state valid requirements (which are its requirements unless given). An
+    /// error never shows the values of the template's `secrets`.
+    fn judged(
+        &self,
+        caller: &Principal,
+        spec: &DeploymentSpec,
+        secrets: &[SecretValue],
+    ) -> Result<DeploymentSpec> {
+        let check = || {
+            let resolved = resolve(&spec.rendered_compose, &spec.env)?;
+            let features = host_access_of(&resolved);
+            caller.require_host_access(self.settings.host_access_role, &features)?;
+            requirements_of(&resolved)
+        };
+        let derived = check().map_err(|err| {
+            let values = secrets.iter().filter_map(|s| spec.env.get(&s.env));
+            without_values(err, values)
+        })?;
         let mut judged = spec.clone();
         if !spec.requirements_given {
             judged.requirements = derived;
@@ -207,15 +221,14 @@ impl Service {
                 Cow::Borrowed(&judged)
             } else {
                 let kept = |name: &str| {
-                    (before.as_ref())
-                        .and_then(|d| d.env.get(name))
+                    kept_secret(before.as_ref(), &spec.template_id, name)
                         .or_else(|| judged.env.get(name))
                 };
                 let resolved = with_secrets(&spec, &secrets, kept)?;
                 if resolved.env == judged.env {
                     Cow::Borrowed(&judged)
                 } else {
-                    Cow::Owned(service.judged(&caller, &resolved)?)
+                    Cow::Owned(service.judged(&caller, &resolved, &secrets)?)
                 }
             };
             let spec = spec.as_ref();
@@ -466,6 +479,38 @@ fn with_secrets<'a>(
     Ok(spec)
 }
 
+/// The value secret `name` keeps from `existing`: only when it was made from the
+/// same template, whose document is the one the secret was made for (a template
+/// of someone else's, deployed under the id, must not be handed the secret).
+fn kept_secret<'a>(
+    existing: Option<&'a Deployment>,
+    template_id: &str,
+    name: &str,
+) -> Option<&'a str> {
+    existing
+        .filter(|d| d.template_id == template_id)
+        .and_then(|d| d.env.get(name))
+}
+
+/// `err` with every (non-empty) one of `values` in its message shown as `***`.
+fn without_values<'a>(err: Error, values: impl Iterator<Item = &'a str>) -> Error {
+    let values: Vec<&str> = values.filter(|v| !v.is_empty()).collect();
+    if values.is_empty() {
+        return err;
+    }
+    let hide = |mut text: String| {
+        for value in &values {
+            text = text.replace(value, crate::model::REDACTED);
+        }
+        text
+    };
+    match err {
+        Error::Invalid(text) => Error::Invalid(hide(text)),
+        Error::Forbidden(text) => Error::Forbidden(hide(text)),
+        other => other,
+    }
+}
+
 /// A new revision of `existing`: kept on its node when its requirements did not
 /// change and it still holds its place there, placed again otherwise.
 fn revise(planner: &mut Planner<'_>, existing: &Deployment, spec: &DeploymentSpec) -> Deployment {
@@ -521,7 +566,6 @@ mod tests {
     /// fills it, and the refusal names the feature with its value. Nothing is
     /// changed and no node is needed.
     #[tokio::test]
-    #[ignore = "finding: a kept template secret reaches an operator's template (design: no owner)"]
     async fn an_operator_cannot_read_a_kept_secret_through_a_template_of_theirs() {
         let store = crate::store::connect("sqlite::memory:").await.unwrap();
         let service = Service::new(store, ServiceSettings::default());
@@ -555,5 +599,33 @@ mod tests {
             .await;
         let said = format!("{answer:?}");
         assert!(!said.contains(&secret), "{said}");
+        // nor when the template keeps its id: the refusal hides the value
+        let mut same = request("mine");
+        same.deployment_id = "mine-db".into();
+        let given = BTreeMap::from([("password".to_string(), json!("host"))]);
+        same.params = Some(given);
+        service.submit_deployment(&same).await.unwrap();
+        let mut again = request("mine");
+        again.deployment_id = "mine-db".into();
+        let said = format!(
+            "{:?}",
+            service.submit_deployment_as(&operator, &again).await
+        );
+        assert!(said.contains("network_mode: ***"), "{said}");
+        // and a template of another id starts afresh: the admin's password is
+        // not the operator's deployment's
+        let spec: TemplateSpec = serde_json::from_value(json!({
+            "parameters": [{"name": "password", "type": "secret", "generate": "hex"}],
+            "compose": "services:\n  x:\n    image: busybox\n    environment: {P: {{ password }}}\n",
+        }))
+        .unwrap();
+        service.create_template("harmless", spec).await.unwrap();
+        service
+            .submit_deployment_as(&operator, &request("harmless"))
+            .await
+            .unwrap();
+        let now = service.get_deployment("db").await.unwrap().env;
+        let regenerated = now.get("MIAAS_SECRET_PASSWORD").unwrap();
+        assert_ne!(regenerated, secret, "not carried into another template");
     }
 }

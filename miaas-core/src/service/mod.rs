@@ -10,6 +10,7 @@ mod heartbeats;
 mod ledger;
 mod lifecycle;
 mod logs;
+mod node_documents;
 mod nodes;
 #[cfg(test)]
 mod placement_properties;
@@ -124,6 +125,8 @@ pub struct Shared {
     catalog: std::sync::RwLock<Arc<crate::templates::Catalog>>,
     /// Renders templates within their bounds.
     renderer: crate::templates::Renderer,
+    /// The documents nodes are sent, by deployment revision.
+    node_documents: node_documents::NodeDocuments,
     /// When this service started (epoch seconds): until a heartbeat timeout has
     /// passed, nodes not yet heard from are not taken for dead.
     started_at: f64,
@@ -148,6 +151,7 @@ impl Service {
                 Arc::new(crate::templates::Catalog::builtin_or_empty()),
             ),
             renderer: crate::templates::Renderer::new(settings.template_isolation.clone()),
+            node_documents: node_documents::NodeDocuments::default(),
             log_nodes: logs::LogNodes::default(),
             offline_announced: std::sync::Mutex::default(),
             desired_indexes: desired_index::DesiredIndexes::default(),

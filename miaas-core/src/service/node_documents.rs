@@ -1,0 +1,110 @@
+//! The documents nodes are sent, made once per deployment revision: resolving a
+//! document (parse, interpolate, write out) costs up to tens of milliseconds for
+//! a large one, and a node may poll its desired state as often as it likes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::compose::node_document::{for_node, resolve};
+use crate::model::Deployment;
+
+/// What the cache may hold, in bytes of documents, before it starts afresh.
+const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
+
+/// A deployment's node document, or why it does not resolve.
+pub(super) type NodeDocument = Arc<Result<String, String>>;
+
+/// Which deployment, at which revision: a deployment deleted and made again under
+/// its id starts at revision 1 again, with another creation time.
+#[derive(PartialEq)]
+struct Made {
+    created_at: u64,
+    revision: u32,
+}
+
+/// Node documents by deployment id.
+#[derive(Default)]
+pub(super) struct NodeDocuments {
+    cached: Mutex<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    documents: HashMap<String, (Made, NodeDocument)>,
+    bytes: usize,
+}
+
+impl NodeDocuments {
+    /// The document the node running `deployment` is sent ([`for_node`] of its
+    /// [`resolve`]d document), made at most once per revision.
+    pub(super) fn of(&self, deployment: &Deployment) -> NodeDocument {
+        let made = Made {
+            created_at: deployment.created_at.to_bits(),
+            revision: deployment.revision,
+        };
+        let lock = || self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, document)) = lock().documents.get(&deployment.deployment_id)
+            && *at == made
+        {
+            return document.clone();
+        }
+        let document: NodeDocument = Arc::new(
+            resolve(&deployment.rendered_compose, &deployment.env)
+                .map(|resolved| for_node(&resolved, &deployment.env))
+                .map_err(|err| err.to_string()),
+        );
+        let size = document
+            .as_ref()
+            .as_ref()
+            .map_or_else(String::len, String::len);
+        let mut cached = lock();
+        if cached.bytes + size > MAX_CACHED_BYTES {
+            cached.documents.clear();
+            cached.bytes = 0;
+        }
+        let id = deployment.deployment_id.clone();
+        if let Some((_, replaced)) = cached.documents.insert(id, (made, document.clone())) {
+            let freed = replaced
+                .as_ref()
+                .as_ref()
+                .map_or_else(String::len, String::len);
+            cached.bytes = cached.bytes.saturating_sub(freed);
+        }
+        cached.bytes += size;
+        document
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(revision: u32, image: &str) -> Deployment {
+        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+            "deployment_id": "web", "template_id": "t", "action": "apply",
+            "status": "scheduled", "message": "", "node_id": null,
+            "requirements": {}, "gpu_ids": [], "env": {"TAG": "1"},
+            "rendered_compose": format!("services:\n  a:\n    image: {image}:${{TAG}}\n"),
+            "revision": revision, "created_at": 1.0, "updated_at": 1.0
+        }))
+        .expect("a deployment");
+        d.revision = revision;
+        d
+    }
+
+    #[test]
+    fn a_document_is_made_once_per_revision() {
+        let documents = NodeDocuments::default();
+        let first = documents.of(&deployment(1, "nginx"));
+        assert!(first.as_ref().as_ref().is_ok_and(|t| t.contains("nginx:1")));
+        // the same revision is not made again, whatever the stored text says
+        let again = documents.of(&deployment(1, "other"));
+        assert!(Arc::ptr_eq(&first, &again));
+        let next = documents.of(&deployment(2, "other"));
+        assert!(next.as_ref().as_ref().is_ok_and(|t| t.contains("other:1")));
+        let mut remade = deployment(2, "third");
+        remade.created_at = 2.0;
+        let third = documents.of(&remade);
+        assert!(third.as_ref().as_ref().is_ok_and(|t| t.contains("third:1")));
+    }
+}
