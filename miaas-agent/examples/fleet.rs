@@ -50,6 +50,7 @@ async fn main() {
             heartbeat_interval: heartbeat,
             // simulated machines do not change
             measure_interval: std::time::Duration::from_secs(3600),
+            max_parallel_starts: 4,
         };
         let runtime = runtime.clone();
         let mut stopped = stopped.clone();

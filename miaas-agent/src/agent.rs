@@ -1,8 +1,11 @@
 //! The agent's life: take an identity (saved, or by registering with the join
-//! token), then heartbeat and reconcile until told to stop. When the control plane
-//! is unreachable, what runs keeps running and the agent retries with jittered
-//! backoff (1 s up to 30 s); when it no longer knows the node, the agent registers
-//! again with the join token, or stops saying why.
+//! token, which it then drops), then heartbeat and hand the desired state to the
+//! deployments' workers until told to stop. Heartbeats and the long-poll never
+//! wait on the runtime: the machine is measured, and deployments are started,
+//! checked and removed, in the background. When the control plane is
+//! unreachable, what runs keeps running and the agent retries with jittered
+//! backoff (1 s up to 30 s); when it no longer knows the node, the agent stops,
+//! saying why.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +19,8 @@ use crate::config::AgentConfig;
 use crate::error::{AgentError, Result};
 use crate::identity::Identity;
 use crate::log_sessions::{LogSessions, Uplink};
-use crate::machine::{self, Probe};
+use crate::machine;
+use crate::measure::{Measured, Measurements};
 use crate::reconcile::Reconciler;
 use crate::runtime::Runtime;
 
@@ -28,15 +32,13 @@ const MAX_LONG_POLL: Duration = Duration::from_secs(30);
 struct Agent {
     config: AgentConfig,
     client: Client,
-    runtime: Arc<dyn Runtime>,
-    probe: Probe,
+    /// The machine, measured in the background.
+    measurements: Measurements,
     identity: Option<Identity>,
     registered: Option<NodeCapabilities>,
     /// The path whose disk is the node's: Docker's data root, else the state dir.
     disk_path: std::path::PathBuf,
     reconciler: Reconciler,
-    /// When the machine is measured again.
-    next_measure: Instant,
     next_heartbeat: Instant,
     /// Whether strays were looked for (once, on the first desired state).
     strays_removed: bool,
@@ -72,18 +74,26 @@ pub async fn run(
     let client = Client::new(&config.server, &trust)?;
     let identity = Identity::load(&config.state_dir)?
         .filter(|i| i.server == client.base() && i.name == config.name);
-    let reconciler = Reconciler::new(runtime.clone(), &config.state_dir);
+    let reconciler = Reconciler::new(
+        runtime.clone(),
+        &config.state_dir,
+        config.max_parallel_starts,
+    );
     let log_sessions = LogSessions::new(runtime.clone(), config.state_dir.join("deployments"));
+    let measurements = Measurements::start(
+        runtime,
+        config.state_dir.clone(),
+        config.measure_interval,
+        config.heartbeat_interval,
+    );
     let mut agent = Agent {
         disk_path: config.state_dir.clone(),
         config,
         client,
-        runtime,
-        probe: Probe::default(),
+        measurements,
         identity,
         registered: None,
         reconciler,
-        next_measure: Instant::now(),
         next_heartbeat: Instant::now(),
         strays_removed: false,
         index: None,
@@ -144,9 +154,14 @@ impl Agent {
             self.next_heartbeat = Instant::now() + self.config.heartbeat_interval;
         }
         // at start (the address or the machine may have changed while the agent
-        // was down), and every so often: measured again, registered again if changed
-        if self.registered.is_none() || (due && Instant::now() >= self.next_measure) {
-            self.next_measure = Instant::now() + self.config.measure_interval;
+        // was down), and whenever the machine measured changed: registered again
+        if self.registered.is_none()
+            || self
+                .measurements
+                .capabilities
+                .has_changed()
+                .unwrap_or(false)
+        {
             self.register_if_needed().await?;
         }
         let Some(identity) = self.identity.clone() else {
@@ -171,39 +186,29 @@ impl Agent {
         };
         self.log_sessions.sync(&desired, &uplink);
         if !self.strays_removed {
-            self.reconciler.remove_strays(&desired).await;
+            self.reconciler.remove_strays(&desired);
             self.strays_removed = true;
         }
         let check_health = due || self.index != Some(desired.index);
         self.reconciler
-            .reconcile(&self.client, &identity.node_token, &desired, check_health)
-            .await?;
+            .reconcile(&self.client, &identity.node_token, &desired, check_health);
         self.index = Some(desired.index);
         Ok(())
     }
 
-    async fn capabilities(&mut self) -> NodeCapabilities {
-        let facts = self.probe.facts();
-        // a data root on another machine (a remote DOCKER_HOST) is not ours to measure
-        self.disk_path = (self.runtime.data_root().await)
-            .filter(|root| root.exists())
-            .unwrap_or_else(|| self.config.state_dir.clone());
-        let disk = self.disk();
-        NodeCapabilities {
-            os: facts.os,
-            cpu_count: facts.cpus,
-            mem_mb: facts.mem_mb,
-            disk_mb: disk.map(|(total, _)| total),
-            gpus: crate::gpus::discover().await,
-            docker: self.runtime.engine().await,
-            extra: serde_json::Map::new(),
-        }
+    /// The machine as last measured (waiting for the first measurement).
+    async fn measured(&mut self) -> Result<Measured> {
+        let measured = (self.measurements.latest().await)
+            .ok_or_else(|| AgentError::Config("the machine is no longer measured".into()))?;
+        self.disk_path = measured.disk_path.clone();
+        Ok(measured)
     }
 
     /// Registers on the first start (join token), and again with the node's own
     /// token when the capabilities changed.
     async fn register_if_needed(&mut self) -> Result<()> {
-        let capabilities = self.capabilities().await;
+        let capabilities = self.measured().await?.capabilities;
+        self.measurements.capabilities.mark_unchanged();
         if self.identity.is_some() && self.registered.as_ref() == Some(&capabilities) {
             return Ok(());
         }
@@ -290,13 +295,13 @@ impl Agent {
     }
 
     async fn heartbeat(&mut self, identity: &Identity) -> Result<()> {
-        let (cpu_usage, mem_usage) = self.probe.usage();
+        let (cpu_usage, mem_usage) = self.measurements.usage();
         let disk_free_mb = self.disk().map_or(0, |(_, free)| free);
         let heartbeat = Heartbeat {
             cpu_usage,
             mem_usage,
             disk_free_mb,
-            running_containers: self.runtime.running_containers().await,
+            running_containers: self.measurements.running_containers(),
         };
         self.client
             .heartbeat(&identity.node_id, &identity.node_token, &heartbeat)

@@ -29,6 +29,8 @@ pub struct AgentConfig {
     /// How often the machine is measured again (the node re-registers when its
     /// capabilities changed: a GPU added, memory resized).
     pub measure_interval: Duration,
+    /// How many deployments may be starting at once.
+    pub max_parallel_starts: usize,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("state_dir", &self.state_dir)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("measure_interval", &self.measure_interval)
+            .field("max_parallel_starts", &self.max_parallel_starts)
             .finish()
     }
 }

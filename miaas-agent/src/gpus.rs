@@ -2,18 +2,26 @@
 
 use miaas_core::model::GpuInfo;
 
-/// The GPUs `nvidia-smi` reports; `[]` when it is missing or fails.
-pub async fn discover() -> Vec<GpuInfo> {
+/// How long `nvidia-smi` may take to answer.
+const NVIDIA_SMI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The GPUs `nvidia-smi` reports: `[]` when it is missing or fails, `None` when
+/// it did not answer in time (a hung driver says nothing about the GPUs).
+pub async fn discover() -> Option<Vec<GpuInfo>> {
     let output = tokio::process::Command::new("nvidia-smi")
         .args([
             "--query-gpu=index,uuid,name,memory.total",
             "--format=csv,noheader,nounits",
         ])
-        .output()
-        .await;
-    match output {
-        Ok(out) if out.status.success() => parse(&String::from_utf8_lossy(&out.stdout)),
-        _ => Vec::new(),
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(NVIDIA_SMI_TIMEOUT, output).await {
+        Ok(Ok(out)) if out.status.success() => Some(parse(&String::from_utf8_lossy(&out.stdout))),
+        Ok(_) => Some(Vec::new()),
+        Err(_) => {
+            tracing::warn!("nvidia-smi did not answer within 30 s: GPUs as last measured");
+            None
+        }
     }
 }
 

@@ -14,9 +14,11 @@ pub mod gpus;
 pub mod identity;
 mod log_sessions;
 pub mod machine;
+mod measure;
 mod reconcile;
 pub mod runtime;
 pub mod trust;
+mod worker;
 
 pub use agent::run;
 pub use config::AgentConfig;

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::reconcile::project_of;
 use crate::runtime::{Runtime, folder_name};
+use crate::worker::project_of;
 
 /// Lines sent in one batch at most.
 const BATCH_LINES: usize = 500;

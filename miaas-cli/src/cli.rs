@@ -124,8 +124,8 @@ pub enum RuntimeKind {
 /// `miaas agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The cluster's join token: needed on the first start, and again only when
-    /// the control plane no longer knows this node.
+    /// The cluster's join token: needed on the first start (the agent drops it
+    /// once registered).
     #[arg(long, env = "MIAAS_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// The node's name [default: the host name].
@@ -157,6 +157,14 @@ pub struct AgentArgs {
     /// capabilities changed (a GPU added, memory resized).
     #[arg(long, env = "MIAAS_AGENT_MEASURE_INTERVAL", default_value = "30s", value_parser = miaas_server::config::parse_duration)]
     pub measure_interval: Duration,
+    /// How many deployments may be starting at once (the others wait their turn;
+    /// heartbeats never wait).
+    #[arg(long, env = "MIAAS_AGENT_MAX_PARALLEL_STARTS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel_starts: u16,
+    /// How long one start (`docker compose up`, pulling its images) may take
+    /// before it is stopped and reported failed.
+    #[arg(long, env = "MIAAS_AGENT_START_TIMEOUT", default_value = "30m", value_parser = miaas_server::config::parse_duration)]
+    pub start_timeout: Duration,
     /// With --runtime simulated: how long a start takes.
     #[arg(long, env = "MIAAS_AGENT_SIMULATED_START", default_value = "200ms", value_parser = miaas_server::config::parse_duration_or_zero)]
     pub simulated_start: Duration,

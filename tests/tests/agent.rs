@@ -894,3 +894,129 @@ async fn a_refused_join_token_stops_the_agent() {
     assert!(log.contains("join token"), "{log}");
     assert_eq!(log.matches("registering").count(), 1, "{log}");
 }
+
+/// A start that takes a minute (an image of several GB being pulled) does not
+/// stop the heartbeats: with the server's default timeouts the node stays online
+/// and the deployment on its node, `scheduled` with the start's progress as its
+/// message, until it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_start_keeps_the_node_online_until_it_runs() {
+    let cp = ControlPlane::start(&[]).await;
+    let simulated = ["--runtime", "simulated", "--simulated-start", "60s"];
+    let _agent = cp.agent("patient", &simulated, &[]);
+    let node = cp.node_named("patient").await;
+    cp.deploy(&json!({"deployment_id": "slow", "template_id": "t",
+                      "rendered_compose": "services:\n  a:\n    image: x\n"}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut progress_seen = false;
+    loop {
+        let (_, deployment) = cp.get("/api/v1/deployments/slow").await;
+        assert_eq!(deployment["node_id"], node["id"], "{deployment}");
+        if deployment["status"] == "running" {
+            break;
+        }
+        assert_eq!(deployment["status"], "scheduled", "{deployment}");
+        let message = deployment["message"].as_str().unwrap_or_default();
+        progress_seen |= message.contains("pulling");
+        let (_, seen) = cp
+            .get(&format!("/api/v1/nodes/{}", node["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(seen["status"], "online", "{seen}");
+        assert!(Instant::now() < deadline, "never ran: {deployment}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(progress_seen, "the start's progress was shown");
+}
+
+/// Starts run side by side: two slow starts are both in progress at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_start_in_parallel() {
+    let cp = ControlPlane::start(&[]).await;
+    let simulated = ["--runtime", "simulated", "--simulated-start", "20s"];
+    let _agent = cp.agent("busy", &simulated, &[]);
+    cp.node_named("busy").await;
+    for id in ["one", "two"] {
+        cp.deploy(&json!({"deployment_id": id, "template_id": "t",
+                          "rendered_compose": "services:\n  a:\n    image: x\n"}))
+            .await;
+    }
+    let starting = |d: &Value| {
+        d["status"] == "scheduled" && d["message"].as_str().is_some_and(|m| m.contains("pulling"))
+    };
+    cp.wait_for("/api/v1/deployments/one", starting).await;
+    let (_, two) = cp.get("/api/v1/deployments/two").await;
+    let (_, one) = cp.get("/api/v1/deployments/one").await;
+    assert!(starting(&one), "{one}");
+    let two = if starting(&two) {
+        two
+    } else {
+        cp.wait_for("/api/v1/deployments/two", starting).await
+    };
+    let (_, one) = cp.get("/api/v1/deployments/one").await;
+    assert!(
+        starting(&one) && starting(&two),
+        "both in progress at once: {one} {two}"
+    );
+}
+
+/// An engine that never answers: the start is stopped after --start-timeout and
+/// reported failed with the reason, while heartbeats go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_engine_is_timed_out_and_reported() {
+    let cp = ControlPlane::start(&[]).await;
+    let (_bin, calls_dir, env) = stand_ins();
+    std::fs::write(calls_dir.join("up.hangs"), "").unwrap();
+    let _agent = cp.agent(
+        "hung",
+        &["--runtime", "docker", "--start-timeout", "3s"],
+        &env,
+    );
+    let node = cp.node_named("hung").await;
+    cp.deploy(&json!({"deployment_id": "stuck", "template_id": "t",
+                      "rendered_compose": "services:\n  app:\n    image: x\n"}))
+        .await;
+    let failed = cp
+        .wait_for("/api/v1/deployments/stuck", |d| d["status"] == "failed")
+        .await;
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("did not finish within 3s"), "{message}");
+    let (_, seen) = cp
+        .get(&format!("/api/v1/nodes/{}", node["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(seen["status"], "online", "{seen}");
+}
+
+/// A new revision supersedes a start in progress: the old revision never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_revision_supersedes_a_start_in_progress() {
+    let cp = ControlPlane::start(&[]).await;
+    let simulated = ["--runtime", "simulated", "--simulated-start", "4s"];
+    let _agent = cp.agent("changing", &simulated, &[]);
+    let node = cp.node_named("changing").await;
+    let deploy = |image: &str| {
+        json!({"deployment_id": "app", "template_id": "t",
+               "rendered_compose": format!("services:\n  a:\n    image: {image}\n")})
+    };
+    cp.deploy(&deploy("one")).await;
+    cp.wait_for("/api/v1/deployments/app", |d| {
+        d["message"].as_str().is_some_and(|m| m.contains("starting revision 1"))
+    })
+    .await;
+    cp.deploy(&deploy("two")).await;
+    let running = cp
+        .wait_for("/api/v1/deployments/app", running_on(&node))
+        .await;
+    assert_eq!(running["revision"], 2, "{running}");
+    let (status, events) = cp
+        .get("/api/v1/events?follow=false&topic=deployment:app&type=deployment.running")
+        .await;
+    assert_eq!(status, 200, "{events}");
+    let revisions: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["data"]["revision"])
+        .collect();
+    assert_eq!(revisions, [&json!(2)], "revision 1 never ran: {events}");
+}

@@ -23,8 +23,16 @@ use tokio::sync::mpsc;
 use super::compose_file::rendered_for_node;
 use super::{Health, Runtime};
 
-/// How long one `docker` command may take (an `up` may build or pull).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a `docker` command other than `up` may take, so that a hung engine
+/// cannot hang the agent (`down` stops containers, which may take a while).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long an `up` may take by default: long enough to pull a model server's
+/// image of several GB.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The most lines of an `up`'s output kept for its error message.
+const KEPT_LINES: usize = 5;
 
 /// The Docker runtime, with the Compose command found on `PATH`.
 #[derive(Debug, Clone)]
@@ -33,6 +41,8 @@ pub struct DockerRuntime {
     compose: Option<Vec<String>>,
     /// The version that Compose reports, e.g. `2.29.1`.
     compose_version: Option<String>,
+    /// How long an `up` may take.
+    start_timeout: Duration,
 }
 
 impl DockerRuntime {
@@ -47,6 +57,7 @@ impl DockerRuntime {
                 return Self {
                     compose: Some(candidate.iter().map(|s| s.to_string()).collect()),
                     compose_version,
+                    start_timeout: DEFAULT_START_TIMEOUT,
                 };
             }
         }
@@ -56,18 +67,21 @@ impl DockerRuntime {
         Self {
             compose: None,
             compose_version: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
         }
     }
 
-    async fn compose(
-        &self,
-        project: &str,
-        args: &[&str],
-        profiles: Option<&str>,
-    ) -> Result<String, String> {
+    /// The same runtime, whose `up` may take `timeout`.
+    pub fn with_start_timeout(self, timeout: Duration) -> Self {
+        Self {
+            start_timeout: timeout,
+            ..self
+        }
+    }
+
+    async fn compose(&self, project: &str, args: &[&str]) -> Result<String, String> {
         let (program, all) = self.compose_command(project, args)?;
-        let profiles = profiles.map(|p| ("COMPOSE_PROFILES", p));
-        run_with(program, &all, profiles).await
+        run(program, &all).await
     }
 
     /// The program and arguments of `compose -p project args`.
@@ -124,19 +138,10 @@ fn command(program: &str, args: &[&str], extra: Option<(&str, &str)>) -> Command
     command
 }
 
-/// Runs `program args` ([`command`]); its standard output, or a short message
-/// with the end of what it printed.
+/// Runs `program args` ([`command`]) for at most [`COMMAND_TIMEOUT`]; its
+/// standard output, or a short message with the end of what it printed.
 async fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    run_with(program, args, None).await
-}
-
-/// As [`run`], with one more variable in the environment.
-async fn run_with(
-    program: &str,
-    args: &[&str],
-    extra: Option<(&str, &str)>,
-) -> Result<String, String> {
-    let mut command = command(program, args, extra);
+    let mut command = command(program, args, None);
     let output = tokio::time::timeout(COMMAND_TIMEOUT, command.output())
         .await
         .map_err(|_| format!("`{program} {}` timed out", args.join(" ")))?
@@ -154,6 +159,60 @@ async fn run_with(
     ))
 }
 
+/// Runs `program args` ([`command`]) for at most `timeout`, sending every line it
+/// prints on standard error (Compose's progress) to `progress`; the last lines in
+/// the error message when it fails.
+async fn run_streaming(
+    program: &str,
+    args: &[&str],
+    extra: Option<(&str, &str)>,
+    timeout: Duration,
+    progress: mpsc::Sender<String>,
+) -> Result<(), String> {
+    let mut child = command(program, args, extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot run {program}: {err}"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| format!("{program} has no error output"))?;
+    let said = async {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim().to_string();
+            if line.is_empty() {
+                continue;
+            }
+            let _ = progress.try_send(line.clone());
+            if last.len() == KEPT_LINES {
+                last.pop_front();
+            }
+            last.push_back(line);
+        }
+        Vec::from(last).join("\n")
+    };
+    let finished = async {
+        let (tail, status) = tokio::join!(said, child.wait());
+        (tail, status)
+    };
+    let what = format!("`{program} {}`", args.join(" "));
+    // dropped on a timeout (or when the start is superseded), the child is killed
+    let (tail, status) = tokio::time::timeout(timeout, finished).await.map_err(|_| {
+        format!(
+            "{what} did not finish within {}",
+            humantime::format_duration(timeout)
+        )
+    })?;
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{what} failed ({status}): {tail}")),
+        Err(err) => Err(format!("cannot run {program}: {err}")),
+    }
+}
+
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     miaas_core::private_file::overwrite(path)
@@ -163,7 +222,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 
 #[async_trait]
 impl Runtime for DockerRuntime {
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, project: &str) -> Health {
+    async fn apply(
+        &self,
+        deployment: &DesiredDeployment,
+        dir: &Path,
+        project: &str,
+        progress: mpsc::Sender<String>,
+    ) -> Health {
         let compose_path = dir.join("compose.yaml");
         // an older agent wrote the environment to `.env`, which Compose would read
         // on its own: the document holds it now
@@ -176,8 +241,15 @@ impl Runtime for DockerRuntime {
         let compose_file = compose_path.display().to_string();
         let up = ["-f", compose_file.as_str(), "up", "-d", "--remove-orphans"];
         let profiles = deployment.env.get("COMPOSE_PROFILES").map(String::as_str);
-        match self.compose(project, &up, profiles).await {
-            Ok(_) => match self.health(project, dir).await {
+        let started = match self.compose_command(project, &up) {
+            Ok((program, args)) => {
+                let profiles = profiles.map(|p| ("COMPOSE_PROFILES", p));
+                run_streaming(program, &args, profiles, self.start_timeout, progress).await
+            }
+            Err(message) => Err(message),
+        };
+        match started {
+            Ok(()) => match self.health(project, dir).await {
                 Health::Absent => Health::Failed("`up` started no container".into()),
                 health => health,
             },
@@ -193,7 +265,7 @@ impl Runtime for DockerRuntime {
         } else {
             vec!["down", "--remove-orphans"]
         };
-        self.compose(project, &args, None).await.map(drop)
+        self.compose(project, &args).await.map(drop)
     }
 
     async fn health(&self, project: &str, _dir: &Path) -> Health {

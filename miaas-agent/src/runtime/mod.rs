@@ -30,8 +30,15 @@ pub enum Health {
 #[async_trait]
 pub trait Runtime: Send + Sync {
     /// Starts `deployment` (or brings it to this revision) as Compose project
-    /// `project`; its health after.
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, project: &str) -> Health;
+    /// `project`, saying what it does on `progress` (`pulling nginx:1.27`); its
+    /// health after. Dropping the future stops the start.
+    async fn apply(
+        &self,
+        deployment: &DesiredDeployment,
+        dir: &Path,
+        project: &str,
+        progress: mpsc::Sender<String>,
+    ) -> Health;
 
     /// Stops and removes the deployment of project `project`; an error message
     /// when that failed.

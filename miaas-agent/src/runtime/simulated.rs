@@ -26,8 +26,23 @@ const MARKER: &str = "simulated";
 
 #[async_trait]
 impl Runtime for SimulatedRuntime {
-    async fn apply(&self, deployment: &DesiredDeployment, dir: &Path, _project: &str) -> Health {
-        tokio::time::sleep(self.start_delay).await;
+    async fn apply(
+        &self,
+        deployment: &DesiredDeployment,
+        dir: &Path,
+        _project: &str,
+        progress: mpsc::Sender<String>,
+    ) -> Health {
+        // says what it does every second, as an `up` pulling an image would
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < self.start_delay {
+            let left = self.start_delay - started.elapsed();
+            let _ = progress.try_send(format!(
+                "simulated: pulling, {} s left",
+                left.as_secs_f64().ceil()
+            ));
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
         let failing = self
             .fail_pattern
             .as_deref()

@@ -20,7 +20,11 @@ pub async fn run(server: &str, ca_cert: Option<PathBuf>, args: AgentArgs) -> Res
         .or_else(miaas_agent::machine::host_name)
         .ok_or_else(|| CliError::Usage("cannot tell the host name: give --name".into()))?;
     let runtime: Arc<dyn Runtime> = match args.runtime {
-        RuntimeKind::Docker => Arc::new(DockerRuntime::detect().await),
+        RuntimeKind::Docker => Arc::new(
+            DockerRuntime::detect()
+                .await
+                .with_start_timeout(args.start_timeout),
+        ),
         RuntimeKind::Simulated => Arc::new(SimulatedRuntime {
             start_delay: args.simulated_start,
             fail_pattern: args.simulated_fail.clone(),
@@ -36,6 +40,7 @@ pub async fn run(server: &str, ca_cert: Option<PathBuf>, args: AgentArgs) -> Res
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),
         heartbeat_interval: args.heartbeat_interval,
         measure_interval: args.measure_interval,
+        max_parallel_starts: usize::from(args.max_parallel_starts),
     };
     tracing::info!(server = %config.server, name = %config.name, state_dir = %config.state_dir.display(), "agent starting");
     miaas_agent::run(config, runtime, miaas_server::shutdown_signal())

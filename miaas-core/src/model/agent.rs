@@ -96,6 +96,9 @@ pub struct RemovalOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportedStatus {
+    /// It is being started (pulling images, creating containers): the
+    /// deployment keeps its status, and its message says what the node does.
+    Starting,
     /// It runs.
     Running,
     /// It failed to start or crashed.
@@ -108,7 +111,7 @@ pub enum ReportedStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"status": "running", "message": "2 containers up"}))]
 pub struct StatusReport {
-    /// `running`, `failed` or `deleted`.
+    /// `starting`, `running`, `failed` or `deleted`.
     pub status: ReportedStatus,
     /// Details for people (e.g. the error of a failed start).
     #[serde(default)]

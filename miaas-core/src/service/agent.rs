@@ -205,6 +205,13 @@ fn apply_report(
                 current.deployment_id
             )));
         }
+        // progress of a start: the status stays, its message says what goes on
+        (ReportedStatus::Starting, _) => {
+            next.message = report
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("Deployment '{template}' starting on node {reporter}"));
+        }
         (status, _) => {
             next.status = match status {
                 ReportedStatus::Running => DeploymentStatus::Running,
