@@ -1000,7 +1000,9 @@ async fn a_new_revision_supersedes_a_start_in_progress() {
     };
     cp.deploy(&deploy("one")).await;
     cp.wait_for("/api/v1/deployments/app", |d| {
-        d["message"].as_str().is_some_and(|m| m.contains("starting revision 1"))
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("starting revision 1"))
     })
     .await;
     cp.deploy(&deploy("two")).await;

@@ -4,16 +4,20 @@
 //! ([`requirements`]), and written out for the node that runs them ([`node_document`]).
 
 pub mod baseline;
+pub mod gpus;
 pub mod interpolate;
 pub mod node_document;
+pub mod ports;
 pub mod requirements;
+pub mod runnable;
 
 use serde_json::Value;
 
 use crate::model::Requirements;
 use crate::{Error, Result};
 
-pub use requirements::{is_gpu_request, memory_mb, parse_size_bytes, requirements_of};
+pub use gpus::is_gpu_request;
+pub use requirements::{derive, memory_mb, parse_size_bytes, requirements_of};
 
 /// The request field every error names.
 const FIELD: &str = "rendered_compose";

@@ -1,35 +1,186 @@
-//! Requirements from a docker-compose document, read as Docker users write them:
-//! `deploy.resources.reservations` (cpus, memory, GPU devices) summed over services
-//! and `deploy.replicas`, and `deploy.placement.constraints`.
+//! Requirements from a docker-compose document, read as Docker users write them,
+//! summed over the services that start (`profiles` counted with the deployment's
+//! `COMPOSE_PROFILES`) and their replicas (`deploy.replicas`, `scale`):
+//!
+//! - CPU and memory: the reservation, else the limit, as Kubernetes reserves a
+//!   limit when no request is given (`deploy.resources.reservations`, else
+//!   `mem_reservation`, else `deploy.resources.limits`, `cpus`, `mem_limit`);
+//! - GPUs: what Docker gives the service ([`super::gpus`]);
+//! - host ports ([`super::ports`]; a `network_mode: host` service needs every port
+//!   it `expose`s or maps) and container names;
+//! - `deploy.placement.constraints`.
+//!
+//! Each number is explained: which service and key gave it ([`Derivation`]).
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use super::invalid;
+use super::gpus::gpu_asks;
+use super::{invalid, ports};
 use crate::Result;
-use crate::model::Requirements;
+use crate::model::{Derivation, Env, Requirements};
 
-/// The requirements a parsed compose document ([`parse_compose`]) states.
+/// The requirements of a parsed compose document (no profiles enabled).
 pub fn requirements_of(document: &Value) -> Result<Requirements> {
+    derive(document, &Env::default()).map(|(requirements, _)| requirements)
+}
+
+/// The requirements of a parsed (and resolved) compose document whose deployment
+/// has `env`, with where each comes from.
+pub fn derive(document: &Value, env: &Env) -> Result<(Requirements, Vec<Derivation>)> {
     let Some(Value::Object(services)) = document.get("services") else {
         return Err(invalid("the document has no `services` mapping"));
     };
-    let mut requirements = Requirements::default();
+    let profiles = enabled_profiles(env);
+    let mut derived = Derived::default();
     for (name, service) in services {
-        let path = format!("services.{name}");
-        let Some(deploy) = service.get("deploy").filter(|d| !d.is_null()) else {
+        let Value::Object(service) = service else {
             continue;
         };
-        let replicas = replicas(deploy, &path)?;
-        if let Some(reservations) = deploy
-            .get("resources")
-            .and_then(|r| r.get("reservations"))
-            .filter(|r| !r.is_null())
-        {
-            let path = format!("{path}.deploy.resources.reservations");
-            add_reservations(&mut requirements, reservations, replicas, &path)?;
+        if !starts(service, &profiles) {
+            continue;
+        }
+        derived.service(name, service)?;
+    }
+    let mut requirements = derived.requirements;
+    if requirements.gpus_all {
+        requirements.gpus = requirements.gpus.max(1);
+    }
+    Ok((requirements, derived.explained))
+}
+
+/// The profiles `COMPOSE_PROFILES` enables (comma-separated; `*` is every one).
+pub fn enabled_profiles(env: &Env) -> Vec<String> {
+    env.get("COMPOSE_PROFILES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether a plain `up` starts `service`: it has no profile, or one enabled.
+pub fn starts(service: &Map<String, Value>, enabled: &[String]) -> bool {
+    let profiles: Vec<&str> = match service.get("profiles") {
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    profiles.is_empty()
+        || enabled.iter().any(|e| e == "*")
+        || profiles.iter().any(|p| enabled.iter().any(|e| e == p))
+}
+
+/// The requirements summed so far, and their explanation.
+#[derive(Default)]
+struct Derived {
+    requirements: Requirements,
+    explained: Vec<Derivation>,
+}
+
+impl Derived {
+    fn explain(&mut self, service: &str, resource: &str, value: Value, key: String, source: &str) {
+        self.explained.push(Derivation {
+            service: service.to_string(),
+            resource: resource.into(),
+            value,
+            key,
+            source: source.into(),
+        });
+    }
+
+    fn service(&mut self, name: &str, service: &Map<String, Value>) -> Result<()> {
+        let path = format!("services.{name}");
+        let deploy = service.get("deploy").filter(|d| !d.is_null());
+        let replicas = replicas(service, deploy, &path)?;
+        let resources = deploy.and_then(|d| d.get("resources"));
+        let reservation = |key: &str| {
+            resources
+                .and_then(|r| r.get("reservations"))
+                .and_then(|r| r.get(key))
+                .filter(|v| !v.is_null())
+        };
+        let limit = |key: &str| {
+            resources
+                .and_then(|r| r.get("limits"))
+                .and_then(|r| r.get(key))
+                .filter(|v| !v.is_null())
+        };
+        let own = |key: &str| service.get(key).filter(|v| !v.is_null());
+        // CPUs: the reservation, else the limit
+        let cpus = [
+            (
+                "deploy.resources.reservations.cpus",
+                "reservations",
+                reservation("cpus"),
+            ),
+            ("deploy.resources.limits.cpus", "limits", limit("cpus")),
+            ("cpus", "limits", own("cpus")),
+        ];
+        if let Some((key, source, value)) = first_given(cpus) {
+            let cpus = number(value)
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .ok_or_else(|| invalid(format_args!("{path}.{key}: {value} is not a CPU count")))?;
+            let total = cpus * replicas as f64;
+            self.requirements.cpus += total;
+            self.explain(name, "cpus", json!(total), format!("{path}.{key}"), source);
+        }
+        // memory: the reservation, else the limit
+        let memory = [
+            (
+                "deploy.resources.reservations.memory",
+                "reservations",
+                reservation("memory"),
+            ),
+            ("mem_reservation", "reservations", own("mem_reservation")),
+            ("deploy.resources.limits.memory", "limits", limit("memory")),
+            ("mem_limit", "limits", own("mem_limit")),
+        ];
+        if let Some((key, source, value)) = first_given(memory) {
+            let mb = memory_mb(value)
+                .ok_or_else(|| invalid(format_args!("{path}.{key}: {value} is not a size")))?;
+            let total = mb.saturating_mul(replicas);
+            self.requirements.mem_mb = self.requirements.mem_mb.saturating_add(total);
+            self.explain(
+                name,
+                "memory_mb",
+                json!(total),
+                format!("{path}.{key}"),
+                source,
+            );
+        }
+        for ask in gpu_asks(service, &path)? {
+            let total = u64::from(ask.count).saturating_mul(replicas);
+            let total = u32::try_from(total).unwrap_or(u32::MAX);
+            self.requirements.gpus = self.requirements.gpus.saturating_add(total);
+            self.requirements.gpus_all |= ask.all;
+            let value = if ask.all { json!("all") } else { json!(total) };
+            self.explain(
+                name,
+                "gpus",
+                value,
+                format!("{path}.{}", ask.key),
+                ask.source,
+            );
+        }
+        self.ports(name, service, &path)?;
+        if let Some(container) = own("container_name") {
+            let container = match container {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if !self.requirements.container_names.contains(&container) {
+                self.requirements.container_names.push(container.clone());
+            }
+            let key = format!("{path}.container_name");
+            self.explain(
+                name,
+                "container_name",
+                json!(container),
+                key,
+                "container_name",
+            );
         }
         if let Some(constraints) = deploy
-            .get("placement")
+            .and_then(|d| d.get("placement"))
             .and_then(|p| p.get("constraints"))
             .filter(|c| !c.is_null())
         {
@@ -41,58 +192,71 @@ pub fn requirements_of(document: &Value) -> Result<Requirements> {
                 let text = constraint
                     .as_str()
                     .ok_or_else(|| invalid(format_args!("{path}: constraints are strings")))?;
-                apply_constraint(&mut requirements, text, &path)?;
+                apply_constraint(&mut self.requirements, text, &path)?;
+                self.explain(name, "constraint", json!(text), path.clone(), "placement");
             }
         }
+        Ok(())
     }
-    Ok(requirements)
+
+    /// The host ports `service` takes: what it publishes, or, on the host's
+    /// network, every port it exposes or maps.
+    fn ports(&mut self, name: &str, service: &Map<String, Value>, path: &str) -> Result<()> {
+        let host_network = service.get("network_mode").and_then(Value::as_str) == Some("host");
+        let mut keys = vec!["ports"];
+        if host_network {
+            keys.push("expose");
+        }
+        for key in keys {
+            let Some(entries) = service.get(key).and_then(Value::as_array) else {
+                continue;
+            };
+            for (i, entry) in entries.iter().enumerate() {
+                let place = format!("{path}.{key}.{i}");
+                let taken = if host_network {
+                    ports::container_ports(entry, &place)?
+                } else {
+                    ports::published(entry, &place)?
+                };
+                if taken.is_empty() {
+                    continue;
+                }
+                let shown: Vec<String> = taken.iter().map(ToString::to_string).collect();
+                let source = if host_network { "expose" } else { "ports" };
+                self.explain(name, "port", json!(shown), place, source);
+                ports::add_unique(&mut self.requirements.ports, taken)?;
+            }
+        }
+        Ok(())
+    }
 }
 
-fn replicas(deploy: &Value, path: &str) -> Result<u64> {
-    if deploy.get("mode").and_then(Value::as_str) == Some("global") {
+/// The first value given, with its key and source.
+fn first_given<'a, const N: usize>(
+    candidates: [(&'static str, &'static str, Option<&'a Value>); N],
+) -> Option<(&'static str, &'static str, &'a Value)> {
+    candidates
+        .into_iter()
+        .find_map(|(key, source, value)| value.map(|v| (key, source, v)))
+}
+
+/// Replicas that start: `deploy.replicas`, else `scale`, else one (`global`: one).
+fn replicas(service: &Map<String, Value>, deploy: Option<&Value>, path: &str) -> Result<u64> {
+    if deploy.and_then(|d| d.get("mode")).and_then(Value::as_str) == Some("global") {
         return Ok(1);
     }
-    match deploy.get("replicas") {
-        None | Some(Value::Null) => Ok(1),
-        Some(value) => value.as_u64().ok_or_else(|| {
-            invalid(format_args!(
-                "{path}.deploy.replicas: must be a whole number"
-            ))
-        }),
+    let given = (deploy
+        .and_then(|d| d.get("replicas"))
+        .map(|r| ("deploy.replicas", r)))
+    .or_else(|| service.get("scale").map(|s| ("scale", s)))
+    .filter(|(_, v)| !v.is_null());
+    match given {
+        None => Ok(1),
+        Some((key, value)) => number(value)
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n < 1e9)
+            .map(|n| n as u64)
+            .ok_or_else(|| invalid(format_args!("{path}.{key}: must be a whole number"))),
     }
-}
-
-fn add_reservations(
-    requirements: &mut Requirements,
-    reservations: &Value,
-    replicas: u64,
-    path: &str,
-) -> Result<()> {
-    if let Some(cpus) = reservations.get("cpus").filter(|v| !v.is_null()) {
-        let cpus = number(cpus)
-            .filter(|c| c.is_finite() && *c >= 0.0)
-            .ok_or_else(|| invalid(format_args!("{path}.cpus: {cpus} is not a CPU count")))?;
-        requirements.cpus += cpus * replicas as f64;
-    }
-    if let Some(memory) = reservations.get("memory").filter(|v| !v.is_null()) {
-        let mb = memory_mb(memory)
-            .ok_or_else(|| invalid(format_args!("{path}.memory: {memory} is not a size")))?;
-        requirements.mem_mb = requirements
-            .mem_mb
-            .saturating_add(mb.saturating_mul(replicas));
-    }
-    if let Some(devices) = reservations.get("devices").filter(|v| !v.is_null()) {
-        let list = devices
-            .as_array()
-            .ok_or_else(|| invalid(format_args!("{path}.devices: must be a list")))?;
-        for device in list {
-            let gpus = gpu_count(device, path)?;
-            let total = u64::from(gpus).saturating_mul(replicas);
-            let total = u32::try_from(total).unwrap_or(u32::MAX);
-            requirements.gpus = requirements.gpus.saturating_add(total);
-        }
-    }
-    Ok(())
 }
 
 fn number(value: &Value) -> Option<f64> {
@@ -137,66 +301,6 @@ pub fn parse_size_bytes(text: &str) -> Option<f64> {
     };
     let number: f64 = digits.trim().parse().ok()?;
     (number.is_finite() && number >= 0.0).then_some(number * multiplier)
-}
-
-/// GPUs a device reservation asks for: `count` (a number, or `all`, read as one),
-/// else the number of `device_ids`, else one. Devices that are not GPU requests
-/// ([`is_gpu_request`]) ask for none.
-fn gpu_count(device: &Value, path: &str) -> Result<u32> {
-    if !is_gpu_request(device) {
-        return Ok(0);
-    }
-    match device.get("count") {
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| invalid(format_args!("{path}.devices.count: must be a whole number"))),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("all") => Ok(1),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| invalid(format_args!("{path}.devices.count: {s:?} is not a count"))),
-        Some(Value::Null) | None => Ok(device
-            .get("device_ids")
-            .and_then(Value::as_array)
-            .map_or(1, |ids| u32::try_from(ids.len()).unwrap_or(u32::MAX))),
-        Some(other) => Err(invalid(format_args!(
-            "{path}.devices.count: {other} is not a count"
-        ))),
-    }
-}
-
-/// The capabilities Docker's NVIDIA driver answers to: a device request naming any
-/// of them (or `driver: nvidia`) is given GPUs.
-const NVIDIA_CAPABILITIES: [&str; 8] = [
-    "gpu", "nvidia", "compute", "utility", "graphics", "video", "display", "compat32",
-];
-
-/// Whether a `deploy.resources.reservations.devices` entry is a GPU request as
-/// Docker reads it: `driver: nvidia`, or a capability the NVIDIA driver answers to.
-/// Such a request is counted by placement and pinned to the assigned GPUs on the
-/// node.
-pub fn is_gpu_request(device: &Value) -> bool {
-    let nvidia_driver = device
-        .get("driver")
-        .and_then(Value::as_str)
-        .is_some_and(|d| d.eq_ignore_ascii_case("nvidia"));
-    let nvidia_capability = device.get("capabilities").is_some_and(|caps| {
-        flat_strings(caps).iter().any(|c| {
-            NVIDIA_CAPABILITIES
-                .iter()
-                .any(|known| c.eq_ignore_ascii_case(known))
-        })
-    });
-    nvidia_driver || nvidia_capability
-}
-
-fn flat_strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().flat_map(flat_strings).collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Applies one `deploy.placement.constraints` entry.
@@ -400,5 +504,102 @@ mod tests {
         assert_eq!(memory_mb(&json!("1b")), Some(1));
         assert_eq!(memory_mb(&json!("-1G")), None);
         assert_eq!(memory_mb(&json!("12X")), None);
+    }
+
+    /// The patterns of real-world compose files, each as a small document with the
+    /// requirements it must give.
+    #[test]
+    fn real_world_patterns() {
+        use std::collections::BTreeMap;
+        let derive_with = |yaml: &str, env: &[(&str, &str)]| {
+            let env: Env = (env.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+                .into();
+            let document = crate::compose::node_document::resolve(yaml, &env)
+                .unwrap_or_else(|e| panic!("{e}"));
+            derive(&document, &env).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let ports =
+            |r: &Requirements| -> Vec<String> { r.ports.iter().map(ToString::to_string).collect() };
+
+        // Ollama + Open WebUI: every GPU, two published ports
+        let (r, _) = derive_with(
+            "services:\n  ollama:\n    image: ollama/ollama\n    ports: ['11434:11434']\n    deploy:\n      resources:\n        reservations:\n          devices: [{driver: nvidia, count: all, capabilities: [gpu]}]\n  webui:\n    image: ghcr.io/open-webui/open-webui\n    ports: [\"3000:8080\"]\n",
+            &[],
+        );
+        assert!(r.gpus_all && r.gpus == 1, "{r:?}");
+        assert_eq!(ports(&r), ["11434/tcp", "3000/tcp"]);
+        // vLLM: the NVIDIA runtime with NVIDIA_VISIBLE_DEVICES
+        let (r, explained) = derive_with(
+            "services:\n  vllm:\n    image: vllm/vllm-openai\n    runtime: nvidia\n    environment: ['NVIDIA_VISIBLE_DEVICES=0,1']\n    ports: ['8000:8000']\n    container_name: vllm\n",
+            &[],
+        );
+        assert_eq!((r.gpus, r.gpus_all), (2, false));
+        assert_eq!(r.container_names, ["vllm"]);
+        assert!(
+            explained
+                .iter()
+                .any(|d| d.resource == "gpus" && d.source == "runtime")
+        );
+        // TGI: a count from the environment, with its default
+        let tgi = "services:\n  tgi:\n    image: ghcr.io/huggingface/text-generation-inference\n    deploy:\n      resources:\n        reservations:\n          devices: [{driver: nvidia, count: '${NUM_SHARD:-1}', capabilities: [gpu]}]\n";
+        assert_eq!(derive_with(tgi, &[]).0.gpus, 1);
+        assert_eq!(derive_with(tgi, &[("NUM_SHARD", "4")]).0.gpus, 4);
+        let all = tgi.replace("${NUM_SHARD:-1}", "${INFERENCE_GPU_COUNT:-all}");
+        assert!(derive_with(&all, &[]).0.gpus_all);
+        // TEI: the service-level gpus key
+        assert!(
+            derive_with("services:\n  tei:\n    image: tei\n    gpus: all\n", &[])
+                .0
+                .gpus_all
+        );
+        // Stable Diffusion WebUI: compute and utility are GPU capabilities too
+        let (r, _) = derive_with(
+            "services:\n  sd:\n    image: sd\n    deploy:\n      resources:\n        reservations:\n          devices: [{device_ids: ['0'], capabilities: [compute, utility]}]\n",
+            &[],
+        );
+        assert_eq!(r.gpus, 1);
+        // limits only (Langfuse, awesome-compose): reserved as Kubernetes does
+        let (r, explained) = derive_with(
+            "services:\n  web:\n    image: langfuse\n    deploy:\n      resources:\n        limits: {cpus: '${WEB_CPUS:-2}', memory: 4G}\n  db:\n    image: postgres\n    cpus: 0.5\n    mem_limit: 512m\n  cache:\n    image: redis\n    mem_reservation: 256m\n    mem_limit: 1g\n",
+            &[],
+        );
+        assert_eq!(r.cpus, 2.5);
+        assert_eq!(r.mem_mb, 4096 + 512 + 256);
+        let cpu_source = explained
+            .iter()
+            .find(|d| d.service == "web" && d.resource == "cpus")
+            .expect("explained");
+        assert_eq!(cpu_source.source, "limits");
+        assert_eq!(cpu_source.key, "services.web.deploy.resources.limits.cpus");
+        // a reservation wins over a limit, and replicas multiply
+        let (r, _) = derive_with(
+            "services:\n  w:\n    image: x\n    deploy:\n      replicas: 3\n      resources:\n        reservations: {cpus: '0.5'}\n        limits: {cpus: 4}\n",
+            &[],
+        );
+        assert_eq!(r.cpus, 1.5);
+        // profiles: only what a plain `up` starts counts, unless COMPOSE_PROFILES
+        let profiled = "services:\n  app:\n    image: x\n    ports: ['80:80']\n  gpu:\n    image: y\n    profiles: [gpu]\n    gpus: all\n    ports: ['81:81']\n";
+        let (r, _) = derive_with(profiled, &[]);
+        assert!(!r.gpus_all);
+        assert_eq!(ports(&r), ["80/tcp"]);
+        let (r, _) = derive_with(profiled, &[("COMPOSE_PROFILES", "gpu")]);
+        assert!(r.gpus_all);
+        assert_eq!(ports(&r), ["80/tcp", "81/tcp"]);
+        // the host's network: every port it exposes
+        let (r, explained) = derive_with(
+            "services:\n  h:\n    image: x\n    network_mode: host\n    expose: ['9090', 9100]\n",
+            &[],
+        );
+        assert_eq!(ports(&r), ["9090/tcp", "9100/tcp"]);
+        assert!(explained.iter().all(|d| d.source == "expose"));
+        // Milvus: many services, no resources stated, published ports
+        let (r, _) = derive_with(
+            "services:\n  etcd:\n    image: etcd\n  standalone:\n    image: milvus\n    ports: ['19530:19530', '9091:9091']\n",
+            &[],
+        );
+        assert_eq!((r.cpus, r.mem_mb, r.gpus), (0.0, 0, 0));
+        assert_eq!(ports(&r), ["19530/tcp", "9091/tcp"]);
     }
 }

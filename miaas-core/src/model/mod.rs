@@ -52,7 +52,9 @@ pub use node::{
     Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,
     RegistrationResponse, free_resources,
 };
-pub use requirements::{Requirements, Resources, parse_version_req};
+pub use requirements::{
+    Derivation, HostPort, MAX_PORTS, Requirements, Resources, parse_version_req,
+};
 pub use template::{
     Generator, ParameterType, RenderRequest, RenderedTemplate, Template, TemplateParameter,
     TemplateSource, TemplateSpec, TemplateSummary,

@@ -260,6 +260,8 @@ pub fn free_resources(capabilities: &NodeCapabilities, reserved: &Resources) -> 
             .saturating_sub(reserved.disk_mb),
         gpus: u32::try_from(gpu_ids.len()).unwrap_or(u32::MAX),
         gpu_ids,
+        ports: Vec::new(),
+        container_names: Vec::new(),
     }
 }
 

@@ -128,6 +128,17 @@ impl Candidate {
         r.disk_mb = r.disk_mb.saturating_sub(requirements.disk_mb);
         r.gpu_ids.retain(|id| !gpu_ids.contains(id));
         r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+        // one booking of each: two deployments never hold the same one on a node
+        for port in &requirements.ports {
+            if let Some(at) = r.ports.iter().position(|p| p == port) {
+                r.ports.swap_remove(at);
+            }
+        }
+        for name in &requirements.container_names {
+            if let Some(at) = r.container_names.iter().position(|n| n == name) {
+                r.container_names.swap_remove(at);
+            }
+        }
     }
 }
 
@@ -139,6 +150,9 @@ fn book(r: &mut Resources, requirements: &Requirements, gpu_ids: &[u32]) {
     r.gpu_ids.extend_from_slice(gpu_ids);
     r.gpu_ids.sort_unstable();
     r.gpus = u32::try_from(r.gpu_ids.len()).unwrap_or(u32::MAX);
+    r.ports.extend_from_slice(&requirements.ports);
+    r.container_names
+        .extend_from_slice(&requirements.container_names);
 }
 
 /// What the deployments placed on each node use, by node id, from their

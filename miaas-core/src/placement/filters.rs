@@ -29,6 +29,10 @@ pub enum Rejection {
     DiskUnknown,
     /// Too little free disk.
     Disk,
+    /// A host port it publishes is taken on the node.
+    PortConflict,
+    /// A container name it sets is taken on the node.
+    ContainerNameConflict,
 }
 
 impl Rejection {
@@ -46,6 +50,8 @@ impl Rejection {
             Self::Memory => "insufficient_memory",
             Self::DiskUnknown => "unknown_disk",
             Self::Disk => "insufficient_disk",
+            Self::PortConflict => "port_conflict",
+            Self::ContainerNameConflict => "container_name_conflict",
         }
     }
 
@@ -64,14 +70,40 @@ impl Rejection {
             Self::Memory => "had too little free memory",
             Self::DiskUnknown => "did not report their disk",
             Self::Disk => "had too little free disk",
+            Self::PortConflict => "had a port it publishes taken",
+            Self::ContainerNameConflict => "had a container name it sets taken",
         };
         format!("{count} {nodes} {what}")
+    }
+
+    /// As [`Self::describe`], naming what `requirements` ask that is taken:
+    /// "port 8080/tcp is taken on 3 nodes".
+    pub fn describe_for(self, count: usize, requirements: &Requirements) -> String {
+        let nodes = if count == 1 { "node" } else { "nodes" };
+        let named = |what: &str, items: Vec<String>| {
+            let plural = if items.len() == 1 { "" } else { "s" };
+            let verb = if items.len() == 1 { "is" } else { "are" };
+            format!(
+                "{what}{plural} {} {verb} taken on {count} {nodes}",
+                items.join(", ")
+            )
+        };
+        match self {
+            Self::PortConflict if !requirements.ports.is_empty() => named(
+                "port",
+                requirements.ports.iter().map(ToString::to_string).collect(),
+            ),
+            Self::ContainerNameConflict if !requirements.container_names.is_empty() => {
+                named("container name", requirements.container_names.clone())
+            }
+            _ => self.describe(count),
+        }
     }
 }
 
 impl Rejection {
     /// Every filter, in the order they run.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Offline,
         Self::Cordoned,
         Self::NotPinned,
@@ -83,6 +115,8 @@ impl Rejection {
         Self::Memory,
         Self::DiskUnknown,
         Self::Disk,
+        Self::PortConflict,
+        Self::ContainerNameConflict,
     ];
 }
 
@@ -167,6 +201,7 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
         Rejection::Tags => {
             node.tag_bloom & p.tag_bloom == p.tag_bloom && req.tags.iter().all(|t| node.has_tag(t))
         }
+        Rejection::Gpus if req.gpus_all => all_gpus_free(node, p),
         Rejection::Gpus => {
             req.gpus == 0 || matching_free_gpus(node, p).count() >= req.gpus as usize
         }
@@ -177,7 +212,35 @@ fn passes(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> bool {
         Rejection::Disk => caps
             .disk_mb
             .is_none_or(|disk| req.disk_mb <= disk.saturating_sub(node.reserved.disk_mb)),
+        Rejection::PortConflict => taken_ports(node, req).next().is_none(),
+        Rejection::ContainerNameConflict => taken_names(node, req).next().is_none(),
     }
+}
+
+/// The ports `req` publishes that a deployment on `node` already takes.
+fn taken_ports<'a>(
+    node: &'a Candidate,
+    req: &'a Requirements,
+) -> impl Iterator<Item = &'a crate::model::HostPort> {
+    req.ports.iter().filter(|wanted| {
+        node.reserved
+            .ports
+            .iter()
+            .any(|taken| wanted.conflicts_with(taken))
+    })
+}
+
+/// The container names `req` sets that a deployment on `node` already takes.
+fn taken_names<'a>(node: &'a Candidate, req: &'a Requirements) -> impl Iterator<Item = &'a String> {
+    req.container_names
+        .iter()
+        .filter(|name| node.reserved.container_names.contains(name))
+}
+
+/// `count: all`: the node has GPUs, every one free and matching.
+fn all_gpus_free(node: &Candidate, p: &Prepared<'_>) -> bool {
+    let gpus = node.capabilities.gpus.len();
+    gpus > 0 && gpus >= p.requirements.gpus as usize && matching_free_gpus(node, p).count() == gpus
 }
 
 /// Why `node` fails filter `rejection`, for people.
@@ -211,12 +274,29 @@ fn explain(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> String {
                 .collect();
             format!("lacks tags {}", missing.join(", "))
         }
+        Rejection::Gpus if req.gpus_all => format!(
+            "needs every GPU of the node free{} (count: all), has {} of {} matching free",
+            gpu_filter_text(req),
+            matching_free_gpus(node, p).count(),
+            node.capabilities.gpus.len()
+        ),
         Rejection::Gpus => format!(
             "needs {} free GPU(s){}, has {} matching free",
             req.gpus,
             gpu_filter_text(req),
             matching_free_gpus(node, p).count()
         ),
+        Rejection::PortConflict => {
+            let taken: Vec<String> = taken_ports(node, req).map(ToString::to_string).collect();
+            format!("port {} taken by another deployment", taken.join(", "))
+        }
+        Rejection::ContainerNameConflict => {
+            let taken: Vec<&str> = taken_names(node, req).map(String::as_str).collect();
+            format!(
+                "container name {} taken by another deployment",
+                taken.join(", ")
+            )
+        }
         Rejection::Cpu => format!("needs {} CPUs, {} free", req.cpus, free_cpus(node).max(0.0)),
         Rejection::Memory => format!(
             "needs {} MB memory, {} MB free",
@@ -300,8 +380,14 @@ fn matching_free_gpus<'n>(
         .map(|g| g.id)
 }
 
-/// The lowest-numbered free GPUs that match, or `None` when too few do.
+/// The lowest-numbered free GPUs that match (every GPU of the node for
+/// `count: all`), or `None` when too few do.
 pub fn pick_gpus(node: &Candidate, p: &Prepared<'_>) -> Option<Vec<u32>> {
+    if p.requirements.gpus_all {
+        let mut all: Vec<u32> = matching_free_gpus(node, p).collect();
+        all.sort_unstable();
+        return all_gpus_free(node, p).then_some(all);
+    }
     let wanted = usize::try_from(p.requirements.gpus).ok()?;
     if wanted == 0 {
         return Some(Vec::new());

@@ -84,6 +84,11 @@ pub struct PlacementPlan {
     /// server allows operators. Empty for plain documents and bare requirements.
     #[serde(default)]
     pub host_access: Vec<String>,
+    /// Where each requirement derived from the compose document comes from: which
+    /// service and key, and whether a reservation or, lacking one, a limit.
+    /// Empty for bare requirements.
+    #[serde(default)]
+    pub derived: Vec<crate::model::Derivation>,
 }
 
 /// The placement engine.
@@ -143,7 +148,7 @@ impl PlacementEngine {
                     .zip(rejected)
                     .filter(|(_, count)| *count > 0)
                     .collect();
-                Decision::Unplaceable(summarize(nodes.len(), &reasons))
+                Decision::Unplaceable(summarize(nodes.len(), &reasons, requirements))
             }
         }
     }
@@ -181,7 +186,7 @@ impl PlacementEngine {
         });
         rejected.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.node_id.cmp(&b.node_id)));
         let summary = if candidates.is_empty() {
-            summarize(nodes.len(), &reasons)
+            summarize(nodes.len(), &reasons, requirements)
         } else {
             PlacementSummary {
                 message: format!(
@@ -203,6 +208,7 @@ impl PlacementEngine {
             rejected,
             summary,
             host_access: Vec::new(),
+            derived: Vec::new(),
         }
     }
 }
@@ -216,11 +222,17 @@ fn beats(score: f64, node: &Candidate, top: f64, top_node: &Candidate) -> bool {
         .is_gt()
 }
 
-fn summarize(evaluated: usize, reasons: &BTreeMap<Rejection, usize>) -> PlacementSummary {
+fn summarize(
+    evaluated: usize,
+    reasons: &BTreeMap<Rejection, usize>,
+    requirements: &Requirements,
+) -> PlacementSummary {
     let message = if evaluated == 0 {
         "no node fits: no nodes are registered".to_string()
     } else {
-        let parts: Vec<String> = reasons.iter().map(|(r, n)| r.describe(*n)).collect();
+        let parts: Vec<String> = (reasons.iter())
+            .map(|(r, n)| r.describe_for(*n, requirements))
+            .collect();
         format!("no node fits: {}", parts.join(", "))
     };
     PlacementSummary {

@@ -172,6 +172,7 @@ fn free_resources_account_for_reservations() {
         disk_mb: 0,
         gpus: 0,
         gpu_ids: vec![],
+        ..Resources::default()
     };
     assert_eq!(
         rejection(&n, &reqs(json!({"cpus": 0.5, "mem_mb": 1000}))),

@@ -4,8 +4,9 @@ use super::Service;
 use super::lifecycle::{Planner, deleted_message, placed_message};
 use crate::access::Principal;
 use crate::compose::baseline::host_access_of;
+use crate::compose::derive;
 use crate::compose::node_document::resolve;
-use crate::compose::requirements_of;
+use crate::compose::runnable::check_runnable;
 use crate::model::page::{
     DeploymentKey, Page, PageQuery, deployment_cursor, parse_deployment_cursor,
 };
@@ -140,7 +141,8 @@ impl Service {
             let resolved = resolve(&spec.rendered_compose, &spec.env)?;
             let features = host_access_of(&resolved);
             caller.require_host_access(self.settings.host_access_role, &features)?;
-            requirements_of(&resolved)
+            check_runnable(&resolved, &spec.env)?;
+            derive(&resolved, &spec.env).map(|(requirements, _)| requirements)
         };
         let derived = check().map_err(|err| {
             let values = secrets.iter().filter_map(|s| spec.env.get(&s.env));
@@ -361,30 +363,35 @@ impl Service {
 
     /// Ranks every node for the requirements, changing nothing.
     pub async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
-        let (requirements, host_access) = match input {
+        let (compose, env) = match input {
             PlanInput::Requirements(requirements) => {
                 requirements.validate()?;
-                (requirements.clone(), Vec::new())
+                let (_, cluster) = self.cluster_view().await?;
+                return Ok(self.engine.plan(cluster.candidates(), requirements));
             }
             PlanInput::Compose { compose, env } => {
                 for name in env.keys() {
                     crate::validate::env_key(name)?;
                 }
-                let document = resolve(compose, &Env::from(env.clone()))?;
-                (requirements_of(&document)?, host_access_of(&document))
+                (Cow::Borrowed(compose), Env::from(env.clone()))
             }
             PlanInput::Template {
                 template_id,
                 params,
             } => {
                 let rendering = self.render_with(template_id, params).await?;
-                let document = resolve(&rendering.compose, &Env::default())?;
-                (rendering.requirements, host_access_of(&document))
+                (Cow::Owned(rendering.compose), Env::default())
             }
         };
+        let document = resolve(&compose, &env)?;
+        // what cannot run at all is refused when deployed; the plan still shows
+        // what it asks of the host
+        let host_access = host_access_of(&document);
+        let (requirements, derived) = derive(&document, &env)?;
         let (_, cluster) = self.cluster_view().await?;
         let mut plan = self.engine.plan(cluster.candidates(), &requirements);
         plan.host_access = host_access;
+        plan.derived = derived;
         Ok(plan)
     }
 

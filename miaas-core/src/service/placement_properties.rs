@@ -33,6 +33,10 @@ enum Op {
         mem_mb: u64,
         disk_mb: u64,
         gpus: u32,
+        /// A host port it publishes (8080 + this), and a container name it sets
+        /// (`c` + this): one deployment's per node.
+        port: Option<u8>,
+        name: Option<u8>,
     },
     Delete(u8),
     /// The node running deployment `id` reports it running, failed or deleted.
@@ -65,9 +69,20 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => (0u8..8, 0u8..=4, 0u64..=8_000, 0u64..=20_000, 0u32..=2).prop_map(
-            |(id, cpus, mem_mb, disk_mb, gpus)| Op::Deploy { id, cpus, mem_mb, disk_mb, gpus }
-        ),
+        5 => (
+            (0u8..8, 0u8..=4, 0u64..=8_000, 0u64..=20_000, 0u32..=2),
+            prop::option::of(0u8..2),
+            prop::option::of(0u8..2),
+        )
+            .prop_map(|((id, cpus, mem_mb, disk_mb, gpus), port, name)| Op::Deploy {
+                id,
+                cpus,
+                mem_mb,
+                disk_mb,
+                gpus,
+                port,
+                name,
+            }),
         2 => (0u8..8).prop_map(Op::Delete),
         3 => (0u8..8, 0u8..3).prop_map(|(id, status)| Op::Report(id, status)),
         1 => any::<u8>().prop_map(Op::Silence),
@@ -144,9 +159,16 @@ impl World {
                 mem_mb,
                 disk_mb,
                 gpus,
+                port,
+                name,
             } => {
+                let ports: Vec<_> = (port.iter())
+                    .map(|p| json!({"port": 8080 + u16::from(*p), "protocol": "tcp"}))
+                    .collect();
+                let names: Vec<String> = name.iter().map(|n| format!("c{n}")).collect();
                 let requirements = serde_json::from_value(json!({
-                    "cpus": f64::from(*cpus) / 2.0, "mem_mb": mem_mb, "disk_mb": disk_mb, "gpus": gpus
+                    "cpus": f64::from(*cpus) / 2.0, "mem_mb": mem_mb, "disk_mb": disk_mb,
+                    "gpus": gpus, "ports": ports, "container_names": names
                 }))
                 .expect("requirements");
                 let request = DeploymentRequest {
@@ -246,6 +268,22 @@ impl World {
             let gpus: Vec<u32> = on.iter().flat_map(|r| r.gpu_ids.clone()).collect();
             let unique: HashSet<_> = gpus.iter().collect();
             let offered: HashSet<u32> = caps.gpus.iter().map(|g| g.id).collect();
+            let ports: Vec<_> = on
+                .iter()
+                .flat_map(|r| r.requirements.ports.iter())
+                .collect();
+            let names: Vec<_> = on
+                .iter()
+                .flat_map(|r| r.requirements.container_names.iter())
+                .collect();
+            if ports.len() != ports.iter().collect::<HashSet<_>>().len()
+                || names.len() != names.iter().collect::<HashSet<_>>().len()
+            {
+                return Err(format!(
+                    "{} holds a port or name twice: {ports:?} {names:?}",
+                    node.name
+                ));
+            }
             if cpus > caps.cpu_count as f64 + 1e-9
                 || mem > caps.mem_mb
                 || disk > caps.disk_mb.unwrap_or(0)
@@ -311,11 +349,19 @@ impl World {
                     let mut fresh_gpus = fresh_usage.gpu_ids.clone();
                     kept_gpus.sort_unstable();
                     fresh_gpus.sort_unstable();
+                    let sorted = |r: &crate::model::Resources| {
+                        let mut ports = r.ports.clone();
+                        ports.sort();
+                        let mut names = r.container_names.clone();
+                        names.sort();
+                        (ports, names)
+                    };
                     if (kept_usage.cpus - fresh_usage.cpus).abs() > 1e-6
                         || kept_usage.mem_mb != fresh_usage.mem_mb
                         || kept_usage.disk_mb != fresh_usage.disk_mb
                         || kept_usage.gpus != fresh_usage.gpus
                         || kept_gpus != fresh_gpus
+                        || sorted(&kept_usage) != sorted(fresh_usage)
                     {
                         verdict = Err(format!(
                             "ledger of {}: kept {kept_usage:?}, placed {fresh_usage:?}",

@@ -197,6 +197,7 @@ fn rendering(
 fn document_of(compose: &str) -> Result<(Value, Requirements)> {
     validate::list_len("rendered_compose", compose.len(), MAX_COMPOSE_BYTES)?;
     let document = parse_compose(compose)?;
+    crate::compose::runnable::check_runnable(&document, &Default::default())?;
     let requirements = requirements_of(&document)?;
     Ok((document, requirements))
 }
