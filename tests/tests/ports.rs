@@ -1,0 +1,226 @@
+//! Host ports and container names are node resources: placement never puts two
+//! deployments publishing one port (or setting one container name) on a node,
+//! says which port is taken, and frees it when the deployment goes; across two
+//! PostgreSQL replicas deploying at once too.
+
+use miaas_tests::{TestServer, postgres_url, registration, send};
+use serde_json::{Value, json};
+
+const WEB: &str = "services:\n  web:\n    image: nginx\n    ports: ['8080:80']\n";
+
+fn deploy(id: &str, compose: &str) -> Value {
+    json!({"deployment_id": id, "template_id": "web", "rendered_compose": compose})
+}
+
+fn with_name(name: &str) -> Value {
+    let mut body = registration(name);
+    body["capabilities"]["gpus"] = json!([]);
+    body
+}
+
+async fn deployment(server: &TestServer, id: &str) -> Value {
+    server.get(&format!("/api/v1/deployments/{id}")).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_port_is_one_deployments_per_node() {
+    let server = TestServer::spawn().await;
+    let (first_id, first_token) = server.register_body(&with_name("n1")).await;
+    server.register_body(&with_name("n2")).await;
+    for id in ["web-1", "web-2", "web-3", "web-4"] {
+        let (status, body) = server.post("/api/v1/deployments", &deploy(id, WEB)).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let mut placed = Vec::new();
+    for id in ["web-1", "web-2", "web-3", "web-4"] {
+        let d = deployment(&server, id).await;
+        assert_eq!(
+            d["requirements"]["ports"],
+            json!([{"port": 8080, "protocol": "tcp", "host_ip": "0.0.0.0"}])
+        );
+        if d["status"] == "scheduled" {
+            placed.push(d["node_id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(d["status"], "pending", "{d}");
+            let message = d["message"].as_str().unwrap();
+            assert!(
+                message.contains("port 8080/tcp is taken on 2 nodes"),
+                "{message}"
+            );
+            assert_eq!(d["placement"]["reasons"]["port_conflict"], 2, "{d}");
+        }
+    }
+    placed.sort();
+    placed.dedup();
+    assert_eq!(placed.len(), 2, "one per node");
+
+    // the plan names the port and the node holding it
+    let (status, plan) = server
+        .post("/api/v1/placement/plan", &json!({"rendered_compose": WEB}))
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan["summary"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("port 8080/tcp is taken on 2 nodes"),
+        "{plan}"
+    );
+    let reasons = plan["rejected"][0]["reasons"].to_string();
+    assert!(reasons.contains("port 8080/tcp taken"), "{reasons}");
+
+    // another address of the same port does not fit either: 0.0.0.0 is every one
+    let local = "services:\n  web:\n    image: nginx\n    ports: ['127.0.0.1:8080:80']\n";
+    let (_, plan) = server
+        .post(
+            "/api/v1/placement/plan",
+            &json!({"rendered_compose": local}),
+        )
+        .await;
+    assert_eq!(plan["candidates"], json!([]), "{plan}");
+    // a port of its own does
+    let other = "services:\n  web:\n    image: nginx\n    ports: ['9090:80/udp']\n";
+    let (_, plan) = server
+        .post(
+            "/api/v1/placement/plan",
+            &json!({"rendered_compose": other}),
+        )
+        .await;
+    assert_eq!(plan["candidates"].as_array().unwrap().len(), 2, "{plan}");
+
+    // the deployment on n1 changes its port: 8080 is free there again and a
+    // waiting one takes it
+    let on_first = ["web-1", "web-2", "web-3", "web-4"];
+    let mut moved = None;
+    for id in on_first {
+        if deployment(&server, id).await["node_id"] == json!(first_id) {
+            moved = Some(id);
+        }
+    }
+    let moved = moved.expect("one runs on n1");
+    let (status, _) = server
+        .post("/api/v1/deployments", &deploy(moved, other))
+        .await;
+    assert_eq!(status, 202);
+    let updated = deployment(&server, moved).await;
+    assert_eq!(
+        updated["node_id"],
+        json!(first_id),
+        "still fits there: {updated}"
+    );
+    // a reconcile follows a change that frees capacity
+    let on_n1 = |list: &Value| -> Vec<Value> {
+        (list.as_array().unwrap().iter())
+            .filter(|d| d["node_id"] == json!(first_id) && d["status"] == "scheduled")
+            .cloned()
+            .collect()
+    };
+    let list = until(&server, |list| on_n1(list).len() == 2).await;
+    let on_n1 = on_n1(&list);
+
+    // deleting frees it: confirmed by the node, a last waiting one is placed
+    let holder = on_n1.iter().find(|d| d["deployment_id"] != moved).unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = send(
+        server
+            .client
+            .delete(server.url(&format!("/api/v1/deployments/{holder}"))),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = send(
+        server
+            .client
+            .post(server.url(&format!("/api/v1/deployments/{holder}/status")))
+            .bearer_auth(&first_token)
+            .json(&json!({"status": "deleted"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    until(&server, |list| {
+        (list.as_array().unwrap().iter()).all(|d| d["status"] != "pending")
+    })
+    .await;
+}
+
+/// The deployment list once `done` holds of it; fails after 20 s.
+async fn until(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, list) = server.get("/api/v1/deployments").await;
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never got there: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_name_is_one_deployments_per_node() {
+    let server = TestServer::spawn().await;
+    server.register_body(&with_name("only")).await;
+    let named = "services:\n  vllm:\n    image: vllm/vllm-openai\n    container_name: vllm\n";
+    for id in ["a", "b"] {
+        let (status, _) = server.post("/api/v1/deployments", &deploy(id, named)).await;
+        assert_eq!(status, 202);
+    }
+    let b = deployment(&server, "b").await;
+    assert_eq!(b["status"], "pending", "{b}");
+    let message = b["message"].as_str().unwrap();
+    assert!(
+        message.contains("container name vllm is taken on 1 node"),
+        "{message}"
+    );
+    assert_eq!(
+        b["placement"]["reasons"]["container_name_conflict"], 1,
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deploying_at_once_never_book_a_port_twice() {
+    let Some(url) = postgres_url().await else {
+        eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("miaas.key");
+    let shared = |c: &mut miaas_server::ServerConfig| c.secret_key_file = Some(key_file.clone());
+    let a = TestServer::spawn_on(tempfile::tempdir().unwrap(), url.clone(), shared).await;
+    let b = TestServer::spawn_on(tempfile::tempdir().unwrap(), url, shared).await;
+    for i in 0..5 {
+        let (status, _) = a
+            .post("/api/v1/nodes/register", &with_name(&format!("p{i}")))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let request = server
+                .client
+                .post(server.url("/api/v1/deployments"))
+                .json(&deploy(&format!("w{i:02}"), WEB));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 202, "{body}");
+    }
+    let (_, list) = b.get("/api/v1/deployments").await;
+    let mut nodes: Vec<&str> = (list.as_array().unwrap().iter())
+        .filter(|d| d["status"] == "scheduled")
+        .map(|d| d["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 5, "one per node");
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 5, "no node holds port 8080 twice");
+}
