@@ -358,3 +358,27 @@ async fn with_auth_off_there_is_no_login() {
     let (status, _) = send(server.client.get(server.url("/ui/assets/htmx.min.js"))).await;
     assert_eq!(status, 200, "the scripts are served by the binary");
 }
+
+#[tokio::test]
+async fn a_deployments_page_links_its_endpoints() {
+    let server = TestServer::spawn().await;
+    let mut session = Session::new(&server);
+    server.register("worker-01").await;
+    let compose = "services:\n  web:\n    image: nginx\n    ports: ['8080:80', '53:53/udp']\n";
+    let (status, _) = server
+        .post(
+            "/api/v1/deployments",
+            &serde_json::json!({"deployment_id": "site", "template_id": "t", "rendered_compose": compose}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, page) = session.get("/ui/deployments/site").await;
+    assert_eq!(status, 200);
+    // the template engine escapes `/` too
+    let page = page.replace("&#x2f;", "/");
+    assert!(
+        page.contains(r#"<a href="http://192.168.1.10:8080" rel="noopener noreferrer" target="_blank">http://192.168.1.10:8080</a>"#),
+        "{page}"
+    );
+    assert!(page.contains("192.168.1.10:53/udp"), "{page}");
+}

@@ -3,7 +3,7 @@
 //! says which port is taken, and frees it when the deployment goes; across two
 //! PostgreSQL replicas deploying at once too.
 
-use miaas_tests::{TestServer, postgres_url, registration, send};
+use miaas_tests::{TestServer, miaas, postgres_url, registration, send};
 use serde_json::{Value, json};
 
 const WEB: &str = "services:\n  web:\n    image: nginx\n    ports: ['8080:80']\n";
@@ -40,7 +40,14 @@ async fn a_published_port_is_one_deployments_per_node() {
         );
         if d["status"] == "scheduled" {
             placed.push(d["node_id"].as_str().unwrap().to_string());
+            // where it can be reached: the node's address and the published port
+            assert_eq!(
+                d["endpoints"],
+                json!([{"service": "web", "host": "192.168.1.10", "port": 8080,
+                        "target_port": 80, "protocol": "tcp", "url": "http://192.168.1.10:8080"}])
+            );
         } else {
+            assert_eq!(d["endpoints"], json!([]), "not placed: {d}");
             assert_eq!(d["status"], "pending", "{d}");
             let message = d["message"].as_str().unwrap();
             assert!(
@@ -223,4 +230,58 @@ async fn two_replicas_deploying_at_once_never_book_a_port_twice() {
     nodes.sort();
     nodes.dedup();
     assert_eq!(nodes.len(), 5, "no node holds port 8080 twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_name_every_published_port_on_the_nodes_address() {
+    let server = TestServer::spawn().await;
+    let mut node = with_name("edge");
+    node["ip"] = json!("10.1.2.3");
+    server.register_body(&node).await;
+    let compose = "services:\n  api:\n    image: x\n    ports: ['8000-8001:9000-9001', {target: 53, published: 5353, protocol: udp}, '127.0.0.1:7000:70']\n  quiet:\n    image: y\n    expose: ['80']\n";
+    let (status, body) = server
+        .post("/api/v1/deployments", &deploy("multi", compose))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let d = deployment(&server, "multi").await;
+    assert_eq!(
+        d["endpoints"],
+        json!([
+            {"service": "api", "host": "10.1.2.3", "port": 8000, "target_port": 9000, "protocol": "tcp", "url": "http://10.1.2.3:8000"},
+            {"service": "api", "host": "10.1.2.3", "port": 8001, "target_port": 9001, "protocol": "tcp", "url": "http://10.1.2.3:8001"},
+            {"service": "api", "host": "10.1.2.3", "port": 5353, "target_port": 53, "protocol": "udp"},
+            {"service": "api", "host": "127.0.0.1", "port": 7000, "target_port": 70, "protocol": "tcp", "url": "http://127.0.0.1:7000"}
+        ])
+    );
+    let (_, list) = server.get("/api/v1/deployments").await;
+    assert_eq!(list[0]["endpoints"], d["endpoints"], "lists show them too");
+
+    // the CLI lists them: `deployments get`, and `ps -o wide`
+    let dir = tempfile::tempdir().unwrap();
+    let got = miaas(
+        dir.path(),
+        &["--server", &server.base, "deployments", "get", "multi"],
+        &[],
+        None,
+    )
+    .ok();
+    assert!(
+        got.stdout.contains("api  http://10.1.2.3:8000 (-> 9000)"),
+        "{got:?}"
+    );
+    assert!(
+        got.stdout.contains("api  10.1.2.3:5353/udp (-> 53)"),
+        "{got:?}"
+    );
+    let wide = miaas(
+        dir.path(),
+        &["--server", &server.base, "ps", "-o", "wide"],
+        &[],
+        None,
+    )
+    .ok();
+    assert!(
+        wide.stdout.contains("ENDPOINTS") && wide.stdout.contains("http://127.0.0.1:7000"),
+        "{wide:?}"
+    );
 }

@@ -46,6 +46,18 @@ pub async fn run(ctx: &Context, command: DeploymentsCommand) -> Result<()> {
     }
 }
 
+/// `web  http://10.0.0.7:8080 (-> 80)`, or `dns  10.0.0.7:5353/udp (-> 53)`.
+pub fn endpoint_text(endpoint: &miaas_core::model::Endpoint) -> String {
+    let at = endpoint
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}/{}", endpoint.host, endpoint.port, endpoint.protocol));
+    match endpoint.target_port {
+        Some(target) => format!("{}  {at} (-> {target})", endpoint.service),
+        None => format!("{}  {at}", endpoint.service),
+    }
+}
+
 /// Node id → name, for the NODE column.
 pub async fn node_names(ctx: &Context) -> Result<HashMap<String, String>> {
     let nodes = ctx.backend.list_nodes().await?;
@@ -64,6 +76,13 @@ pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
     say!("{table}");
     say!();
     say!("{}", deployment.message);
+    if !deployment.endpoints.is_empty() {
+        say!();
+        say!("endpoints:");
+        for endpoint in &deployment.endpoints {
+            say!("  {}", endpoint_text(endpoint));
+        }
+    }
     if let (Some(version), Some(params)) = (deployment.template_version, &deployment.params) {
         say!();
         say!(

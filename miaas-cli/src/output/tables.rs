@@ -147,8 +147,8 @@ fn status_cell(status: DeploymentStatus) -> Cell {
     coloured(status.as_str(), color)
 }
 
-/// ID, STATUS, NODE, TEMPLATE, AGE (+ REVISION, GPUS, MESSAGE when wide). NODE shows
-/// the node's name when `names` knows it.
+/// ID, STATUS, NODE, TEMPLATE, AGE (+ REVISION, GPUS, ENDPOINTS, MESSAGE when
+/// wide). NODE shows the node's name when `names` knows it.
 pub fn deployments_table(
     deployments: &[Deployment],
     names: &HashMap<String, String>,
@@ -158,7 +158,7 @@ pub fn deployments_table(
     let wide = format == OutputFormat::Wide;
     let mut header = vec!["ID", "STATUS", "NODE", "TEMPLATE", "AGE"];
     if wide {
-        header.extend(["REVISION", "GPUS", "MESSAGE"]);
+        header.extend(["REVISION", "GPUS", "ENDPOINTS", "MESSAGE"]);
     }
     let mut table = new_table(header);
     for d in deployments {
@@ -184,12 +184,29 @@ pub fn deployments_table(
                 } else {
                     gpus.join(",")
                 }),
+                Cell::new(endpoints_cell(&d.endpoints)),
                 Cell::new(&d.message),
             ]);
         }
         table.add_row(row);
     }
     render(table)
+}
+
+/// A deployment's endpoints in one cell: `http://10.0.0.7:8080`, or
+/// `10.0.0.7:5353/udp`, one per line; `-` when it has none.
+fn endpoints_cell(endpoints: &[miaas_core::model::Endpoint]) -> String {
+    if endpoints.is_empty() {
+        return "-".into();
+    }
+    (endpoints.iter())
+        .map(|e| {
+            e.url
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}/{}", e.host, e.port, e.protocol))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Candidates (NAME, ID, SCORE, GPUS) and rejected nodes (NAME, ID, REASONS).

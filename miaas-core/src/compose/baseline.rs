@@ -888,5 +888,10 @@ services:
             "x-root: &root\n  privileged: true\nservices:\n  a:\n    <<: *root\n    image: x\n";
         assert_eq!(judged(compose, &[]), ["services.a: privileged"]);
         assert!(host_access_of(&json!("not a mapping")).is_empty());
+        // booleans as Compose v2 reads YAML: `y` is an image, `yes` is cast to true
+        let yes = "services:\n  a:\n    image: y\n    privileged: yes\n";
+        assert_eq!(judged(yes, &[]), ["services.a: privileged"]);
+        let document = crate::compose::parse_compose(yes).unwrap();
+        assert_eq!(document["services"]["a"]["image"], "y");
     }
 }

@@ -38,12 +38,15 @@ pub fn requirements_from_compose(compose: &str) -> Result<Requirements> {
 /// wrong (and where the YAML parser says so). Its text, aliases replayed, may
 /// be at most [`interpolate::MAX_INTERPOLATED_BYTES`] (the parser's default,
 /// 64 MiB, let a 400 KB scalar replayed 160 times take 64 MiB for a document
-/// interpolation refuses anyway).
+/// interpolation refuses anyway). Booleans are YAML 1.2's (`true`, `false`), as
+/// Compose v2 reads them: `image: y` is the image `y`, and `privileged: yes` the
+/// string Compose casts to true (and judges as such).
 pub fn parse_compose(compose: &str) -> Result<Value> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_total_scalar_bytes: interpolate::MAX_INTERPOLATED_BYTES,
         },
+        strict_booleans: true,
     };
     let document: Value = serde_saphyr::from_str_with_options(compose, options)
         .map_err(|err| invalid(format_args!("invalid YAML: {err}")))?;

@@ -142,6 +142,91 @@ fn ports_of(range: &str, protocol: &str, host_ip: &str, path: &str) -> Result<Ve
     Ok(ports)
 }
 
+/// A host port a service publishes, with the container port behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedPort {
+    /// The service.
+    pub service: String,
+    /// The port on the node.
+    pub host: HostPort,
+    /// The container's port, when the mapping names one.
+    pub target_port: Option<u16>,
+}
+
+/// Every host port the services that start publish (a `network_mode: host`
+/// service: every port it exposes or maps, its own), in document order.
+pub fn published_ports(document: &Value, env: &crate::model::Env) -> Result<Vec<PublishedPort>> {
+    let enabled = super::requirements::enabled_profiles(env);
+    let mut all = Vec::new();
+    let Some(Value::Object(services)) = document.get("services") else {
+        return Ok(all);
+    };
+    for (name, service) in services {
+        let Value::Object(service) = service else {
+            continue;
+        };
+        if !super::requirements::starts(service, &enabled) {
+            continue;
+        }
+        let host_network = service.get("network_mode").and_then(Value::as_str) == Some("host");
+        let mut keys = vec!["ports"];
+        if host_network {
+            keys.push("expose");
+        }
+        for key in keys {
+            for (i, entry) in service
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let path = format!("services.{name}.{key}.{i}");
+                let (hosts, targets) = if host_network {
+                    let ports = container_ports(entry, &path)?;
+                    let targets = ports.iter().map(|p| Some(p.port)).collect();
+                    (ports, targets)
+                } else {
+                    (published(entry, &path)?, target_ports(entry))
+                };
+                for (at, host) in hosts.into_iter().enumerate() {
+                    all.push(PublishedPort {
+                        service: name.clone(),
+                        host,
+                        // a range maps port by port; one target serves them all
+                        target_port: targets.get(at).or(targets.first()).copied().flatten(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The container ports of a `ports` entry, in order (none that cannot be read).
+fn target_ports(entry: &Value) -> Vec<Option<u16>> {
+    let range = match entry {
+        Value::String(short) => {
+            let (spec, _) = split_protocol(short.trim());
+            spec.rsplit(':').next().unwrap_or(spec).to_string()
+        }
+        Value::Object(long) => match long.get("target") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            _ => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let port = |text: &str| text.trim().parse::<u16>().ok();
+    match range.split_once('-') {
+        Some((first, last)) => match (port(first), port(last)) {
+            (Some(first), Some(last)) if first <= last => (first..=last).map(Some).collect(),
+            _ => Vec::new(),
+        },
+        None => vec![port(&range)],
+    }
+}
+
 /// Adds `ports` to `all` once each; an error when a document publishes more than
 /// [`MAX_PORTS`].
 pub fn add_unique(all: &mut Vec<HostPort>, ports: Vec<HostPort>) -> Result<()> {

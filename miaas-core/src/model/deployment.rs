@@ -300,6 +300,10 @@ pub struct Deployment {
     pub created_at: f64,
     /// Last change (epoch seconds).
     pub updated_at: f64,
+    /// Where it can be reached: one entry per port it publishes, once placed (`[]`
+    /// when it publishes none or is not placed). Worked out when it is read.
+    #[serde(default)]
+    pub endpoints: Vec<super::Endpoint>,
 }
 
 /// What a secret value is shown as.

@@ -18,6 +18,7 @@ mod access;
 mod agent;
 mod capabilities;
 mod deployment;
+mod endpoint;
 mod env;
 mod event;
 mod heartbeat;
@@ -44,6 +45,7 @@ pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
     DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
 };
+pub use endpoint::Endpoint;
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};
 pub use heartbeat::{Heartbeat, HeartbeatAck};

@@ -142,7 +142,7 @@ fn desired_deployment(
     deployment: Deployment,
     document: &super::node_documents::NodeDocument,
 ) -> DesiredDeployment {
-    let (rendered_compose, error) = match document.as_ref() {
+    let (rendered_compose, error) = match &document.document {
         Ok(text) => (text.clone(), None),
         Err(why) => (String::new(), Some(why.clone())),
     };

@@ -336,14 +336,18 @@ impl Service {
         deployment_id: &str,
         reveal: bool,
     ) -> Result<Deployment> {
-        viewer.show(self.get_deployment(deployment_id).await?, reveal)
+        let shown = viewer.show(self.get_deployment(deployment_id).await?, reveal)?;
+        let mut with = self.with_endpoints(vec![shown]).await?;
+        with.pop()
+            .ok_or_else(|| deployment_not_found(deployment_id))
     }
 
     /// Every deployment, oldest first, as `viewer` is shown them (never revealed).
     pub async fn list_deployments_as(&self, viewer: &Principal) -> Result<Vec<Deployment>> {
-        (self.list_deployments().await?.into_iter())
+        let shown = (self.list_deployments().await?.into_iter())
             .map(|d| viewer.show(d, false))
-            .collect()
+            .collect::<Result<_>>()?;
+        self.with_endpoints(shown).await
     }
 
     /// [`Self::list_deployments_page`], as `viewer` is shown them (never revealed).
@@ -353,10 +357,11 @@ impl Service {
         query: &PageQuery,
     ) -> Result<Page<Deployment>> {
         let page = self.list_deployments_page(query).await?;
+        let shown = (page.items.into_iter())
+            .map(|d| viewer.show(d, false))
+            .collect::<Result<_>>()?;
         Ok(Page {
-            items: (page.items.into_iter())
-                .map(|d| viewer.show(d, false))
-                .collect::<Result<_>>()?,
+            items: self.with_endpoints(shown).await?,
             next: page.next,
         })
     }
@@ -462,6 +467,7 @@ fn new_deployment(deployment_id: &str, spec: &DeploymentSpec, now: f64) -> Deplo
         revision: 1,
         created_at: now,
         updated_at: now,
+        endpoints: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod access;
 mod agent;
 mod deployments;
 mod desired_index;
+mod endpoints;
 mod fleet_watch;
 mod heartbeats;
 mod ledger;

@@ -1,4 +1,5 @@
-//! The documents nodes are sent, made once per deployment revision: resolving a
+//! What is worked out of a deployment's document, once per revision: the document
+//! its node is sent, and the ports it publishes (its endpoints). Resolving a
 //! document (parse, interpolate, write out) costs up to tens of milliseconds for
 //! a large one, and a node may poll its desired state as often as it likes.
 
@@ -6,13 +7,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::compose::node_document::{for_node, resolve};
+use crate::compose::ports::{PublishedPort, published_ports};
 use crate::model::Deployment;
 
 /// What the cache may hold, in bytes of documents, before it starts afresh.
 const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 
-/// A deployment's node document, or why it does not resolve.
-pub(super) type NodeDocument = Arc<Result<String, String>>;
+/// What is worked out of one revision of a deployment's document.
+#[derive(Debug)]
+pub(super) struct Resolved {
+    /// The document its node is sent, or why it does not resolve.
+    pub document: Result<String, String>,
+    /// The host ports it publishes.
+    pub published: Vec<PublishedPort>,
+}
+
+impl Resolved {
+    fn size(&self) -> usize {
+        self.document.as_ref().map_or_else(String::len, String::len)
+            + self.published.len() * std::mem::size_of::<PublishedPort>()
+    }
+}
+
+/// A deployment's [`Resolved`], shared.
+pub(super) type NodeDocument = Arc<Resolved>;
 
 /// Which deployment, at which revision: a deployment deleted and made again under
 /// its id starts at revision 1 again, with another creation time.
@@ -48,15 +66,18 @@ impl NodeDocuments {
         {
             return document.clone();
         }
-        let document: NodeDocument = Arc::new(
-            resolve(&deployment.rendered_compose, &deployment.env)
-                .map(|resolved| for_node(&resolved, &deployment.env))
+        let env = &deployment.env;
+        let resolved = resolve(&deployment.rendered_compose, env);
+        let published = (resolved.as_ref().ok())
+            .and_then(|document| published_ports(document, env).ok())
+            .unwrap_or_default();
+        let document: NodeDocument = Arc::new(Resolved {
+            document: resolved
+                .map(|resolved| for_node(&resolved, env))
                 .map_err(|err| err.to_string()),
-        );
-        let size = document
-            .as_ref()
-            .as_ref()
-            .map_or_else(String::len, String::len);
+            published,
+        });
+        let size = document.size();
         let mut cached = lock();
         if cached.bytes + size > MAX_CACHED_BYTES {
             cached.documents.clear();
@@ -64,10 +85,7 @@ impl NodeDocuments {
         }
         let id = deployment.deployment_id.clone();
         if let Some((_, replaced)) = cached.documents.insert(id, (made, document.clone())) {
-            let freed = replaced
-                .as_ref()
-                .as_ref()
-                .map_or_else(String::len, String::len);
+            let freed = replaced.size();
             cached.bytes = cached.bytes.saturating_sub(freed);
         }
         cached.bytes += size;
@@ -96,15 +114,15 @@ mod tests {
     fn a_document_is_made_once_per_revision() {
         let documents = NodeDocuments::default();
         let first = documents.of(&deployment(1, "nginx"));
-        assert!(first.as_ref().as_ref().is_ok_and(|t| t.contains("nginx:1")));
+        assert!(first.document.as_ref().is_ok_and(|t| t.contains("nginx:1")));
         // the same revision is not made again, whatever the stored text says
         let again = documents.of(&deployment(1, "other"));
         assert!(Arc::ptr_eq(&first, &again));
         let next = documents.of(&deployment(2, "other"));
-        assert!(next.as_ref().as_ref().is_ok_and(|t| t.contains("other:1")));
+        assert!(next.document.as_ref().is_ok_and(|t| t.contains("other:1")));
         let mut remade = deployment(2, "third");
         remade.created_at = 2.0;
         let third = documents.of(&remade);
-        assert!(third.as_ref().as_ref().is_ok_and(|t| t.contains("third:1")));
+        assert!(third.document.as_ref().is_ok_and(|t| t.contains("third:1")));
     }
 }

@@ -139,6 +139,7 @@ impl DeploymentRow {
                 .transpose()?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            endpoints: Vec::new(),
         })
     }
 }
