@@ -27,10 +27,7 @@ async fn main() {
         .first()
         .and_then(|s| s.parse::<f64>().ok())
         .map_or(Duration::from_secs(10), Duration::from_secs_f64);
-    let runtime = Arc::new(SimulatedRuntime {
-        start_delay: Duration::ZERO,
-        fail_pattern: None,
-    });
+    let runtime = Arc::new(SimulatedRuntime::new(Duration::ZERO));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(agents);
     for i in 0..agents {

@@ -249,6 +249,8 @@ mod tests {
         let report = StatusReport {
             status: ReportedStatus::Running,
             message: None,
+            health: None,
+            restarts: None,
         };
         let reported = client.report("gone", "t", &report).await;
         assert!(

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::Client;
 use crate::error::AgentError;
-use crate::runtime::{Health, Runtime, project_name};
+use crate::runtime::{Condition, Runtime, project_name};
 
 /// The file in a deployment's folder naming its Compose project (so that a folder
 /// left behind can be removed without knowing the id).
@@ -81,7 +81,7 @@ impl Worker {
                 id,
                 dir,
                 running: None,
-                health: None,
+                condition: None,
                 checked: None,
             };
             state.work(receiver).await;
@@ -111,8 +111,8 @@ struct State {
     dir: PathBuf,
     /// The revision this worker brought about (or adopted).
     running: Option<u32>,
-    /// Its health when last started or checked.
-    health: Option<Health>,
+    /// Its condition when last started or checked.
+    condition: Option<Condition>,
     /// The health check asked for last.
     checked: Option<u64>,
 }
@@ -166,36 +166,36 @@ impl State {
                 "Compose project {project} belongs to the deployment in {}: not started",
                 other.display()
             );
-            self.report_if_new(deployment, Health::Failed(message))
+            self.report_if_new(deployment, Condition::Failed(message))
                 .await;
             return Next::Wait;
         }
-        let health = if self.running == Some(deployment.revision) {
+        let condition = if self.running == Some(deployment.revision) {
             if self.checked == Some(check) {
-                self.health.clone()
+                self.condition.clone()
             } else {
                 self.checked = Some(check);
                 Some(
-                    match self.context.runtime.health(&project, &self.dir).await {
-                        Health::Absent => Health::Failed("its containers are gone".into()),
-                        health => health,
+                    match self.context.runtime.condition(&project, &self.dir).await {
+                        Condition::Absent => Condition::Failed("its containers are gone".into()),
+                        condition => condition,
                     },
                 )
             }
         } else {
             match self.bring_about(deployment, &project, orders).await {
-                Some(health) => {
+                Some(condition) => {
                     self.running = Some(deployment.revision);
                     self.checked = Some(check);
-                    Some(health)
+                    Some(condition)
                 }
                 // superseded: the latest order says what now
                 None => return Next::Again,
             }
         };
-        self.health = health.clone();
-        if let Some(health) = health {
-            self.report_if_new(deployment, health).await;
+        self.condition = condition.clone();
+        if let Some(condition) = condition {
+            self.report_if_new(deployment, condition).await;
         }
         Next::Wait
     }
@@ -207,12 +207,12 @@ impl State {
         deployment: &DesiredDeployment,
         project: &str,
         orders: &mut watch::Receiver<Order>,
-    ) -> Option<Health> {
+    ) -> Option<Condition> {
         let revision = deployment.revision;
         if self.running.is_none()
-            && let Some(health) = self.adopt(deployment, project).await
+            && let Some(condition) = self.adopt(deployment, project).await
         {
-            return Some(health);
+            return Some(condition);
         }
         let starts = self.context.starts.clone();
         let _permit = tokio::select! {
@@ -220,7 +220,7 @@ impl State {
             () = superseded(orders, revision) => return None,
         };
         if let Some(error) = &deployment.error {
-            return Some(Health::Failed(error.clone()));
+            return Some(Condition::Failed(error.clone()));
         }
         self.report_progress(format!("starting revision {revision}"))
             .await;
@@ -230,7 +230,7 @@ impl State {
         let mut last_said = Instant::now();
         loop {
             tokio::select! {
-                health = &mut start => return Some(health),
+                condition = &mut start => return Some(condition),
                 Some(line) = said.recv() => {
                     if last_said.elapsed() >= PROGRESS_EVERY {
                         last_said = Instant::now();
@@ -246,15 +246,15 @@ impl State {
     }
 
     /// What already runs at this revision, left as it is.
-    async fn adopt(&self, deployment: &DesiredDeployment, project: &str) -> Option<Health> {
+    async fn adopt(&self, deployment: &DesiredDeployment, project: &str) -> Option<Condition> {
         let recorded = std::fs::read_to_string(self.dir.join(REVISION_FILE)).ok()?;
         if recorded.trim() != deployment.revision.to_string() {
             return None;
         }
-        match self.context.runtime.health(project, &self.dir).await {
-            Health::Running(message) => {
+        match self.context.runtime.condition(project, &self.dir).await {
+            Condition::Running(running) => {
                 tracing::info!(deployment = %self.id, "adopted: already running");
-                Some(Health::Running(message))
+                Some(Condition::Running(running))
             }
             _ => None,
         }
@@ -265,21 +265,21 @@ impl State {
         deployment: &DesiredDeployment,
         project: &str,
         progress: mpsc::Sender<String>,
-    ) -> Health {
+    ) -> Condition {
         if let Err(err) = miaas_core::private_file::create_dir_all(&self.dir) {
-            return Health::Failed(format!("cannot create {}: {err}", self.dir.display()));
+            return Condition::Failed(format!("cannot create {}: {err}", self.dir.display()));
         }
         tracing::info!(deployment = %self.id, revision = deployment.revision, "starting");
         let _ = std::fs::write(self.dir.join(PROJECT_FILE), project);
         let runtime = &self.context.runtime;
-        let health = runtime
+        let condition = runtime
             .apply(deployment, &self.dir, project, progress)
             .await;
         let _ = std::fs::write(
             self.dir.join(REVISION_FILE),
             deployment.revision.to_string(),
         );
-        health
+        condition
     }
 
     /// Removes what runs of it here; with `confirm`, reports it deleted. `false`
@@ -298,7 +298,7 @@ impl State {
             tracing::info!(deployment = %self.id, "removed");
         }
         self.running = None;
-        self.health = None;
+        self.condition = None;
         if confirm {
             let message = if was_here {
                 "containers removed"
@@ -310,30 +310,56 @@ impl State {
         true
     }
 
-    /// Reports `health` unless the control plane already shows it.
-    async fn report_if_new(&self, deployment: &DesiredDeployment, health: Health) {
-        let (status, message) = match health {
-            Health::Running(message) => (ReportedStatus::Running, message),
-            Health::Failed(message) => (ReportedStatus::Failed, message),
-            Health::Absent => (ReportedStatus::Failed, "nothing runs".into()),
+    /// Reports `condition` unless the control plane already shows it (its
+    /// status, health and restarts).
+    async fn report_if_new(&self, deployment: &DesiredDeployment, condition: Condition) {
+        let report = match condition {
+            Condition::Running(running) => StatusReport {
+                status: ReportedStatus::Running,
+                message: Some(running.message),
+                health: Some(running.health),
+                restarts: Some(running.restarts),
+            },
+            Condition::Failed(message) => StatusReport {
+                status: ReportedStatus::Failed,
+                message: Some(message),
+                health: None,
+                restarts: None,
+            },
+            Condition::Absent => StatusReport {
+                status: ReportedStatus::Failed,
+                message: Some("nothing runs".into()),
+                health: None,
+                restarts: None,
+            },
         };
-        if server_shows(deployment.status, status) {
+        if server_shows(deployment, &report) {
             return;
         }
-        tracing::info!(deployment = %self.id, revision = deployment.revision, ?status, %message, "reporting");
-        self.report(status, message).await;
+        tracing::info!(deployment = %self.id, revision = deployment.revision, status = ?report.status, health = ?report.health, message = ?report.message, "reporting");
+        self.send(report).await;
     }
 
     async fn report_progress(&self, message: String) {
         self.report(ReportedStatus::Starting, message).await;
     }
 
-    /// Sends a report; `false` when it did not reach the control plane.
+    /// Sends a report of `status` with `message`; `false` when it did not reach
+    /// the control plane.
     async fn report(&self, status: ReportedStatus, message: String) -> bool {
-        let report = StatusReport {
+        self.send(StatusReport {
             status,
-            message: Some(message.chars().take(4000).collect()),
-        };
+            message: Some(message),
+            health: None,
+            restarts: None,
+        })
+        .await
+    }
+
+    /// Sends `report` (its message cut to 4000 characters); `false` when it did
+    /// not reach the control plane.
+    async fn send(&self, mut report: StatusReport) -> bool {
+        report.message = (report.message).map(|m| m.chars().take(4000).collect());
         let context = &self.context;
         match context
             .client
@@ -392,13 +418,15 @@ fn project_taken_elsewhere(deployments_dir: &Path, project: &str, dir: &Path) ->
     })
 }
 
-/// Whether the control plane already shows `status`.
-fn server_shows(server: DeploymentStatus, status: ReportedStatus) -> bool {
-    matches!(
-        (server, status),
-        (DeploymentStatus::Running, ReportedStatus::Running)
-            | (DeploymentStatus::Failed, ReportedStatus::Failed)
-    )
+/// Whether the control plane already shows what `report` says.
+fn server_shows(deployment: &DesiredDeployment, report: &StatusReport) -> bool {
+    match (deployment.status, report.status) {
+        (DeploymentStatus::Running, ReportedStatus::Running) => {
+            deployment.health == report.health && Some(deployment.restarts) == report.restarts
+        }
+        (DeploymentStatus::Failed, ReportedStatus::Failed) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,15 @@ pub struct AgentArgs {
     /// (`^fail-[0-9]+$`).
     #[arg(long, env = "MIAAS_AGENT_SIMULATED_FAIL")]
     pub simulated_fail: Option<String>,
+    /// With --runtime simulated: how long a deployment's health stays `starting`
+    /// after it started before it turns `healthy` (0: healthy at once).
+    #[arg(long, env = "MIAAS_AGENT_SIMULATED_READY", default_value = "0s", value_parser = miaas_server::config::parse_duration_or_zero)]
+    pub simulated_ready: Duration,
+    /// With --runtime simulated: deployments whose id matches this pattern (as
+    /// --simulated-fail) run but turn `unhealthy` once --simulated-ready has
+    /// passed.
+    #[arg(long, env = "MIAAS_AGENT_SIMULATED_UNHEALTHY")]
+    pub simulated_unhealthy: Option<String>,
     /// Log filter: a level or tracing directives.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -384,6 +393,7 @@ pub struct RequirementFlags {
 
 /// `miaas deploy`.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("waiting").args(["wait", "wait_for"]).multiple(true))]
 pub struct DeployArgs {
     /// The compose file (`-` reads standard input); without it, the server renders
     /// --template.
@@ -420,12 +430,30 @@ pub struct DeployArgs {
     /// Requirements.
     #[command(flatten)]
     pub requirements: RequirementFlags,
-    /// Wait until the deployment is scheduled or running.
+    /// Wait until the deployment is ready, as `docker compose up --wait` does:
+    /// running, its healthchecks passing (or none); then print its endpoints.
+    /// Exits 1 when it fails, turns unhealthy, or --timeout passes.
     #[arg(long)]
     pub wait: bool,
+    /// What --wait waits for: `scheduled` (placed on a node), `running` (its
+    /// containers run) or `ready` (running and healthy, the default); implies
+    /// --wait.
+    #[arg(long, value_enum, value_name = "MILESTONE")]
+    pub wait_for: Option<Milestone>,
     /// How long --wait waits (e.g. `30s`, `2m`).
-    #[arg(long, default_value = "2m", value_parser = miaas_server::config::parse_duration, requires = "wait")]
+    #[arg(long, default_value = "5m", value_parser = miaas_server::config::parse_duration, requires = "waiting")]
     pub timeout: Duration,
+}
+
+/// A point in a deployment's start that `miaas deploy --wait-for` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Milestone {
+    /// Placed on a node.
+    Scheduled,
+    /// Its containers run.
+    Running,
+    /// Running, with its healthchecks passing (or none).
+    Ready,
 }
 
 /// `miaas events`.

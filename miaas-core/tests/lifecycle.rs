@@ -47,6 +47,8 @@ async fn report(
     let report = StatusReport {
         status,
         message: None,
+        health: None,
+        restarts: None,
     };
     s.report_status(Some(&node.node_token), id, &report)
         .await
@@ -351,6 +353,8 @@ async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle()
         let none = StatusReport {
             status: ReportedStatus::Running,
             message: None,
+            health: None,
+            restarts: None,
         };
         assert!(matches!(
             s.report_status(None, "d", &none).await,

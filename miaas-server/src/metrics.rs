@@ -84,6 +84,10 @@ fn describe() {
     );
     describe_gauge!("miaas_deployments", "Deployments by status");
     describe_gauge!(
+        "miaas_deployments_health",
+        "Running or failed deployments by health (starting, healthy, unhealthy, none)"
+    );
+    describe_gauge!(
         "miaas_cluster_capacity",
         "What online nodes offer, by resource (base units)"
     );
@@ -196,6 +200,9 @@ pub async fn scrape(service: &Service, per_node: bool) -> Result<String, miaas_c
     }
     for (status, count) in &totals.deployments {
         metrics::gauge!("miaas_deployments", "status" => *status).set(*count as f64);
+    }
+    for (health, count) in &totals.health {
+        metrics::gauge!("miaas_deployments_health", "health" => *health).set(*count as f64);
     }
     let pending = totals.deployments.get("pending").copied().unwrap_or(0);
     metrics::gauge!("miaas_pending_deployments").set(pending as f64);

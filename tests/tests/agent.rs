@@ -1022,3 +1022,62 @@ async fn a_new_revision_supersedes_a_start_in_progress() {
         .collect();
     assert_eq!(revisions, [&json!(2)], "revision 1 never ran: {events}");
 }
+
+/// Health from Docker: the containers' healthcheck verdicts and restart counts,
+/// as `docker inspect` gives them, reach the deployment at the next heartbeat:
+/// `none` without a healthcheck, then `starting`, `healthy` with restarts, and
+/// `unhealthy` (an event each for healthy and unhealthy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_health_and_restarts_reach_the_deployment() {
+    let cp = ControlPlane::start(&[]).await;
+    let (_bin, calls_dir, env) = stand_ins();
+    let _agent = cp.agent("checked", &["--runtime", "docker"], &env);
+    cp.node_named("checked").await;
+    cp.deploy(&json!({"deployment_id": "svc", "template_id": "t",
+                      "rendered_compose": "services:\n  app:\n    image: x\n"}))
+        .await;
+    let path = "/api/v1/deployments/svc";
+    let running = cp.wait_for(path, |d| d["status"] == "running").await;
+    assert_eq!(running["health"], "none", "{running}");
+    assert_eq!(running["restarts"], 0, "{running}");
+
+    let project = "miaas-svc";
+    let set = |health: &str, restarts: u32| {
+        std::fs::write(calls_dir.join(format!("{project}.health")), health).unwrap();
+        std::fs::write(
+            calls_dir.join(format!("{project}.restarts")),
+            restarts.to_string(),
+        )
+        .unwrap();
+    };
+    set("starting", 0);
+    cp.wait_for(path, |d| d["health"] == "starting").await;
+    set("healthy", 2);
+    let healthy = cp
+        .wait_for(path, |d| d["health"] == "healthy" && d["restarts"] == 2)
+        .await;
+    assert_eq!(healthy["status"], "running");
+    set("unhealthy", 3);
+    let sick = cp
+        .wait_for(path, |d| d["health"] == "unhealthy" && d["restarts"] == 3)
+        .await;
+    assert_eq!(sick["status"], "running", "unhealthy still runs: {sick}");
+    let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
+    assert!(calls.contains("inspect --format"), "{calls}");
+
+    let (_, events) = cp
+        .get("/api/v1/events?follow=false&topic=deployment:svc")
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    let healthy_at = kinds.iter().position(|k| *k == "deployment.healthy");
+    let unhealthy_at = kinds.iter().position(|k| *k == "deployment.unhealthy");
+    assert!(
+        healthy_at.is_some() && healthy_at < unhealthy_at,
+        "{kinds:?}"
+    );
+}

@@ -248,13 +248,30 @@ async fn deploy_names_env_requirements_and_stdin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_wait_succeeds_when_scheduled_and_fails_with_the_reason_on_timeout() {
+async fn deploy_wait_for_scheduled_succeeds_when_scheduled_and_fails_with_the_reason_on_timeout() {
     let m = Modes::new().await;
     m.server.register("worker-01").await;
     let compose = m.write("w/compose.yml", COMPOSE);
     for run in [
-        m.remote(&["deploy", "-f", &compose, "--wait", "--timeout", "10s"]),
-        m.local(&["deploy", "-f", &compose, "--name", "w2", "--wait"]),
+        m.remote(&[
+            "deploy",
+            "-f",
+            &compose,
+            "--wait-for",
+            "scheduled",
+            "--timeout",
+            "10s",
+        ]),
+        m.local(&[
+            "deploy",
+            "-f",
+            &compose,
+            "--name",
+            "w2",
+            "--wait",
+            "--wait-for",
+            "scheduled",
+        ]),
     ] {
         let run = run.ok();
         assert!(run.stdout.contains("scheduled"), "{run:?}");
@@ -293,6 +310,19 @@ async fn deploy_wait_succeeds_when_scheduled_and_fails_with_the_reason_on_timeou
         assert!(run.stderr.contains("timed out"), "{run:?}");
         assert!(run.stderr.contains("too little free CPU"), "{run:?}");
     }
+    // no agent runs it: --wait (until ready) times out where it stands
+    let run = m.remote(&[
+        "deploy",
+        "-f",
+        &compose,
+        "--name",
+        "w3",
+        "--wait",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("(it is scheduled)"), "{run:?}");
     let run = m.remote(&["deploy", "-f", &compose, "--timeout", "1s"]);
     assert_eq!(run.code, 2, "--timeout needs --wait: {run:?}");
 }

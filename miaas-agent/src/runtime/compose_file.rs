@@ -145,6 +145,8 @@ mod tests {
             env: BTreeMap::new(),
             gpu_ids,
             status: DeploymentStatus::Scheduled,
+            health: None,
+            restarts: 0,
             error: None,
         }
     }

@@ -2,8 +2,9 @@
 //! (mode 0600: it holds the deployment's secrets) is written to the deployment's
 //! folder, and `docker compose -p <project> -f compose.yaml up -d --remove-orphans`
 //! runs it (Compose v2 through `docker`, else the separate `docker-compose` v1).
-//! Removal runs `down`; volumes are kept. Health comes from the containers Docker
-//! labels with the project.
+//! Removal runs `down`; volumes are kept. How it does comes from the containers
+//! Docker labels with the project: their states, their healthchecks' verdicts
+//! and their restart counts (`docker inspect`).
 //!
 //! Compose and Docker run with a clean environment: `PATH`, `HOME`, `DOCKER_*`
 //! and `XDG_*` of the agent's own, and the deployment's `COMPOSE_PROFILES`;
@@ -15,13 +16,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use miaas_core::model::{DeploymentHealth, DesiredDeployment, DockerInfo, LogLine, LogRequest};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::compose_file::rendered_for_node;
-use super::{Health, Runtime};
+use super::{Condition, Running, Runtime};
 
 /// How long a `docker` command other than `up` may take, so that a hung engine
 /// cannot hang the agent (`down` stops containers, which may take a while).
@@ -98,6 +99,29 @@ impl DockerRuntime {
         all.extend_from_slice(args);
         Ok((&compose[0], all))
     }
+}
+
+/// What `docker inspect` says of each container: its healthcheck's status
+/// (empty without a healthcheck) and its restart count.
+const INSPECT_FORMAT: &str =
+    "{{if .State.Health}}{{.State.Health.Status}}{{end}} {{.RestartCount}}";
+
+/// The deployment's health and restarts from the lines of [`INSPECT_FORMAT`].
+fn container_health(text: &str) -> (DeploymentHealth, u32) {
+    let mut restarts = 0u32;
+    let mut each = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let (status, count) = match (words.next(), words.next()) {
+            (Some(status), Some(count)) => (Some(status), count),
+            (Some(count), None) => (None, count),
+            _ => continue,
+        };
+        restarts = restarts.saturating_add(count.parse().unwrap_or(0));
+        // a status Docker may add later counts as a healthcheck not yet passed
+        each.push(status.map(|s| DeploymentHealth::parse(s).unwrap_or(DeploymentHealth::Starting)));
+    }
+    (DeploymentHealth::of_containers(each), restarts)
 }
 
 /// The version in what `compose version` prints: `Docker Compose version v2.29.1`
@@ -228,7 +252,7 @@ impl Runtime for DockerRuntime {
         dir: &Path,
         project: &str,
         progress: mpsc::Sender<String>,
-    ) -> Health {
+    ) -> Condition {
         let compose_path = dir.join("compose.yaml");
         // an older agent wrote the environment to `.env`, which Compose would read
         // on its own: the document holds it now
@@ -236,7 +260,7 @@ impl Runtime for DockerRuntime {
         let written = rendered_for_node(deployment)
             .and_then(|compose| write_private(&compose_path, &compose));
         if let Err(message) = written {
-            return Health::Failed(message);
+            return Condition::Failed(message);
         }
         let compose_file = compose_path.display().to_string();
         let up = ["-f", compose_file.as_str(), "up", "-d", "--remove-orphans"];
@@ -249,11 +273,11 @@ impl Runtime for DockerRuntime {
             Err(message) => Err(message),
         };
         match started {
-            Ok(()) => match self.health(project, dir).await {
-                Health::Absent => Health::Failed("`up` started no container".into()),
+            Ok(()) => match self.condition(project, dir).await {
+                Condition::Absent => Condition::Failed("`up` started no container".into()),
                 health => health,
             },
-            Err(message) => Health::Failed(message),
+            Err(message) => Condition::Failed(message),
         }
     }
 
@@ -268,7 +292,7 @@ impl Runtime for DockerRuntime {
         self.compose(project, &args).await.map(drop)
     }
 
-    async fn health(&self, project: &str, _dir: &Path) -> Health {
+    async fn condition(&self, project: &str, _dir: &Path) -> Condition {
         let filter = format!("label=com.docker.compose.project={project}");
         let listed = run(
             "docker",
@@ -277,14 +301,14 @@ impl Runtime for DockerRuntime {
         .await;
         let text = match listed {
             Ok(text) => text,
-            Err(message) => return Health::Failed(message),
+            Err(message) => return Condition::Failed(message),
         };
         let containers: Vec<serde_json::Value> = text
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect();
         if containers.is_empty() {
-            return Health::Absent;
+            return Condition::Absent;
         }
         let stopped: Vec<String> = containers
             .iter()
@@ -298,11 +322,29 @@ impl Runtime for DockerRuntime {
                 )
             })
             .collect();
-        if stopped.is_empty() {
-            Health::Running(format!("{} container(s) running", containers.len()))
-        } else {
-            Health::Failed(stopped.join("; "))
+        if !stopped.is_empty() {
+            return Condition::Failed(stopped.join("; "));
         }
+        let ids: Vec<&str> = containers.iter().filter_map(|c| c["ID"].as_str()).collect();
+        let mut args = vec!["inspect", "--format", INSPECT_FORMAT];
+        args.extend(ids);
+        let (health, restarts) = match run("docker", &args).await {
+            Ok(text) => container_health(&text),
+            Err(message) => return Condition::Failed(message),
+        };
+        let message = match health {
+            DeploymentHealth::None => format!("{} container(s) running", containers.len()),
+            health => format!(
+                "{} container(s) running, {}",
+                containers.len(),
+                health.as_str()
+            ),
+        };
+        Condition::Running(Running {
+            message,
+            health,
+            restarts,
+        })
     }
 
     async fn running_containers(&self) -> Vec<String> {
@@ -408,7 +450,24 @@ impl Runtime for DockerRuntime {
 
 #[cfg(test)]
 mod tests {
-    use super::compose_version;
+    use super::{DeploymentHealth, compose_version, container_health};
+
+    #[test]
+    fn health_and_restarts_of_the_containers() {
+        assert_eq!(container_health(" 0\n 2\n"), (DeploymentHealth::None, 2));
+        assert_eq!(
+            container_health("healthy 0\n 1\n"),
+            (DeploymentHealth::Healthy, 1)
+        );
+        assert_eq!(
+            container_health("healthy 0\nstarting 0\n"),
+            (DeploymentHealth::Starting, 0)
+        );
+        assert_eq!(
+            container_health("unhealthy 3\nstarting 0\nhealthy 1\n"),
+            (DeploymentHealth::Unhealthy, 4)
+        );
+    }
 
     #[test]
     fn compose_versions_of_v1_and_v2() {

@@ -8,7 +8,7 @@ mod simulated;
 use std::path::Path;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use miaas_core::model::{DeploymentHealth, DesiredDeployment, DockerInfo, LogLine, LogRequest};
 use tokio::sync::mpsc;
 
 pub use compose_file::{folder_name, project_name, rendered_for_node};
@@ -17,13 +17,35 @@ pub use simulated::SimulatedRuntime;
 
 /// How a deployment is doing on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
-    /// Every service runs; a short description.
-    Running(String),
+pub enum Condition {
+    /// Every service runs.
+    Running(Running),
     /// It failed to start or stopped; what went wrong.
     Failed(String),
     /// Nothing of it runs here.
     Absent,
+}
+
+/// A deployment whose services all run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// A short description (`2 container(s) running`).
+    pub message: String,
+    /// What its containers' healthchecks say.
+    pub health: DeploymentHealth,
+    /// The sum of its containers' restart counts.
+    pub restarts: u32,
+}
+
+impl Running {
+    /// Running with no healthcheck and no restart.
+    pub fn plain(message: String) -> Self {
+        Self {
+            message,
+            health: DeploymentHealth::None,
+            restarts: 0,
+        }
+    }
 }
 
 /// Runs deployments. `dir` is the deployment's own folder in the state directory.
@@ -31,21 +53,21 @@ pub enum Health {
 pub trait Runtime: Send + Sync {
     /// Starts `deployment` (or brings it to this revision) as Compose project
     /// `project`, saying what it does on `progress` (`pulling nginx:1.27`); its
-    /// health after. Dropping the future stops the start.
+    /// condition after. Dropping the future stops the start.
     async fn apply(
         &self,
         deployment: &DesiredDeployment,
         dir: &Path,
         project: &str,
         progress: mpsc::Sender<String>,
-    ) -> Health;
+    ) -> Condition;
 
     /// Stops and removes the deployment of project `project`; an error message
     /// when that failed.
     async fn remove(&self, project: &str, dir: &Path) -> Result<(), String>;
 
     /// How the deployment of project `project` is doing now.
-    async fn health(&self, project: &str, dir: &Path) -> Health;
+    async fn condition(&self, project: &str, dir: &Path) -> Condition;
 
     /// Names of the containers running for MIaaS, for heartbeats.
     async fn running_containers(&self) -> Vec<String>;

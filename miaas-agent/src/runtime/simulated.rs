@@ -1,16 +1,18 @@
 //! A runtime that pretends: a deployment is `running` after a delay, or `failed`
-//! when its id matches a pattern. For demos, tests and fleet simulations. What it
-//! "runs" is recorded in each deployment's folder, so a restarted agent finds it
-//! running as a real one would.
+//! when its id matches a pattern; its health is `starting` for a while after it
+//! started, then `healthy`, or `unhealthy` when its id matches another pattern.
+//! For demos, tests and fleet simulations. What it "runs" is recorded in each
+//! deployment's folder (the revision and when it started), so a restarted agent
+//! finds it running as a real one would.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use miaas_core::model::{DesiredDeployment, DockerInfo, LogLine, LogRequest};
+use miaas_core::model::{DeploymentHealth, DesiredDeployment, DockerInfo, LogLine, LogRequest};
 use tokio::sync::mpsc;
 
-use super::{Health, Runtime};
+use super::{Condition, Running, Runtime};
 
 /// The simulation's settings.
 #[derive(Debug, Clone)]
@@ -20,9 +22,57 @@ pub struct SimulatedRuntime {
     /// Deployment ids matching this pattern fail: a glob matching the whole id
     /// (`*` any run of characters, `?` one), or a regular expression found in it.
     pub fail_pattern: Option<String>,
+    /// How long after its start a deployment's health stays `starting` before it
+    /// turns `healthy`.
+    pub ready_after: Duration,
+    /// Deployment ids matching this pattern (as [`Self::fail_pattern`]) run
+    /// but turn `unhealthy` once `ready_after` has passed.
+    pub unhealthy_pattern: Option<String>,
+}
+
+impl SimulatedRuntime {
+    /// A simulation whose starts take `start_delay`, nothing failing, every
+    /// deployment healthy at once.
+    pub fn new(start_delay: Duration) -> Self {
+        Self {
+            start_delay,
+            fail_pattern: None,
+            ready_after: Duration::ZERO,
+            unhealthy_pattern: None,
+        }
+    }
+
+    /// The condition of `deployment_id` running `revision` since `started`
+    /// (epoch seconds).
+    fn running(&self, deployment_id: &str, revision: &str, started: f64) -> Condition {
+        let since = (epoch_seconds() - started).max(0.0);
+        let health = if since < self.ready_after.as_secs_f64() {
+            DeploymentHealth::Starting
+        } else if (self.unhealthy_pattern.as_deref())
+            .is_some_and(|p| pattern_matches(p, deployment_id))
+        {
+            DeploymentHealth::Unhealthy
+        } else {
+            DeploymentHealth::Healthy
+        };
+        Condition::Running(Running {
+            message: format!("simulated: revision {revision} running (no containers)"),
+            health,
+            restarts: 0,
+        })
+    }
+}
+
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 const MARKER: &str = "simulated";
+
+/// The file in a deployment's folder naming the deployment it simulates.
+const ID_FILE: &str = "simulated-id";
 
 #[async_trait]
 impl Runtime for SimulatedRuntime {
@@ -32,7 +82,7 @@ impl Runtime for SimulatedRuntime {
         dir: &Path,
         _project: &str,
         progress: mpsc::Sender<String>,
-    ) -> Health {
+    ) -> Condition {
         // says what it does every second, as an `up` pulling an image would
         let started = tokio::time::Instant::now();
         while started.elapsed() < self.start_delay {
@@ -49,18 +99,19 @@ impl Runtime for SimulatedRuntime {
             .is_some_and(|p| pattern_matches(p, &deployment.deployment_id));
         if failing {
             let _ = std::fs::remove_file(dir.join(MARKER));
-            return Health::Failed(format!(
+            return Condition::Failed(format!(
                 "simulated: deployment {} fails (matches --simulated-fail)",
                 deployment.deployment_id
             ));
         }
-        if let Err(err) = std::fs::write(dir.join(MARKER), deployment.revision.to_string()) {
-            return Health::Failed(format!("simulated: cannot record the start: {err}"));
+        let _ = std::fs::write(dir.join(ID_FILE), &deployment.deployment_id);
+        let started = epoch_seconds();
+        let record = format!("{}\n{started}\n", deployment.revision);
+        if let Err(err) = std::fs::write(dir.join(MARKER), record) {
+            return Condition::Failed(format!("simulated: cannot record the start: {err}"));
         }
-        Health::Running(format!(
-            "simulated: revision {} running (no containers)",
-            deployment.revision
-        ))
+        let revision = deployment.revision.to_string();
+        self.running(&deployment.deployment_id, &revision, started)
     }
 
     async fn remove(&self, _project: &str, dir: &Path) -> Result<(), String> {
@@ -71,14 +122,18 @@ impl Runtime for SimulatedRuntime {
         }
     }
 
-    async fn health(&self, _project: &str, dir: &Path) -> Health {
-        match std::fs::read_to_string(dir.join(MARKER)) {
-            Ok(revision) => Health::Running(format!(
-                "simulated: revision {} running (no containers)",
-                revision.trim()
-            )),
-            Err(_) => Health::Absent,
-        }
+    async fn condition(&self, _project: &str, dir: &Path) -> Condition {
+        let Ok(record) = std::fs::read_to_string(dir.join(MARKER)) else {
+            return Condition::Absent;
+        };
+        let mut lines = record.lines();
+        let revision = lines.next().unwrap_or_default().trim().to_string();
+        let started = (lines.next())
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0.0);
+        // the deployment's id, which the condition of a project is not asked with
+        let id = std::fs::read_to_string(dir.join(ID_FILE)).unwrap_or_default();
+        self.running(id.trim(), &revision, started)
     }
 
     async fn running_containers(&self) -> Vec<String> {

@@ -28,6 +28,8 @@ pub async fn run(server: &str, ca_cert: Option<PathBuf>, args: AgentArgs) -> Res
         RuntimeKind::Simulated => Arc::new(SimulatedRuntime {
             start_delay: args.simulated_start,
             fail_pattern: args.simulated_fail.clone(),
+            ready_after: args.simulated_ready,
+            unhealthy_pattern: args.simulated_unhealthy.clone(),
         }),
     };
     let config = AgentConfig {

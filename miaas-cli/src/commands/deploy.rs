@@ -1,18 +1,20 @@
-//! `miaas deploy -f compose.yml`, with `--wait`.
+//! `miaas deploy -f compose.yml`, with `--wait` (until ready) or `--wait-for`.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use miaas_core::model::{Deployment, DeploymentAction, DeploymentRequest, DeploymentStatus};
+use miaas_core::model::{
+    Deployment, DeploymentAction, DeploymentHealth, DeploymentRequest, DeploymentStatus,
+};
 
 use super::Context;
-use super::deployments::node_names;
+use super::deployments::{endpoint_text, node_names};
 use super::input::{
     any_requirement_flag, environment, project_name, read_compose, requirements, template_params,
 };
 use crate::backend::{EventFeed, EventsRequest};
-use crate::cli::DeployArgs;
+use crate::cli::{DeployArgs, Milestone};
 use crate::error::{CliError, Result};
 use crate::output::print_data;
 
@@ -55,8 +57,13 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
             }
         }
     };
+    let milestone = match (args.wait_for, args.wait) {
+        (Some(milestone), _) => Some(milestone),
+        (None, true) => Some(Milestone::Ready),
+        (None, false) => None,
+    };
     // following starts before the deploy, so that none of its events is missed
-    let feed = if args.wait {
+    let feed = if milestone.is_some() {
         let request = EventsRequest {
             topics: vec![format!("deployment:{}", request.deployment_id)],
             follow: true,
@@ -67,8 +74,8 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
         None
     };
     let ack = ctx.backend.submit_deployment(&request).await?;
-    let deployment = if let Some(feed) = feed {
-        wait(ctx, &ack.deployment_id, args.timeout, feed).await?
+    let deployment = if let (Some(feed), Some(milestone)) = (feed, milestone) {
+        wait(ctx, &ack.deployment_id, milestone, args.timeout, feed).await?
     } else {
         ctx.backend
             .get_deployment(&ack.deployment_id, false)
@@ -79,6 +86,12 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
     }
     say!("deployment {} accepted: {}", ack.deployment_id, ack.message);
     say!("{}", describe(ctx, &deployment).await?);
+    if milestone.is_some() && !deployment.endpoints.is_empty() {
+        say!("endpoints:");
+        for endpoint in &deployment.endpoints {
+            say!("  {}", endpoint_text(endpoint));
+        }
+    }
     Ok(())
 }
 
@@ -91,12 +104,12 @@ async fn describe(ctx: &Context, d: &Deployment) -> Result<String> {
                 .as_ref()
                 .map_or(d.message.as_str(), |p| p.message.as_str())
         ),
-        (status, Some(node_id)) => {
+        (_, Some(node_id)) => {
             let names = node_names(ctx).await?;
             let node = names.get(node_id).unwrap_or(node_id);
             format!(
                 "status: {} on node {node} (revision {})",
-                status.as_str(),
+                d.status_text(),
                 d.revision
             )
         }
@@ -104,12 +117,17 @@ async fn describe(ctx: &Context, d: &Deployment) -> Result<String> {
     })
 }
 
-/// Waits until the deployment is scheduled or running, looking again at each of
-/// its events; fails when it fails, goes away, or `timeout` passes (naming why it
-/// is not placed).
+/// How often the deployment is looked at again while no event comes (its
+/// restarts and messages change without one).
+const LOOK_AGAIN_EVERY: Duration = Duration::from_secs(2);
+
+/// Waits until the deployment reaches `milestone`, looking again at each of its
+/// events; fails when it fails, turns unhealthy (waiting for `ready`), goes away,
+/// or `timeout` passes (saying where it stands and, pending, why).
 async fn wait(
     ctx: &Context,
     id: &str,
+    milestone: Milestone,
     timeout: Duration,
     mut feed: Box<dyn EventFeed>,
 ) -> Result<Deployment> {
@@ -123,33 +141,24 @@ async fn wait(
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     });
-    let mut last_status = None;
+    let mut last_said = String::new();
     let outcome = loop {
         let d = ctx.backend.get_deployment(id, false).await?;
-        if last_status != Some(d.status) {
-            let line = format!("{id}: {}", d.status.as_str());
+        let said = format!("{id}: {}", d.status_text());
+        if said != last_said {
             match &spinner {
-                Some(bar) => bar.set_message(line),
-                None => eprintln!("{line}"),
+                Some(bar) => bar.set_message(said.clone()),
+                None => eprintln!("{said}"),
             }
-            last_status = Some(d.status);
+            last_said = said;
         }
-        match d.status {
-            DeploymentStatus::Scheduled | DeploymentStatus::Running => break Ok(d),
-            DeploymentStatus::Failed => {
-                break Err(CliError::Failed(format!(
-                    "deployment {id} failed: {}",
-                    d.message
-                )));
-            }
-            DeploymentStatus::Deleting | DeploymentStatus::Deleted => {
-                break Err(CliError::Failed(format!(
-                    "deployment {id} is being deleted"
-                )));
-            }
-            DeploymentStatus::Pending | DeploymentStatus::Lost => {}
+        match verdict(&d, milestone) {
+            Verdict::Reached => break Ok(d),
+            Verdict::Failed(why) => break Err(CliError::Failed(why)),
+            Verdict::NotYet => {}
         }
-        match tokio::time::timeout_at(deadline, feed.next()).await {
+        let look_again = (tokio::time::Instant::now() + LOOK_AGAIN_EVERY).min(deadline);
+        match tokio::time::timeout_at(look_again, feed.next()).await {
             Ok(Ok(Some(_))) => continue,
             Ok(Ok(None)) => {
                 break Err(CliError::Failed(format!(
@@ -157,22 +166,75 @@ async fn wait(
                 )));
             }
             Ok(Err(err)) => break Err(err),
+            Err(_) if tokio::time::Instant::now() < deadline => continue,
             Err(_) => {}
         }
-        let why = d
-            .placement
-            .as_ref()
-            .map_or(d.message.clone(), |p| p.message.clone());
+        let why = match (d.status, &d.placement) {
+            (DeploymentStatus::Pending, Some(placement)) => placement.message.clone(),
+            _ => d.message.clone(),
+        };
         break Err(CliError::Failed(format!(
-            "timed out after {} waiting for deployment {id} ({}): {why}",
+            "timed out after {} waiting for deployment {id} to be {} (it is {}): {why}",
             humanize(timeout),
-            d.status.as_str()
+            milestone_name(milestone),
+            d.status_text(),
         )));
     };
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
     outcome
+}
+
+/// Where a deployment stands against a milestone.
+enum Verdict {
+    Reached,
+    NotYet,
+    /// It will not get there: why.
+    Failed(String),
+}
+
+fn verdict(d: &Deployment, milestone: Milestone) -> Verdict {
+    let id = &d.deployment_id;
+    match d.status {
+        DeploymentStatus::Failed => {
+            return Verdict::Failed(format!("deployment {id} failed: {}", d.message));
+        }
+        DeploymentStatus::Deleting | DeploymentStatus::Deleted => {
+            return Verdict::Failed(format!("deployment {id} is being deleted"));
+        }
+        _ => {}
+    }
+    let reached = match milestone {
+        Milestone::Scheduled => matches!(
+            d.status,
+            DeploymentStatus::Scheduled | DeploymentStatus::Running
+        ),
+        Milestone::Running => d.status == DeploymentStatus::Running,
+        Milestone::Ready => d.is_ready(),
+    };
+    if reached {
+        Verdict::Reached
+    } else if milestone == Milestone::Ready
+        && d.status == DeploymentStatus::Running
+        && d.health == Some(DeploymentHealth::Unhealthy)
+    {
+        Verdict::Failed(format!(
+            "deployment {id} is {}: {}",
+            d.status_text(),
+            d.message
+        ))
+    } else {
+        Verdict::NotYet
+    }
+}
+
+fn milestone_name(milestone: Milestone) -> &'static str {
+    match milestone {
+        Milestone::Scheduled => "scheduled",
+        Milestone::Running => "running",
+        Milestone::Ready => "ready",
+    }
 }
 
 fn humanize(duration: Duration) -> String {

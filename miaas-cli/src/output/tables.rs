@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use miaas_core::model::{
-    ApiTokenInfo, Deployment, DeploymentStatus, Node, NodeStatus, TemplateParameter,
-    TemplateSummary, User,
+    ApiTokenInfo, Deployment, DeploymentHealth, DeploymentStatus, Node, NodeStatus,
+    TemplateParameter, TemplateSummary, User,
 };
 use miaas_core::placement::PlacementPlan;
 
@@ -137,14 +137,17 @@ pub fn nodes_table(nodes: &[Node], format: OutputFormat, now: f64) -> String {
     render(table)
 }
 
-fn status_cell(status: DeploymentStatus) -> Cell {
-    let color = match status {
-        DeploymentStatus::Running | DeploymentStatus::Scheduled => Color::Green,
-        DeploymentStatus::Pending | DeploymentStatus::Deleting => Color::Yellow,
-        DeploymentStatus::Failed | DeploymentStatus::Lost => Color::Red,
-        DeploymentStatus::Deleted => Color::DarkGrey,
+/// The status with its health (`running (unhealthy, 3 restarts)`), coloured.
+fn status_cell(deployment: &Deployment) -> Cell {
+    let color = match (deployment.status, deployment.health) {
+        (DeploymentStatus::Running, Some(DeploymentHealth::Unhealthy)) => Color::Red,
+        (DeploymentStatus::Running, Some(DeploymentHealth::Starting)) => Color::Yellow,
+        (DeploymentStatus::Running | DeploymentStatus::Scheduled, _) => Color::Green,
+        (DeploymentStatus::Pending | DeploymentStatus::Deleting, _) => Color::Yellow,
+        (DeploymentStatus::Failed | DeploymentStatus::Lost, _) => Color::Red,
+        (DeploymentStatus::Deleted, _) => Color::DarkGrey,
     };
-    coloured(status.as_str(), color)
+    coloured(&deployment.status_text(), color)
 }
 
 /// ID, STATUS, NODE, TEMPLATE, AGE (+ REVISION, GPUS, ENDPOINTS, MESSAGE when
@@ -170,7 +173,7 @@ pub fn deployments_table(
         });
         let mut row = vec![
             Cell::new(&d.deployment_id),
-            status_cell(d.status),
+            status_cell(d),
             Cell::new(node),
             Cell::new(&d.template_id),
             Cell::new(duration_short(now - d.created_at)),

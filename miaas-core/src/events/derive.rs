@@ -2,7 +2,7 @@
 //! what it was. Every change of a deployment (deploy, update, placement, a node's
 //! report, loss, deletion) goes through a decision, so this one place sees them all.
 
-use crate::model::{Deployment, DeploymentStatus, Event};
+use crate::model::{Deployment, DeploymentHealth, DeploymentStatus, Event};
 use crate::store::Snapshot;
 
 /// The events of writing `writes` over `before`.
@@ -49,8 +49,38 @@ pub(crate) fn deployment_events(before: &Snapshot, writes: &[Deployment]) -> Vec
         if status_changed || (moved.is_some() && next.status != DeploymentStatus::Scheduled) {
             events.push(status_event(next, node_name(next.node_id.as_deref())));
         }
+        if let Some(event) = health_event(previous, next) {
+            events.push(event);
+        }
     }
     events
+}
+
+/// The event of a deployment turning `healthy` or `unhealthy`, if it did.
+fn health_event(previous: Option<&Deployment>, next: &Deployment) -> Option<Event> {
+    let health = next.health?;
+    if previous.is_some_and(|p| p.health == Some(health)) {
+        return None;
+    }
+    let id = next.deployment_id.as_str();
+    let (kind, summary) = match health {
+        DeploymentHealth::Healthy => ("deployment.healthy", format!("{id} is healthy")),
+        DeploymentHealth::Unhealthy => (
+            "deployment.unhealthy",
+            format!("{id} is unhealthy: {}", next.message),
+        ),
+        DeploymentHealth::Starting | DeploymentHealth::None => return None,
+    };
+    let mut event = Event::new(kind, "deployment", id, summary)
+        .with("status", next.status.as_str())
+        .with("revision", next.revision)
+        .with("health", health.as_str())
+        .with("restarts", next.restarts)
+        .with("message", next.message.clone());
+    if let Some(node_id) = &next.node_id {
+        event = event.with("node_id", node_id.clone());
+    }
+    Some(event)
 }
 
 /// The event of a deployment reaching its status.
@@ -140,5 +170,38 @@ mod tests {
         let events = deployment_events(&before, &[moved]);
         assert_eq!(kinds(&events), ["deployment.moved"]);
         assert_eq!(events[0].data["from_node_id"], "n1");
+    }
+
+    #[test]
+    fn turning_healthy_or_unhealthy_is_told_once() {
+        let running = |health: Option<DeploymentHealth>, restarts: u32| {
+            let mut d = deployment("web", DeploymentStatus::Running, Some("n1"));
+            d.health = health;
+            d.restarts = restarts;
+            d
+        };
+        let starting = running(Some(DeploymentHealth::Starting), 0);
+        let before = Snapshot::new(Vec::new(), vec![starting.clone()]);
+        assert!(deployment_events(&before, std::slice::from_ref(&starting)).is_empty());
+        let healthy = deployment_events(&before, &[running(Some(DeploymentHealth::Healthy), 0)]);
+        assert_eq!(kinds(&healthy), ["deployment.healthy"]);
+        assert_eq!(healthy[0].data["health"], "healthy");
+
+        let before = Snapshot::new(
+            Vec::new(),
+            vec![running(Some(DeploymentHealth::Healthy), 0)],
+        );
+        let sick = deployment_events(&before, &[running(Some(DeploymentHealth::Unhealthy), 3)]);
+        assert_eq!(kinds(&sick), ["deployment.unhealthy"]);
+        assert_eq!(sick[0].data["restarts"], 3);
+        // a restart alone, still healthy, is no health event
+        assert!(
+            deployment_events(&before, &[running(Some(DeploymentHealth::Healthy), 1)]).is_empty()
+        );
+        // running with no healthcheck says only that it runs
+        let scheduled = deployment("web", DeploymentStatus::Scheduled, Some("n1"));
+        let before = Snapshot::new(Vec::new(), vec![scheduled]);
+        let events = deployment_events(&before, &[running(Some(DeploymentHealth::None), 0)]);
+        assert_eq!(kinds(&events), ["deployment.running"]);
     }
 }

@@ -250,19 +250,19 @@ impl Store for FleetCache {
         }
     }
 
-    async fn status_counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
+    async fn deployment_counts(&self) -> Result<crate::store::DeploymentCounts> {
         let counted = self
             .read(|s| {
-                let mut counts = std::collections::BTreeMap::new();
+                let mut counts = crate::store::DeploymentCounts::default();
                 for d in s.snapshot.deployments() {
-                    *counts.entry(d.status.as_str()).or_default() += 1;
+                    counts.count(d);
                 }
                 counts
             })
             .await;
         match counted {
             Some(counts) => Ok(counts),
-            None => self.inner.status_counts().await,
+            None => self.inner.deployment_counts().await,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::DeploymentStatus;
+use super::{DeploymentHealth, DeploymentStatus};
 
 /// `GET /api/v1/nodes/{node_id}/deployments`: everything that should run on the
 /// node, and everything it should remove.
@@ -60,6 +60,12 @@ pub struct DesiredDeployment {
     pub gpu_ids: Vec<u32>,
     /// Its status as the control plane knows it.
     pub status: DeploymentStatus,
+    /// Its health as the control plane knows it (null until it runs).
+    #[serde(default)]
+    pub health: Option<DeploymentHealth>,
+    /// Its containers' restarts as the control plane knows them.
+    #[serde(default)]
+    pub restarts: u32,
     /// Why it cannot run as stored (its document does not resolve): the node
     /// reports it failed with this message and runs nothing of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +81,8 @@ impl std::fmt::Debug for DesiredDeployment {
             .field("revision", &self.revision)
             .field("gpu_ids", &self.gpu_ids)
             .field("status", &self.status)
+            .field("health", &self.health)
+            .field("restarts", &self.restarts)
             .field("error", &self.error)
             .field("rendered_compose", &"***")
             .field("env", &"***")
@@ -109,11 +117,21 @@ pub enum ReportedStatus {
 
 /// `POST /api/v1/deployments/{deployment_id}/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"status": "running", "message": "2 containers up"}))]
+#[schema(example = json!({
+    "status": "running", "message": "2 containers running", "health": "starting", "restarts": 0
+}))]
 pub struct StatusReport {
     /// `starting`, `running`, `failed` or `deleted`.
     pub status: ReportedStatus,
     /// Details for people (e.g. the error of a failed start).
     #[serde(default)]
     pub message: Option<String>,
+    /// With `running` or `failed`: the containers' health (`starting`,
+    /// `healthy`, `unhealthy`, or `none` when no service has a healthcheck).
+    /// Left out, a `running` deployment's health is `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<DeploymentHealth>,
+    /// With `running` or `failed`: the sum of the containers' restart counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Env, Requirements};
+use super::{DeploymentHealth, Env, Requirements};
 use crate::Result;
 use crate::validate;
 
@@ -96,6 +96,12 @@ impl DeploymentStatus {
     /// Whether the deployment is on its way out (`deleting` or `deleted`).
     pub fn is_removal(self) -> bool {
         matches!(self, Self::Deleting | Self::Deleted)
+    }
+
+    /// Whether a deployment in this status has a health (`running` or `failed`:
+    /// its node reported on its containers).
+    pub fn has_health(self) -> bool {
+        matches!(self, Self::Running | Self::Failed)
     }
 
     /// Whether a deployment in this status keeps its node's resources reserved.
@@ -265,6 +271,14 @@ pub struct Deployment {
     pub status: DeploymentStatus,
     /// Human-readable state.
     pub message: String,
+    /// Its containers' health as its node last reported it while `running` or
+    /// `failed` (`starting`, `healthy`, `unhealthy`, or `none` when no service
+    /// has a healthcheck); null before.
+    #[serde(default)]
+    pub health: Option<DeploymentHealth>,
+    /// The sum of its containers' restart counts, as its node last reported it.
+    #[serde(default)]
+    pub restarts: u32,
     /// The node it is placed on; null until placed.
     pub node_id: Option<String>,
     /// A node it was moved away from, which is still to remove its copy.
@@ -328,9 +342,44 @@ impl Deployment {
             && self.template_version == spec.template_version
     }
 
+    /// Its status with its health and restarts, for people ([`status_text`]).
+    pub fn status_text(&self) -> String {
+        status_text(self.status, self.health, self.restarts)
+    }
+
+    /// Whether it is ready to serve: `running`, its health `healthy` or `none`.
+    pub fn is_ready(&self) -> bool {
+        self.status == DeploymentStatus::Running
+            && self.health.is_none_or(DeploymentHealth::is_ready)
+    }
+
     /// Whether it holds resources on `node_id` (placed there and not yet released).
     pub fn holds_resources(&self) -> bool {
         self.node_id.is_some() && self.status.holds_resources()
+    }
+}
+
+/// A status with a health and restarts, for people: `running`, `running
+/// (starting)`, `running (unhealthy, 3 restarts)` (a health of `none` is not
+/// said).
+pub fn status_text(
+    status: DeploymentStatus,
+    health: Option<DeploymentHealth>,
+    restarts: u32,
+) -> String {
+    let mut notes = Vec::new();
+    if let Some(health) = health.filter(|h| *h != DeploymentHealth::None) {
+        notes.push(health.as_str().to_string());
+    }
+    match restarts {
+        0 => {}
+        1 => notes.push("1 restart".into()),
+        n => notes.push(format!("{n} restarts")),
+    }
+    if notes.is_empty() {
+        status.as_str().to_string()
+    } else {
+        format!("{} ({})", status.as_str(), notes.join(", "))
     }
 }
 

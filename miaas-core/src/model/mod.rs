@@ -21,6 +21,7 @@ mod deployment;
 mod endpoint;
 mod env;
 mod event;
+mod health;
 mod heartbeat;
 mod logs;
 mod node;
@@ -43,11 +44,12 @@ pub use agent::{
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
-    DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED,
+    DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED, status_text,
 };
 pub use endpoint::Endpoint;
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};
+pub use health::DeploymentHealth;
 pub use heartbeat::{Heartbeat, HeartbeatAck};
 pub use logs::{LogLine, LogQuery, LogRequest, LogSession, MAX_TAIL};
 pub use node::{

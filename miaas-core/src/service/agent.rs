@@ -6,8 +6,8 @@ use super::Service;
 use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
 use crate::model::{
-    Deployment, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder, ReportedStatus,
-    StatusReport,
+    Deployment, DeploymentHealth, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder,
+    ReportedStatus, StatusReport,
 };
 use crate::store::Snapshot;
 use crate::validate;
@@ -154,6 +154,8 @@ fn desired_deployment(
         env: (&deployment.env).into(),
         gpu_ids: deployment.gpu_ids,
         status: deployment.status,
+        health: deployment.health,
+        restarts: deployment.restarts,
         error,
     }
 }
@@ -217,6 +219,12 @@ fn apply_report(
                 ReportedStatus::Running => DeploymentStatus::Running,
                 _ => DeploymentStatus::Failed,
             };
+            // an agent that does not report health has no healthcheck to go by
+            next.health = match (report.health, status) {
+                (None, ReportedStatus::Running) => Some(DeploymentHealth::None),
+                (health, _) => health,
+            };
+            next.restarts = report.restarts.unwrap_or(current.restarts);
             next.message = report.message.clone().unwrap_or_else(|| {
                 format!(
                     "Deployment '{template}' {} on node {reporter}",

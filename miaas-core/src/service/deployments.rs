@@ -336,18 +336,21 @@ impl Service {
         deployment_id: &str,
         reveal: bool,
     ) -> Result<Deployment> {
-        let shown = viewer.show(self.get_deployment(deployment_id).await?, reveal)?;
-        let mut with = self.with_endpoints(vec![shown]).await?;
-        with.pop()
-            .ok_or_else(|| deployment_not_found(deployment_id))
+        // endpoints first: they are worked out of the environment in clear
+        let deployment = self.get_deployment(deployment_id).await?;
+        let mut with = self.with_endpoints(vec![deployment]).await?;
+        let deployment = with
+            .pop()
+            .ok_or_else(|| deployment_not_found(deployment_id))?;
+        viewer.show(deployment, reveal)
     }
 
     /// Every deployment, oldest first, as `viewer` is shown them (never revealed).
     pub async fn list_deployments_as(&self, viewer: &Principal) -> Result<Vec<Deployment>> {
-        let shown = (self.list_deployments().await?.into_iter())
+        let all = self.list_deployments().await?;
+        (self.with_endpoints(all).await?.into_iter())
             .map(|d| viewer.show(d, false))
-            .collect::<Result<_>>()?;
-        self.with_endpoints(shown).await
+            .collect()
     }
 
     /// [`Self::list_deployments_page`], as `viewer` is shown them (never revealed).
@@ -357,11 +360,11 @@ impl Service {
         query: &PageQuery,
     ) -> Result<Page<Deployment>> {
         let page = self.list_deployments_page(query).await?;
-        let shown = (page.items.into_iter())
+        let items = (self.with_endpoints(page.items).await?.into_iter())
             .map(|d| viewer.show(d, false))
             .collect::<Result<_>>()?;
         Ok(Page {
-            items: self.with_endpoints(shown).await?,
+            items,
             next: page.next,
         })
     }
@@ -455,6 +458,8 @@ fn new_deployment(deployment_id: &str, spec: &DeploymentSpec, now: f64) -> Deplo
         action: DeploymentAction::Apply,
         status: DeploymentStatus::Pending,
         message: String::new(),
+        health: None,
+        restarts: 0,
         node_id: None,
         previous_node_id: None,
         requirements: spec.requirements.clone(),

@@ -17,6 +17,9 @@ pub struct FleetTotals {
     pub nodes: BTreeMap<&'static str, u64>,
     /// Deployments by status (every status, zero included).
     pub deployments: BTreeMap<&'static str, u64>,
+    /// Deployments by health (every health, zero included; those without a
+    /// health, not running, are not counted).
+    pub health: BTreeMap<&'static str, u64>,
     /// What online nodes offer: `cpus`, `memory_bytes`, `disk_bytes`, `gpus`.
     pub capacity: BTreeMap<&'static str, f64>,
     /// What placed deployments reserve, in the same units.
@@ -151,9 +154,12 @@ impl Service {
             totals.deployments.insert(status.as_str(), 0);
         }
         // counted and summed without copying compose documents or environments
-        for (status, count) in self.store.status_counts().await? {
-            totals.deployments.insert(status, count);
+        for health in crate::model::DeploymentHealth::ALL {
+            totals.health.insert(health.as_str(), 0);
         }
+        let counts = self.store.deployment_counts().await?;
+        totals.deployments.extend(counts.by_status);
+        totals.health.extend(counts.by_health);
         for reservation in self.store.reservations().await? {
             let r = &reservation.requirements;
             add(&mut totals.allocated, "cpus", r.cpus);

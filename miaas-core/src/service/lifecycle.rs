@@ -92,8 +92,13 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// Records `deployment` as changed.
-    pub(super) fn put(&mut self, deployment: Deployment) {
+    /// Records `deployment` as changed. Its health goes with the status its
+    /// node reported it in: any other status clears it.
+    pub(super) fn put(&mut self, mut deployment: Deployment) {
+        if !deployment.status.has_health() {
+            deployment.health = None;
+            deployment.restarts = 0;
+        }
         let id = deployment.deployment_id.clone();
         if self.snapshot.position(&id).is_none() && !self.changed.contains_key(&id) {
             self.added.push(id.clone());

@@ -32,12 +32,26 @@ impl Resolved {
 /// A deployment's [`Resolved`], shared.
 pub(super) type NodeDocument = Arc<Resolved>;
 
-/// Which deployment, at which revision: a deployment deleted and made again under
-/// its id starts at revision 1 again, with another creation time.
+/// Which deployment, at which revision, with which environment: a deployment
+/// deleted and made again under its id starts at revision 1 again, with another
+/// creation time; and a copy of it whose environment is shown redacted must
+/// never stand for the one its node runs.
 #[derive(PartialEq)]
 struct Made {
     created_at: u64,
     revision: u32,
+    env: u64,
+}
+
+/// A fingerprint of an environment (names and values).
+fn env_fingerprint(env: &crate::model::Env) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (name, value) in env.iter() {
+        name.hash(&mut hasher);
+        value.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Node documents by deployment id.
@@ -59,6 +73,7 @@ impl NodeDocuments {
         let made = Made {
             created_at: deployment.created_at.to_bits(),
             revision: deployment.revision,
+            env: env_fingerprint(&deployment.env),
         };
         let lock = || self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, document)) = lock().documents.get(&deployment.deployment_id)
@@ -124,5 +139,20 @@ mod tests {
         remade.created_at = 2.0;
         let third = documents.of(&remade);
         assert!(third.document.as_ref().is_ok_and(|t| t.contains("third:1")));
+    }
+
+    #[test]
+    fn a_redacted_copy_never_stands_for_the_document_its_node_runs() {
+        let documents = NodeDocuments::default();
+        let shown = deployment(1, "nginx").redacted();
+        let redacted = documents.of(&shown);
+        assert!(
+            redacted
+                .document
+                .as_ref()
+                .is_ok_and(|t| t.contains("nginx:***"))
+        );
+        let real = documents.of(&deployment(1, "nginx"));
+        assert!(real.document.as_ref().is_ok_and(|t| t.contains("nginx:1")));
     }
 }

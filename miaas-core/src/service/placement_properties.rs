@@ -204,6 +204,8 @@ impl World {
                 let report = StatusReport {
                     status,
                     message: None,
+                    health: None,
+                    restarts: None,
                 };
                 let _ = self.service.report_status(Some(token), &id, &report).await;
             }

@@ -187,12 +187,12 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// All deployments, oldest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
-    /// How many deployments there are of each status (statuses without any left
-    /// out), without reading their documents.
-    async fn status_counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
-        let mut counts = std::collections::BTreeMap::new();
+    /// How many deployments there are of each status and of each health
+    /// (those without any left out), without reading their documents.
+    async fn deployment_counts(&self) -> Result<DeploymentCounts> {
+        let mut counts = DeploymentCounts::default();
         for d in self.list_deployments().await? {
-            *counts.entry(d.status.as_str()).or_default() += 1;
+            counts.count(&d);
         }
         Ok(counts)
     }
@@ -307,4 +307,26 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
         secrets.settle(&store.sealed_key_ids().await?)?;
     }
     Ok(store)
+}
+
+/// Deployments counted by status and by health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentCounts {
+    /// By status (`running`, …).
+    pub by_status: std::collections::BTreeMap<&'static str, u64>,
+    /// By health (`healthy`, …), of those that have one.
+    pub by_health: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl DeploymentCounts {
+    /// Counts `deployment`.
+    pub fn count(&mut self, deployment: &Deployment) {
+        *self
+            .by_status
+            .entry(deployment.status.as_str())
+            .or_default() += 1;
+        if let Some(health) = deployment.health {
+            *self.by_health.entry(health.as_str()).or_default() += 1;
+        }
+    }
 }

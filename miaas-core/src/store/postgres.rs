@@ -165,6 +165,8 @@ impl PostgresStore {
             .bind(columns.updated_at)
             .bind(columns.params)
             .bind(columns.template_version)
+            .bind(columns.health)
+            .bind(columns.restarts)
             .bind(version)
             .execute(&mut **tx)
             .await?;
@@ -175,10 +177,12 @@ impl PostgresStore {
 /// The upsert of many deployments at one version, as parallel arrays.
 const UPSERT_DEPLOYMENTS_SQL: &str = "INSERT INTO deployments (deployment_id, template_id, \
      rendered_compose, env, action, status, message, node_id, previous_node_id, requirements, \
-     gpu_ids, placement, revision, created_at, updated_at, params, template_version, version) \
-     SELECT d.*, $18 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     gpu_ids, placement, revision, created_at, updated_at, params, template_version, health, \
+     restarts, version) \
+     SELECT d.*, $20 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::bigint[], $14::float8[], $15::float8[], $16::text[], $17::bigint[]) AS d \
+     $13::bigint[], $14::float8[], $15::float8[], $16::text[], $17::bigint[], $18::text[], \
+     $19::bigint[]) AS d \
      ON CONFLICT (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
      rendered_compose = excluded.rendered_compose, env = excluded.env, \
      action = excluded.action, status = excluded.status, message = excluded.message, \
@@ -186,7 +190,8 @@ const UPSERT_DEPLOYMENTS_SQL: &str = "INSERT INTO deployments (deployment_id, te
      requirements = excluded.requirements, gpu_ids = excluded.gpu_ids, \
      placement = excluded.placement, revision = excluded.revision, \
      updated_at = excluded.updated_at, params = excluded.params, \
-     template_version = excluded.template_version, version = excluded.version";
+     template_version = excluded.template_version, health = excluded.health, \
+     restarts = excluded.restarts, version = excluded.version";
 
 /// Deployments as the columns of [`UPSERT_DEPLOYMENTS_SQL`].
 #[derive(Default)]
@@ -208,6 +213,8 @@ struct DeploymentColumns {
     updated_at: Vec<f64>,
     params: Vec<Option<String>>,
     template_version: Vec<Option<i64>>,
+    health: Vec<Option<String>>,
+    restarts: Vec<i64>,
 }
 
 impl DeploymentColumns {
@@ -232,6 +239,8 @@ impl DeploymentColumns {
             .push(d.params.as_ref().map(encode_json).transpose()?);
         self.template_version
             .push(d.template_version.map(i64::from));
+        self.health.push(d.health.map(|h| h.as_str().to_string()));
+        self.restarts.push(i64::from(d.restarts));
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::model::{Deployment, DeploymentAction, DeploymentStatus, Env, NodeMetrics, NodeRecord};
+use crate::model::{
+    Deployment, DeploymentAction, DeploymentHealth, DeploymentStatus, Env, NodeMetrics, NodeRecord,
+};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
@@ -89,6 +91,8 @@ pub(crate) struct DeploymentRow {
     updated_at: f64,
     params: Option<String>,
     template_version: Option<i64>,
+    health: Option<String>,
+    restarts: i64,
 }
 
 impl DeploymentRow {
@@ -137,6 +141,16 @@ impl DeploymentRow {
                     u32::try_from(v).map_err(|_| Error::Corrupt(format!("template_version: {v}")))
                 })
                 .transpose()?,
+            health: row
+                .health
+                .as_deref()
+                .map(|text| {
+                    DeploymentHealth::parse(text)
+                        .ok_or_else(|| Error::Corrupt(format!("health: {text:?}")))
+                })
+                .transpose()?,
+            restarts: u32::try_from(row.restarts)
+                .map_err(|_| Error::Corrupt(format!("restarts: {}", row.restarts)))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
             endpoints: Vec::new(),

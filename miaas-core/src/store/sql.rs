@@ -20,31 +20,31 @@ pub(crate) const NODES_SINCE_SQL: &str = "SELECT id, name, ip, capabilities, tag
 /// One deployment by id ($1).
 pub(crate) const DEPLOYMENT_BY_ID_SQL: &str = "SELECT deployment_id, template_id, rendered_compose, env, action, status, \
      message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-     revision, created_at, updated_at, params, template_version FROM deployments WHERE deployment_id = $1";
+     revision, created_at, updated_at, params, template_version, health, restarts FROM deployments WHERE deployment_id = $1";
 
 /// Every deployment, oldest first.
 pub(crate) const DEPLOYMENTS_SQL: &str = "SELECT deployment_id, template_id, rendered_compose, env, action, status, \
      message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-     revision, created_at, updated_at, params, template_version FROM deployments ORDER BY created_at, \
+     revision, created_at, updated_at, params, template_version, health, restarts FROM deployments ORDER BY created_at, \
      deployment_id";
 
 /// A page of deployments: after ($1, $2) by creation time and id, at most $3.
 pub(crate) const DEPLOYMENTS_PAGE_SQL: &str = "SELECT deployment_id, template_id, rendered_compose, env, action, status, \
      message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-     revision, created_at, updated_at, params, template_version FROM deployments WHERE created_at > $1 OR \
+     revision, created_at, updated_at, params, template_version, health, restarts FROM deployments WHERE created_at > $1 OR \
      (created_at = $1 AND deployment_id > $2) ORDER BY created_at, deployment_id \
      LIMIT $3";
 
 /// The deployments placed on node $1 or still to be removed from it, oldest first.
 pub(crate) const DEPLOYMENTS_OF_NODE_SQL: &str = "SELECT deployment_id, template_id, rendered_compose, env, action, status, \
      message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-     revision, created_at, updated_at, params, template_version FROM deployments WHERE node_id = $1 OR \
+     revision, created_at, updated_at, params, template_version, health, restarts FROM deployments WHERE node_id = $1 OR \
      previous_node_id = $1 ORDER BY created_at, deployment_id";
 
 /// Deployments written after version $1, oldest first.
 pub(crate) const DEPLOYMENTS_SINCE_SQL: &str = "SELECT deployment_id, template_id, rendered_compose, env, action, status, \
      message, node_id, previous_node_id, requirements, gpu_ids, placement, \
-     revision, created_at, updated_at, params, template_version FROM deployments WHERE version > $1 ORDER BY \
+     revision, created_at, updated_at, params, template_version, health, restarts FROM deployments WHERE version > $1 ORDER BY \
      created_at, deployment_id";
 
 /// What every deployment holding resources on a node reserves (see `DeploymentStatus::holds_resources`), oldest first.
@@ -55,9 +55,9 @@ pub(crate) const RESERVATIONS_SQL: &str = "SELECT deployment_id, node_id, requir
 /// Insert or replace a whole deployment: binds the columns in order, then the cluster version.
 pub(crate) const UPSERT_DEPLOYMENT_SQL: &str = "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, \
      action, status, message, node_id, previous_node_id, requirements, gpu_ids, \
-     placement, revision, created_at, updated_at, params, template_version, version) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18) ON CONFLICT \
+     placement, revision, created_at, updated_at, params, template_version, health, \
+     restarts, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+     $14, $15, $16, $17, $18, $19, $20) ON CONFLICT \
      (deployment_id) DO UPDATE SET template_id = excluded.template_id, \
      rendered_compose = excluded.rendered_compose, env = excluded.env, action = \
      excluded.action, status = excluded.status, message = excluded.message, node_id \
@@ -65,7 +65,8 @@ pub(crate) const UPSERT_DEPLOYMENT_SQL: &str = "INSERT INTO deployments (deploym
      = excluded.requirements, gpu_ids = excluded.gpu_ids, placement = \
      excluded.placement, revision = excluded.revision, updated_at = \
      excluded.updated_at, params = excluded.params, template_version = \
-     excluded.template_version, version = excluded.version";
+     excluded.template_version, health = excluded.health, restarts = excluded.restarts, \
+     version = excluded.version";
 
 /// What the deployments holding resources on nodes $1 reserve (SQLite: a JSON
 /// array of ids).

@@ -40,6 +40,7 @@ fn environment() -> &'static Environment<'static> {
         env.add_filter("ago", ago);
         env.add_filter("size_mb", size_mb);
         env.add_filter("percent", percent);
+        env.add_filter("status_text", status_text);
         env
     })
 }
@@ -78,6 +79,20 @@ fn ago(then: f64, now: f64) -> String {
         s if s < 7200 => format!("{}m ago", s / 60),
         s if s < 172_800 => format!("{}h ago", s / 3600),
         s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// A deployment's status with its health and restarts (`running (starting)`):
+/// `{{ d.status | status_text(d.health, d.restarts) }}`.
+fn status_text(status: String, health: Option<String>, restarts: Option<u32>) -> String {
+    use miaas_core::model::{DeploymentHealth, DeploymentStatus};
+    match DeploymentStatus::parse(&status) {
+        Some(parsed) => miaas_core::model::status_text(
+            parsed,
+            health.as_deref().and_then(DeploymentHealth::parse),
+            restarts.unwrap_or(0),
+        ),
+        None => status,
     }
 }
 

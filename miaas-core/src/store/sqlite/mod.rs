@@ -17,7 +17,7 @@ use super::{
     AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, NodeUpsert, SqliteTarget,
     Store, StoreOptions,
 };
-use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::model::{Deployment, DeploymentHealth, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
@@ -189,6 +189,8 @@ impl SqliteStore {
             .bind(d.updated_at)
             .bind(d.params.as_ref().map(encode_json).transpose()?)
             .bind(d.template_version.map(i64::from))
+            .bind(d.health.map(DeploymentHealth::as_str))
+            .bind(i64::from(d.restarts))
             .bind(i64::try_from(version).unwrap_or(i64::MAX))
             .execute(&mut **tx)
             .await?;
