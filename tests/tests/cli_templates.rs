@@ -162,12 +162,12 @@ async fn deploy_a_template_by_name_with_set_values() {
         .json();
     assert_eq!(d["node_id"], node_id.as_str());
     assert_eq!(d["params"]["gpus"], 2, "typed by the template: {d}");
-    assert_eq!(d["template_version"], 1);
+    assert_eq!(d["template_version"], 2);
     let shown = modes.remote(&["deployments", "get", "qwen"]).ok();
     assert!(
         shown
             .stdout
-            .contains("rendered from template vllm version 1, with:"),
+            .contains("rendered from template vllm version 2, with:"),
         "{shown:?}"
     );
     assert!(shown.stdout.lines().any(|l| l == "  gpus = 2"), "{shown:?}");

@@ -1,7 +1,8 @@
 //! Host ports and container names are node resources: placement never puts two
 //! deployments publishing one port (or setting one container name) on a node,
 //! says which port is taken, and frees it when the deployment goes; across two
-//! PostgreSQL replicas deploying at once too.
+//! PostgreSQL replicas deploying at once too. A built-in template publishes on its
+//! `port` parameter, so another port puts a second one on the same node.
 
 use miaas_tests::{TestServer, miaas, postgres_url, registration, send};
 use serde_json::{Value, json};
@@ -166,6 +167,55 @@ async fn until(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_templates_port_parameter_is_what_it_publishes_and_what_placement_weighs() {
+    let server = TestServer::spawn().await;
+    let (node, _) = server.register_body(&with_name("only")).await;
+    let nginx = |id: &str, params: Value| json!({"deployment_id": id, "template_id": "nginx", "params": params});
+    for (id, params) in [
+        ("site-1", json!({})),
+        ("site-2", json!({})),
+        ("site-3", json!({"port": 8081})),
+    ] {
+        let (status, body) = server.post("/api/v1/deployments", &nginx(id, params)).await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    let first = deployment(&server, "site-1").await;
+    assert_eq!(first["status"], "scheduled", "{first}");
+    assert_eq!(first["node_id"], node.as_str());
+    assert_eq!(
+        first["requirements"]["ports"],
+        json!([{"port": 8080, "protocol": "tcp", "host_ip": "0.0.0.0"}])
+    );
+    let compose = first["rendered_compose"].as_str().unwrap();
+    assert!(compose.contains("healthcheck:"), "{compose}");
+
+    // the default port again: not on the one node that has it taken
+    let second = deployment(&server, "site-2").await;
+    assert_eq!(second["status"], "pending", "{second}");
+    assert_eq!(
+        second["placement"]["reasons"]["port_conflict"], 1,
+        "{second}"
+    );
+    let message = second["message"].as_str().unwrap();
+    assert!(
+        message.contains("port 8080/tcp is taken on 1 node"),
+        "{message}"
+    );
+
+    // another `port`: placed beside the first, published there
+    let third = deployment(&server, "site-3").await;
+    assert_eq!(third["status"], "scheduled", "{third}");
+    assert_eq!(third["node_id"], node.as_str());
+    assert_eq!(
+        third["requirements"]["ports"],
+        json!([{"port": 8081, "protocol": "tcp", "host_ip": "0.0.0.0"}])
+    );
+    assert_eq!(third["endpoints"][0]["port"], 8081, "{third}");
+    assert_eq!(third["endpoints"][0]["target_port"], 80, "{third}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

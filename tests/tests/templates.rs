@@ -76,7 +76,7 @@ async fn the_catalog_lists_filters_and_describes_each_template() {
 
     let (status, vllm) = server.get("/api/v1/templates/vllm").await;
     assert_eq!(status, 200);
-    assert_eq!(vllm["version"], 1);
+    assert_eq!(vllm["version"], 2);
     assert!(vllm["compose"].as_str().unwrap().contains("{{ model }}"));
     let schema = &vllm["schema"];
     assert_eq!(schema["required"], json!(["model"]));
@@ -113,7 +113,7 @@ async fn a_render_is_a_dry_run_with_secrets_masked() {
     assert_eq!(rendered["params"]["user"], "postgres", "defaults filled in");
     assert_eq!(rendered["secret_env"], json!(["MIAAS_SECRET_PASSWORD"]));
     assert_eq!(rendered["requirements"]["mem_mb"], 512);
-    assert_eq!(rendered["template_version"], 1);
+    assert_eq!(rendered["template_version"], 2);
     let (_, deployments) = server.get("/api/v1/deployments").await;
     assert_eq!(deployments, json!([]), "nothing deployed");
 }
@@ -228,7 +228,7 @@ async fn a_template_deployment_is_placed_where_its_gpus_fit_and_revised_by_its_p
     assert_eq!(d["gpu_ids"].as_array().unwrap().len(), 2);
     assert_eq!(d["requirements"]["gpus"], 2);
     assert_eq!(d["template_id"], "vllm");
-    assert_eq!(d["template_version"], 1);
+    assert_eq!(d["template_version"], 2);
     assert_eq!(d["params"]["model"], "Qwen/Qwen2.5-7B-Instruct");
     assert_eq!(d["params"]["dtype"], "auto", "defaults are recorded");
     assert_eq!(d["params"]["hf_token"], "***");
@@ -394,7 +394,7 @@ async fn templates_added_through_the_api_are_checked_versioned_and_removable() {
         409
     );
     assert_eq!(server.delete("/api/v1/templates/redis").await.0, 409);
-    assert_eq!(server.get("/api/v1/templates/redis").await.1["version"], 1);
+    assert_eq!(server.get("/api/v1/templates/redis").await.1["version"], 2);
 
     // each change is an event (stored just after it: waited for)
     let events = server
