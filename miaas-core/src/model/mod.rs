@@ -21,6 +21,7 @@ mod deployment;
 mod endpoint;
 mod env;
 mod event;
+mod gpu_usage;
 mod heartbeat;
 mod logs;
 mod node;
@@ -48,7 +49,8 @@ pub use deployment::{
 pub use endpoint::Endpoint;
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};
-pub use heartbeat::{Heartbeat, HeartbeatAck};
+pub use gpu_usage::{GpuUsage, MAX_GPUS, average_utilization};
+pub use heartbeat::{Heartbeat, HeartbeatAck, HeartbeatMetrics};
 pub use logs::{LogLine, LogQuery, LogRequest, LogSession, MAX_TAIL};
 pub use node::{
     Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,
