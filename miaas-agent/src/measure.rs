@@ -81,7 +81,7 @@ impl Measurements {
         let (gpu_usage_tx, gpu_usage) = watch::channel(Vec::new());
         let mut gpus_found = capabilities.clone();
         let gpu_measuring = tokio::spawn(async move {
-            // the first heartbeat already carries the usage of the GPUs found
+            // asked as soon as the GPUs are known, not one interval later
             let _ = gpus_found.wait_for(Option::is_some).await;
             loop {
                 // only a machine whose GPUs were found is asked how busy they are

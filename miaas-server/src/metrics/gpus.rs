@@ -5,15 +5,20 @@
 
 use std::fmt::Write;
 
+use miaas_core::model::GpuUsage;
 use miaas_core::service::NodeTotals;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// A family of per-GPU gauges: its name, its help, and a GPU's value (`None`: no
+/// sample).
+type Family = (&'static str, &'static str, fn(&GpuUsage) -> Option<f64>);
 
 /// Appends `miaas_node_gpu_utilization_ratio{node,gpu}` (0 to 1) and
 /// `miaas_node_gpu_memory_used_bytes{node,gpu}` for every GPU of `nodes` that
 /// reported the value; nothing when none did.
 pub fn append(text: &mut String, nodes: &[NodeTotals]) {
-    let families: [(&str, &str, fn(&miaas_core::model::GpuUsage) -> Option<f64>); 2] = [
+    let families: [Family; 2] = [
         (
             "miaas_node_gpu_utilization_ratio",
             "GPU utilization (0 to 1), per node and GPU, as last reported",
@@ -61,8 +66,6 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use miaas_core::model::GpuUsage;
-
     use super::*;
 
     fn node(name: &str, gpus: Vec<GpuUsage>) -> NodeTotals {

@@ -25,7 +25,7 @@ pub(super) fn rows(node: &Node, holders: &HashMap<u32, &str>) -> Vec<Value> {
             uuid: None,
             extra: Default::default(),
         });
-    let mut gpus: Vec<GpuInfo> = node.capabilities.gpus.iter().cloned().collect();
+    let mut gpus: Vec<GpuInfo> = node.capabilities.gpus.to_vec();
     gpus.extend(reported_only);
     gpus.sort_by_key(|g| g.id);
     gpus.into_iter()
