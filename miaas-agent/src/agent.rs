@@ -302,6 +302,8 @@ impl Agent {
             mem_usage,
             disk_free_mb,
             running_containers: self.measurements.running_containers(),
+            gpus: self.measurements.gpu_usage(),
+            metrics: None,
         };
         self.client
             .heartbeat(&identity.node_id, &identity.node_token, &heartbeat)

@@ -1,13 +1,14 @@
 //! What the machine is, measured in the background: its capabilities (every
-//! `--measure-interval`) and the MIaaS containers it runs (every heartbeat
-//! interval). Docker and `nvidia-smi` may take long or hang (each command has a
-//! timeout); heartbeats read the last measurement and never wait on them.
+//! `--measure-interval`), and the MIaaS containers it runs and its GPUs' usage
+//! (every heartbeat interval). Docker and `nvidia-smi` may take long or hang (each
+//! command has a timeout); heartbeats read the last measurement and never wait on
+//! them.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use miaas_core::model::NodeCapabilities;
+use miaas_core::model::{GpuUsage, NodeCapabilities};
 use tokio::sync::watch;
 
 use crate::machine::{self, Probe};
@@ -26,6 +27,7 @@ pub(crate) struct Measured {
 pub(crate) struct Measurements {
     pub capabilities: watch::Receiver<Option<Measured>>,
     containers: watch::Receiver<Vec<String>>,
+    gpu_usage: watch::Receiver<Vec<GpuUsage>>,
     probe: Arc<Mutex<Probe>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -39,8 +41,8 @@ impl Drop for Measurements {
 }
 
 impl Measurements {
-    /// Starts measuring: capabilities every `measure_every`, containers every
-    /// `containers_every`.
+    /// Starts measuring: capabilities every `measure_every`, containers and GPU
+    /// usage every `containers_every`.
     pub(crate) fn start(
         runtime: Arc<dyn Runtime>,
         state_dir: PathBuf,
@@ -76,11 +78,30 @@ impl Measurements {
                 tokio::time::sleep(containers_every).await;
             }
         });
+        let (gpu_usage_tx, gpu_usage) = watch::channel(Vec::new());
+        let mut gpus_found = capabilities.clone();
+        let gpu_measuring = tokio::spawn(async move {
+            // asked as soon as the GPUs are known, not one interval later
+            let _ = gpus_found.wait_for(Option::is_some).await;
+            loop {
+                // only a machine whose GPUs were found is asked how busy they are
+                let has_gpus =
+                    (gpus_found.borrow().as_ref()).is_some_and(|m| !m.capabilities.gpus.is_empty());
+                let usage = if has_gpus {
+                    crate::gpus::usage().await
+                } else {
+                    Vec::new()
+                };
+                gpu_usage_tx.send_replace(usage);
+                tokio::time::sleep(containers_every).await;
+            }
+        });
         Self {
             capabilities,
             containers,
+            gpu_usage,
             probe,
-            tasks: vec![measuring, listing],
+            tasks: vec![measuring, listing, gpu_measuring],
         }
     }
 
@@ -93,6 +114,12 @@ impl Measurements {
     /// The MIaaS containers running, as last listed.
     pub(crate) fn running_containers(&self) -> Vec<String> {
         self.containers.borrow().clone()
+    }
+
+    /// Each GPU's usage, as last measured (`[]` without GPUs, or when
+    /// `nvidia-smi` did not answer).
+    pub(crate) fn gpu_usage(&self) -> Vec<GpuUsage> {
+        self.gpu_usage.borrow().clone()
     }
 
     /// CPU and memory use (%) since the last call.

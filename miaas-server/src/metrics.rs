@@ -1,6 +1,7 @@
 //! Prometheus metrics: the recorder (installed once per process), the HTTP layer
 //! (labelled by route template, never by raw path), and the scrape, which adds the
-//! fleet's gauges as the service sees them at that moment.
+//! fleet's gauges as the service sees them at that moment (per GPU as text of
+//! their own).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use miaas_core::service::Service;
 
 use crate::error::ServerError;
+
+mod gpus;
 
 /// Buckets of the duration histograms, in seconds.
 const BUCKETS: &[f64] = &[
@@ -222,5 +225,7 @@ pub async fn scrape(service: &Service, per_node: bool) -> Result<String, miaas_c
             .set(node.mem_usage / 100.0);
         metrics::gauge!("miaas_node_deployments", "node" => name).set(node.deployments as f64);
     }
-    Ok(handle.render())
+    let mut text = handle.render();
+    gpus::append(&mut text, &totals.per_node);
+    Ok(text)
 }

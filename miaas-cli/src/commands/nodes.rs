@@ -1,13 +1,15 @@
 //! `miaas nodes ...`.
 
+use std::collections::HashMap;
+
 use miaas_core::model::{Node, NodeUpdate};
 use miaas_core::service::NodeEvacuation;
 
 use super::deployments::node_names;
 use super::{Context, resolve};
 use crate::cli::NodesCommand;
-use crate::error::Result;
-use crate::output::{nodes_table, print_data};
+use crate::error::{CliError, Result};
+use crate::output::{gpu_lines, nodes_table, print_data};
 
 /// Runs a `nodes` subcommand.
 pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
@@ -24,6 +26,13 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
                     "{}",
                     nodes_table(std::slice::from_ref(&node), ctx.output, ctx.now())
                 );
+                let lines = gpu_lines(&node, &gpu_holders(ctx, &node).await?);
+                if !lines.is_empty() {
+                    say!();
+                    for line in lines {
+                        say!("{line}");
+                    }
+                }
             }
             Ok(())
         }
@@ -54,6 +63,28 @@ pub async fn run(ctx: &Context, command: NodesCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Which deployment holds each of `node`'s GPUs: those placed on it, by their
+/// `gpu_ids` (one removed meanwhile holds nothing).
+async fn gpu_holders(ctx: &Context, node: &Node) -> Result<HashMap<u32, String>> {
+    let mut holders = HashMap::new();
+    if node.reserved.gpu_ids.is_empty() {
+        return Ok(holders);
+    }
+    for id in &node.deployments {
+        let deployment = match ctx.backend.get_deployment(id, false).await {
+            Ok(deployment) => deployment,
+            Err(CliError::NotFound(_)) => continue,
+            Err(err) => return Err(err),
+        };
+        if deployment.node_id.as_deref() == Some(node.id.as_str()) && deployment.holds_resources() {
+            for gpu in deployment.gpu_ids {
+                holders.insert(gpu, deployment.deployment_id.clone());
+            }
+        }
+    }
+    Ok(holders)
 }
 
 fn show_nodes(ctx: &Context, nodes: &[Node]) -> Result<()> {

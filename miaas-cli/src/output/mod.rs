@@ -1,6 +1,7 @@
 //! How results are printed: tables for people, JSON or YAML exactly as the API
 //! answers for programs.
 
+mod gpus;
 mod human;
 mod tables;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{CliError, Result};
 
+pub use gpus::gpu_lines;
 pub use human::size_mb;
 pub use tables::{
     deployments_table, nodes_table, parameters_table, plan_tables, templates_table, tokens_table,

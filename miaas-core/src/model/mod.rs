@@ -21,6 +21,7 @@ mod deployment;
 mod endpoint;
 mod env;
 mod event;
+mod gpu_usage;
 mod health;
 mod heartbeat;
 mod logs;
@@ -49,8 +50,9 @@ pub use deployment::{
 pub use endpoint::Endpoint;
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};
+pub use gpu_usage::{GpuUsage, MAX_GPUS, average_utilization};
 pub use health::DeploymentHealth;
-pub use heartbeat::{Heartbeat, HeartbeatAck};
+pub use heartbeat::{Heartbeat, HeartbeatAck, HeartbeatMetrics};
 pub use logs::{LogLine, LogQuery, LogRequest, LogSession, MAX_TAIL};
 pub use node::{
     Node, NodeMetrics, NodeRecord, NodeRegistration, NodeStatus, NodeUpdate, NodeUsage,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{NodeCapabilities, Resources};
+use super::{GpuUsage, NodeCapabilities, Resources};
 use crate::validate;
 use crate::{Error, Result};
 
@@ -127,8 +127,19 @@ pub struct NodeMetrics {
     pub disk_free_mb: u64,
     /// Names of the containers running on the node.
     pub running_containers: Vec<String>,
+    /// Each GPU's live usage (`[]` when the node reported none).
+    #[serde(default)]
+    pub gpus: Vec<GpuUsage>,
     /// When these metrics arrived (epoch seconds).
     pub reported_at: f64,
+}
+
+impl NodeMetrics {
+    /// The average utilization (%) of the GPUs that reported one; `None` when
+    /// none did.
+    pub fn gpu_utilization(&self) -> Option<f64> {
+        super::average_utilization(&self.gpus)
+    }
 }
 
 /// A node as stored, without derived state.

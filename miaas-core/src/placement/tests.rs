@@ -238,6 +238,7 @@ fn lower_live_load_scores_higher() {
         mem_usage: 10.0,
         disk_free_mb: 1,
         running_containers: vec![],
+        gpus: vec![],
         reported_at: 0.0,
     });
     let mut idle = busy.clone();
@@ -521,6 +522,7 @@ fn a_kept_ledger_looks_only_at_the_nodes_said_to_have_changed_until_one_may_expi
         mem_usage: 1.0,
         disk_free_mb: 1,
         running_containers: vec![],
+        gpus: vec![],
         reported_at: 150.0,
     };
     let buffered = HashMap::from([("c".to_string(), beat)]);

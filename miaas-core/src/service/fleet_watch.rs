@@ -8,7 +8,7 @@ use super::Service;
 use super::logs::VIEWER_TIMEOUT;
 use super::nodes::millis;
 use crate::Result;
-use crate::model::{Event, NewEvent, NodeStatus};
+use crate::model::{Event, GpuUsage, NewEvent, NodeStatus};
 
 /// The fleet in numbers, for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,7 +24,8 @@ pub struct FleetTotals {
     pub capacity: BTreeMap<&'static str, f64>,
     /// What placed deployments reserve, in the same units.
     pub allocated: BTreeMap<&'static str, f64>,
-    /// Per node, when asked for: name, status, CPU %, memory %, deployments.
+    /// Per node, when asked for: name, status, CPU %, memory %, deployments, GPU
+    /// usage.
     pub per_node: Vec<NodeTotals>,
 }
 
@@ -41,6 +42,8 @@ pub struct NodeTotals {
     pub mem_usage: f64,
     /// Deployments placed on it.
     pub deployments: u64,
+    /// Its GPUs' usage (last heartbeat; `[]` when it reported none).
+    pub gpus: Vec<GpuUsage>,
 }
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -147,6 +150,7 @@ impl Service {
                     cpu_usage: metrics.map_or(0.0, |m| m.cpu_usage),
                     mem_usage: metrics.map_or(0.0, |m| m.mem_usage),
                     deployments: node.deployments.len() as u64,
+                    gpus: metrics.map(|m| m.gpus.clone()).unwrap_or_default(),
                 });
             }
         }

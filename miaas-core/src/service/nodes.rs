@@ -138,7 +138,7 @@ impl Service {
         &self,
         node_id: &str,
         token: Option<&str>,
-        heartbeat: Heartbeat,
+        mut heartbeat: Heartbeat,
     ) -> Result<HeartbeatAck> {
         let (owner, stored_last_seen) = self.node_and_last_seen(token).await?;
         if owner != node_id {
@@ -151,7 +151,8 @@ impl Service {
             cpu_usage: heartbeat.cpu_usage,
             mem_usage: heartbeat.mem_usage,
             disk_free_mb: heartbeat.disk_free_mb,
-            running_containers: heartbeat.running_containers,
+            running_containers: std::mem::take(&mut heartbeat.running_containers),
+            gpus: heartbeat.into_gpus(),
             reported_at: now,
         };
         let previous = self

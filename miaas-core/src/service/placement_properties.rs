@@ -221,6 +221,7 @@ impl World {
                             mem_usage: 10.0,
                             disk_free_mb: 1,
                             running_containers: Vec::new(),
+                            ..Heartbeat::default()
                         };
                         let _ = self.service.heartbeat(node, Some(token), beat).await;
                     }

@@ -578,6 +578,7 @@ mod tests {
             mem_usage: 0.0,
             disk_free_mb: 0,
             running_containers: vec![],
+            gpus: vec![],
             reported_at: 5.0,
         };
         snapshot.heartbeats(&[("1".into(), beat.clone())], true);

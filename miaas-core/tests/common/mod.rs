@@ -86,6 +86,7 @@ pub fn beat(cpu: f64) -> Heartbeat {
         mem_usage: 10.0,
         disk_free_mb: 5,
         running_containers: vec!["web".into()],
+        ..Heartbeat::default()
     }
 }
 

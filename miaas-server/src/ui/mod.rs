@@ -5,6 +5,7 @@
 
 mod actions;
 mod assets;
+mod gpus;
 mod live;
 mod login;
 mod pages;

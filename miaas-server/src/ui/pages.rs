@@ -114,7 +114,7 @@ pub struct NodeFilter {
     status: String,
 }
 
-/// `GET /ui/nodes`: every node, filterable.
+/// `GET /ui/nodes`: every node (with its average GPU utilization), filterable.
 pub async fn nodes(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,7 +147,10 @@ pub async fn nodes(
         state.auth,
         "nodes",
         "nodes.html",
-        context! { nodes => shown, q => filter.q, status => filter.status },
+        context! {
+            gpu_utilization => super::gpus::utilization_by_node(&shown),
+            nodes => shown, q => filter.q, status => filter.status,
+        },
     )
 }
 
@@ -174,12 +177,7 @@ pub async fn node(
         .iter()
         .flat_map(|d| d.gpu_ids.iter().map(|g| (*g, d.deployment_id.as_str())))
         .collect();
-    let gpus: Vec<Value> = node
-        .capabilities
-        .gpus
-        .iter()
-        .map(|g| context! { gpu => g, holder => holders.get(&g.id).copied() })
-        .collect();
+    let gpus: Vec<Value> = super::gpus::rows(&node, &holders);
     let events = latest_events(&state, &viewer, Some(format!("node:{}", node.id))).await;
     page(
         &viewer,
