@@ -1081,3 +1081,76 @@ async fn docker_health_and_restarts_reach_the_deployment() {
         "{kinds:?}"
     );
 }
+
+/// A real engine's healthchecks: a service whose check passes after a few
+/// seconds is `starting`, then `healthy`, and `miaas deploy --wait` returns only
+/// then; one whose check never passes turns `unhealthy` and `--wait` exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_real_docker_engine_deploy_wait_follows_the_healthchecks() {
+    let Some((cp, agent, _node, _host)) = on_a_docker_engine("docker-health").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, check: &str, command: &str, start_period: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "services:\n  app:\n    image: miaas-test/busybox:1\n    \
+             command: [\"sh\", \"-c\", \"{command}\"]\n    \
+             healthcheck:\n      test: {check}\n      interval: 1s\n      \
+             timeout: 1s\n      retries: 2\n      start_period: {start_period}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let token = [("MIAAS_TOKEN", cp.admin.as_str())];
+    let deploy = |id: &str, file: &str| {
+        let args = [
+            "--server",
+            cp.server.base.as_str(),
+            "deploy",
+            "-f",
+            file,
+            "--name",
+            id,
+            "--wait",
+            "--timeout",
+            "2m",
+        ];
+        miaas_tests::miaas(dir.path(), &args, &token, None)
+    };
+
+    let pid = std::process::id();
+    let slow = write(
+        "slow.yaml",
+        "[\"CMD-SHELL\", \"cat /ready\"]",
+        "sleep 4; echo yes > /ready; sleep 300",
+        "30s",
+    );
+    let id = format!("ready-{pid}");
+    let run = deploy(&id, &slow);
+    assert_eq!(run.code, 0, "{run:?}\n{}", agent.log());
+    assert!(run.stdout.contains("running (healthy)"), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("{id}: running (starting)")),
+        "it was seen starting before it was ready: {run:?}"
+    );
+    let (_, d) = cp.get(&format!("/api/v1/deployments/{id}")).await;
+    assert_eq!(d["health"], "healthy", "{d}");
+
+    let never = write("never.yaml", "[\"CMD-SHELL\", \"exit 1\"]", "sleep 300", "0s");
+    let sick = format!("sick-{pid}");
+    let run = deploy(&sick, &never);
+    assert_eq!(run.code, 1, "{run:?}\n{}", agent.log());
+    assert!(run.stderr.contains("(unhealthy"), "{run:?}");
+    let (_, d) = cp.get(&format!("/api/v1/deployments/{sick}")).await;
+    assert_eq!(d["health"], "unhealthy", "{d}");
+    assert_eq!(d["status"], "running", "{d}");
+
+    for id in [id, sick] {
+        cp.delete(&id).await;
+        cp.wait_for(&format!("/api/v1/deployments/{id}"), |d| {
+            d["status"] == "deleted"
+        })
+        .await;
+    }
+}
