@@ -382,3 +382,50 @@ async fn a_deployments_page_links_its_endpoints() {
     );
     assert!(page.contains("192.168.1.10:53/udp"), "{page}");
 }
+
+/// The deployment page follows it to ready: its status says its health, and a
+/// line says whether it is ready yet; the deployments list says the health too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
+    let server = TestServer::spawn().await;
+    let mut session = Session::new(&server);
+    let (_, token) = server.register("worker-01").await;
+    let compose = "services:\n  web:\n    image: nginx\n";
+    let (status, _) = server
+        .post(
+            "/api/v1/deployments",
+            &serde_json::json!({"deployment_id": "site", "template_id": "t", "rendered_compose": compose}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (_, page) = session.get("/ui/deployments/site").await;
+    assert!(page.contains("its node is starting it"), "{page}");
+
+    let report = |health: &str, restarts: u32| {
+        serde_json::json!({"status": "running", "health": health, "restarts": restarts})
+    };
+    let (status, _) = server
+        .post_as(&token, "/api/v1/deployments/site/status", &report("starting", 0))
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = session.get("/ui/deployments/site").await;
+    assert!(page.contains(">running (starting)</span>"), "{page}");
+    assert!(page.contains("its healthchecks have not passed yet"), "{page}");
+
+    let (status, _) = server
+        .post_as(&token, "/api/v1/deployments/site/status", &report("unhealthy", 2))
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = session.get("/ui/deployments/site").await;
+    assert!(page.contains(">running (unhealthy, 2 restarts)</span>"), "{page}");
+    assert!(page.contains("a healthcheck fails"), "{page}");
+    let (_, list) = session.get("/ui/deployments").await;
+    assert!(list.contains("running (unhealthy, 2 restarts)"), "{list}");
+
+    let (status, _) = server
+        .post_as(&token, "/api/v1/deployments/site/status", &report("healthy", 2))
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = session.get("/ui/deployments/site").await;
+    assert!(page.contains(r#"id="deployment-readiness" class="ready""#), "{page}");
+}

@@ -335,3 +335,27 @@ async fn endpoints_name_every_published_port_on_the_nodes_address() {
         "{wide:?}"
     );
 }
+
+/// Requirements given with the request say what to reserve, but the host ports
+/// and container names the document takes are taken all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_requirements_still_take_the_documents_ports() {
+    let server = TestServer::spawn().await;
+    server.register_body(&with_name("only")).await;
+    for id in ["given-1", "given-2"] {
+        let mut body = deploy(id, WEB);
+        body["requirements"] = json!({"cpus": 0.1});
+        let (status, answer) = server.post("/api/v1/deployments", &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let first = deployment(&server, "given-1").await;
+    assert_eq!(first["status"], "scheduled", "{first}");
+    assert_eq!(first["requirements"]["cpus"], 0.1, "{first}");
+    assert_eq!(
+        first["requirements"]["ports"],
+        json!([{"port": 8080, "protocol": "tcp", "host_ip": "0.0.0.0"}])
+    );
+    let second = deployment(&server, "given-2").await;
+    assert_eq!(second["status"], "pending", "{second}");
+    assert_eq!(second["placement"]["reasons"]["port_conflict"], 1, "{second}");
+}

@@ -58,6 +58,23 @@ pub struct Requirements {
 }
 
 impl Requirements {
+    /// These requirements with the node resources `document` (what its compose
+    /// document takes) names and they do not: its host ports and container names
+    /// are facts of the document, taken whatever else was given.
+    pub fn with_document_resources(mut self, document: &Requirements) -> Self {
+        for port in &document.ports {
+            if !self.ports.contains(port) {
+                self.ports.push(port.clone());
+            }
+        }
+        for name in &document.container_names {
+            if !self.container_names.contains(name) {
+                self.container_names.push(name.clone());
+            }
+        }
+        self
+    }
+
     /// Checks ranges and syntax; the error names the field.
     pub fn validate(&self) -> Result<()> {
         if !self.cpus.is_finite() || self.cpus < 0.0 {

@@ -149,9 +149,13 @@ impl Service {
             without_values(err, values)
         })?;
         let mut judged = spec.clone();
-        if !spec.requirements_given {
-            judged.requirements = derived;
-        }
+        judged.requirements = if spec.requirements_given {
+            // given requirements say what to reserve; the ports and names the
+            // document takes are taken all the same
+            spec.requirements.clone().with_document_resources(&derived)
+        } else {
+            derived
+        };
         Ok(judged)
     }
 
