@@ -1137,7 +1137,12 @@ async fn with_a_real_docker_engine_deploy_wait_follows_the_healthchecks() {
     let (_, d) = cp.get(&format!("/api/v1/deployments/{id}")).await;
     assert_eq!(d["health"], "healthy", "{d}");
 
-    let never = write("never.yaml", "[\"CMD-SHELL\", \"exit 1\"]", "sleep 300", "0s");
+    let never = write(
+        "never.yaml",
+        "[\"CMD-SHELL\", \"exit 1\"]",
+        "sleep 300",
+        "0s",
+    );
     let sick = format!("sick-{pid}");
     let run = deploy(&sick, &never);
     assert_eq!(run.code, 1, "{run:?}\n{}", agent.log());

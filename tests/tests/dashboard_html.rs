@@ -401,31 +401,50 @@ async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
     let (_, page) = session.get("/ui/deployments/site").await;
     assert!(page.contains("its node is starting it"), "{page}");
 
-    let report = |health: &str, restarts: u32| {
-        serde_json::json!({"status": "running", "health": health, "restarts": restarts})
-    };
+    let report = |health: &str, restarts: u32| serde_json::json!({"status": "running", "health": health, "restarts": restarts});
     let (status, _) = server
-        .post_as(&token, "/api/v1/deployments/site/status", &report("starting", 0))
+        .post_as(
+            &token,
+            "/api/v1/deployments/site/status",
+            &report("starting", 0),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
     assert!(page.contains(">running (starting)</span>"), "{page}");
-    assert!(page.contains("its healthchecks have not passed yet"), "{page}");
+    assert!(
+        page.contains("its healthchecks have not passed yet"),
+        "{page}"
+    );
 
     let (status, _) = server
-        .post_as(&token, "/api/v1/deployments/site/status", &report("unhealthy", 2))
+        .post_as(
+            &token,
+            "/api/v1/deployments/site/status",
+            &report("unhealthy", 2),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
-    assert!(page.contains(">running (unhealthy, 2 restarts)</span>"), "{page}");
+    assert!(
+        page.contains(">running (unhealthy, 2 restarts)</span>"),
+        "{page}"
+    );
     assert!(page.contains("a healthcheck fails"), "{page}");
     let (_, list) = session.get("/ui/deployments").await;
     assert!(list.contains("running (unhealthy, 2 restarts)"), "{list}");
 
     let (status, _) = server
-        .post_as(&token, "/api/v1/deployments/site/status", &report("healthy", 2))
+        .post_as(
+            &token,
+            "/api/v1/deployments/site/status",
+            &report("healthy", 2),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
-    assert!(page.contains(r#"id="deployment-readiness" class="ready""#), "{page}");
+    assert!(
+        page.contains(r#"id="deployment-readiness" class="ready""#),
+        "{page}"
+    );
 }

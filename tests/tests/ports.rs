@@ -357,5 +357,8 @@ async fn given_requirements_still_take_the_documents_ports() {
     );
     let second = deployment(&server, "given-2").await;
     assert_eq!(second["status"], "pending", "{second}");
-    assert_eq!(second["placement"]["reasons"]["port_conflict"], 1, "{second}");
+    assert_eq!(
+        second["placement"]["reasons"]["port_conflict"], 1,
+        "{second}"
+    );
 }

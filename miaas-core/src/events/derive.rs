@@ -56,10 +56,21 @@ pub(crate) fn deployment_events(before: &Snapshot, writes: &[Deployment]) -> Vec
     events
 }
 
-/// The event of a deployment turning `healthy` or `unhealthy`, if it did.
+/// The event of a deployment turning `unhealthy`, or `healthy` after it was
+/// `starting` or `unhealthy` (healthy from the first report on, it is told by
+/// `deployment.running`, which carries its health), if it did.
 fn health_event(previous: Option<&Deployment>, next: &Deployment) -> Option<Event> {
     let health = next.health?;
-    if previous.is_some_and(|p| p.health == Some(health)) {
+    let before = previous.and_then(|p| p.health);
+    let changed = match health {
+        DeploymentHealth::Unhealthy => before != Some(health),
+        DeploymentHealth::Healthy => matches!(
+            before,
+            Some(DeploymentHealth::Starting | DeploymentHealth::Unhealthy)
+        ),
+        DeploymentHealth::Starting | DeploymentHealth::None => false,
+    };
+    if !changed {
         return None;
     }
     let id = next.deployment_id.as_str();
@@ -125,6 +136,9 @@ fn status_event(next: &Deployment, node: Option<String>) -> Event {
     }
     if next.status == DeploymentStatus::Scheduled {
         event = event.with("gpu_ids", next.gpu_ids.clone());
+    }
+    if let Some(health) = next.health {
+        event = event.with("health", health.as_str());
     }
     event
 }
@@ -198,10 +212,20 @@ mod tests {
         assert!(
             deployment_events(&before, &[running(Some(DeploymentHealth::Healthy), 1)]).is_empty()
         );
-        // running with no healthcheck says only that it runs
+        // running with no healthcheck, or healthy from the first report, says
+        // only that it runs, with its health
         let scheduled = deployment("web", DeploymentStatus::Scheduled, Some("n1"));
         let before = Snapshot::new(Vec::new(), vec![scheduled]);
-        let events = deployment_events(&before, &[running(Some(DeploymentHealth::None), 0)]);
-        assert_eq!(kinds(&events), ["deployment.running"]);
+        for health in [DeploymentHealth::None, DeploymentHealth::Healthy] {
+            let events = deployment_events(&before, &[running(Some(health), 0)]);
+            assert_eq!(kinds(&events), ["deployment.running"]);
+            assert_eq!(events[0].data["health"], health.as_str());
+        }
+        // but unhealthy from the first report is told at once
+        let events = deployment_events(&before, &[running(Some(DeploymentHealth::Unhealthy), 0)]);
+        assert_eq!(
+            kinds(&events),
+            ["deployment.running", "deployment.unhealthy"]
+        );
     }
 }
