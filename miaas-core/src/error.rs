@@ -51,9 +51,11 @@ pub enum Error {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database reported an error.
+    #[cfg(feature = "server")]
     #[error("database error: {0}")]
     Database(sqlx::Error),
     /// Applying the embedded migrations failed.
+    #[cfg(feature = "server")]
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The configured secret keys cannot open what the database holds.
@@ -67,6 +69,7 @@ pub enum Error {
     Corrupt(String),
 }
 
+#[cfg(feature = "server")]
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match err {

@@ -39,23 +39,38 @@
 //! # }
 //! ```
 
+// The wire: what the server, the CLI and the agent share (the API's JSON, node
+// tokens, the pinned-CA check, compose documents). Builds without `server`.
 pub mod access;
 pub mod clock;
 pub mod compose;
 mod error;
-pub mod events;
-pub mod fleet;
 pub mod model;
-pub mod placement;
 pub mod private_file;
-mod rounds;
-pub mod secrets;
 pub mod server_certificate;
-pub mod service;
-pub mod store;
-mod telemetry;
-pub mod templates;
 pub mod token;
 pub mod validate;
+
+// The control plane itself: storage, secrets, templates, placement, the fleet and
+// the rules over them. Behind the default `server` feature, which the agent turns
+// off so that it links none of the storage, crypto or template crates.
+#[cfg(feature = "server")]
+pub mod events;
+#[cfg(feature = "server")]
+pub mod fleet;
+#[cfg(feature = "server")]
+pub mod placement;
+#[cfg(feature = "server")]
+mod rounds;
+#[cfg(feature = "server")]
+pub mod secrets;
+#[cfg(feature = "server")]
+pub mod service;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+mod telemetry;
+#[cfg(feature = "server")]
+pub mod templates;
 
 pub use error::{Error, Result};

@@ -4,9 +4,13 @@
 //! Credentials: passwords ([`password`]), signed expiring access tokens
 //! ([`jwt`]), and random bearer tokens (API, join and node tokens, [`credential`]).
 
+#[cfg(feature = "server")]
 pub mod credential;
+#[cfg(feature = "server")]
 pub mod jwt;
+#[cfg(feature = "server")]
 pub mod login_backoff;
+#[cfg(feature = "server")]
 pub mod password;
 pub mod pinned;
 
