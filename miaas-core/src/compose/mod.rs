@@ -8,6 +8,7 @@ pub mod gpus;
 pub mod interpolate;
 pub mod node_document;
 pub mod ports;
+pub mod profiles;
 pub mod requirements;
 pub mod runnable;
 

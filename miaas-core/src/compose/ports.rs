@@ -156,7 +156,7 @@ pub struct PublishedPort {
 /// Every host port the services that start publish (a `network_mode: host`
 /// service: every port it exposes or maps, its own), in document order.
 pub fn published_ports(document: &Value, env: &crate::model::Env) -> Result<Vec<PublishedPort>> {
-    let enabled = super::requirements::enabled_profiles(env);
+    let enabled = super::profiles::enabled_profiles(env);
     let mut all = Vec::new();
     let Some(Value::Object(services)) = document.get("services") else {
         return Ok(all);
@@ -165,7 +165,7 @@ pub fn published_ports(document: &Value, env: &crate::model::Env) -> Result<Vec<
         let Value::Object(service) = service else {
             continue;
         };
-        if !super::requirements::starts(service, &enabled) {
+        if !super::profiles::starts(service, &enabled) {
             continue;
         }
         let host_network = service.get("network_mode").and_then(Value::as_str) == Some("host");

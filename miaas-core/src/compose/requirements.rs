@@ -15,6 +15,7 @@
 use serde_json::{Map, Value, json};
 
 use super::gpus::gpu_asks;
+use super::profiles::{enabled_profiles, starts};
 use super::{invalid, ports};
 use crate::Result;
 use crate::model::{Derivation, Env, Requirements};
@@ -46,27 +47,6 @@ pub fn derive(document: &Value, env: &Env) -> Result<(Requirements, Vec<Derivati
         requirements.gpus = requirements.gpus.max(1);
     }
     Ok((requirements, derived.explained))
-}
-
-/// The profiles `COMPOSE_PROFILES` enables (comma-separated; `*` is every one).
-pub fn enabled_profiles(env: &Env) -> Vec<String> {
-    env.get("COMPOSE_PROFILES")
-        .unwrap_or_default()
-        .split(',')
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
-/// Whether a plain `up` starts `service`: it has no profile, or one enabled.
-pub fn starts(service: &Map<String, Value>, enabled: &[String]) -> bool {
-    let profiles: Vec<&str> = match service.get("profiles") {
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    profiles.is_empty()
-        || enabled.iter().any(|e| e == "*")
-        || profiles.iter().any(|p| enabled.iter().any(|e| e == p))
 }
 
 /// The requirements summed so far, and their explanation.

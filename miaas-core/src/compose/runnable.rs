@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::invalid;
-use super::requirements::{enabled_profiles, starts};
+use super::profiles::{enabled_profiles, starts};
 use crate::Result;
 use crate::model::Env;
 

@@ -59,7 +59,7 @@ pub use node::{
     RegistrationResponse, free_resources,
 };
 pub use requirements::{
-    Derivation, HostPort, MAX_PORTS, Requirements, Resources, parse_version_req,
+    Derivation, HostPort, MAX_PORTS, Requirements, Resources, lenient_version, parse_version_req,
 };
 pub use template::{
     Generator, ParameterType, RenderRequest, RenderedTemplate, Template, TemplateParameter,

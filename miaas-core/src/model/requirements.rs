@@ -220,6 +220,22 @@ pub fn parse_version_req(text: &str) -> Result<semver::VersionReq> {
     })
 }
 
+/// `24`, `24.0`, `v24.0.7`, `20.10.17-ce` → a semver version (suffixes dropped).
+pub fn lenient_version(text: &str) -> Option<semver::Version> {
+    let text = text.trim().trim_start_matches(['v', 'V']);
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let mut parts = text[..end]
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(str::parse::<u64>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().transpose().ok()?.unwrap_or(0);
+    let patch = parts.next().transpose().ok()?.unwrap_or(0);
+    Some(semver::Version::new(major, minor, patch))
+}
+
 /// Resources as amounts: what a node reserves for deployments, or has free.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Resources {

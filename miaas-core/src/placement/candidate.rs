@@ -114,7 +114,7 @@ impl Candidate {
         capabilities
             .docker
             .as_ref()
-            .and_then(|d| super::filters::lenient_version(&d.version))
+            .and_then(|d| crate::model::lenient_version(&d.version))
     }
 
     fn add(&mut self, requirements: &Requirements, gpu_ids: &[u32]) {

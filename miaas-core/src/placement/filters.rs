@@ -317,22 +317,6 @@ fn explain(rejection: Rejection, node: &Candidate, p: &Prepared<'_>) -> String {
     }
 }
 
-/// `24`, `24.0`, `v24.0.7`, `20.10.17-ce` → a semver version (suffixes dropped).
-pub fn lenient_version(text: &str) -> Option<semver::Version> {
-    let text = text.trim().trim_start_matches(['v', 'V']);
-    let end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let mut parts = text[..end]
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(str::parse::<u64>);
-    let major = parts.next()?.ok()?;
-    let minor = parts.next().transpose().ok()?.unwrap_or(0);
-    let patch = parts.next().transpose().ok()?.unwrap_or(0);
-    Some(semver::Version::new(major, minor, patch))
-}
-
 /// Whether `text` contains `lowercase` (already in lower case), ignoring ASCII
 /// case; allocates nothing, as it runs per GPU of every node.
 fn contains_ignoring_case(text: &str, lowercase: &str) -> bool {

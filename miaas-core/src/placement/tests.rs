@@ -153,14 +153,14 @@ fn docker_unavailable_rejects_even_without_a_version_requirement() {
 #[test]
 fn lenient_docker_versions_parse() {
     assert_eq!(
-        filters::lenient_version("24").unwrap(),
+        crate::model::lenient_version("24").unwrap(),
         semver::Version::new(24, 0, 0)
     );
     assert_eq!(
-        filters::lenient_version("v20.10.17-ce").unwrap(),
+        crate::model::lenient_version("v20.10.17-ce").unwrap(),
         semver::Version::new(20, 10, 17)
     );
-    assert!(filters::lenient_version("unknown").is_none());
+    assert!(crate::model::lenient_version("unknown").is_none());
 }
 
 #[test]

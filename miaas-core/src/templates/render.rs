@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
-use super::sandbox::MAX_OUTPUT_BYTES;
 use crate::{Error, Result};
+
+/// The most one rendering may write: far more than any compose document needs.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 
 /// How many instructions one rendering may run: plenty for a compose document,
 /// and a loop that would run forever stops here.

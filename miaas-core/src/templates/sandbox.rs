@@ -2,7 +2,7 @@
 //! may read templates can run (`/render`): minijinja's fuel counts instructions,
 //! not bytes, so a few hundred bytes (`{% set a = "x" * 100000000 %}`, strings
 //! doubled with `~`) can take gigabytes and seconds. Every rendering therefore
-//! writes at most [`MAX_OUTPUT_BYTES`], takes at most [`RENDER_TIMEOUT`], runs off
+//! writes at most [`MAX_OUTPUT_BYTES`](super::render::MAX_OUTPUT_BYTES), takes at most [`RENDER_TIMEOUT`], runs off
 //! the async workers, at most [`CONCURRENT_RENDERS`] at once, and, in the server's
 //! binaries, in a worker process (the same program, see [`serve_worker_if_asked`])
 //! whose heap is limited to [`WORKER_HEAP_BYTES`] and CPU time to
@@ -20,9 +20,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::{Error, Result};
-
-/// The most one rendering may write: far more than any compose document needs.
-pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 
 /// The longest one rendering may take.
 pub const RENDER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,7 +105,7 @@ fn too_costly() -> Error {
          write at most {} KiB)",
         RENDER_TIMEOUT.as_secs(),
         WORKER_HEAP_BYTES / (1024 * 1024),
-        MAX_OUTPUT_BYTES / 1024
+        super::render::MAX_OUTPUT_BYTES / 1024
     ))
 }
 
