@@ -1129,7 +1129,7 @@ async fn with_a_real_docker_engine_deploy_wait_follows_the_healthchecks() {
     let id = format!("ready-{pid}");
     let run = deploy(&id, &slow);
     assert_eq!(run.code, 0, "{run:?}\n{}", agent.log());
-    assert!(run.stdout.contains("running (healthy)"), "{run:?}");
+    assert!(run.stdout.contains("health: healthy"), "{run:?}");
     assert!(
         run.stderr.contains(&format!("{id}: running (starting)")),
         "it was seen starting before it was ready: {run:?}"

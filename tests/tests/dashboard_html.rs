@@ -411,7 +411,10 @@ async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
         .await;
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
-    assert!(page.contains(">running (starting)</span>"), "{page}");
+    assert!(
+        page.contains(r#"id="deployment-status">running</span> <span id="deployment-health" class="health health-starting">(starting)</span>"#),
+        "{page}"
+    );
     assert!(
         page.contains("its healthchecks have not passed yet"),
         "{page}"
@@ -427,12 +430,15 @@ async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
     assert!(
-        page.contains(">running (unhealthy, 2 restarts)</span>"),
+        page.contains(">(unhealthy, 2 restarts)</span>"),
         "{page}"
     );
     assert!(page.contains("a healthcheck fails"), "{page}");
     let (_, list) = session.get("/ui/deployments").await;
-    assert!(list.contains("running (unhealthy, 2 restarts)"), "{list}");
+    assert!(
+        list.contains(r#">running</span> <span class="health health-unhealthy">(unhealthy, 2 restarts)</span>"#),
+        "{list}"
+    );
 
     let (status, _) = server
         .post_as(

@@ -83,10 +83,17 @@ async fn deploy_wait_returns_once_the_deployment_is_healthy_and_prints_its_endpo
         &["deploy", "-f", &web, "--name", "web", "--wait"],
     )
     .ok();
-    assert!(ready.stdout.contains("running (healthy)"), "{ready:?}");
+    assert!(
+        ready.stdout.contains("status: running on node n1"),
+        "{ready:?}"
+    );
+    assert!(ready.stdout.contains("health: healthy"), "{ready:?}");
     assert!(ready.stdout.contains("endpoints:"), "{ready:?}");
     assert!(ready.stdout.contains(":8080"), "{ready:?}");
-    assert!(ready.stderr.contains("web: running (healthy)"), "{ready:?}");
+    assert!(
+        ready.stderr.contains("web: running (starting)"),
+        "{ready:?}"
+    );
     let (_, d) = server.get("/api/v1/deployments/web").await;
     assert_eq!(d["health"], "healthy", "{d}");
     assert_eq!(d["restarts"], 0, "{d}");
@@ -231,6 +238,10 @@ async fn a_nodes_health_reports_are_kept_checked_and_shown() {
     let shown = cli(&server, dir.path(), &["deployments", "get", "api"]).ok();
     assert!(
         shown.stdout.contains("running (unhealthy, 3 restarts)"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("health: unhealthy, 3 restarts"),
         "{shown:?}"
     );
 

@@ -9,7 +9,7 @@ use miaas_core::model::{
 };
 
 use super::Context;
-use super::deployments::{endpoint_text, node_names};
+use super::deployments::{endpoint_text, health_line, node_names};
 use super::input::{
     any_requirement_flag, environment, project_name, read_compose, requirements, template_params,
 };
@@ -86,6 +86,9 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> Result<()> {
     }
     say!("deployment {} accepted: {}", ack.deployment_id, ack.message);
     say!("{}", describe(ctx, &deployment).await?);
+    if let Some(line) = health_line(&deployment) {
+        say!("{line}");
+    }
     if milestone.is_some() && !deployment.endpoints.is_empty() {
         say!("endpoints:");
         for endpoint in &deployment.endpoints {

@@ -58,6 +58,17 @@ pub fn endpoint_text(endpoint: &miaas_core::model::Endpoint) -> String {
     }
 }
 
+/// `health: healthy`, `health: unhealthy, 3 restarts`, `health: none` (no
+/// healthcheck); `None` before the node reported on it.
+pub fn health_line(deployment: &Deployment) -> Option<String> {
+    let health = deployment.health?;
+    Some(match deployment.restarts {
+        0 => format!("health: {}", health.as_str()),
+        1 => format!("health: {}, 1 restart", health.as_str()),
+        n => format!("health: {}, {n} restarts", health.as_str()),
+    })
+}
+
 /// Node id → name, for the NODE column.
 pub async fn node_names(ctx: &Context) -> Result<HashMap<String, String>> {
     let nodes = ctx.backend.list_nodes().await?;
@@ -76,6 +87,9 @@ pub async fn show_one(ctx: &Context, deployment: &Deployment) -> Result<()> {
     say!("{table}");
     say!();
     say!("{}", deployment.message);
+    if let Some(line) = health_line(deployment) {
+        say!("{line}");
+    }
     if !deployment.endpoints.is_empty() {
         say!();
         say!("endpoints:");

@@ -359,16 +359,26 @@ impl Deployment {
     }
 }
 
-/// A status with a health and restarts, for people: `running`, `running
-/// (starting)`, `running (unhealthy, 3 restarts)` (a health of `none` is not
-/// said).
+/// A status with what calls for attention in its health and restarts, for
+/// people: `running`, `running (starting)`, `running (unhealthy, 3 restarts)`
+/// (`healthy` and `none` are the normal case and not said: see [`health_note`]).
 pub fn status_text(
     status: DeploymentStatus,
     health: Option<DeploymentHealth>,
     restarts: u32,
 ) -> String {
+    match health_note(health, restarts) {
+        Some(note) => format!("{} ({note})", status.as_str()),
+        None => status.as_str().to_string(),
+    }
+}
+
+/// What calls for attention in a health and restarts: `starting`,
+/// `unhealthy, 3 restarts`, `1 restart`; `None` when nothing does (healthy or
+/// no healthcheck, never restarted).
+pub fn health_note(health: Option<DeploymentHealth>, restarts: u32) -> Option<String> {
     let mut notes = Vec::new();
-    if let Some(health) = health.filter(|h| *h != DeploymentHealth::None) {
+    if let Some(health @ (DeploymentHealth::Starting | DeploymentHealth::Unhealthy)) = health {
         notes.push(health.as_str().to_string());
     }
     match restarts {
@@ -376,11 +386,7 @@ pub fn status_text(
         1 => notes.push("1 restart".into()),
         n => notes.push(format!("{n} restarts")),
     }
-    if notes.is_empty() {
-        status.as_str().to_string()
-    } else {
-        format!("{} ({})", status.as_str(), notes.join(", "))
-    }
+    (!notes.is_empty()).then(|| notes.join(", "))
 }
 
 /// Why a deployment is not placed: counted per reason, as Nomad and kube-scheduler

@@ -45,7 +45,7 @@ pub use agent::{
 pub use capabilities::{DockerInfo, GpuInfo, NodeCapabilities};
 pub use deployment::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
-    DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED, status_text,
+    DeploymentStatus, MAX_COMPOSE_BYTES, PlacementSummary, REDACTED, health_note, status_text,
 };
 pub use endpoint::Endpoint;
 pub use env::Env;

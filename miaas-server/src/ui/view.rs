@@ -40,7 +40,7 @@ fn environment() -> &'static Environment<'static> {
         env.add_filter("ago", ago);
         env.add_filter("size_mb", size_mb);
         env.add_filter("percent", percent);
-        env.add_filter("status_text", status_text);
+        env.add_filter("health_note", health_note);
         env
     })
 }
@@ -82,18 +82,14 @@ fn ago(then: f64, now: f64) -> String {
     }
 }
 
-/// A deployment's status with its health and restarts (`running (starting)`):
-/// `{{ d.status | status_text(d.health, d.restarts) }}`.
-fn status_text(status: String, health: Option<String>, restarts: Option<u32>) -> String {
-    use miaas_core::model::{DeploymentHealth, DeploymentStatus};
-    match DeploymentStatus::parse(&status) {
-        Some(parsed) => miaas_core::model::status_text(
-            parsed,
-            health.as_deref().and_then(DeploymentHealth::parse),
-            restarts.unwrap_or(0),
-        ),
-        None => status,
-    }
+/// What calls for attention in a deployment's health and restarts
+/// (`starting`, `unhealthy, 3 restarts`), empty when nothing does:
+/// `{{ d.health | health_note(d.restarts) }}`.
+fn health_note(health: Option<String>, restarts: Option<u32>) -> String {
+    let health = health
+        .as_deref()
+        .and_then(miaas_core::model::DeploymentHealth::parse);
+    miaas_core::model::health_note(health, restarts.unwrap_or(0)).unwrap_or_default()
 }
 
 /// `512 MiB`, `16.0 GiB`.
