@@ -1,6 +1,6 @@
 //! The dashboard's deployments: the list (filterable), one deployment's page
-//! with its document, events and live logs, and deleting one. Deploying is
-//! [`deploy`](super::deploy)'s.
+//! with its document, events and live logs, and deleting one. The deploy form
+//! is `deploy.rs`'s.
 
 use std::collections::HashMap;
 
