@@ -454,3 +454,66 @@ async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_form_is_checked_for_a_login_then_its_token_then_the_right() {
+    let server = TestServer::secure().await;
+    let admin = server.admin_token().await;
+    let (node_id, _) = server.register("worker-01").await;
+    let node_page = format!("/ui/nodes/{node_id}");
+
+    // signed out: every page and form sends the browser to the login page
+    let mut stranger = Session::new(&server);
+    assert_eq!(stranger.get("/ui/deploy").await, (303, "/ui/login".into()));
+    assert_eq!(stranger.get("/ui/admin").await, (303, "/ui/login".into()));
+    for path in [
+        format!("{node_page}/cordon"),
+        format!("{node_page}/remove"),
+        "/ui/deploy".to_string(),
+        "/ui/admin/join-token".to_string(),
+    ] {
+        let (status, to) = stranger.post(&path, &[], None).await;
+        assert_eq!((status, to.as_str()), (303, "/ui/login"), "{path}");
+    }
+
+    // a viewer: a wrong token is refused before the missing right
+    let password = user(&server, &admin, "vera", "viewer").await;
+    let mut viewer = Session::sign_in(&server, "vera", &password).await;
+    viewer.get(&node_page).await;
+    let wrong = "0".repeat(64);
+    let (status, body) = viewer
+        .post(&format!("{node_page}/remove"), &[], Some(&wrong))
+        .await;
+    assert_eq!(status, 403);
+    assert!(body.contains("CSRF token"), "{body}");
+    let csrf = viewer.csrf.clone();
+    let (status, body) = viewer
+        .post(&format!("{node_page}/remove"), &[], Some(&csrf))
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        !body.contains("CSRF token") && body.contains("<html"),
+        "{body}"
+    );
+
+    // an admin: an unknown action is 404, drain and remove are done
+    let mut root = Session::sign_in(&server, "admin", &server.admin_password).await;
+    root.get(&node_page).await;
+    let csrf = root.csrf.clone();
+    let (status, _) = root
+        .post(&format!("{node_page}/explode"), &[], Some(&csrf))
+        .await;
+    assert_eq!(status, 404);
+    let (status, to) = root
+        .post(&format!("{node_page}/drain"), &[], Some(&csrf))
+        .await;
+    assert_eq!((status, to), (303, node_page.clone()));
+    let (status, to) = root
+        .post(&format!("{node_page}/remove"), &[], Some(&csrf))
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/ui/nodes"));
+    let (status, _) = server
+        .get_as(&admin, &format!("/api/v1/nodes/{node_id}"))
+        .await;
+    assert_eq!(status, 404, "the node is gone");
+}

@@ -2,13 +2,12 @@
 //! (pages re-read their live section), and a deployment's log lines as HTML.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream;
 use miaas_core::model::{EventFilter, LogLine, LogQuery};
 use miaas_core::service::LogEnd;
 
-use super::pages::viewer_or_login;
+use super::session::Viewer;
 use crate::routes::streaming::{Format, Item, respond};
 use crate::state::AppState;
 
@@ -27,10 +26,9 @@ pub struct StreamQuery {
 /// (`end`).
 pub async fn changes(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<StreamQuery>,
+    viewer: Viewer,
 ) -> Response {
-    let viewer = viewer_or_login!(state, headers);
     let filter = EventFilter {
         topics: Vec::new(),
         types: Vec::new(),

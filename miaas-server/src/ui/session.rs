@@ -3,7 +3,9 @@
 //! form and htmx request sends back (double submit: a cookie a foreign page can
 //! neither read nor send, and the same value in the request).
 
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use miaas_core::access::{Permission, Principal};
@@ -53,7 +55,9 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Who is looking, and the CSRF token of their pages.
+/// Who is looking, and the CSRF token of their pages. As an extractor, a
+/// signed-out request (with `--auth on`) is answered with the redirect to the
+/// login page instead of reaching the handler.
 pub struct Viewer {
     /// Who it is (`Unrestricted` with `--auth off`).
     pub principal: Principal,
@@ -69,7 +73,7 @@ pub struct Viewer {
 impl Viewer {
     /// The viewer of a request: a redirect to the login page when signed out
     /// (with `--auth on`).
-    pub async fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, Response> {
+    async fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, Response> {
         let principal = if state.auth {
             let token = cookie(headers, SESSION_COOKIE);
             match state.service.authenticate(token).await {
@@ -113,6 +117,15 @@ impl Viewer {
             response.headers_mut().append(SET_COOKIE, cookie.clone());
         }
         response
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    /// `303 See Other` to `/ui/login`.
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Self::of(state, &parts.headers).await
     }
 }
 
