@@ -429,10 +429,7 @@ async fn a_deployments_page_says_its_health_and_whether_it_is_ready() {
         .await;
     assert_eq!(status, 200);
     let (_, page) = session.get("/ui/deployments/site").await;
-    assert!(
-        page.contains(">(unhealthy, 2 restarts)</span>"),
-        "{page}"
-    );
+    assert!(page.contains(">(unhealthy, 2 restarts)</span>"), "{page}");
     assert!(page.contains("a healthcheck fails"), "{page}");
     let (_, list) = session.get("/ui/deployments").await;
     assert!(

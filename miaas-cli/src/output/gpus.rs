@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use miaas_core::model::{GpuUsage, Node};
+use miaas_core::model::{GpuUsage, Node, reading_text};
 
 /// One line per GPU the node registered or reported usage for, by id:
 /// `gpu 0  NVIDIA A100-SXM4-80GB  util 37%  mem 20480/81920 MiB  61°C  250.5 W
@@ -17,12 +17,12 @@ pub fn gpu_lines(node: &Node, holders: &HashMap<u32, String>) -> Vec<String> {
         .map(|id| {
             let info = node.capabilities.gpus.iter().find(|g| g.id == id);
             let used = usage.iter().find(|u| u.id == id);
-            let field = |value: Option<f64>| value.map_or_else(|| "-".to_string(), number);
+            let field = |value: Option<f64>| value.map_or_else(|| "-".to_string(), reading_text);
             let model = info.and_then(|g| g.model.as_deref()).unwrap_or("-");
             let total = info.and_then(|g| g.mem_mb);
             let mem_used = used.and_then(|u| u.mem_used_mb);
             let utilization = match used.and_then(|u| u.utilization) {
-                Some(percent) => format!("{}%", number(percent)),
+                Some(percent) => format!("{}%", reading_text(percent)),
                 None => "-".to_string(),
             };
             format!(
@@ -35,15 +35,6 @@ pub fn gpu_lines(node: &Node, holders: &HashMap<u32, String>) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// `37`, `250.5`: at most one decimal, none when it is `.0`.
-fn number(value: f64) -> String {
-    let text = format!("{value:.1}");
-    match text.strip_suffix(".0") {
-        Some(whole) => whole.to_string(),
-        None => text,
-    }
 }
 
 fn whole(value: Option<u64>) -> String {

@@ -107,6 +107,16 @@ pub fn average_utilization(gpus: &[GpuUsage]) -> Option<f64> {
     (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
 }
 
+/// A reading for people: `37`, `250.5` (at most one decimal, none when it is
+/// `.0`), as the CLI and the dashboard show it.
+pub fn reading_text(value: f64) -> String {
+    let text = format!("{value:.1}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
+    }
+}
+
 /// A reading as `nvidia-smi` gives it: a whole number (61 °C) as an integer,
 /// anything else as a float.
 fn serialize_optional_reading<S: Serializer>(

@@ -50,7 +50,7 @@ pub use deployment::{
 pub use endpoint::Endpoint;
 pub use env::Env;
 pub use event::{Event, EventBounds, EventFilter, NewEvent};
-pub use gpu_usage::{GpuUsage, MAX_GPUS, average_utilization};
+pub use gpu_usage::{GpuUsage, MAX_GPUS, average_utilization, reading_text};
 pub use health::DeploymentHealth;
 pub use heartbeat::{Heartbeat, HeartbeatAck, HeartbeatMetrics};
 pub use logs::{LogLine, LogQuery, LogRequest, LogSession, MAX_TAIL};

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use miaas_core::model::{GpuInfo, GpuUsage, Node};
+use miaas_core::model::{GpuInfo, GpuUsage, Node, reading_text};
 use minijinja::{Value, context};
 
 /// The rows of a node's GPU table: every GPU it registered, then any other it
@@ -41,12 +41,12 @@ pub(super) fn rows(node: &Node, holders: &HashMap<u32, &str>) -> Vec<Value> {
             };
             context! {
                 holder => holders.get(&gpu.id).copied(),
-                utilization => utilization.map(number),
+                utilization => utilization.map(reading_text),
                 utilization_width => utilization.map(width),
                 mem_used_mb => mem_used_mb,
                 mem_width => mem_width,
-                temperature_c => used.and_then(|u| u.temperature_c).map(number),
-                power_w => used.and_then(|u| u.power_w).map(number),
+                temperature_c => used.and_then(|u| u.temperature_c).map(reading_text),
+                power_w => used.and_then(|u| u.power_w).map(reading_text),
                 gpu => gpu,
             }
         })
@@ -60,19 +60,10 @@ pub(super) fn utilization_by_node(nodes: &[Node]) -> HashMap<String, Value> {
         .iter()
         .filter_map(|node| {
             let average = node.metrics.as_ref()?.gpu_utilization()?;
-            let shown = context! { text => number(average), width => width(average) };
+            let shown = context! { text => reading_text(average), width => width(average) };
             Some((node.id.clone(), shown))
         })
         .collect()
-}
-
-/// `37`, `250.5`: at most one decimal, none when it is `.0`.
-fn number(value: f64) -> String {
-    let text = format!("{value:.1}");
-    match text.strip_suffix(".0") {
-        Some(whole) => whole.to_string(),
-        None => text,
-    }
 }
 
 /// A bar's width in whole percent, 0 to 100.
@@ -89,8 +80,8 @@ mod tests {
 
     #[test]
     fn numbers_are_shown_short_and_widths_stay_in_the_bar() {
-        assert_eq!(number(37.0), "37");
-        assert_eq!(number(250.54), "250.5");
+        assert_eq!(reading_text(37.0), "37");
+        assert_eq!(reading_text(250.54), "250.5");
         assert_eq!(width(37.4), 37);
         assert_eq!(width(140.0), 100);
         assert_eq!(width(-3.0), 0);
