@@ -163,10 +163,7 @@ impl KeySettings {
             .filter(|k| !k.0.trim().is_empty())
             .map(|k| SecretKey::parse(&k.0))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(default) = default_file
-            .map(SecretKey::load)
-            .transpose()?
-            .flatten()
+        if let Some(default) = default_file.map(SecretKey::load).transpose()?.flatten()
             && default != current
             && !previous.contains(&default)
         {
@@ -411,7 +408,11 @@ mod tests {
             key: Some(Redacted(theirs.to_hex())),
             ..KeySettings::default()
         };
-        given.resolve(default_file).unwrap().settle(&sealed_with).unwrap();
+        given
+            .resolve(default_file)
+            .unwrap()
+            .settle(&sealed_with)
+            .unwrap();
         assert!(
             !dir.path().join("cp.db.key").exists(),
             "a given key is no file"

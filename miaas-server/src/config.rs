@@ -366,9 +366,9 @@ impl ServerConfig {
             pool_size: self.db_pool_size,
             statement_timeout: Some(self.db_statement_timeout),
             migrate: !self.no_migrate,
-            secrets: Some(keys.resolve(
-                DatabaseLocation::default_key_file(&self.database_url)?.as_deref(),
-            )?),
+            secrets: Some(
+                keys.resolve(DatabaseLocation::default_key_file(&self.database_url)?.as_deref())?,
+            ),
             fleet_in_memory: true,
             ..StoreOptions::default()
         })

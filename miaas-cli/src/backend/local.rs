@@ -57,9 +57,7 @@ pub fn local_options(database_url: &str) -> Result<StoreOptions> {
             .unwrap_or_default(),
     };
     Ok(StoreOptions {
-        secrets: Some(keys.resolve(
-            DatabaseLocation::default_key_file(database_url)?.as_deref(),
-        )?),
+        secrets: Some(keys.resolve(DatabaseLocation::default_key_file(database_url)?.as_deref())?),
         ..StoreOptions::default()
     })
 }

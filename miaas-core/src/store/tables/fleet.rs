@@ -328,9 +328,10 @@ where
 
     /// What every placed deployment reserves, oldest first.
     pub(crate) async fn reservations(&self) -> Result<Vec<Reservation>> {
-        let rows: Vec<ReservationRow> = sqlx::query_as(crate::store::sql::RESERVATIONS_SQL)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows: Vec<ReservationRow> =
+            sqlx::query_as(crate::store::sql::RESERVATIONS_SQL.as_str())
+                .fetch_all(&self.reader)
+                .await?;
         rows.into_iter()
             .map(crate::store::rows::reservation)
             .collect()
