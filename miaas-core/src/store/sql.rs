@@ -72,6 +72,16 @@ pub(crate) static RESERVATIONS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Whether any deployment waits for capacity (see
+/// [`DeploymentStatus::waits_for_capacity`]): a count of 0 or 1.
+pub(crate) static WAITING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deployments WHERE status IN ({}) LIMIT 1) \
+         AS waiting",
+        statuses_where(DeploymentStatus::waits_for_capacity)
+    )
+});
+
 /// Insert or replace a whole deployment: binds the columns in order, then the cluster version.
 pub(crate) const UPSERT_DEPLOYMENT_SQL: &str = "INSERT INTO deployments (deployment_id, template_id, rendered_compose, env, \
      action, status, message, node_id, previous_node_id, requirements, gpu_ids, \
@@ -151,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reservation_sql_lists_exactly_the_statuses_that_hold_resources() {
+    fn the_sql_lists_exactly_the_statuses_of_the_rules() {
         let rule: Vec<DeploymentStatus> = (DeploymentStatus::ALL.into_iter())
             .filter(|status| status.holds_resources())
             .collect();
@@ -162,6 +172,10 @@ mod tests {
         ] {
             assert_eq!(listed(sql), rule, "{sql}");
         }
+        let waiting: Vec<DeploymentStatus> = (DeploymentStatus::ALL.into_iter())
+            .filter(|status| status.waits_for_capacity())
+            .collect();
+        assert_eq!(listed(&WAITING_SQL), waiting);
         assert_eq!(
             statuses_where(DeploymentStatus::holds_resources),
             "'scheduled', 'running', 'failed', 'deleting', 'lost'"

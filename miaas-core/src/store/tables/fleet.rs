@@ -337,14 +337,12 @@ where
             .collect()
     }
 
-    /// Whether any deployment waits for capacity.
+    /// Whether any deployment waits for capacity
+    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
     pub(crate) async fn has_waiting_deployments(&self) -> Result<bool> {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
-             WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
-        )
-        .fetch_one(&self.reader)
-        .await?;
+        let (waiting,): (i64,) = sqlx::query_as(crate::store::sql::WAITING_SQL.as_str())
+            .fetch_one(&self.reader)
+            .await?;
         Ok(waiting > 0)
     }
 
