@@ -361,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn settings_default_to_a_key_file_beside_the_sqlite_database() {
+    fn settings_default_to_the_key_file_their_caller_gives() {
         let dir = tempfile::tempdir().unwrap();
         let default = dir.path().join("cp.db.key");
         let default_file = Some(default.as_path());
