@@ -12,7 +12,6 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::store::DatabaseLocation;
 use crate::{Error, Result};
 
 /// Prefix of a sealed value: `enc1:<key id>:<hex of nonce and ciphertext>`.
@@ -134,26 +133,27 @@ impl std::str::FromStr for Redacted {
 pub struct KeySettings {
     /// The key itself (64 hex digits); wins over the key file.
     pub key: Option<Redacted>,
-    /// The key file; default: beside a SQLite database as `<file>.key`, else
-    /// `miaas.key` in the working directory. Created (0600) when missing.
+    /// The key file; default: the one the caller gives [`KeySettings::resolve`]
+    /// (whoever opens the database decides where it lives). Created (0600) when
+    /// missing.
     pub key_file: Option<PathBuf>,
     /// Keys sealed with before a rotation, still accepted for opening.
     pub previous: Vec<Redacted>,
 }
 
 impl KeySettings {
-    /// The keys for the database at `database_url`. When a key or key file is
-    /// given and the default key file of that database exists too, the default key
-    /// still opens what it sealed (and is re-sealed away from at start-up).
-    pub fn resolve(&self, database_url: &str) -> Result<Secrets> {
-        let default_file = DatabaseLocation::parse(database_url)?.companion_file("key");
-        let key_file = self.key_file.as_ref().or(default_file.as_ref());
+    /// The keys, with `default_file` the key file used when none is given (`None`:
+    /// no file, e.g. for an in-memory database). When a key or key file is given
+    /// and the default key file exists too, the default key still opens what it
+    /// sealed (and is re-sealed away from at start-up).
+    pub fn resolve(&self, default_file: Option<&Path>) -> Result<Secrets> {
+        let key_file = self.key_file.as_deref().or(default_file);
         let (current, unsaved) = match (&self.key, key_file) {
             (Some(key), _) => (SecretKey::parse(&key.0)?, None),
             (None, Some(path)) => match SecretKey::load(path)? {
                 Some(key) => (key, None),
                 // written only once the database is known to need a new key
-                None => (SecretKey::generate(), Some(path.clone())),
+                None => (SecretKey::generate(), Some(path.to_path_buf())),
             },
             (None, None) => (SecretKey::generate(), None),
         };
@@ -163,10 +163,7 @@ impl KeySettings {
             .filter(|k| !k.0.trim().is_empty())
             .map(|k| SecretKey::parse(&k.0))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(default) = default_file
-            .map(|p| SecretKey::load(&p))
-            .transpose()?
-            .flatten()
+        if let Some(default) = default_file.map(SecretKey::load).transpose()?.flatten()
             && default != current
             && !previous.contains(&default)
         {
@@ -364,20 +361,21 @@ mod tests {
     }
 
     #[test]
-    fn settings_default_to_a_key_file_beside_the_sqlite_database() {
+    fn settings_default_to_the_key_file_their_caller_gives() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("cp.db").display());
-        let first = KeySettings::default().resolve(&url).unwrap();
+        let default = dir.path().join("cp.db.key");
+        let default_file = Some(default.as_path());
+        let first = KeySettings::default().resolve(default_file).unwrap();
         assert!(!dir.path().join("cp.db.key").exists(), "not before settle");
         first.settle(&[]).unwrap();
         assert!(dir.path().join("cp.db.key").is_file());
-        let again = KeySettings::default().resolve(&url).unwrap();
+        let again = KeySettings::default().resolve(default_file).unwrap();
         assert_eq!(first.open(&again.seal("s").unwrap()).unwrap(), "s");
         let given = KeySettings {
             key: Some(Redacted(SecretKey::generate().to_hex())),
             ..KeySettings::default()
         };
-        let explicit = given.resolve(&url).unwrap();
+        let explicit = given.resolve(default_file).unwrap();
         assert!(
             explicit.rotating(),
             "the default key stays as a previous key"
@@ -391,13 +389,14 @@ mod tests {
     #[test]
     fn a_database_sealed_with_an_unknown_key_is_refused_and_no_key_file_written() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("cp.db").display());
+        let default = dir.path().join("cp.db.key");
+        let default_file = Some(default.as_path());
         let theirs = SecretKey::generate();
         let sealed = Secrets::new(theirs.clone(), vec![]).seal("x").unwrap();
         let sealed_with = vec![Secrets::key_id_of(&sealed).unwrap().to_string()];
         assert_eq!(sealed_with[0], theirs.id());
 
-        let mine = KeySettings::default().resolve(&url).unwrap();
+        let mine = KeySettings::default().resolve(default_file).unwrap();
         let err = mine.settle(&sealed_with).unwrap_err().to_string();
         assert!(
             err.contains(&theirs.id()) && err.contains("MIAAS_SECRET_KEY"),
@@ -409,7 +408,11 @@ mod tests {
             key: Some(Redacted(theirs.to_hex())),
             ..KeySettings::default()
         };
-        given.resolve(&url).unwrap().settle(&sealed_with).unwrap();
+        given
+            .resolve(default_file)
+            .unwrap()
+            .settle(&sealed_with)
+            .unwrap();
         assert!(
             !dir.path().join("cp.db.key").exists(),
             "a given key is no file"

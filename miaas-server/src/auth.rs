@@ -32,6 +32,27 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Who a node-protocol call comes from before its token is checked: with
+/// authentication off [`Principal::Unrestricted`], else [`Principal::Anonymous`]
+/// (the service finds the node its token names).
+#[derive(Debug, Clone)]
+pub struct NodeCaller(pub Principal);
+
+impl FromRequestParts<AppState> for NodeCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(if state.auth {
+            Principal::Anonymous
+        } else {
+            Principal::Unrestricted
+        }))
+    }
+}
+
 /// A permission a route needs, as a type.
 pub trait Rule: Send + Sync {
     /// The permission.

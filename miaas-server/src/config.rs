@@ -8,7 +8,7 @@ use miaas_core::model::Role;
 use miaas_core::placement::{PlacementSettings, Strategy, Weights};
 use miaas_core::secrets::{KeySettings, Redacted};
 use miaas_core::service::ServiceSettings;
-use miaas_core::store::{DatabaseUrl, StoreOptions};
+use miaas_core::store::{DatabaseLocation, DatabaseUrl, StoreOptions};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -366,7 +366,9 @@ impl ServerConfig {
             pool_size: self.db_pool_size,
             statement_timeout: Some(self.db_statement_timeout),
             migrate: !self.no_migrate,
-            secrets: Some(keys.resolve(&self.database_url)?),
+            secrets: Some(
+                keys.resolve(DatabaseLocation::default_key_file(&self.database_url)?.as_deref())?,
+            ),
             fleet_in_memory: true,
             ..StoreOptions::default()
         })

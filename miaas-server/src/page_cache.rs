@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 
 use axum::body::Bytes;
-use miaas_core::model::Node;
 use miaas_core::model::page::PageQuery;
+use miaas_core::service::NodePageValidity;
 
 /// What a page was made of: see [`miaas_core::service::Service::node_views_version`].
 pub type ViewsVersion = (u64, u64);
@@ -22,20 +22,10 @@ pub struct CachedPage {
 
 #[derive(Debug)]
 struct Entry {
-    version: ViewsVersion,
+    /// What the page was made at and until when it is right (the core's rule).
+    validity: NodePageValidity,
     query: PageQuery,
-    /// The page is right until this time (epoch seconds): then its first online
-    /// node without a heartbeat since turns offline.
-    valid_until: f64,
     page: CachedPage,
-}
-
-/// Until when a page of `nodes` stays right (epoch seconds): the first moment one
-/// of its online nodes, without another heartbeat, turns offline.
-pub fn valid_until(nodes: &[Node], heartbeat_timeout: f64) -> f64 {
-    (nodes.iter())
-        .filter_map(|node| node.online_until(heartbeat_timeout))
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// One kept page.
@@ -45,29 +35,22 @@ pub struct PageCache {
 }
 
 impl PageCache {
-    /// The page kept for `query`, if it was made at `version` and `now` is before
-    /// its end.
+    /// The page kept for `query`, if its validity [holds](NodePageValidity::holds)
+    /// at `version` and `now`.
     pub fn get(&self, version: ViewsVersion, query: &PageQuery, now: f64) -> Option<CachedPage> {
         let entry = self.entry.lock().ok()?;
         entry
             .as_ref()
-            .filter(|e| e.version == version && &e.query == query && now < e.valid_until)
+            .filter(|e| &e.query == query && e.validity.holds(version, now))
             .map(|e| e.page.clone())
     }
 
-    /// Keeps `page`, made at `version` for `query`, until `valid_until`.
-    pub fn put(
-        &self,
-        version: ViewsVersion,
-        query: &PageQuery,
-        valid_until: f64,
-        page: CachedPage,
-    ) {
+    /// Keeps `page`, made for `query`, while `validity` holds.
+    pub fn put(&self, validity: NodePageValidity, query: &PageQuery, page: CachedPage) {
         if let Ok(mut entry) = self.entry.lock() {
             *entry = Some(Entry {
-                version,
+                validity,
                 query: query.clone(),
-                valid_until,
                 page,
             });
         }
@@ -89,7 +72,11 @@ mod tests {
     fn a_page_is_served_only_for_its_version_query_and_time() {
         let cache = PageCache::default();
         let query = PageQuery::default();
-        cache.put((1, 1), &query, 100.0, page("[1]"));
+        let validity = NodePageValidity {
+            version: (1, 1),
+            until: 100.0,
+        };
+        cache.put(validity, &query, page("[1]"));
         assert!(cache.get((1, 1), &query, 99.0).is_some());
         assert!(
             cache.get((2, 1), &query, 99.0).is_none(),

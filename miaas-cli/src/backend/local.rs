@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{Backend, EventFeed, EventsRequest, LogFeed};
 use crate::error::{CliError, Result};
 use miaas_core::secrets::{KeySettings, Redacted};
-use miaas_core::store::{StoreOptions, connect_with};
+use miaas_core::store::{DatabaseLocation, StoreOptions, connect_with};
 
 /// Works on a database through `miaas-core`'s service.
 pub struct LocalBackend {
@@ -57,7 +57,7 @@ pub fn local_options(database_url: &str) -> Result<StoreOptions> {
             .unwrap_or_default(),
     };
     Ok(StoreOptions {
-        secrets: Some(keys.resolve(database_url)?),
+        secrets: Some(keys.resolve(DatabaseLocation::default_key_file(database_url)?.as_deref())?),
         ..StoreOptions::default()
     })
 }

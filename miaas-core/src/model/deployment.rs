@@ -111,6 +111,12 @@ impl DeploymentStatus {
             Self::Scheduled | Self::Running | Self::Failed | Self::Deleting | Self::Lost
         )
     }
+
+    /// Whether a deployment in this status waits for capacity (`pending` or
+    /// `lost`): a lifecycle rule, by which a reconcile runs when nodes change.
+    pub fn waits_for_capacity(self) -> bool {
+        matches!(self, Self::Pending | Self::Lost)
+    }
 }
 
 /// `POST /api/v1/deployments`.
@@ -357,6 +363,14 @@ impl Deployment {
     pub fn holds_resources(&self) -> bool {
         self.node_id.is_some() && self.status.holds_resources()
     }
+
+    /// Whether a reconcile looks at it whatever its node's state (a lifecycle
+    /// rule): it waits for capacity, or it is `deleting` with no node left to
+    /// remove it.
+    pub fn needs_attention(&self) -> bool {
+        self.status.waits_for_capacity()
+            || (self.status == DeploymentStatus::Deleting && self.node_id.is_none())
+    }
 }
 
 /// A status with what calls for attention in its health and restarts, for
@@ -399,4 +413,37 @@ pub struct PlacementSummary {
     pub nodes_evaluated: usize,
     /// Nodes rejected per reason (a node counts once, for the first filter it failed).
     pub reasons: BTreeMap<String, usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_and_lost_wait_and_so_does_a_deletion_with_no_node_left() {
+        use DeploymentStatus::*;
+        let waiting: Vec<_> = (DeploymentStatus::ALL.into_iter())
+            .filter(|s| s.waits_for_capacity())
+            .collect();
+        assert_eq!(waiting, [Pending, Lost]);
+        let deployment = |status: DeploymentStatus, node: Option<&str>| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "deployment_id": "d", "template_id": "t", "action": "apply",
+                "status": status, "message": "", "node_id": node, "env": {},
+                "rendered_compose": "", "revision": 1, "created_at": 0.0, "updated_at": 0.0
+            }))
+            .expect("deployment")
+        };
+        for status in DeploymentStatus::ALL {
+            for node in [None, Some("n1")] {
+                let expected =
+                    matches!(status, Pending | Lost) || (status == Deleting && node.is_none());
+                assert_eq!(
+                    deployment(status, node).needs_attention(),
+                    expected,
+                    "{status:?} on {node:?}"
+                );
+            }
+        }
+    }
 }

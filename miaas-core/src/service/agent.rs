@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::Service;
 use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
+use crate::access::Principal;
 use crate::model::{
     Deployment, DeploymentHealth, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder,
     ReportedStatus, StatusReport,
@@ -131,6 +132,22 @@ impl Service {
         let (_, next) = self.transact(change).await?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
         Ok(next)
+    }
+
+    /// [`Self::report_status`], its answer as `caller` is shown it: the node has
+    /// the `env` from its desired state, so an answer never repeats its values
+    /// (`***`) unless `caller` sees secrets unasked ([`Principal::Unrestricted`]:
+    /// authentication off, as in the original). `caller` is who the call comes
+    /// from before the token is checked; the token still names the node.
+    pub async fn report_status_as(
+        &self,
+        caller: &Principal,
+        token: Option<&str>,
+        deployment_id: &str,
+        report: &StatusReport,
+    ) -> Result<Deployment> {
+        let next = self.report_status(token, deployment_id, report).await?;
+        caller.show(next, false)
     }
 }
 

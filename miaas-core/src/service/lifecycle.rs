@@ -1,5 +1,8 @@
 //! The lifecycle rules as pure decisions over a [`Snapshot`]: placing, releasing,
-//! marking lost, re-placing. The store runs them inside one transaction.
+//! marking lost, re-placing. The store runs them inside one transaction. Which
+//! deployments wait for capacity and which a reconcile looks at are rules on the
+//! model ([`DeploymentStatus::waits_for_capacity`], [`Deployment::needs_attention`]),
+//! which the snapshot indexes by without knowing the service.
 
 use std::collections::HashMap;
 
@@ -219,8 +222,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Ids of the deployments a reconcile may change, oldest first: those pending,
-    /// lost or deleting with no node, those on nodes not online (or gone), and
+    /// Ids of the deployments a reconcile may change, oldest first: those that
+    /// [need attention](Deployment::needs_attention), those on nodes not online (or gone), and
     /// those this planner added; never a scan of every deployment.
     fn reconcile_candidates(&self) -> Vec<String> {
         let snapshot = self.snapshot;

@@ -12,6 +12,7 @@ mod ledger;
 mod lifecycle;
 mod logs;
 mod node_documents;
+mod node_pages;
 mod nodes;
 #[cfg(test)]
 mod placement_properties;
@@ -32,6 +33,7 @@ pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
 pub use fleet_watch::{FleetTotals, NodeTotals};
 pub use logs::{LogEnd, LogReader, MAX_LOG_BATCH};
+pub use node_pages::NodePageValidity;
 pub use nodes::{MovedDeployment, NodeCredentials, NodeEvacuation};
 
 /// How long a health check waits for the database.

@@ -41,6 +41,14 @@ impl DatabaseLocation {
         }
     }
 
+    /// The key file of the database at `database_url` when none is configured
+    /// (see [`crate::secrets::KeySettings::resolve`]): beside a SQLite file as
+    /// `<file>.key`, `miaas.key` in the working directory for PostgreSQL, none for
+    /// an in-memory database.
+    pub fn default_key_file(database_url: &str) -> Result<Option<PathBuf>> {
+        Ok(Self::parse(database_url)?.companion_file("key"))
+    }
+
     /// Parses a database URL (see [`crate::store::connect`] for the accepted forms).
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
@@ -190,6 +198,21 @@ mod tests {
                 DatabaseLocation::Postgres("postgres://u:p@localhost/miaas".into())
             );
         }
+    }
+
+    #[test]
+    fn the_default_key_file_is_beside_a_sqlite_file() {
+        let key = |url: &str| DatabaseLocation::default_key_file(url).unwrap();
+        assert_eq!(
+            key("sqlite:///var/lib/miaas/cp.db"),
+            Some(PathBuf::from("/var/lib/miaas/cp.db.key"))
+        );
+        assert_eq!(
+            key("postgres://db.example/miaas"),
+            Some(PathBuf::from("miaas.key"))
+        );
+        assert_eq!(key("sqlite::memory:"), None);
+        assert!(DatabaseLocation::default_key_file("").is_err());
     }
 
     #[test]

@@ -239,7 +239,8 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         let _ = on_change;
     }
 
-    /// Whether any deployment waits for capacity (`pending` or `lost`).
+    /// Whether any deployment waits for capacity
+    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
     async fn has_waiting_deployments(&self) -> Result<bool>;
 
     /// Deployments placed on `node_id` or still to be removed from it.

@@ -381,7 +381,7 @@ impl Store for PostgresStore {
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>> {
         let rows: Vec<super::rows::ReservationRow> =
-            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_POSTGRES)
+            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_POSTGRES.as_str())
                 .bind(node_ids)
                 .fetch_all(&self.pool)
                 .await?;

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::page::DeploymentKey;
-use crate::model::{Deployment, DeploymentStatus, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
 use crate::placement::Reservation;
 
 /// Numbers the states of snapshots, process-wide (see [`Snapshot::changes`]).
@@ -31,10 +31,11 @@ pub struct Snapshot {
     /// Node id → positions (ascending) of the deployments moved away from it and
     /// not yet confirmed removed there.
     moved_from: HashMap<String, Vec<usize>>,
-    /// How many deployments wait for capacity (`pending` or `lost`).
+    /// How many deployments wait for capacity
+    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
     waiting: usize,
     /// Positions of the deployments a reconcile looks at whatever their node's
-    /// state: pending, lost, and deleting with no node left.
+    /// state ([`Deployment::needs_attention`]).
     attention: BTreeSet<usize>,
     /// Unique to this content: a process-wide count of snapshot changes.
     changes: u64,
@@ -223,9 +224,9 @@ impl Snapshot {
             .collect()
     }
 
-    /// Positions (ascending) of the deployments that are pending, lost, or deleting
-    /// with no node left: what a reconcile looks at besides the deployments of
-    /// offline nodes.
+    /// Positions (ascending) of the deployments that [need
+    /// attention](Deployment::needs_attention): what a reconcile looks at besides
+    /// the deployments of offline nodes.
     pub fn needing_attention(&self) -> impl Iterator<Item = usize> + '_ {
         self.attention.iter().copied()
     }
@@ -238,7 +239,8 @@ impl Snapshot {
             .map(|(node, at)| (node.as_str(), at.as_slice()))
     }
 
-    /// Whether any deployment waits for capacity (`pending` or `lost`).
+    /// Whether any deployment [waits for
+    /// capacity](crate::model::DeploymentStatus::waits_for_capacity).
     pub fn has_waiting(&self) -> bool {
         self.waiting > 0
     }
@@ -247,7 +249,7 @@ impl Snapshot {
     pub fn reservations(&self) -> Vec<Reservation> {
         self.deployments
             .iter()
-            .filter(|d| d.holds_resources() && d.node_id.is_some())
+            .filter(|d| d.holds_resources())
             .map(reservation)
             .collect()
     }
@@ -266,11 +268,14 @@ impl Snapshot {
         let stored = self.deployments.len();
         let mut earliest_new: Option<(f64, String)> = None;
         for deployment in writes {
-            let after = held(deployment).then(|| reservation(deployment));
+            let after = deployment
+                .holds_resources()
+                .then(|| reservation(deployment));
             match self.positions.get(&deployment.deployment_id) {
                 Some(&i) => {
-                    let before =
-                        held(&self.deployments[i]).then(|| reservation(&self.deployments[i]));
+                    let before = self.deployments[i]
+                        .holds_resources()
+                        .then(|| reservation(&self.deployments[i]));
                     self.journal.push(ReservationChange { before, after });
                     self.unplace(i);
                     self.deployments[i] = deployment.clone();
@@ -451,8 +456,8 @@ impl Snapshot {
     /// counts it if it waits.
     fn place(&mut self, i: usize) {
         let deployment = &self.deployments[i];
-        self.waiting += usize::from(waits(deployment));
-        if needs_attention(deployment) {
+        self.waiting += usize::from(deployment.status.waits_for_capacity());
+        if deployment.needs_attention() {
             self.attention.insert(i);
         }
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
@@ -465,7 +470,7 @@ impl Snapshot {
 
     /// Takes deployment `i` out of its node's index and the count of those waiting.
     fn unplace(&mut self, i: usize) {
-        self.waiting -= usize::from(waits(&self.deployments[i]));
+        self.waiting -= usize::from(self.deployments[i].status.waits_for_capacity());
         self.attention.remove(&i);
         let deployment = &self.deployments[i];
         if let Some(node) = deployment.node_id.as_deref() {
@@ -496,23 +501,6 @@ fn remove_sorted(by_node: &mut HashMap<String, Vec<usize>>, node: &str, i: usize
     }
 }
 
-fn waits(deployment: &Deployment) -> bool {
-    matches!(
-        deployment.status,
-        DeploymentStatus::Pending | DeploymentStatus::Lost
-    )
-}
-
-fn needs_attention(deployment: &Deployment) -> bool {
-    waits(deployment)
-        || (deployment.status == DeploymentStatus::Deleting && deployment.node_id.is_none())
-}
-
-/// Whether `deployment` holds resources on a node.
-fn held(deployment: &Deployment) -> bool {
-    deployment.holds_resources() && deployment.node_id.is_some()
-}
-
 fn reservation(deployment: &Deployment) -> Reservation {
     Reservation {
         deployment_id: deployment.deployment_id.clone(),
@@ -525,6 +513,7 @@ fn reservation(deployment: &Deployment) -> Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DeploymentStatus;
 
     fn node(id: &str, name: &str) -> NodeRecord {
         NodeRecord {

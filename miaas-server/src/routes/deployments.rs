@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Allowed, Deploy, NodeCredential, Read};
+use crate::auth::{Allowed, Deploy, NodeCaller, NodeCredential, Read};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::paged;
@@ -163,18 +163,13 @@ async fn delete_deployment(
 async fn report_status(
     State(state): State<AppState>,
     ApiPath(deployment_id): ApiPath<String>,
+    NodeCaller(caller): NodeCaller,
     NodeCredential(token): NodeCredential,
     ApiJson(report): ApiJson<StatusReport>,
 ) -> Result<Json<Deployment>, ApiError> {
     let deployment = state
         .service
-        .report_status(token.as_deref(), &deployment_id, &report)
+        .report_status_as(&caller, token.as_deref(), &deployment_id, &report)
         .await?;
-    // the node has the env from its desired state; answers never repeat it
-    let shown = if state.auth {
-        deployment.redacted()
-    } else {
-        deployment
-    };
-    Ok(Json(shown))
+    Ok(Json(deployment))
 }

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::auth::{Allowed, Caller, DeregisterNodes, ManageNodes, NodeCredential, Read};
 use crate::error::{ApiError, AuthErrors, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::page_cache::{self, CachedPage};
+use crate::page_cache::CachedPage;
 use crate::routes::{json_array, paged_json};
 use crate::state::AppState;
 
@@ -99,17 +99,12 @@ async fn list_nodes(
     }
     let page = service.list_nodes_page(&query).await?;
     let body = json_array(&page.items)?;
-    // kept only if nothing changed while it was made
-    if let Some(version) = version
-        && service.node_views_version().await == Some(version)
-    {
-        let timeout = service.settings().heartbeat_timeout.as_secs_f64();
-        let valid_until = page_cache::valid_until(&page.items, timeout);
+    if let Some(validity) = service.node_page_validity(version, &page.items).await {
         let kept = CachedPage {
             body: body.clone(),
             next: page.next.clone(),
         };
-        state.node_pages.put(version, &query, valid_until, kept);
+        state.node_pages.put(validity, &query, kept);
     }
     Ok(paged_json("/api/v1/nodes", &query, body, page.next))
 }

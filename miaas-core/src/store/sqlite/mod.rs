@@ -286,7 +286,7 @@ impl Store for SqliteStore {
         node_ids: &[String],
     ) -> Result<Vec<crate::placement::Reservation>> {
         let rows: Vec<super::rows::ReservationRow> =
-            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_SQLITE)
+            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_SQLITE.as_str())
                 .bind(encode_json(&node_ids)?)
                 .fetch_all(&self.reader)
                 .await?;

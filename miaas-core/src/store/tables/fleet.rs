@@ -328,22 +328,21 @@ where
 
     /// What every placed deployment reserves, oldest first.
     pub(crate) async fn reservations(&self) -> Result<Vec<Reservation>> {
-        let rows: Vec<ReservationRow> = sqlx::query_as(crate::store::sql::RESERVATIONS_SQL)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows: Vec<ReservationRow> =
+            sqlx::query_as(crate::store::sql::RESERVATIONS_SQL.as_str())
+                .fetch_all(&self.reader)
+                .await?;
         rows.into_iter()
             .map(crate::store::rows::reservation)
             .collect()
     }
 
-    /// Whether any deployment waits for capacity.
+    /// Whether any deployment waits for capacity
+    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
     pub(crate) async fn has_waiting_deployments(&self) -> Result<bool> {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM deployments \
-             WHERE status IN ('pending', 'lost') LIMIT 1) AS waiting",
-        )
-        .fetch_one(&self.reader)
-        .await?;
+        let (waiting,): (i64,) = sqlx::query_as(crate::store::sql::WAITING_SQL.as_str())
+            .fetch_one(&self.reader)
+            .await?;
         Ok(waiting > 0)
     }
 
