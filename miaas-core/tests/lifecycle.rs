@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{beat, fixtures_with, registration, request};
 use miaas_core::Error;
+use miaas_core::access::Principal;
 use miaas_core::model::{
     DeploymentStatus, NodeRegistration, NodeUpdate, ReportedStatus, Requirements, StatusReport,
 };
@@ -50,9 +51,14 @@ async fn report(
         health: None,
         restarts: None,
     };
-    s.report_status(Some(&node.node_token), id, &report)
-        .await
-        .map(|_| ())
+    s.report_status(
+        &Principal::Unrestricted,
+        Some(&node.node_token),
+        id,
+        &report,
+    )
+    .await
+    .map(|_| ())
 }
 
 #[tokio::test]
@@ -357,7 +363,8 @@ async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle()
             restarts: None,
         };
         assert!(matches!(
-            s.report_status(None, "d", &none).await,
+            s.report_status(&Principal::Unrestricted, None, "d", &none)
+                .await,
             Err(Error::Unauthorized(_))
         ));
         assert!(matches!(

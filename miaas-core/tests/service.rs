@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::{T0, beat, fixture_on, fixtures, registration, request};
 use miaas_core::Error;
+use miaas_core::access::Principal;
 use miaas_core::clock::ManualClock;
 use miaas_core::model::{DeploymentAction, DeploymentStatus, NodeStatus};
 use miaas_core::service::{Service, ServiceSettings};
@@ -315,7 +316,12 @@ async fn reads_from_memory_see_what_another_process_committed_at_once() {
     assert_eq!(d1.status, DeploymentStatus::Deleting);
     local
         .service
-        .report_status(Some(&n1.node_token), "d1", &report("deleted"))
+        .report_status(
+            &Principal::Unrestricted,
+            Some(&n1.node_token),
+            "d1",
+            &report("deleted"),
+        )
         .await
         .unwrap();
     assert!(

@@ -102,9 +102,15 @@ impl Service {
 
     /// Records a node's report on a deployment. Only the node it is placed on (or,
     /// for `deleted`, the node it moved away from) may report; `deleted` from its
-    /// node completes a deletion and releases the reservation.
+    /// node completes a deletion and releases the reservation. The answer is the
+    /// deployment as `caller` is shown it: the node has the `env` from its desired
+    /// state, so an answer never repeats its values (`***`) unless `caller` sees
+    /// secrets unasked ([`Principal::Unrestricted`]: authentication off, as in
+    /// the original). `caller` is who the call comes from before the token is
+    /// checked; the token still names the node.
     pub async fn report_status(
         &self,
+        caller: &Principal,
         token: Option<&str>,
         deployment_id: &str,
         report: &StatusReport,
@@ -131,22 +137,6 @@ impl Service {
         };
         let (_, next) = self.transact(change).await?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
-        Ok(next)
-    }
-
-    /// [`Self::report_status`], its answer as `caller` is shown it: the node has
-    /// the `env` from its desired state, so an answer never repeats its values
-    /// (`***`) unless `caller` sees secrets unasked ([`Principal::Unrestricted`]:
-    /// authentication off, as in the original). `caller` is who the call comes
-    /// from before the token is checked; the token still names the node.
-    pub async fn report_status_as(
-        &self,
-        caller: &Principal,
-        token: Option<&str>,
-        deployment_id: &str,
-        report: &StatusReport,
-    ) -> Result<Deployment> {
-        let next = self.report_status(token, deployment_id, report).await?;
         caller.show(next, false)
     }
 }

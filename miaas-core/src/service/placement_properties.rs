@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::{Service, ServiceSettings};
+use crate::access::Principal;
 use crate::clock::ManualClock;
 use crate::model::{
     DeploymentAction, DeploymentRequest, Heartbeat, NodeRegistration, ReportedStatus, StatusReport,
@@ -207,7 +208,9 @@ impl World {
                     health: None,
                     restarts: None,
                 };
-                let _ = self.service.report_status(Some(token), &id, &report).await;
+                let _ = (self.service)
+                    .report_status(&Principal::Unrestricted, Some(token), &id, &report)
+                    .await;
             }
             Op::Silence(mask) => {
                 // past the heartbeat timeout (30 s: silent nodes go offline), or

@@ -169,7 +169,7 @@ async fn report_status(
 ) -> Result<Json<Deployment>, ApiError> {
     let deployment = state
         .service
-        .report_status_as(&caller, token.as_deref(), &deployment_id, &report)
+        .report_status(&caller, token.as_deref(), &deployment_id, &report)
         .await?;
     Ok(Json(deployment))
 }
