@@ -11,7 +11,6 @@ use miaas_core::access::Principal;
 use miaas_core::clock::ManualClock;
 use miaas_core::model::{DeploymentAction, DeploymentStatus, NodeStatus};
 use miaas_core::service::{Service, ServiceSettings};
-use miaas_core::store::StoreOptions;
 
 #[tokio::test]
 async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
@@ -276,13 +275,7 @@ async fn reads_from_memory_see_what_another_process_committed_at_once() {
     // a server (reads answered from memory) and `miaas` in local mode on one file
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let url = format!("sqlite://{}", dir.path().join("core.db").display());
-    let options = StoreOptions {
-        fleet_in_memory: true,
-        ..StoreOptions::default()
-    };
-    let store = miaas_core::store::connect_with(&url, &options)
-        .await
-        .unwrap();
+    let store = miaas_core::store::connect(&url).await.unwrap();
     let server = Service::with_clock(
         store,
         Arc::new(ManualClock::new(T0)),

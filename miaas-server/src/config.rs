@@ -369,7 +369,6 @@ impl ServerConfig {
             secrets: Some(
                 keys.resolve(DatabaseLocation::default_key_file(&self.database_url)?.as_deref())?,
             ),
-            fleet_in_memory: true,
             ..StoreOptions::default()
         })
     }

@@ -169,7 +169,16 @@ async fn buffered_heartbeats_reach_the_database_within_the_flush_interval() {
     // and the database has it soon, for the other replicas
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let stored = server.store.get_node(&id).await.unwrap().unwrap();
+        let stored = (server
+            .store
+            .changes_since(0)
+            .await
+            .unwrap()
+            .nodes
+            .into_iter())
+        .map(|n| n.record)
+        .find(|n| n.id == id)
+        .unwrap();
         if stored.last_seen == timestamp && stored.metrics.is_some() {
             break;
         }

@@ -327,7 +327,7 @@ async fn a_generated_secret_is_made_once_kept_across_updates_and_sealed_at_rest(
     let keyless = miaas_core::store::connect(&server.database_url)
         .await
         .unwrap();
-    let err = keyless.get_deployment("db").await.unwrap_err().to_string();
+    let err = keyless.changes_since(0).await.unwrap_err().to_string();
     assert!(err.contains("encrypted"), "{err}");
 }
 

@@ -2,8 +2,8 @@
 //! what it was. Every change of a deployment (deploy, update, placement, a node's
 //! report, loss, deletion) goes through a decision, so this one place sees them all.
 
+use crate::fleet::Snapshot;
 use crate::model::{Deployment, DeploymentHealth, DeploymentStatus, Event};
-use crate::store::Snapshot;
 
 /// The events of writing `writes` over `before`.
 pub(crate) fn deployment_events(before: &Snapshot, writes: &[Deployment]) -> Vec<Event> {

@@ -23,13 +23,13 @@ struct Remembered {
 
 /// Users by name, API tokens by hash and cluster secrets by name, as last read.
 #[derive(Debug, Default)]
-pub struct AccessMemo {
+pub(super) struct AccessMemo {
     remembered: RwLock<Remembered>,
 }
 
 impl AccessMemo {
     /// The API token with this hash, if remembered.
-    pub fn api_token(&self, token_hash: &str) -> Option<ApiTokenRecord> {
+    pub(super) fn api_token(&self, token_hash: &str) -> Option<ApiTokenRecord> {
         self.remembered
             .read()
             .ok()?
@@ -39,17 +39,17 @@ impl AccessMemo {
     }
 
     /// The user of this name, if remembered.
-    pub fn user(&self, username: &str) -> Option<UserRecord> {
+    pub(super) fn user(&self, username: &str) -> Option<UserRecord> {
         self.remembered.read().ok()?.users.get(username).cloned()
     }
 
     /// The cluster secret of this name, if remembered.
-    pub fn cluster_secret(&self, name: &str) -> Option<String> {
+    pub(super) fn cluster_secret(&self, name: &str) -> Option<String> {
         self.remembered.read().ok()?.secrets.get(name).cloned()
     }
 
     /// Where the changes are; give it back with what a lookup read.
-    pub fn generation(&self) -> u64 {
+    pub(super) fn generation(&self) -> u64 {
         self.remembered
             .read()
             .map_or(u64::MAX, |remembered| remembered.generation)
@@ -57,7 +57,7 @@ impl AccessMemo {
 
     /// Remembers an API token a lookup that began at `generation` read, unless a
     /// change came in between.
-    pub fn remember_api_token(&self, generation: u64, record: &ApiTokenRecord) {
+    pub(super) fn remember_api_token(&self, generation: u64, record: &ApiTokenRecord) {
         self.remember(generation, |r| {
             r.api_tokens
                 .insert(record.token_hash.clone(), record.clone());
@@ -66,7 +66,7 @@ impl AccessMemo {
 
     /// Remembers a user a lookup that began at `generation` read, unless a change
     /// came in between.
-    pub fn remember_user(&self, generation: u64, record: &UserRecord) {
+    pub(super) fn remember_user(&self, generation: u64, record: &UserRecord) {
         self.remember(generation, |r| {
             r.users.insert(record.user.username.clone(), record.clone());
         });
@@ -74,14 +74,14 @@ impl AccessMemo {
 
     /// Remembers a cluster secret a lookup that began at `generation` read, unless a
     /// change came in between.
-    pub fn remember_cluster_secret(&self, generation: u64, name: &str, value: &str) {
+    pub(super) fn remember_cluster_secret(&self, generation: u64, name: &str, value: &str) {
         self.remember(generation, |r| {
             r.secrets.insert(name.to_string(), value.to_string());
         });
     }
 
     /// Forgets everything: a user, token or cluster secret changed (or may have).
-    pub fn changed(&self) {
+    pub(super) fn changed(&self) {
         let mut remembered = self
             .remembered
             .write()

@@ -1,250 +1,212 @@
-//! The fleet cache: one layer over any [`Store`] that keeps the fleet in memory
-//! for a long-running server — the fleet snapshot with node tokens, the decision
-//! and registration queues (group commit), and remembered credentials — with
-//! **one** version, the cluster version of the database, and one way to learn of
-//! writes made elsewhere:
+//! The fleet state: the nodes, deployments and node tokens in memory, with the
+//! placement ledger that follows them, owned by the service (as Nomad's server owns
+//! its state store). How it works, in one page:
 //!
-//! - a server that owns its SQLite file ([`Store::exclusive`]) is the only
-//!   writer: its own writes keep the cache in step, nothing is ever checked;
-//! - PostgreSQL replicas share the database: a read first learns the cluster
-//!   version (one query answers every read waiting, see `watch`), and when it
-//!   moved reads only the rows written since the version the cache knows (each
-//!   row carries the version that wrote it). Decisions read the same change feed
-//!   under the cluster's write lock.
-//!
-//! Reads the cache cannot answer at once (the snapshot is out for a decision, or
-//! not loaded yet, or behind while the writer is busy) go to the store.
+//! - **One published state.** [`FleetState`] is immutable once published; it is
+//!   made of persistent collections, so a copy costs a few reference counts.
+//!   Readers take the last published state (one `Arc` clone) and never read SQL.
+//! - **One version.** A state holds every write up to the database's cluster
+//!   version (each committed write adds one, and each row carries the version that
+//!   wrote it); a local publication count tells apart states that heartbeats and
+//!   this process's own writes made in between ([`FleetState::views_version`]).
+//! - **Writes.** Every write takes the writer's turn (one async mutex), commits to
+//!   the [`Store`], then publishes: the latest state is copied, the committed
+//!   change laid over it, and the copy swapped in. A decision works on a copy of
+//!   the latest state, commits its writes under the cluster version lock, and is
+//!   published only once that commit succeeded; a failed commit publishes nothing
+//!   (and on an unknown outcome the state is read afresh). Decisions and
+//!   registrations that arrive while the writer is busy queue and share the next
+//!   transaction (group commit): each decides over the writes of the ones before
+//!   it, and each is answered after the shared commit.
+//! - **Heartbeats** are laid over the published state at once (under the same
+//!   short publication lock, not the writer's turn) and written to the database in
+//!   batches ([`Fleet::flush_heartbeats`]); a node coming back online is written at
+//!   once.
+//! - **Other writers.** A server on its own SQLite file is the only writer: its
+//!   state is always current. On a shared database (PostgreSQL replicas, the CLI's
+//!   local mode) a read first learns the cluster version (one query answers every
+//!   read that arrived before it was sent) and, when it moved, the writer reads the
+//!   rows written since and publishes them before the read is answered: a token
+//!   revoked on one replica is refused by the very next request on every other.
+//!   Decisions read the same change feed under the cluster's write lock.
+//! - **Credentials** (users, API tokens, cluster secrets) are remembered once read
+//!   and forgotten on any change of access, here or (seen through the version) on
+//!   another replica.
 
 mod access;
 mod access_memo;
-mod decisions;
+mod commit;
+mod heartbeats;
 mod registrations;
+mod snapshot;
 mod state;
-mod store;
 mod watch;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockWriteGuard};
-
-use tokio::sync::{OwnedMutexGuard, oneshot};
+use std::sync::{Arc, RwLock};
 
 use crate::Result;
+use crate::clock::Clock;
 use crate::store::Store;
 
-pub use access_memo::AccessMemo;
-use state::FleetState;
+pub use snapshot::{ReservationChange, Snapshot};
+pub use state::FleetState;
 
-/// A [`Store`] that keeps the fleet in memory over another store.
+/// The fleet state and the writes that change it. Cheap to clone: clones share
+/// everything.
 #[derive(Clone)]
-pub struct FleetCache {
-    inner: Arc<dyn Store>,
-    /// Whether the inner store's process is its only writer.
-    exclusive: bool,
-    /// The fleet, when loaded and not out for a decision.
-    state: Arc<RwLock<Option<FleetState>>>,
-    /// The writer's turn: every write of this cache holds it, so the state and
-    /// the database change in step.
-    writer: Arc<tokio::sync::Mutex<()>>,
-    /// Decisions waiting to share the next transaction.
-    decisions: Arc<decisions::SharedQueue>,
-    /// Registrations waiting to share the next commit.
-    registrations: Arc<registrations::RegistrationQueue>,
-    /// Users, API tokens and cluster secrets as last read.
-    access: Arc<AccessMemo>,
-    /// The `access_changed_at` the remembered credentials are right for.
-    access_seen: Arc<AtomicU64>,
-    /// The cluster version as the latest reads saw it (shared databases).
-    watch: Arc<watch::VersionWatch>,
-    /// Whether the fleet is being read into memory.
-    loading: Arc<AtomicBool>,
-    /// Set once the store is closed: nothing is read into memory any more.
-    closed: Arc<AtomicBool>,
+pub struct Fleet(Arc<Parts>);
+
+impl std::ops::Deref for Fleet {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
-impl std::fmt::Debug for FleetCache {
+/// What every clone of a [`Fleet`] shares.
+pub struct Parts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Whether other processes may write the database.
+    shared: bool,
+    /// How long a node stays online after it was last seen (seconds).
+    timeout: f64,
+    /// The last published state.
+    published: RwLock<Arc<FleetState>>,
+    /// Set once the state was read from the database.
+    loaded: tokio::sync::OnceCell<()>,
+    /// The writer's turn: every write holds it, so the database and the published
+    /// state change in step.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Decisions waiting to share the next transaction.
+    decisions: commit::Queue<commit::QueuedDecision>,
+    /// Registrations waiting to share the next commit.
+    registrations: commit::Queue<registrations::QueuedRegistration>,
+    /// Heartbeats laid over the state and not written yet.
+    unwritten: heartbeats::Unwritten,
+    /// Users, API tokens and cluster secrets as last read.
+    access: access::RememberedAccess,
+    /// The cluster version as the latest reads saw it.
+    watch: watch::VersionWatch,
+}
+
+impl std::fmt::Debug for Parts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetCache")
-            .field("exclusive", &self.exclusive)
+        f.debug_struct("Fleet")
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
 
-impl FleetCache {
-    /// A cache over `inner`; the fleet is read into memory on first use.
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self {
-            exclusive: inner.exclusive(),
-            inner,
-            state: Arc::default(),
+impl Fleet {
+    /// The fleet of `store`, read from it on first use. `shared`: other processes
+    /// may write the database (every read then checks the version first).
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, shared: bool, timeout: f64) -> Self {
+        Self(Arc::new(Parts {
+            store,
+            clock,
+            shared,
+            timeout,
+            published: RwLock::default(),
+            loaded: tokio::sync::OnceCell::new(),
             writer: Arc::default(),
-            decisions: Arc::default(),
-            registrations: Arc::default(),
-            access: Arc::default(),
-            access_seen: Arc::default(),
-            watch: Arc::default(),
-            loading: Arc::default(),
-            closed: Arc::default(),
-        }
+            decisions: commit::Queue::default(),
+            registrations: commit::Queue::default(),
+            unwritten: heartbeats::Unwritten::default(),
+            access: access::RememberedAccess::default(),
+            watch: watch::VersionWatch::default(),
+        }))
     }
 
-    fn slot(&self) -> RwLockWriteGuard<'_, Option<FleetState>> {
-        // a panic while changing it may have left it half-changed: start over
-        self.state.write().unwrap_or_else(|poisoned| {
-            let mut slot = poisoned.into_inner();
-            *slot = None;
-            slot
-        })
+    /// The store under the fleet.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
-    /// The version the state knows; `None` while it is out or not loaded.
-    fn known(&self) -> Option<u64> {
-        self.state.read().ok()?.as_ref().map(|s| s.known)
-    }
-
-    /// Drops the state: it is read afresh when next needed (after a write whose
-    /// outcome is unknown).
-    fn forget(&self) {
-        *self.slot() = None;
-    }
-
-    /// Lays a committed write over the state, if loaded.
-    fn patch(&self, change: impl FnOnce(&mut FleetState)) {
-        if let Some(state) = self.slot().as_mut() {
-            change(state);
-        }
-    }
-
-    /// `read` over the state when it holds every write committed before this call
-    /// (on a shared database: after learning the cluster version, and catching up
-    /// when it moved and the writer is free); `None` otherwise, and the caller
-    /// asks the store.
-    async fn read<T>(&self, read: impl FnOnce(&FleetState) -> T) -> Option<T> {
-        if self.closed.load(Ordering::Acquire) {
-            return None;
-        }
-        if !self.exclusive && !self.caught_up().await {
-            if self.known().is_none() {
-                self.load_in_background();
-            }
-            return None;
-        }
-        let answer = {
-            let slot = self.state.read().ok()?;
-            slot.as_ref().map(read)
-        };
-        if answer.is_none() {
-            self.load_in_background();
-        }
-        answer
-    }
-
-    /// Whether the state holds every write committed before this call.
-    async fn caught_up(&self) -> bool {
-        let Ok(observed) = self.observe().await else {
-            return false;
-        };
-        if self.known().is_some_and(|k| k >= observed.version) {
-            return true;
-        }
-        // the writer's holder may have the state out: never wait behind it
-        let Ok(_writer) = self.writer.try_lock() else {
-            return false;
-        };
-        let Some(known) = self.known() else {
-            return false;
-        };
-        match self.inner.changes_since(known).await {
-            Ok(changes) => {
-                let mut slot = self.slot();
-                match slot.as_mut() {
-                    Some(state) if state.known == known => {
-                        state.apply_changes(&changes);
-                        state.known >= observed.version
-                    }
-                    _ => false,
-                }
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot read the fleet's changes");
-                false
+    /// The state holding every write committed before this call (on a shared
+    /// database: after learning the cluster version and catching up with it).
+    pub async fn state(&self) -> Result<Arc<FleetState>> {
+        self.load().await?;
+        if self.shared {
+            let observed = self.observe().await?;
+            if self.latest().version() < observed.version {
+                let _writer = self.writer.lock().await;
+                self.catch_up(observed.version).await?;
             }
         }
+        Ok(self.latest())
+    }
+
+    /// The last published state, as it is.
+    fn latest(&self) -> Arc<FleetState> {
+        self.published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes the latest state with `change` laid over it.
+    fn publish(&self, change: impl FnOnce(&mut FleetState)) {
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = FleetState::clone(&published);
+        change(&mut next);
+        next.published();
+        *published = Arc::new(next);
+    }
+
+    /// Reads the whole fleet, once.
+    async fn load(&self) -> Result<()> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let _writer = self.writer.lock().await;
+                self.reload().await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads the whole fleet afresh and publishes it; the caller holds the writer's
+    /// turn.
+    async fn reload(&self) -> Result<()> {
+        let everything = self.store.changes_since(0).await?;
+        let mut state = FleetState::load(everything, self.clock.now(), self.timeout);
+        self.unwritten.lay_over(&mut state, self.clock.now());
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.published();
+        *published = Arc::new(state);
+        Ok(())
+    }
+
+    /// Publishes what others wrote since the latest state's version, when it is
+    /// below `version`; the caller holds the writer's turn.
+    async fn catch_up(&self, version: u64) -> Result<()> {
+        let known = self.latest().version();
+        if known >= version {
+            return Ok(());
+        }
+        let changes = self.store.changes_since(known).await?;
+        let now = self.clock.now();
+        self.publish(|state| state.apply_changes(&changes, now));
+        Ok(())
     }
 
     /// The cluster version as of now (a query sent after this call began); the
     /// remembered credentials are forgotten when access changed since.
     async fn observe(&self) -> Result<crate::store::ClusterVersion> {
-        let version = self.watch.observe(&*self.inner).await?;
-        let seen = self
-            .access_seen
-            .fetch_max(version.access_changed_at, Ordering::AcqRel);
-        if seen < version.access_changed_at {
-            self.access.changed();
-        }
+        let version = self.watch.observe(&*self.store).await?;
+        self.access.saw(version.access_changed_at);
         Ok(version)
     }
 
-    /// Reads the fleet into memory in a task of its own, if nobody is.
-    fn load_in_background(&self) {
-        if self.loading.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let cache = self.clone();
-        tokio::spawn(async move {
-            let writer = cache.writer.clone().lock_owned().await;
-            if cache.known().is_none()
-                && !cache.closed.load(Ordering::Acquire)
-                && let Err(err) = cache.load(&writer).await
-                && !cache.closed.load(Ordering::Acquire)
-            {
-                tracing::warn!(error = %err, "the fleet could not be read into memory");
-            }
-            cache.loading.store(false, Ordering::Release);
-        });
-    }
-
-    /// Reads the whole fleet into the slot; the caller holds the writer's turn.
-    async fn load(&self, _writer: &OwnedMutexGuard<()>) -> Result<()> {
-        let state = FleetState::load(self.inner.changes_since(0).await?);
-        *self.slot() = Some(state);
-        Ok(())
-    }
-
-    /// The state, taken out of the slot for a write (read from the store when
-    /// none is kept); the caller holds the writer's turn and puts it back.
-    async fn take_state(&self) -> Result<FleetState> {
-        if let Some(state) = self.slot().take() {
-            return Ok(state);
-        }
-        Ok(FleetState::load(self.inner.changes_since(0).await?))
-    }
-
-    fn put_state(&self, state: FleetState) {
-        *self.slot() = Some(state);
-    }
-
-    /// Group commit's wait: a queued write waits until `answer` comes, from
-    /// whoever commits the queue. Whenever the writer's turn comes to this caller
-    /// first, it commits one batch of what is queued (with `commit`, in a task of
-    /// its own, so that a caller that goes away cannot cut it short), and waits
-    /// again: a caller is never held up by batches after the one that answered it.
-    async fn answered_or_commit<T, F>(
-        &self,
-        mut answer: oneshot::Receiver<T>,
-        commit: impl Fn(OwnedMutexGuard<()>) -> F,
-    ) -> Option<T>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        loop {
-            tokio::select! {
-                biased;
-                done = &mut answer => return done.ok(),
-                writer = self.writer.clone().lock_owned() => {
-                    tokio::spawn(commit(writer));
-                }
-            }
-        }
+    /// Whether other processes may write the database.
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 }

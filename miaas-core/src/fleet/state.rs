@@ -1,87 +1,196 @@
-//! What the fleet cache holds: the fleet snapshot, node tokens by hash, and the
-//! cluster version they reflect.
+//! [`FleetState`]: one state of the fleet as the service reads it and decides
+//! over it: the nodes and deployments, the node tokens, and the placement ledger
+//! that follows them, with the version they are at.
 
-use std::collections::HashMap;
+use imbl::HashMap;
 
-use crate::model::{NodeMetrics, NodeRecord, NodeUpdate};
-use crate::store::{FleetChanges, Snapshot};
+use super::snapshot::Snapshot;
+use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::placement::{Candidate, Cluster};
+use crate::store::FleetChanges;
 
-/// The fleet as of one cluster version.
-#[derive(Debug)]
-pub(crate) struct FleetState {
-    /// Every node and deployment.
-    pub snapshot: Snapshot,
-    /// The cluster version the state is known to be at (it may hold later writes
-    /// of this process too).
-    pub known: u64,
+/// The fleet at one version. Cheap to copy (persistent collections): a decision
+/// changes a copy and the fleet publishes it once committed.
+#[derive(Debug, Clone, Default)]
+pub struct FleetState {
+    /// The cluster version of the database this state holds every write of.
+    version: u64,
+    /// Counts the states this process published: heartbeats and its own writes
+    /// change the state without the version telling it.
+    publication: u64,
+    snapshot: Snapshot,
+    /// What is reserved on each node, with the nodes' liveness: what placement
+    /// decides over.
+    ledger: Cluster,
     /// Node token hash → node id.
     tokens: HashMap<String, String>,
     /// Node id → its token's hash.
     token_of: HashMap<String, String>,
+    /// How long a node stays online after it was last seen (seconds).
+    timeout: f64,
 }
 
 impl FleetState {
-    /// The state `everything` (read from version 0) describes.
-    pub(crate) fn load(everything: FleetChanges) -> Self {
+    /// The state `everything` (read from version 0) describes, at time `now`.
+    pub(crate) fn load(everything: FleetChanges, now: f64, timeout: f64) -> Self {
         let mut state = Self {
+            version: everything.version.version,
+            publication: 0,
             snapshot: Snapshot::default(),
-            known: everything.version.version,
+            ledger: Cluster::default(),
             tokens: HashMap::new(),
             token_of: HashMap::new(),
+            timeout,
         };
         for node in &everything.nodes {
             state.set_token(&node.record.id, &node.token_hash);
         }
-        state.snapshot = Snapshot::from_changes(everything);
+        let nodes = everything.nodes.into_iter().map(|n| n.record).collect();
+        state.snapshot = Snapshot::new(nodes, everything.deployments);
+        state.rebuild_ledger(now);
         state
     }
 
-    /// Lays what changed since [`Self::known`] over the state.
-    pub(crate) fn apply_changes(&mut self, changes: &FleetChanges) {
+    /// The cluster version this state holds every write of.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Differs between any two states this process published (the cluster
+    /// version and the publication count), so that what is made of one state may
+    /// be kept while it stays the same.
+    pub fn views_version(&self) -> (u64, u64) {
+        (self.version, self.publication)
+    }
+
+    /// Counts one more publication (see [`Self::views_version`]).
+    pub(crate) fn published(&mut self) {
+        self.publication += 1;
+    }
+
+    /// The nodes and deployments.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The placement ledger: every node with what is reserved on it.
+    pub fn ledger(&self) -> &Cluster {
+        &self.ledger
+    }
+
+    /// The id and `last_seen` of the node whose current token has this hash.
+    pub fn node_of_token(&self, token_hash: &str) -> Option<(String, f64)> {
+        let id = self.tokens.get(token_hash)?;
+        let node = self.snapshot.node(id)?;
+        Some((node.id.clone(), node.last_seen))
+    }
+
+    /// The ledger built afresh from the nodes and deployments.
+    fn rebuild_ledger(&mut self, now: f64) {
+        let timeout = self.timeout;
+        let candidates = (self.snapshot.nodes())
+            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)))
+            .collect::<Vec<_>>();
+        self.ledger = Cluster::for_placement(candidates, self.snapshot.deployments());
+    }
+
+    /// The ledger as of `now`: nodes silent for longer than the timeout offline.
+    pub(crate) fn ledger_at(&self, now: f64) -> Cluster {
+        let mut ledger = self.ledger.clone();
+        ledger.expire(now, self.timeout);
+        ledger
+    }
+
+    /// Lays committed deployment writes over the state, reservations included.
+    pub(crate) fn apply_writes(&mut self, writes: &[Deployment]) {
+        for change in self.snapshot.apply(writes) {
+            if let Some(before) = &change.before {
+                self.ledger.release_reservation(before);
+            }
+            if let Some(after) = &change.after {
+                self.ledger.book_reservation(after);
+            }
+        }
+    }
+
+    /// Lays what others committed since [`Self::version`] over the state: nodes
+    /// replaced whole (a heartbeat laid here and not written yet is kept when it is
+    /// newer), removed ones dropped, deployments as [`Self::apply_writes`] does.
+    pub(crate) fn apply_changes(&mut self, changes: &FleetChanges, now: f64) {
+        if changes.version.version <= self.version && !changes.is_everything() {
+            return;
+        }
+        let mut removed = false;
         if let Some(ids) = &changes.node_ids {
             let live: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
             let gone: Vec<String> = (self.token_of.keys())
                 .filter(|id| !live.contains(id.as_str()))
                 .cloned()
                 .collect();
+            removed = !gone.is_empty() || self.snapshot.nodes().len() > live.len();
             for id in gone {
                 self.forget_token(&id);
             }
+            self.snapshot.retain_nodes(|n| live.contains(n.id.as_str()));
         }
         for node in &changes.nodes {
             self.set_token(&node.record.id, &node.token_hash);
+            let mut record = node.record.clone();
+            if let Some(known) = self.snapshot.node(&record.id)
+                && known.last_seen > record.last_seen
+            {
+                record.last_seen = known.last_seen;
+                record.metrics.clone_from(&known.metrics);
+            }
+            let record = self.snapshot.put_node(record);
+            self.ledger.update_node(&record, now, self.timeout);
         }
-        self.snapshot.apply_changes(changes);
-        self.known = self.known.max(changes.version.version);
+        self.apply_writes(&changes.deployments);
+        if removed {
+            self.rebuild_ledger(now);
+        }
+        self.version = self.version.max(changes.version.version);
+    }
+
+    /// Moves the state to cluster version `version` (a write of this process).
+    pub(crate) fn committed(&mut self, version: u64) {
+        self.version = self.version.max(version);
     }
 
     /// Lays a committed registration over the state.
-    pub(crate) fn registered(&mut self, node: NodeRecord, token_hash: &str) {
+    pub(crate) fn registered(&mut self, node: NodeRecord, token_hash: &str, now: f64) {
+        let node = self.snapshot.upsert_node(node);
         self.set_token(&node.id, token_hash);
-        self.snapshot.upsert_node(node);
+        self.ledger.update_node(&node, now, self.timeout);
     }
 
     /// Lays a committed cordon or tag change over the state.
-    pub(crate) fn updated(&mut self, node_id: &str, update: &NodeUpdate) {
-        self.snapshot.update_node(node_id, update);
+    pub(crate) fn updated(&mut self, node_id: &str, update: &NodeUpdate, now: f64) {
+        if let Some(node) = self.snapshot.update_node(node_id, update) {
+            self.ledger.update_node(&node, now, self.timeout);
+        }
     }
 
-    /// Lays committed heartbeats over the state.
-    pub(crate) fn heartbeats(&mut self, batch: &[(String, NodeMetrics)], only_forward: bool) {
-        self.snapshot.heartbeats(batch, only_forward);
+    /// Lays a heartbeat over its node (not written yet: see the fleet's heartbeat
+    /// buffer); answers whether the node exists and the heartbeat was newer.
+    pub(crate) fn heartbeat(&mut self, node_id: &str, metrics: &NodeMetrics, now: f64) -> bool {
+        if !self.snapshot.heartbeat(node_id, metrics) {
+            return false;
+        }
+        if let Some(node) = self.snapshot.node(node_id) {
+            let node = node.clone();
+            self.ledger.update_node(&node, now, self.timeout);
+        }
+        true
     }
 
-    /// Takes a removed node out.
-    pub(crate) fn removed(&mut self, node_id: &str) {
+    /// Takes a removed node out (what was placed on it stays as stored).
+    pub(crate) fn removed(&mut self, node_id: &str, now: f64) {
         self.forget_token(node_id);
-        self.snapshot.remove_node(node_id);
-    }
-
-    /// The node whose current token has this hash, with its `last_seen`.
-    pub(crate) fn node_of_token(&self, token_hash: &str) -> Option<(String, f64)> {
-        let id = self.tokens.get(token_hash)?;
-        let node = self.snapshot.node(id)?;
-        Some((node.id.clone(), node.last_seen))
+        if self.snapshot.node(node_id).is_some() {
+            self.snapshot.retain_nodes(|n| n.id != node_id);
+            self.rebuild_ledger(now);
+        }
     }
 
     fn set_token(&mut self, node_id: &str, token_hash: &str) {

@@ -9,13 +9,13 @@ use crate::store::{ClusterVersion, Store};
 
 /// Asks the store for its version, once for all the reads waiting.
 #[derive(Debug, Default)]
-pub(crate) struct VersionWatch {
+pub(super) struct VersionWatch {
     rounds: Rounds<ClusterVersion>,
 }
 
 impl VersionWatch {
     /// The version as of a query sent after this call began.
-    pub(crate) async fn observe(&self, store: &dyn Store) -> Result<ClusterVersion> {
+    pub(super) async fn observe(&self, store: &dyn Store) -> Result<ClusterVersion> {
         self.rounds.after_now(|| store.cluster_version()).await
     }
 }

@@ -1,10 +1,7 @@
 //! The nodes placement chooses from, with what is already reserved on them.
 
 use std::collections::HashMap;
-
-mod refresh;
-
-pub use refresh::NodeChanges;
+use std::sync::Arc;
 
 use super::inline_tags::InlineTags;
 use crate::model::{
@@ -109,6 +106,16 @@ impl Candidate {
             .unwrap_or_else(|| self.tags.iter().any(|t| t == tag))
     }
 
+    /// When it was last seen if online (infinite when offline): no online node
+    /// goes silent before the earliest of these plus the heartbeat timeout.
+    fn seen_while_online(&self) -> f64 {
+        if self.online {
+            self.last_seen
+        } else {
+            f64::INFINITY
+        }
+    }
+
     /// The Docker version a node reports, leniently parsed (`24`, `24.0.7-ce`).
     fn parse_docker_version(capabilities: &NodeCapabilities) -> Option<semver::Version> {
         capabilities
@@ -191,18 +198,20 @@ pub struct Reservation {
 }
 
 /// Every node with its reservations: the ledger placement decisions update as they
-/// are made, so a batch of decisions never double-books a node.
+/// are made, so a batch of decisions never double-books a node. Made of persistent
+/// collections: a copy shares every candidate with the original until one of them
+/// changes it.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
-    candidates: Vec<Candidate>,
-    index: HashMap<String, usize>,
+    candidates: imbl::Vector<Arc<Candidate>>,
+    index: imbl::HashMap<String, usize>,
     placed: HashMap<String, Vec<String>>,
     /// `placed` is not kept (see [`Cluster::for_placement`]).
     unnamed: bool,
-    /// No online candidate goes offline by silence before this time (seconds;
-    /// 0 when not known), so that a refresh looks at every node's liveness only
-    /// when one may have expired.
-    online_until: f64,
+    /// The earliest `last_seen` of an online candidate (infinite when none): no
+    /// candidate goes silent for longer than the heartbeat timeout before this
+    /// plus it, so [`Cluster::expire`] looks at every node only when one may have.
+    earliest_seen: f64,
 }
 
 impl Cluster {
@@ -231,13 +240,11 @@ impl Cluster {
     ) -> Self {
         let mut cluster = Self {
             unnamed,
+            earliest_seen: f64::INFINITY,
             ..Self::default()
         };
         for node in nodes {
-            cluster
-                .index
-                .insert(node.id.clone(), cluster.candidates.len());
-            cluster.candidates.push(node);
+            cluster.add_node(node);
         }
         for deployment in deployments {
             if let (true, Some(node_id)) = (deployment.holds_resources(), &deployment.node_id) {
@@ -247,8 +254,7 @@ impl Cluster {
         cluster
     }
 
-    /// Builds the ledger from the nodes and what placed deployments reserve (see
-    /// [`crate::store::Store::reservations`]).
+    /// Builds the ledger from the nodes and what placed deployments reserve.
     pub fn from_reservations(
         nodes: impl IntoIterator<Item = Candidate>,
         reservations: &[Reservation],
@@ -261,13 +267,68 @@ impl Cluster {
     }
 
     /// The candidates, in the order given.
-    pub fn candidates(&self) -> &[Candidate] {
-        &self.candidates
+    pub fn candidates(&self) -> impl ExactSizeIterator<Item = &Candidate> + Clone + '_ {
+        self.candidates.iter().map(|c| &**c)
     }
 
     /// One candidate by id.
     pub fn get(&self, node_id: &str) -> Option<&Candidate> {
-        self.index.get(node_id).map(|&i| &self.candidates[i])
+        self.index.get(node_id).map(|&i| &*self.candidates[i])
+    }
+
+    fn get_mut(&mut self, node_id: &str) -> Option<&mut Candidate> {
+        let i = *self.index.get(node_id)?;
+        Some(Arc::make_mut(&mut self.candidates[i]))
+    }
+
+    /// Adds a node with nothing reserved on it (a known id is left as it is).
+    pub fn add_node(&mut self, candidate: Candidate) {
+        if self.index.contains_key(&candidate.id) {
+            return;
+        }
+        self.earliest_seen = self.earliest_seen.min(candidate.seen_while_online());
+        self.index
+            .insert(candidate.id.clone(), self.candidates.len());
+        self.candidates.push_back(Arc::new(candidate));
+    }
+
+    /// Lays what `record` says of a node over its candidate (added when new),
+    /// keeping what is reserved on it: liveness as of `now`, schedulability,
+    /// metrics, capabilities and tags.
+    pub fn update_node(&mut self, record: &NodeRecord, now: f64, timeout: f64) {
+        let online = record.is_online(now, timeout);
+        let Some(candidate) = self.get_mut(&record.id) else {
+            self.add_node(Candidate::from_record(record, online));
+            return;
+        };
+        candidate.online = online;
+        candidate.last_seen = record.last_seen;
+        candidate.schedulable = record.schedulable;
+        candidate.metrics.clone_from(&record.metrics);
+        if candidate.capabilities != record.capabilities || candidate.tags != record.tags {
+            candidate.capabilities = record.capabilities.clone();
+            candidate.tags = record.tags.clone();
+            candidate.rederive();
+        }
+        let seen = candidate.seen_while_online();
+        self.earliest_seen = self.earliest_seen.min(seen);
+    }
+
+    /// Each candidate's liveness at `now`, once one may have gone silent for longer
+    /// than `timeout`: only the candidates whose liveness changes are copied.
+    pub fn expire(&mut self, now: f64, timeout: f64) {
+        if now - self.earliest_seen <= timeout {
+            return;
+        }
+        let mut earliest = f64::INFINITY;
+        for i in 0..self.candidates.len() {
+            let online = now - self.candidates[i].last_seen <= timeout;
+            if self.candidates[i].online != online {
+                Arc::make_mut(&mut self.candidates[i]).online = online;
+            }
+            earliest = earliest.min(self.candidates[i].seen_while_online());
+        }
+        self.earliest_seen = earliest;
     }
 
     /// Books `deployment`'s requirements and GPUs on `node_id`.
@@ -287,8 +348,8 @@ impl Cluster {
         requirements: &Requirements,
         gpu_ids: &[u32],
     ) {
-        if let Some(&i) = self.index.get(node_id) {
-            self.candidates[i].add(requirements, gpu_ids);
+        if let Some(candidate) = self.get_mut(node_id) {
+            candidate.add(requirements, gpu_ids);
             if self.unnamed {
                 return;
             }
@@ -311,8 +372,8 @@ impl Cluster {
 
     /// Frees a reservation (as [`Cluster::release`] does a deployment).
     pub fn release_reservation(&mut self, reservation: &Reservation) {
-        if let Some(&i) = self.index.get(&reservation.node_id) {
-            self.candidates[i].remove(&reservation.requirements, &reservation.gpu_ids);
+        if let Some(candidate) = self.get_mut(&reservation.node_id) {
+            candidate.remove(&reservation.requirements, &reservation.gpu_ids);
             if let Some(ids) = self.placed.get_mut(&reservation.node_id) {
                 ids.retain(|id| id != &reservation.deployment_id);
             }
@@ -321,8 +382,8 @@ impl Cluster {
 
     /// Frees what `deployment` booked on `node_id`.
     pub fn release(&mut self, node_id: &str, deployment: &Deployment) {
-        if let Some(&i) = self.index.get(node_id) {
-            self.candidates[i].remove(&deployment.requirements, &deployment.gpu_ids);
+        if let Some(candidate) = self.get_mut(node_id) {
+            candidate.remove(&deployment.requirements, &deployment.gpu_ids);
             if let Some(ids) = self.placed.get_mut(node_id) {
                 ids.retain(|id| id != &deployment.deployment_id);
             }

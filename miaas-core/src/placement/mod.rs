@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::model::{PlacementSummary, Requirements};
 
-pub use candidate::{Candidate, Cluster, NodeChanges, Reservation, usage_by_node};
+pub use candidate::{Candidate, Cluster, Reservation, usage_by_node};
 pub use filters::{Prepared, Rejection};
 pub use score::{Strategy, Weights};
 
@@ -109,7 +109,11 @@ impl PlacementEngine {
     }
 
     /// The original API: the id of the node to run `requirements` on, if any fits.
-    pub fn select_node(&self, nodes: &[Candidate], requirements: &Requirements) -> Option<String> {
+    pub fn select_node<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a Candidate>,
+        requirements: &Requirements,
+    ) -> Option<String> {
         match self.decide(nodes, requirements) {
             Decision::Placed { node_id, .. } => Some(node_id),
             Decision::Unplaceable(_) => None,
@@ -117,12 +121,18 @@ impl PlacementEngine {
     }
 
     /// Chooses the best node for `requirements`, or explains why none fits.
-    pub fn decide(&self, nodes: &[Candidate], requirements: &Requirements) -> Decision {
+    pub fn decide<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a Candidate>,
+        requirements: &Requirements,
+    ) -> Decision {
         let prepared = Prepared::new(requirements);
         let mut best: Option<(f64, &Candidate)> = None;
         // counted by filter, in filter order
         let mut rejected = [0usize; Rejection::ALL.len()];
+        let mut evaluated = 0;
         for node in nodes {
+            evaluated += 1;
             match filters::first_rejection(node, &prepared) {
                 Some(rejection) => rejected[rejection as usize] += 1,
                 None => {
@@ -148,18 +158,24 @@ impl PlacementEngine {
                     .zip(rejected)
                     .filter(|(_, count)| *count > 0)
                     .collect();
-                Decision::Unplaceable(summarize(nodes.len(), &reasons, requirements))
+                Decision::Unplaceable(summarize(evaluated, &reasons, requirements))
             }
         }
     }
 
     /// Ranks every node for `requirements` without changing anything.
-    pub fn plan(&self, nodes: &[Candidate], requirements: &Requirements) -> PlacementPlan {
+    pub fn plan<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a Candidate>,
+        requirements: &Requirements,
+    ) -> PlacementPlan {
         let prepared = Prepared::new(requirements);
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
         let mut reasons: BTreeMap<Rejection, usize> = BTreeMap::new();
+        let mut evaluated = 0;
         for node in nodes {
+            evaluated += 1;
             let failures = filters::all_rejections(node, &prepared);
             match failures.first() {
                 Some((first, _)) => {
@@ -186,16 +202,16 @@ impl PlacementEngine {
         });
         rejected.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.node_id.cmp(&b.node_id)));
         let summary = if candidates.is_empty() {
-            summarize(nodes.len(), &reasons, requirements)
+            summarize(evaluated, &reasons, requirements)
         } else {
             PlacementSummary {
                 message: format!(
                     "{} of {} nodes fit; best: {}",
                     candidates.len(),
-                    nodes.len(),
+                    evaluated,
                     candidates[0].name
                 ),
-                nodes_evaluated: nodes.len(),
+                nodes_evaluated: evaluated,
                 reasons: reasons
                     .iter()
                     .map(|(r, n)| (r.key().to_string(), *n))

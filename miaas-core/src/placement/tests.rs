@@ -1,7 +1,5 @@
 //! Unit tests of the filters, the scorers, the strategies and the explanations.
 
-use std::collections::HashMap;
-
 use serde_json::json;
 
 use super::*;
@@ -430,24 +428,8 @@ fn record(id: &str, cpus: u32, tags: &[&str]) -> crate::model::NodeRecord {
     }
 }
 
-/// Any node may have changed (online within 60 s of `now`).
-fn every_node<'a>(
-    nodes: &'a [crate::model::NodeRecord],
-    buffered: &'a HashMap<String, NodeMetrics>,
-    now: f64,
-) -> crate::placement::NodeChanges<'a> {
-    crate::placement::NodeChanges {
-        nodes,
-        changed: None,
-        buffered,
-        buffered_changed: None,
-        now,
-        timeout: 60.0,
-    }
-}
-
 #[test]
-fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
+fn a_ledger_follows_changed_and_new_nodes_keeping_what_is_reserved() {
     let nodes = [record("a", 4, &[]), record("b", 4, &[])];
     let placed: crate::model::Deployment = serde_json::from_value(json!({
         "deployment_id": "d", "template_id": "t", "action": "apply", "status": "running",
@@ -457,17 +439,14 @@ fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
     .unwrap();
     let candidates = nodes.iter().map(|n| Candidate::from_record(n, true));
     let mut cluster = Cluster::for_placement(candidates, [&placed]);
-    let buffered = HashMap::new();
-    let changes = |nodes| every_node(nodes, &buffered, 160.0);
+    let before = cluster.clone();
 
     // "a" grows and is tagged, "c" joins, "b" goes silent
-    let mut now = vec![
-        record("a", 16, &["gpu"]),
-        record("b", 4, &[]),
-        record("c", 8, &[]),
-    ];
-    now[1].last_seen = 1.0;
-    assert!(cluster.refresh(&changes(&now)));
+    cluster.update_node(&record("a", 16, &["gpu"]), 160.0, 60.0);
+    cluster.update_node(&record("c", 8, &[]), 160.0, 60.0);
+    let mut silent = record("b", 4, &[]);
+    silent.last_seen = 1.0;
+    cluster.update_node(&silent, 160.0, 60.0);
     let a = cluster.get("a").expect("a");
     assert_eq!(a.capabilities.cpu_count, 16);
     assert!(a.has_tag("gpu"), "derived fields follow the tags");
@@ -481,89 +460,56 @@ fn a_kept_ledger_follows_changed_and_new_nodes_and_refuses_a_removed_one() {
         engine.decide(cluster.candidates(), &wanted),
         Decision::Placed { node_id, .. } if node_id == "a"
     ));
-
-    let without_b = [record("a", 16, &["gpu"]), record("c", 8, &[])];
-    assert!(
-        !cluster.refresh(&changes(&without_b)),
-        "a removed node: build it again"
+    assert_eq!(
+        before.get("a").map(|a| a.capabilities.cpu_count),
+        Some(4),
+        "a copy is left as it was"
     );
+    assert!(before.get("c").is_none());
 }
 
 #[test]
-fn a_kept_ledger_looks_only_at_the_nodes_said_to_have_changed_until_one_may_expire() {
-    let nodes = [
+fn nodes_go_offline_as_time_passes_without_news() {
+    let mut nodes = [
         record("a", 4, &[]),
         record("b", 4, &[]),
         record("c", 4, &[]),
     ];
-    let none = HashMap::new();
+    nodes[2].last_seen = 150.0;
     let mut cluster =
         Cluster::for_placement(nodes.iter().map(|n| Candidate::from_record(n, true)), []);
-    assert!(cluster.refresh(&every_node(&nodes, &none, 120.0)));
-
-    // "a" and "b" grow, but only "b" is said to have changed
-    let mut grown = nodes.clone();
-    grown[0].capabilities.cpu_count = 16;
-    grown[1].capabilities.cpu_count = 16;
-    let only_b = crate::placement::NodeChanges {
-        changed: Some(vec![1]),
-        ..every_node(&grown, &none, 130.0)
-    };
-    assert!(cluster.refresh(&only_b));
-    let cpus = |cluster: &Cluster, id: &str| cluster.get(id).map(|c| c.capabilities.cpu_count);
-    assert_eq!(
-        (cpus(&cluster, "a"), cpus(&cluster, "b")),
-        (Some(4), Some(16))
-    );
-
-    // a buffered heartbeat of "c" counts once it is said to have changed
+    let online = |cluster: &Cluster| cluster.candidates().map(|c| c.online).collect::<Vec<_>>();
+    // "a" and "b" (seen at 100) expire after 160, "c" (150) after 210
+    cluster.expire(160.0, 60.0);
+    assert_eq!(online(&cluster), [true, true, true]);
+    cluster.expire(161.0, 60.0);
+    assert_eq!(online(&cluster), [false, false, true]);
     let beat = NodeMetrics {
         cpu_usage: 1.0,
         mem_usage: 1.0,
         disk_free_mb: 1,
         running_containers: vec![],
         gpus: vec![],
-        reported_at: 150.0,
+        reported_at: 170.0,
     };
-    let buffered = HashMap::from([("c".to_string(), beat)]);
-    let c_beat = crate::placement::NodeChanges {
-        changed: Some(vec![]),
-        buffered_changed: Some(vec!["c"]),
-        ..every_node(&grown, &buffered, 140.0)
-    };
-    assert!(cluster.refresh(&c_beat));
+    let mut back = nodes[0].clone();
+    back.last_seen = 170.0;
+    back.metrics = Some(beat);
+    cluster.update_node(&back, 171.0, 60.0);
+    assert_eq!(
+        online(&cluster),
+        [true, false, true],
+        "a heartbeat brings it back"
+    );
     assert_eq!(
         cluster
-            .get("c")
+            .get("a")
             .and_then(|c| c.metrics.as_ref())
             .map(|m| m.reported_at),
-        Some(150.0)
+        Some(170.0)
     );
-
-    // nothing said to change, but time passes: "a" and "b" (seen at 100) expire at
-    // 160, "c" (150) at 210, whatever is said
-    let quiet = |now| crate::placement::NodeChanges {
-        changed: Some(vec![]),
-        buffered_changed: Some(vec![]),
-        ..every_node(&grown, &buffered, now)
-    };
-    assert!(cluster.refresh(&quiet(160.0)));
-    assert!(cluster.candidates().iter().all(|c| c.online));
-    assert!(cluster.refresh(&quiet(161.0)));
-    let online: Vec<bool> = cluster.candidates().iter().map(|c| c.online).collect();
-    assert_eq!(online, [false, false, true]);
-    assert!(cluster.refresh(&quiet(211.0)));
-    assert!(cluster.candidates().iter().all(|c| !c.online));
-
-    // a node said to have changed that is not the ledger's: build it again
-    let other = [
-        record("x", 4, &[]),
-        record("b", 4, &[]),
-        record("c", 4, &[]),
-    ];
-    let wrong = crate::placement::NodeChanges {
-        changed: Some(vec![0]),
-        ..every_node(&other, &none, 211.0)
-    };
-    assert!(!cluster.refresh(&wrong));
+    cluster.expire(211.0, 60.0);
+    assert_eq!(online(&cluster), [true, false, false]);
+    cluster.expire(231.0, 60.0);
+    assert_eq!(online(&cluster), [false, false, false]);
 }

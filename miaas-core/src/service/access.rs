@@ -58,14 +58,15 @@ impl Service {
     pub async fn bootstrap(&self) -> Result<BootstrapCredentials> {
         let mut created = BootstrapCredentials::default();
         let now = self.now();
-        self.store
-            .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), now)
-            .await?;
+        self.fleet.access_written(
+            self.store
+                .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), now)
+                .await,
+        )?;
         let join = credential::generate(JOIN_TOKEN_PREFIX);
         if self
-            .store
-            .init_cluster_secret(JOIN_TOKEN, &join, now)
-            .await?
+            .fleet
+            .access_written(self.store.init_cluster_secret(JOIN_TOKEN, &join, now).await)?
             == join
         {
             created.join_token = Some(join);
@@ -82,7 +83,10 @@ impl Service {
             },
             password_hash: self.password_work.hash(&admin_password).await?,
         };
-        if self.store.insert_first_user(&record).await? {
+        if self
+            .fleet
+            .access_written(self.store.insert_first_user(&record).await)?
+        {
             tracing::info!(username = BOOTSTRAP_ADMIN, "created the first admin user");
             created.admin = Some((BOOTSTRAP_ADMIN.into(), admin_password));
         }
@@ -107,8 +111,8 @@ impl Service {
             CredentialKind::AccessToken => self.user_of_access_token(token).await,
             CredentialKind::ApiToken => {
                 let record = self
-                    .store
-                    .api_token_by_hash(&hash_token(token))
+                    .fleet
+                    .api_token(&hash_token(token))
                     .await?
                     .ok_or_else(|| unauthorized("Invalid token"))?;
                 if record.revoked_at.is_some() {
@@ -133,10 +137,8 @@ impl Service {
                 }
             }
             CredentialKind::NodeToken => {
-                let (node_id, _) = self
-                    .store
-                    .node_by_token_hash(&hash_token(token))
-                    .await?
+                let (node_id, _) = (self.fleet.state().await?)
+                    .node_of_token(&hash_token(token))
                     .ok_or_else(|| unauthorized("Invalid token"))?;
                 Ok(Principal::Node { node_id })
             }
@@ -147,7 +149,7 @@ impl Service {
     async fn user_of_access_token(&self, token: &str) -> Result<Principal> {
         let now = self.now().max(0.0) as u64;
         let claims = self.signing_key().await?.verify(token, now)?;
-        let user = self.store.get_user(&claims.sub).await?.ok_or_else(|| {
+        let user = self.fleet.user(&claims.sub).await?.ok_or_else(|| {
             Error::Expired("The user of this access token no longer exists".into())
         })?;
         if claims.epoch != jwt::token_epoch(&user.password_hash) {
@@ -169,7 +171,7 @@ impl Service {
     pub async fn login(&self, request: &LoginRequest) -> Result<AccessToken> {
         self.login_backoff.check(&request.username, self.now())?;
         let slot = self.password_work.try_slot()?;
-        let record = self.store.get_user(&request.username).await?;
+        let record = self.fleet.user(&request.username).await?;
         let stored = record.as_ref().map_or_else(
             || password::decoy_hash().to_string(),
             |r| r.password_hash.clone(),
@@ -214,7 +216,8 @@ impl Service {
             },
             password_hash: self.password_work.hash(password).await?,
         };
-        self.store.insert_user(&record).await?;
+        self.fleet
+            .access_written(self.store.insert_user(&record).await)?;
         tracing::info!(username = %new.username, role = %new.role, "user created");
         self.record(vec![
             Event::new(
@@ -239,10 +242,11 @@ impl Service {
     /// Removes a user: its access tokens, and the API tokens it created, stop
     /// working at once. The last admin cannot be removed.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
-        if !(self.store)
-            .delete_user(username, self.now(), &crate::access::keeps_an_admin)
-            .await?
-        {
+        if !self.fleet.access_written(
+            self.store
+                .delete_user(username, self.now(), &crate::access::keeps_an_admin)
+                .await,
+        )? {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, "user removed");
@@ -280,14 +284,16 @@ impl Service {
             role: request.role,
             created_at: self.now(),
         };
-        self.store
-            .insert_api_token(&ApiTokenRecord {
-                info: info.clone(),
-                token_hash: hash_token(&token),
-                revoked_at: None,
-                created_by,
-            })
-            .await?;
+        self.fleet.access_written(
+            self.store
+                .insert_api_token(&ApiTokenRecord {
+                    info: info.clone(),
+                    token_hash: hash_token(&token),
+                    revoked_at: None,
+                    created_by,
+                })
+                .await,
+        )?;
         tracing::info!(id = %info.id, name = %info.name, role = %info.role, "API token created");
         self.record(vec![
             Event::new(
@@ -314,8 +320,8 @@ impl Service {
         let needs_old_password = caller.may_set_password(username)?;
         validate_password(&change.password)?;
         let record = self
-            .store
-            .get_user(username)
+            .fleet
+            .user(username)
             .await?
             .ok_or_else(|| Error::NotFound(format!("User {username:?} not found")))?;
         if needs_old_password {
@@ -332,7 +338,10 @@ impl Service {
             }
         }
         let hash = self.password_work.hash(&change.password).await?;
-        if !self.store.set_password_hash(username, &hash).await? {
+        if !self
+            .fleet
+            .access_written(self.store.set_password_hash(username, &hash).await)?
+        {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, by = %caller.describe(), "password changed; earlier access tokens revoked");
@@ -352,7 +361,10 @@ impl Service {
 
     /// Revokes an API token: it stops working at once.
     pub async fn revoke_api_token(&self, id: &str) -> Result<()> {
-        if !self.store.revoke_api_token(id, self.now()).await? {
+        if !self
+            .fleet
+            .access_written(self.store.revoke_api_token(id, self.now()).await)?
+        {
             return Err(Error::NotFound(format!("API token {id:?} not found")));
         }
         tracing::info!(%id, "API token revoked");
@@ -374,9 +386,11 @@ impl Service {
     /// registered keep their own tokens.
     pub async fn rotate_join_token(&self) -> Result<JoinToken> {
         let join_token = credential::generate(JOIN_TOKEN_PREFIX);
-        self.store
-            .put_cluster_secret(JOIN_TOKEN, &join_token, self.now())
-            .await?;
+        self.fleet.access_written(
+            self.store
+                .put_cluster_secret(JOIN_TOKEN, &join_token, self.now())
+                .await,
+        )?;
         tracing::info!("join token rotated");
         self.record(vec![Event::new(
             "join_token.rotated",
@@ -390,23 +404,27 @@ impl Service {
     /// Re-seals the cluster secrets under the current key (after a key rotation).
     pub(super) async fn reseal_cluster_secrets(&self) -> Result<()> {
         for name in [JOIN_TOKEN, SIGNING_KEY] {
-            if let Some(value) = self.store.cluster_secret(name).await? {
-                self.store
-                    .put_cluster_secret(name, &value, self.now())
-                    .await?;
+            if let Some(value) = self.fleet.cluster_secret(name).await? {
+                self.fleet.access_written(
+                    self.store
+                        .put_cluster_secret(name, &value, self.now())
+                        .await,
+                )?;
             }
         }
         Ok(())
     }
 
     async fn current_join_token(&self) -> Result<String> {
-        match self.store.cluster_secret(JOIN_TOKEN).await? {
+        match self.fleet.cluster_secret(JOIN_TOKEN).await? {
             Some(token) => Ok(token),
             None => {
                 let fresh = credential::generate(JOIN_TOKEN_PREFIX);
-                self.store
-                    .init_cluster_secret(JOIN_TOKEN, &fresh, self.now())
-                    .await
+                self.fleet.access_written(
+                    self.store
+                        .init_cluster_secret(JOIN_TOKEN, &fresh, self.now())
+                        .await,
+                )
             }
         }
     }
@@ -414,10 +432,11 @@ impl Service {
     async fn signing_key(&self) -> Result<&SigningKey> {
         self.signing_key
             .get_or_try_init(|| async {
-                let stored = self
-                    .store
-                    .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), self.now())
-                    .await?;
+                let stored = self.fleet.access_written(
+                    self.store
+                        .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), self.now())
+                        .await,
+                )?;
                 SigningKey::from_hex(&stored)
             })
             .await

@@ -6,11 +6,11 @@ use super::Service;
 use super::deployments::deployment_not_found;
 use super::lifecycle::{Planner, deleted_message};
 use crate::access::Principal;
+use crate::fleet::FleetState;
 use crate::model::{
     Deployment, DeploymentHealth, DeploymentStatus, DesiredDeployment, DesiredState, RemovalOrder,
     ReportedStatus, StatusReport,
 };
-use crate::store::Snapshot;
 use crate::validate;
 use crate::{Error, Result};
 
@@ -79,7 +79,8 @@ impl Service {
             logs: self.log_requests(node_id).await?,
             index: 0,
         };
-        for d in self.store.deployments_of_node(node_id).await? {
+        let fleet = self.fleet.state().await?;
+        for d in fleet.snapshot().deployments_of_node(node_id) {
             let here = d.node_id.as_deref() == Some(node_id);
             if here && d.holds_resources() && d.status != DeploymentStatus::Deleting {
                 let document = self.node_documents.of(&d);
@@ -120,8 +121,8 @@ impl Service {
             validate::list_len("message", message.len(), 4096)?;
         }
         let now = self.now();
-        let change = |snapshot: &Snapshot| {
-            let mut planner = self.planner(now, snapshot);
+        let change = |state: &FleetState| {
+            let mut planner = self.planner(now, state);
             let current = planner
                 .get(deployment_id)
                 .cloned()

@@ -12,9 +12,9 @@ use crate::model::page::{
 };
 use crate::model::{
     Deployment, DeploymentAck, DeploymentAction, DeploymentRequest, DeploymentSpec,
-    DeploymentStatus, Env, NodeRecord, Requirements,
+    DeploymentStatus, Env, Requirements,
 };
-use crate::placement::{Candidate, Cluster, PlacementPlan, Reservation};
+use crate::placement::PlacementPlan;
 use crate::templates::{self, SecretValue};
 use crate::{Error, Result};
 use std::borrow::Cow;
@@ -111,7 +111,9 @@ impl Service {
                 } else {
                     // the secrets it keeps, for the judgement (checked again when
                     // the change is decided)
-                    self.store.get_deployment(&request.deployment_id).await?
+                    (self.fleet.state().await?.snapshot())
+                        .find(&request.deployment_id)
+                        .cloned()
                 };
                 let kept = |name: &str| kept_secret(existing.as_ref(), &spec.template_id, name);
                 let resolved = with_secrets(&spec, &secrets, kept)?;
@@ -219,9 +221,9 @@ impl Service {
         // with concurrent deploys (group commit)
         let (service, deployment_id_owned) = (self.clone(), deployment_id.to_string());
         let caller = caller.clone();
-        let change = move |snapshot: &crate::store::Snapshot| {
+        let change = move |state: &crate::fleet::FleetState| {
             let deployment_id = deployment_id_owned.as_str();
-            let mut planner = service.planner(now, snapshot);
+            let mut planner = service.planner(now, state);
             let before = planner.get(deployment_id).cloned();
             let spec = if secrets.is_empty() {
                 Cow::Borrowed(&judged)
@@ -287,8 +289,8 @@ impl Service {
     /// placed. The answer always says `deleting`.
     pub async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
         let now = self.now();
-        let change = |snapshot: &crate::store::Snapshot| {
-            let mut planner = self.planner(now, snapshot);
+        let change = |state: &crate::fleet::FleetState| {
+            let mut planner = self.planner(now, state);
             let existing = planner
                 .get(deployment_id)
                 .cloned()
@@ -321,15 +323,16 @@ impl Service {
 
     /// One deployment.
     pub async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
-        self.store
-            .get_deployment(deployment_id)
-            .await?
+        (self.fleet.state().await?.snapshot())
+            .find(deployment_id)
+            .cloned()
             .ok_or_else(|| deployment_not_found(deployment_id))
     }
 
     /// Every deployment, oldest first.
     pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        self.store.list_deployments().await
+        let state = self.fleet.state().await?;
+        Ok(state.snapshot().deployments().cloned().collect())
     }
 
     /// One deployment as `viewer` is shown it ([`Principal::show`]): `env` values
@@ -378,8 +381,8 @@ impl Service {
         let (compose, env) = match input {
             PlanInput::Requirements(requirements) => {
                 requirements.validate()?;
-                let (_, cluster) = self.cluster_view().await?;
-                return Ok(self.engine.plan(cluster.candidates(), requirements));
+                let ledger = self.fleet.state().await?.ledger_at(self.now());
+                return Ok(self.engine.plan(ledger.candidates(), requirements));
             }
             PlanInput::Compose { compose, env } => {
                 for name in env.keys() {
@@ -400,30 +403,11 @@ impl Service {
         // what it asks of the host
         let host_access = host_access_of(&document);
         let (requirements, derived) = derive(&document, &env)?;
-        let (_, cluster) = self.cluster_view().await?;
-        let mut plan = self.engine.plan(cluster.candidates(), &requirements);
+        let ledger = self.fleet.state().await?.ledger_at(self.now());
+        let mut plan = self.engine.plan(ledger.candidates(), &requirements);
         plan.host_access = host_access;
         plan.derived = derived;
         Ok(plan)
-    }
-
-    /// The nodes, and the nodes with their reservations as placement sees them now.
-    pub(super) async fn cluster_view(&self) -> Result<(Vec<NodeRecord>, Cluster)> {
-        let mut nodes = self.store.list_nodes().await?;
-        self.heartbeats.overlay(&mut nodes);
-        let placed = self.store.reservations().await?;
-        let cluster = self.ledger_of(&nodes, &placed);
-        Ok((nodes, cluster))
-    }
-
-    /// The ledger of `nodes` (heartbeats laid over) with what is placed on them.
-    pub(super) fn ledger_of(&self, nodes: &[NodeRecord], placed: &[Reservation]) -> Cluster {
-        let now = self.now();
-        let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let candidates = nodes
-            .iter()
-            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Cluster::from_reservations(candidates, placed)
     }
 
     /// One page of deployments, oldest first: at most `query.limit`, after
@@ -435,10 +419,8 @@ impl Service {
             .as_deref()
             .map(parse_deployment_cursor)
             .transpose()?;
-        let mut items = self
-            .store
-            .deployments_page(after.as_ref(), limit + 1)
-            .await?;
+        let state = self.fleet.state().await?;
+        let mut items = state.snapshot().deployments_page(after.as_ref(), limit + 1);
         let next = (items.len() > limit).then(|| {
             items.truncate(limit);
             items.last().map(|d| {

@@ -1,8 +1,6 @@
 //! Where placed deployments can be reached: each port they publish, on their
 //! node's address, filled in when deployments are read.
 
-use std::collections::HashMap;
-
 use super::Service;
 use crate::Result;
 use crate::model::{Deployment, Endpoint};
@@ -14,16 +12,12 @@ impl Service {
         &self,
         mut deployments: Vec<Deployment>,
     ) -> Result<Vec<Deployment>> {
-        let mut addresses: HashMap<String, Option<String>> = HashMap::new();
+        let state = self.fleet.state().await?;
         for deployment in &mut deployments {
             let Some(node_id) = deployment.node_id.as_deref().filter(|_| placed(deployment)) else {
                 continue;
             };
-            if !addresses.contains_key(node_id) {
-                let address = self.store.get_node(node_id).await?.map(|n| n.ip);
-                addresses.insert(node_id.to_string(), address);
-            }
-            let Some(Some(address)) = addresses.get(node_id) else {
+            let Some(address) = state.snapshot().node(node_id).map(|n| n.ip.as_str()) else {
                 continue;
             };
             let resolved = self.node_documents.of(deployment);

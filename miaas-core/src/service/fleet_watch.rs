@@ -161,10 +161,17 @@ impl Service {
         for health in crate::model::DeploymentHealth::ALL {
             totals.health.insert(health.as_str(), 0);
         }
-        let counts = self.store.deployment_counts().await?;
-        totals.deployments.extend(counts.by_status);
-        totals.health.extend(counts.by_health);
-        for reservation in self.store.reservations().await? {
+        let state = self.fleet.state().await?;
+        for deployment in state.snapshot().deployments() {
+            *totals
+                .deployments
+                .entry(deployment.status.as_str())
+                .or_default() += 1;
+            if let Some(health) = deployment.health {
+                *totals.health.entry(health.as_str()).or_default() += 1;
+            }
+        }
+        for reservation in state.snapshot().reservations() {
             let r = &reservation.requirements;
             add(&mut totals.allocated, "cpus", r.cpus);
             add(&mut totals.allocated, "memory_bytes", r.mem_mb as f64 * MB);

@@ -16,10 +16,9 @@ pub(super) const RECONCILE_BUDGET: usize = 256;
 const EXPLANATION_REFRESH: f64 = 30.0;
 
 use super::ServiceSettings;
-use super::ledger::Ledger;
+use crate::fleet::Snapshot;
 use crate::model::{Deployment, DeploymentStatus, PlacementSummary};
 use crate::placement::{Cluster, Decision, PlacementEngine};
-use crate::store::Snapshot;
 
 /// Deployment decisions over one snapshot; collects what to write. The snapshot's
 /// deployments are borrowed, and only the ones a decision changes are copied.
@@ -27,15 +26,12 @@ pub(super) struct Planner<'a> {
     engine: &'a PlacementEngine,
     settings: &'a ServiceSettings,
     now: f64,
+    /// The placement ledger, a copy this planner books on.
     cluster: Cluster,
-    /// The heartbeat mark `cluster`'s nodes are refreshed to.
-    heartbeats_seen: u64,
     snapshot: &'a Snapshot,
     changed: HashMap<String, Deployment>,
     /// Ids of deployments the snapshot did not have, in the order they were put.
     added: Vec<String>,
-    /// Where the ledger goes once the decisions are made, for the next transaction.
-    ledger: &'a Ledger,
     /// Whether deployments of offline nodes are marked `lost`.
     marks_lost: bool,
     /// Requirements (as JSON) that fit no node, with why, until the ledger next
@@ -45,26 +41,23 @@ pub(super) struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Decisions over `snapshot` with the placement ledger `cluster` (its nodes
-    /// refreshed to heartbeat mark `heartbeats_seen`), kept in `ledger` afterwards.
+    /// Decisions over `snapshot` with the placement ledger `cluster` (of the same
+    /// state).
     pub(super) fn new(
         engine: &'a PlacementEngine,
         settings: &'a ServiceSettings,
         now: f64,
-        (cluster, heartbeats_seen): (Cluster, u64),
+        cluster: Cluster,
         snapshot: &'a Snapshot,
-        ledger: &'a Ledger,
     ) -> Self {
         Self {
             engine,
             settings,
             now,
             cluster,
-            heartbeats_seen,
             snapshot,
             changed: HashMap::new(),
             added: Vec::new(),
-            ledger,
             marks_lost: true,
             unplaceable: HashMap::new(),
         }
@@ -89,7 +82,6 @@ impl<'a> Planner<'a> {
     pub(super) fn ids(&self) -> Vec<String> {
         self.snapshot
             .deployments()
-            .iter()
             .map(|d| d.deployment_id.clone())
             .chain(self.added.iter().cloned())
             .collect()
@@ -109,16 +101,12 @@ impl<'a> Planner<'a> {
         self.changed.insert(id, deployment);
     }
 
-    /// The changed deployments, oldest first. Call it last, as the decisions'
-    /// result: it also keeps the ledger for the next transaction.
+    /// The changed deployments, oldest first: the decisions' result.
     pub(super) fn into_writes(self) -> Vec<Deployment> {
         let Self {
-            cluster,
-            heartbeats_seen,
             snapshot,
             mut changed,
             added,
-            ledger,
             ..
         } = self;
         let stored = snapshot.deployments().len();
@@ -132,7 +120,6 @@ impl<'a> Planner<'a> {
             })
             .collect();
         writes.sort_by_key(|(rank, _)| *rank);
-        ledger.keep(snapshot, writes.len(), cluster, heartbeats_seen);
         writes.into_iter().map(|(_, d)| d).collect()
     }
 
@@ -230,15 +217,14 @@ impl<'a> Planner<'a> {
         let mut positions: Vec<usize> = snapshot.needing_attention().collect();
         for (node, placed) in snapshot.placed_by_node() {
             if self.node_online(node) != Some(true) {
-                positions.extend_from_slice(placed);
+                positions.extend(placed);
             }
         }
         positions.sort_unstable();
         positions.dedup();
-        let deployments = snapshot.deployments();
         let mut ids: Vec<String> = positions
             .into_iter()
-            .filter_map(|i| deployments.get(i))
+            .filter_map(|i| snapshot.deployment_at(i))
             .map(|d| d.deployment_id.clone())
             .collect();
         // decisions of this planner may have changed others: look at them too

@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::Service;
-use super::deployments::deployment_not_found;
 use crate::model::{DeploymentStatus, LogLine, LogQuery, LogRequest, LogSession};
 use crate::{Error, Result};
 
@@ -71,11 +70,7 @@ impl Service {
     /// many sessions open `Throttled`.
     pub async fn open_logs(&self, deployment_id: &str, query: &LogQuery) -> Result<LogReader> {
         query.validate()?;
-        let deployment = self
-            .store
-            .get_deployment(deployment_id)
-            .await?
-            .ok_or_else(|| deployment_not_found(deployment_id))?;
+        let deployment = self.get_deployment(deployment_id).await?;
         let node_id = match (deployment.status, deployment.node_id.as_deref()) {
             (DeploymentStatus::Running | DeploymentStatus::Failed, Some(node)) => node.to_string(),
             (DeploymentStatus::Scheduled, Some(node)) => {
@@ -196,7 +191,7 @@ impl Service {
 
     /// The log sessions node `node_id` is to serve.
     pub(crate) async fn log_requests(&self, node_id: &str) -> Result<Vec<LogRequest>> {
-        if self.store.exclusive() && !self.log_nodes.may_have(node_id) {
+        if !self.fleet.shared() && !self.log_nodes.may_have(node_id) {
             return Ok(Vec::new());
         }
         let seen_after = self.now() - VIEWER_TIMEOUT.as_secs_f64();
@@ -266,11 +261,8 @@ impl LogReader {
             Some(reason) => return Ok(Some(LogEnd::NodeSilent(reason))),
             None => {}
         }
-        let deployment = self
-            .service
-            .store
-            .get_deployment(&self.deployment_id)
-            .await?;
+        let state = self.service.fleet.state().await?;
+        let deployment = state.snapshot().find(&self.deployment_id);
         let here = deployment.as_ref().is_some_and(|d| {
             d.node_id.as_deref() == Some(self.node_id.as_str()) && !d.status.is_removal()
         });

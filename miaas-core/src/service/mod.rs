@@ -7,8 +7,6 @@ mod deployments;
 mod desired_index;
 mod endpoints;
 mod fleet_watch;
-mod heartbeats;
-mod ledger;
 mod lifecycle;
 mod logs;
 mod node_documents;
@@ -24,10 +22,10 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
+use crate::fleet::{Fleet, FleetState};
 use crate::model::{Deployment, Event, NewEvent};
-use crate::placement::{Candidate, Cluster, PlacementEngine, PlacementSettings};
-use crate::store::{Decision, Snapshot, Store};
-use std::any::Any;
+use crate::placement::{PlacementEngine, PlacementSettings};
+use crate::store::Store;
 
 pub use access::BootstrapCredentials;
 pub use deployments::{ACCEPTED_MESSAGE, PlanInput};
@@ -99,12 +97,13 @@ impl std::ops::Deref for Service {
 /// What every clone of a [`Service`] shares.
 pub struct Shared {
     store: Arc<dyn Store>,
+    /// The nodes, deployments and node tokens in memory, with the placement
+    /// ledger: every read of them, and every write.
+    fleet: Fleet,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
     engine: PlacementEngine,
-    heartbeats: heartbeats::HeartbeatBuffer,
     signing_key: Arc<tokio::sync::OnceCell<crate::access::jwt::SigningKey>>,
-    ledger: Arc<ledger::Ledger>,
     login_backoff: Arc<crate::access::login_backoff::LoginBackoff>,
     password_work: crate::access::password::PasswordWork,
     /// What long-polls of the desired state wait on: this service's writes and,
@@ -158,12 +157,16 @@ impl Service {
             log_nodes: logs::LogNodes::default(),
             offline_announced: std::sync::Mutex::default(),
             desired_indexes: desired_index::DesiredIndexes::default(),
+            fleet: Fleet::new(
+                store.clone(),
+                clock.clone(),
+                !store.exclusive(),
+                settings.heartbeat_timeout.as_secs_f64(),
+            ),
             store,
             clock,
             engine: PlacementEngine::new(settings.placement),
-            heartbeats: heartbeats::HeartbeatBuffer::default(),
             signing_key: Arc::default(),
-            ledger: Arc::default(),
             login_backoff: Arc::default(),
             password_work: crate::access::password::PasswordWork::default(),
             signals: Arc::default(),
@@ -174,56 +177,38 @@ impl Service {
         }))
     }
 
-    /// Runs a decision on the store: `change` returns what to write and its own
-    /// result, which comes back, once committed, with what was written. Tells
-    /// long-polls that the fleet moved.
-    async fn transact<T: Any + Send>(
+    /// Decides and commits one change: `change` returns what to write and its own
+    /// result, which comes back, once committed, with what was written. Records
+    /// its events and tells long-polls that the fleet moved.
+    async fn transact<T: Send>(
         &self,
-        change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync,
+        change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync,
     ) -> Result<(Vec<Deployment>, T)> {
-        let change = |snapshot: &Snapshot| {
-            change(snapshot).map(|(writes, outcome)| {
-                let events = crate::events::deployment_events(snapshot, &writes);
-                Decision::new(writes, (outcome, events))
-            })
-        };
-        let decided = self.store.transact(&change).await;
-        self.typed(decided)
+        let decided = self.fleet.decide(with_events(change)).await;
+        self.decided(decided)
     }
 
     /// As [`Self::transact`], in a transaction shared with concurrent decisions
     /// (so `change` owns what it uses).
-    async fn transact_shared<T: Any + Send>(
+    async fn transact_shared<T: Send + 'static>(
         &self,
-        change: impl Fn(&Snapshot) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
+        change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
     ) -> Result<(Vec<Deployment>, T)> {
-        let change = move |snapshot: &Snapshot| {
-            change(snapshot).map(|(writes, outcome)| {
-                let events = crate::events::deployment_events(snapshot, &writes);
-                Decision::new(writes, (outcome, events))
-            })
-        };
-        let decided = self.store.transact_shared(Box::new(change)).await;
-        self.typed(decided)
+        let decided = self.fleet.decide_shared(with_events(change)).await;
+        self.decided(decided)
     }
 
-    /// What a decision wrote, with its result as the type its change gave it; wakes
-    /// the long-polls of the nodes it touched (every node's, when it failed: it may
-    /// have committed all the same) and records its events.
-    fn typed<T: Any>(&self, decided: Result<Decision>) -> Result<(Vec<Deployment>, T)> {
-        let decision = decided.inspect_err(|_| {
+    /// What a decision wrote, with its result; wakes the long-polls of the nodes it
+    /// touched (every node's, when it failed: it may have committed all the same)
+    /// and records its events.
+    fn decided<T>(&self, decided: Result<Decided<T>>) -> Result<(Vec<Deployment>, T)> {
+        let (writes, (outcome, events)) = decided.inspect_err(|_| {
             self.signals.notify_all();
             crate::telemetry::schedule_error();
         })?;
-        self.signals.notify_written(&decision.writes);
-        let (outcome, events) = *decision
-            .outcome
-            .downcast::<(T, Vec<Event>)>()
-            .map_err(|_| {
-                crate::Error::Unavailable("a decision answered with another type".into())
-            })?;
+        self.signals.notify_written(&writes);
         self.record(events);
-        Ok((decision.writes, outcome))
+        Ok((writes, outcome))
     }
 
     /// Records events of a change just committed, on behalf of the request being
@@ -288,7 +273,7 @@ impl Service {
     /// rotation); returns how many were rewritten.
     pub async fn reseal_secrets(&self) -> Result<usize> {
         let (written, ()) = self
-            .transact(|snapshot| Ok((snapshot.deployments().to_vec(), ())))
+            .transact(|state| Ok((state.snapshot().deployments().cloned().collect(), ())))
             .await?;
         self.reseal_cluster_secrets().await?;
         tracing::info!(
@@ -298,23 +283,9 @@ impl Service {
         Ok(written.len())
     }
 
-    /// Decisions over `snapshot`, with this server's buffered heartbeats laid over
-    /// its nodes. The ledger the previous decisions left is reused when it was left
-    /// for this very snapshot.
-    fn planner<'s>(
-        &'s self,
-        now: f64,
-        snapshot: &'s crate::store::Snapshot,
-    ) -> lifecycle::Planner<'s> {
+    /// Decisions over `state` at time `now`.
+    fn planner<'s>(&'s self, now: f64, state: &'s FleetState) -> lifecycle::Planner<'s> {
         let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let kept = self.ledger.take_for(snapshot, |cluster, since| {
-            (self.heartbeats).refresh(cluster, snapshot.nodes(), since, now, timeout)
-        });
-        let (cluster, heartbeats_seen) = kept.unwrap_or_else(|| {
-            // marked first: a heartbeat buffered meanwhile is looked at again
-            let heartbeats_seen = self.heartbeats.mark();
-            (self.build_ledger(now, snapshot), heartbeats_seen)
-        });
         // after a restart (of a single server, or of the whole control plane) nodes
         // have not had a chance to heartbeat yet: their work is not lost until they
         // have
@@ -323,34 +294,15 @@ impl Service {
             &self.engine,
             &self.settings,
             now,
-            (cluster, heartbeats_seen),
-            snapshot,
-            &self.ledger,
+            state.ledger_at(now),
+            state.snapshot(),
         )
         .marking_lost(marks_lost)
     }
 
-    /// The ledger built from every node and deployment.
-    fn build_ledger(&self, now: f64, snapshot: &crate::store::Snapshot) -> Cluster {
-        let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-        let overlaid;
-        let nodes = if self.heartbeats.is_empty() {
-            snapshot.nodes()
-        } else {
-            let mut copy = snapshot.nodes().to_vec();
-            self.heartbeats.overlay(&mut copy);
-            overlaid = copy;
-            &overlaid
-        };
-        let candidates = nodes
-            .iter()
-            .map(|n| Candidate::from_record(n, n.is_online(now, timeout)));
-        Cluster::for_placement(candidates, snapshot.deployments())
-    }
-
     /// Writes what is buffered and closes the store: called once serving stopped.
     pub async fn close(&self) {
-        if let Err(err) = self.flush_heartbeats().await {
+        if let Err(err) = self.fleet.flush_heartbeats().await {
             tracing::warn!(error = %err, "heartbeats could not be written at shutdown");
         }
         if let Err(err) = self.events.flush().await {
@@ -359,8 +311,30 @@ impl Service {
         self.store.close().await;
     }
 
+    /// Writes the heartbeats not written yet in one transaction; the server calls
+    /// this on a short interval and when it stops. Returns how many nodes were
+    /// written.
+    pub async fn flush_heartbeats(&self) -> Result<usize> {
+        self.fleet.flush_heartbeats().await
+    }
+
     /// The time on the service's clock (epoch seconds).
     pub fn now(&self) -> f64 {
         self.clock.now()
+    }
+}
+
+/// What a decision wrote, with its result and the events of its writes.
+type Decided<T> = (Vec<Deployment>, (T, Vec<Event>));
+
+/// `change` with the events of its writes added to its result.
+fn with_events<T, C>(change: C) -> impl FnMut(&FleetState) -> Result<Decided<T>> + Send
+where
+    C: Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send,
+{
+    move |state| {
+        let (writes, outcome) = change(state)?;
+        let events = crate::events::deployment_events(state.snapshot(), &writes);
+        Ok((writes, (outcome, events)))
     }
 }

@@ -40,7 +40,7 @@ impl Service {
         nodes: &[Node],
     ) -> Option<NodePageValidity> {
         let version = made_at?;
-        if self.node_views_version().await != Some(version) {
+        if self.node_views_version().await.ok() != Some(version) {
             return None;
         }
         let timeout = self.settings().heartbeat_timeout.as_secs_f64();

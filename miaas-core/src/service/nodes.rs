@@ -7,13 +7,14 @@ use utoipa::ToSchema;
 
 use super::Service;
 use crate::access::{Principal, Registrar};
+use crate::fleet::FleetState;
 use crate::model::page::{Page, PageQuery, node_cursor, parse_node_cursor};
 use crate::model::{
     DeploymentStatus, Event, Heartbeat, HeartbeatAck, NewEvent, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate, NodeUsage,
 };
 use crate::placement::usage_by_node;
-use crate::store::{NodeUpsert, Snapshot};
+use crate::store::NodeUpsert;
 use crate::token::{generate_node_token, hash_token};
 use crate::validate;
 use crate::{Error, Result};
@@ -47,7 +48,8 @@ impl Service {
         registration.validate()?;
         match &registrar {
             Registrar::Itself(own_id) => {
-                let own = self.store.get_node(own_id).await?;
+                let state = self.fleet.state().await?;
+                let own = state.snapshot().node(own_id);
                 if own.is_none_or(|node| node.name != registration.name) {
                     return Err(Error::Forbidden(format!(
                         "node {own_id} may re-register only itself, not {:?}",
@@ -56,8 +58,8 @@ impl Service {
                 }
             }
             Registrar::ExistingOnly => {
-                let nodes = self.store.list_nodes().await?;
-                if !nodes.iter().any(|node| node.name == registration.name) {
+                let state = self.fleet.state().await?;
+                if !(state.snapshot().nodes()).any(|node| node.name == registration.name) {
                     return Err(Error::Forbidden(format!(
                         "{} may re-register existing nodes only; {:?} is new: new nodes join \
                          with the join token",
@@ -72,14 +74,14 @@ impl Service {
         let token_hash = hash_token(&token);
         let new_id = Uuid::new_v4().to_string();
         let node_id = self
-            .store
-            .upsert_node(NodeUpsert {
-                new_id: &new_id,
-                name: &registration.name,
-                ip: &registration.ip,
-                capabilities: &registration.capabilities,
-                tags: &registration.tags,
-                token_hash: &token_hash,
+            .fleet
+            .register(NodeUpsert {
+                new_id: new_id.clone(),
+                name: registration.name.clone(),
+                ip: registration.ip.clone(),
+                capabilities: registration.capabilities.clone(),
+                tags: registration.tags.clone(),
+                token_hash,
                 now: self.now(),
                 only_new: registrar == Registrar::NewNamesOnly,
             })
@@ -123,7 +125,7 @@ impl Service {
         if owner == node_id {
             return Ok(());
         }
-        if self.store.get_node(node_id).await?.is_none() {
+        if (self.fleet.state().await?.snapshot().node(node_id)).is_none() {
             return Err(node_not_found(node_id));
         }
         Err(Error::Forbidden(format!(
@@ -140,7 +142,7 @@ impl Service {
         token: Option<&str>,
         mut heartbeat: Heartbeat,
     ) -> Result<HeartbeatAck> {
-        let (owner, stored_last_seen) = self.node_and_last_seen(token).await?;
+        let (owner, last_seen) = self.node_and_last_seen(token).await?;
         if owner != node_id {
             self.authenticate_node(node_id, token).await?;
         }
@@ -155,16 +157,13 @@ impl Service {
             gpus: heartbeat.into_gpus(),
             reported_at: now,
         };
+        let back_online = now - last_seen > self.settings.heartbeat_timeout.as_secs_f64();
         let previous = self
-            .heartbeats
-            .reported_at(node_id)
-            .map_or(stored_last_seen, |buffered| buffered.max(stored_last_seen));
-        if now - previous > self.settings.heartbeat_timeout.as_secs_f64() {
-            self.heartbeats.remove(node_id);
-            self.store
-                .record_heartbeat(node_id, &metrics)
-                .await?
-                .ok_or_else(|| node_not_found(node_id))?;
+            .fleet
+            .heartbeat(node_id, metrics, back_online)
+            .await?
+            .ok_or_else(|| node_not_found(node_id))?;
+        if back_online {
             tracing::info!(%node_id, "node is back online");
             self.record_new(vec![NewEvent {
                 event: Event::new(
@@ -177,8 +176,6 @@ impl Service {
                 dedupe_key: Some(format!("node.online:{node_id}:{}", millis(previous))),
             }]);
             self.reconcile_if_waiting().await?;
-        } else {
-            self.heartbeats.insert(node_id, metrics);
         }
         Ok(HeartbeatAck {
             status: "ok".into(),
@@ -188,29 +185,27 @@ impl Service {
 
     /// One node with its current status, reservations and deployments.
     pub async fn get_node(&self, node_id: &str) -> Result<Node> {
-        let mut record = self
-            .store
-            .get_node(node_id)
-            .await?
-            .ok_or_else(|| node_not_found(node_id))?;
-        self.heartbeats.overlay(std::slice::from_mut(&mut record));
+        let state = self.fleet.state().await?;
+        let record =
+            (state.snapshot().node(node_id).cloned()).ok_or_else(|| node_not_found(node_id))?;
         // only this node's deployments: a single node never costs a fleet scan
-        let placed = (self.store)
-            .reservations_on_nodes(&[node_id.to_string()])
-            .await?;
+        let placed = state.snapshot().reservations_on(node_id);
         let usage = usage_by_node(&placed).remove(node_id).unwrap_or_default();
         Ok(self.show_node(record, usage, self.now()))
     }
 
     /// Every node with its current status, ordered by name.
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
-        let (records, cluster) = self.cluster_view().await?;
+        let state = self.fleet.state().await?;
+        let records = state.snapshot().nodes_by_name();
+        let placed = state.snapshot().reservations();
+        let mut usage = usage_by_node(&placed);
         let now = self.now();
         Ok(records
             .into_iter()
             .map(|r| {
-                let usage = cluster.usage(&r.id);
-                self.show_node(r, usage, now)
+                let used = usage.remove(r.id.as_str()).unwrap_or_default();
+                self.show_node(r, used, now)
             })
             .collect())
     }
@@ -219,14 +214,15 @@ impl Service {
     pub async fn list_nodes_page(&self, query: &PageQuery) -> Result<Page<Node>> {
         let limit = query.limit()?;
         let after = query.cursor.as_deref().map(parse_node_cursor).transpose()?;
-        let mut records = self.store.nodes_page(after.as_deref(), limit + 1).await?;
+        let state = self.fleet.state().await?;
+        let mut records = state.snapshot().nodes_page(after.as_deref(), limit + 1);
         let next = (records.len() > limit).then(|| {
             records.truncate(limit);
             records.last().map(|r| node_cursor(&r.name))
         });
-        self.heartbeats.overlay(&mut records);
-        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-        let placed = self.store.reservations_on_nodes(&ids).await?;
+        let placed: Vec<_> = (records.iter())
+            .flat_map(|r| state.snapshot().reservations_on(&r.id))
+            .collect();
         let mut usage = usage_by_node(&placed);
         let now = self.now();
         Ok(Page {
@@ -241,21 +237,18 @@ impl Service {
         })
     }
 
-    /// Names the state node views are made of (the stored fleet and this server's
-    /// buffered heartbeats) when the store can tell it without a query: a view made
-    /// while it held stays right until it changes, or until an online node's
-    /// heartbeat timeout passes.
-    pub async fn node_views_version(&self) -> Option<(u64, u64)> {
-        let heartbeats = self.heartbeats.revision();
-        let fleet = self.store.fleet_version().await?;
-        Some((fleet, heartbeats))
+    /// Names the state node views are made of ([`FleetState::views_version`]): a
+    /// view made while it held stays right until it changes, or until an online
+    /// node's heartbeat timeout passes.
+    pub async fn node_views_version(&self) -> Result<(u64, u64)> {
+        Ok(self.fleet.state().await?.views_version())
     }
 
     /// Reconciles only when a deployment waits for capacity (pending or lost), so
     /// registrations and updates stay cheap when nothing waits; one bounded
     /// transaction here, the rest of a large backlog in the background.
     async fn reconcile_if_waiting(&self) -> Result<()> {
-        if !self.store.has_waiting_deployments().await? {
+        if !self.fleet.state().await?.snapshot().has_waiting() {
             return Ok(());
         }
         // one round for every caller that arrived before it began
@@ -294,7 +287,7 @@ impl Service {
         if let Some(tags) = &update.tags {
             validate::tags("tags", tags)?;
         }
-        if !self.store.update_node(node_id, update).await? {
+        if !self.fleet.update_node(node_id, update).await? {
             return Err(node_not_found(node_id));
         }
         tracing::info!(%node_id, ?update, "node updated");
@@ -340,9 +333,8 @@ impl Service {
 
     async fn node_and_last_seen(&self, token: Option<&str>) -> Result<(String, f64)> {
         let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
-        self.store
-            .node_by_token_hash(&hash_token(token))
-            .await?
+        (self.fleet.state().await?)
+            .node_of_token(&hash_token(token))
             .ok_or_else(|| Error::Unauthorized("invalid node token".into()))
     }
 
@@ -351,7 +343,7 @@ impl Service {
             schedulable: Some(false),
             tags: None,
         };
-        if !self.store.update_node(node_id, &cordon).await? {
+        if !self.fleet.update_node(node_id, &cordon).await? {
             return Err(node_not_found(node_id));
         }
         Ok(())
@@ -385,7 +377,7 @@ impl Service {
     pub async fn deregister_node(&self, node_id: &str) -> Result<NodeEvacuation> {
         self.cordon(node_id).await?;
         let report = self.evacuate(node_id, false).await?;
-        self.store.delete_node(node_id).await?;
+        self.fleet.delete_node(node_id).await?;
         // its own long-poll learns that it is gone
         self.signals.notify([node_id]);
         tracing::info!(%node_id, "node deregistered");
@@ -405,8 +397,8 @@ impl Service {
 
     async fn evacuate(&self, node_id: &str, keep_node: bool) -> Result<NodeEvacuation> {
         let now = self.now();
-        let change = |snapshot: &Snapshot| {
-            let mut planner = self.planner(now, snapshot);
+        let change = |state: &FleetState| {
+            let mut planner = self.planner(now, state);
             let mut report = NodeEvacuation {
                 node_id: node_id.to_string(),
                 moved: Vec::new(),
@@ -458,8 +450,8 @@ impl Service {
     /// more is left to do.
     async fn reconcile_once(&self) -> Result<bool> {
         let now = self.now();
-        let change = |snapshot: &Snapshot| {
-            let mut planner = self.planner(now, snapshot);
+        let change = |state: &FleetState| {
+            let mut planner = self.planner(now, state);
             let more = planner.reconcile();
             Ok((planner.into_writes(), more))
         };

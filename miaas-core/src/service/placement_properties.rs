@@ -118,13 +118,7 @@ struct World {
 
 impl World {
     async fn new(specs: Vec<NodeSpec>) -> Self {
-        // as the server runs it: the fleet kept in memory, the ledger kept between
-        // decisions
-        let options = crate::store::StoreOptions {
-            fleet_in_memory: true,
-            ..crate::store::StoreOptions::default()
-        };
-        let store = crate::store::connect_with("sqlite::memory:", &options)
+        let store = crate::store::connect("sqlite::memory:")
             .await
             .expect("a store");
         let clock = Arc::new(ManualClock::new(1_700_000_000.0));
@@ -250,12 +244,10 @@ impl World {
     /// Checks the invariants; the description of the first broken one.
     async fn check(&self) -> Result<(), String> {
         let nodes = self.service.list_nodes().await.map_err(|e| e.to_string())?;
-        let reservations = self
-            .service
-            .store
-            .reservations()
-            .await
-            .map_err(|e| e.to_string())?;
+        // what the database holds
+        let everything = (self.service.store.changes_since(0).await).map_err(|e| e.to_string())?;
+        let reservations =
+            crate::fleet::Snapshot::new(Vec::new(), everything.deployments).reservations();
         let mut seen = HashSet::new();
         for reservation in &reservations {
             if !seen.insert(reservation.deployment_id.clone()) {
@@ -305,82 +297,83 @@ impl World {
                 ));
             }
         }
-        self.ledger_matches()
+        self.ledger_matches().await
     }
 
-    /// The ledger kept for the next decision equals the ledger built afresh.
-    fn ledger_matches(&self) -> Result<(), String> {
+    /// The fleet state kept in memory equals one read afresh from the database:
+    /// the same nodes and deployments, and the same ledger.
+    async fn ledger_matches(&self) -> Result<(), String> {
         let service = &self.service;
-        let now = service.now();
-        let outcome = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(service.transact(|snapshot| {
-                let timeout = service.settings.heartbeat_timeout.as_secs_f64();
-                let Some((kept, heartbeats_seen)) =
-                    service.ledger.take_for(snapshot, |cluster, since| {
-                        (service.heartbeats).refresh(cluster, snapshot.nodes(), since, now, timeout)
-                    })
-                else {
-                    return Ok((Vec::new(), Ok(())));
-                };
-                let fresh = service.build_ledger(now, snapshot);
-                let mut verdict = Ok(());
-                for candidate in fresh.candidates() {
-                    let Some(kept_node) = kept.get(&candidate.id) else {
-                        verdict = Err(format!("the kept ledger lacks node {}", candidate.name));
-                        break;
-                    };
-                    // what placement reads of the node, refreshed only where it changed
-                    let seen = |c: &crate::placement::Candidate| {
-                        let reported = c.metrics.as_ref().map(|m| m.reported_at);
-                        (
-                            c.online,
-                            c.schedulable,
-                            c.capabilities.clone(),
-                            c.tags.clone(),
-                            reported,
-                        )
-                    };
-                    if seen(kept_node) != seen(candidate) {
-                        verdict = Err(format!(
-                            "node {}: kept {:?}, stored {:?}",
-                            candidate.name,
-                            seen(kept_node),
-                            seen(candidate)
-                        ));
-                        break;
-                    }
-                    let kept_usage = kept_node.reserved.clone();
-                    let fresh_usage = &candidate.reserved;
-                    let mut kept_gpus = kept_usage.gpu_ids.clone();
-                    let mut fresh_gpus = fresh_usage.gpu_ids.clone();
-                    kept_gpus.sort_unstable();
-                    fresh_gpus.sort_unstable();
-                    let sorted = |r: &crate::model::Resources| {
-                        let mut ports = r.ports.clone();
-                        ports.sort();
-                        let mut names = r.container_names.clone();
-                        names.sort();
-                        (ports, names)
-                    };
-                    if (kept_usage.cpus - fresh_usage.cpus).abs() > 1e-6
-                        || kept_usage.mem_mb != fresh_usage.mem_mb
-                        || kept_usage.disk_mb != fresh_usage.disk_mb
-                        || kept_usage.gpus != fresh_usage.gpus
-                        || kept_gpus != fresh_gpus
-                        || sorted(&kept_usage) != sorted(fresh_usage)
-                    {
-                        verdict = Err(format!(
-                            "ledger of {}: kept {kept_usage:?}, placed {fresh_usage:?}",
-                            candidate.name
-                        ));
-                        break;
-                    }
-                }
-                service.ledger.keep(snapshot, 0, kept, heartbeats_seen);
-                Ok((Vec::new(), verdict))
-            }))
-        });
-        outcome.map_err(|e| e.to_string())?.1
+        service
+            .flush_heartbeats()
+            .await
+            .map_err(|e| e.to_string())?;
+        let kept = service.fleet.state().await.map_err(|e| e.to_string())?;
+        let everything = (service.store.changes_since(0).await).map_err(|e| e.to_string())?;
+        let timeout = service.settings.heartbeat_timeout.as_secs_f64();
+        let fresh = crate::fleet::FleetState::load(everything, service.now(), timeout);
+        let nodes = |state: &crate::fleet::FleetState| state.snapshot().nodes_by_name();
+        if nodes(&kept) != nodes(&fresh) {
+            return Err(format!(
+                "nodes: kept {:?}, stored {:?}",
+                nodes(&kept),
+                nodes(&fresh)
+            ));
+        }
+        let deployments = |state: &crate::fleet::FleetState| {
+            state.snapshot().deployments().cloned().collect::<Vec<_>>()
+        };
+        if deployments(&kept) != deployments(&fresh) {
+            return Err("the deployments kept differ from those stored".into());
+        }
+        let kept_ledger = kept.ledger_at(service.now());
+        for candidate in fresh.ledger_at(service.now()).candidates() {
+            let Some(kept_node) = kept_ledger.get(&candidate.id) else {
+                return Err(format!("the kept ledger lacks node {}", candidate.name));
+            };
+            // what placement reads of the node
+            let seen = |c: &crate::placement::Candidate| {
+                let reported = c.metrics.as_ref().map(|m| m.reported_at);
+                (
+                    c.online,
+                    c.schedulable,
+                    c.capabilities.clone(),
+                    c.tags.clone(),
+                    reported,
+                )
+            };
+            if seen(kept_node) != seen(candidate) {
+                return Err(format!(
+                    "node {}: kept {:?}, stored {:?}",
+                    candidate.name,
+                    seen(kept_node),
+                    seen(candidate)
+                ));
+            }
+            let kept_usage = kept_node.reserved.clone();
+            let fresh_usage = &candidate.reserved;
+            let sorted = |r: &crate::model::Resources| {
+                let mut gpus = r.gpu_ids.clone();
+                gpus.sort_unstable();
+                let mut ports = r.ports.clone();
+                ports.sort();
+                let mut names = r.container_names.clone();
+                names.sort();
+                (gpus, ports, names)
+            };
+            if (kept_usage.cpus - fresh_usage.cpus).abs() > 1e-6
+                || kept_usage.mem_mb != fresh_usage.mem_mb
+                || kept_usage.disk_mb != fresh_usage.disk_mb
+                || kept_usage.gpus != fresh_usage.gpus
+                || sorted(&kept_usage) != sorted(fresh_usage)
+            {
+                return Err(format!(
+                    "ledger of {}: kept {kept_usage:?}, placed {fresh_usage:?}",
+                    candidate.name
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

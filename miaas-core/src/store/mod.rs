@@ -12,7 +12,6 @@ mod options;
 mod owner;
 pub mod postgres;
 mod rows;
-mod snapshot;
 mod sql;
 pub mod sqlite;
 pub mod stream;
@@ -34,7 +33,6 @@ pub use copy::{CopyReport, copy};
 pub use location::{DatabaseLocation, SqliteTarget};
 pub use options::StoreOptions;
 pub use owner::{OwnerLock, lock_path};
-pub use snapshot::{ReservationChange, Snapshot};
 pub use stream::StreamStore;
 pub use templates::{StoredTemplate, TemplateExport, TemplateStore};
 pub use url::{DatabaseUrl, redact_url};
@@ -42,19 +40,19 @@ pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]
-pub struct NodeUpsert<'a> {
+pub struct NodeUpsert {
     /// Id to use when the name is new; an existing name keeps its id.
-    pub new_id: &'a str,
+    pub new_id: String,
     /// Unique name; the key of the upsert.
-    pub name: &'a str,
+    pub name: String,
     /// Address.
-    pub ip: &'a str,
+    pub ip: String,
     /// What it offers.
-    pub capabilities: &'a NodeCapabilities,
+    pub capabilities: NodeCapabilities,
     /// Labels.
-    pub tags: &'a [String],
+    pub tags: Vec<String>,
     /// Hash of the node's new token; replaces any previous one.
-    pub token_hash: &'a str,
+    pub token_hash: String,
     /// Registration time: `registered_at` for a new node, `last_seen` always.
     pub now: f64,
     /// Leave a node of the same name as it is (the upsert then answers `None`).
@@ -83,43 +81,8 @@ pub struct Dump {
     pub templates: Vec<TemplateExport>,
 }
 
-/// What a change decided: the deployments to write (inserted or replaced whole),
-/// and what it tells its caller once they are committed.
-pub struct Decision {
-    /// The deployments to write.
-    pub writes: Vec<Deployment>,
-    /// The change's own result, for its caller (see [`Decision::new`]).
-    pub outcome: Box<dyn std::any::Any + Send>,
-}
-
-impl Decision {
-    /// Writes `writes`, and answers `outcome` to the caller.
-    pub fn new(writes: Vec<Deployment>, outcome: impl std::any::Any + Send) -> Self {
-        Self {
-            writes,
-            outcome: Box::new(outcome),
-        }
-    }
-}
-
-impl std::fmt::Debug for Decision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decision")
-            .field("writes", &self.writes.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Decides, from a consistent [`Snapshot`], what to write. An error aborts the
-/// transaction without writing.
-pub type ClusterChange<'a> = &'a (dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync);
-
 /// What [`Store::listen_fleet`] calls: with the nodes concerned, or `None` for all.
 pub type FleetListener = Arc<dyn Fn(Option<&[String]>) + Send + Sync>;
-
-/// A [`ClusterChange`] that owns what it needs, so that the store may run it in a
-/// transaction shared with other changes (see [`Store::transact_shared`]).
-pub type SharedChange = Box<dyn Fn(&Snapshot) -> Result<Decision> + Send + Sync>;
 
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
@@ -138,31 +101,11 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// unavailable.
     async fn close(&self);
 
-    /// Inserts a node, or updates the node with the same name (keeping its id,
-    /// first registration time and schedulability); returns the node's id.
-    async fn upsert_node(&self, node: NodeUpsert<'_>) -> Result<Option<String>> {
-        let mut ids = self.upsert_nodes(std::slice::from_ref(&node)).await?;
-        Ok(ids.pop().flatten())
-    }
-
-    /// [`Store::upsert_node`] for many, in one transaction (one commit).
-    async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>>;
-
-    /// Up to `limit` nodes named after `after` (all when `None`), by name.
-    async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>>;
-
-    /// Up to `limit` deployments created after `after` (by creation time, then id).
-    async fn deployments_page(
-        &self,
-        after: Option<&crate::model::page::DeploymentKey>,
-        limit: usize,
-    ) -> Result<Vec<Deployment>>;
-
-    /// One node by id.
-    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>>;
-
-    /// All nodes, ordered by name.
-    async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// Inserts each node, or updates the node with the same name (keeping its id,
+    /// first registration time and schedulability), in one transaction (one
+    /// commit); answers each node's id (`None` where the name exists and
+    /// `only_new`).
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>>;
 
     /// Sets a node's schedulability and/or tags; `false` when it does not exist.
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool>;
@@ -170,49 +113,9 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     /// Removes a node (its token stops working); `false` when it did not exist.
     async fn delete_node(&self, id: &str) -> Result<bool>;
 
-    /// The id and `last_seen` of the node whose current token has this hash.
-    async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>>;
-
     /// Stores many heartbeats in one transaction; each only moves `last_seen`
     /// forward, and nodes that no longer exist are skipped.
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()>;
-
-    /// Stores a heartbeat: `last_seen` becomes `metrics.reported_at`. Returns the
-    /// previous `last_seen`, or `None` when the node does not exist.
-    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>>;
-
-    /// One deployment by id.
-    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>>;
-
-    /// All deployments, oldest first.
-    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
-
-    /// How many deployments there are of each status and of each health
-    /// (those without any left out), without reading their documents.
-    async fn deployment_counts(&self) -> Result<DeploymentCounts> {
-        let mut counts = DeploymentCounts::default();
-        for d in self.list_deployments().await? {
-            counts.count(&d);
-        }
-        Ok(counts)
-    }
-
-    /// What every placed deployment reserves (those holding resources), oldest
-    /// first: the ledger's input, without compose documents or environments.
-    async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>>;
-
-    /// As [`Store::reservations`], on these nodes.
-    async fn reservations_on_nodes(
-        &self,
-        node_ids: &[String],
-    ) -> Result<Vec<crate::placement::Reservation>>;
-
-    /// A number that stays the same exactly as long as the nodes and deployments
-    /// do, when the store can tell it without a query (`None` otherwise): what is
-    /// derived from them may be kept while it holds.
-    async fn fleet_version(&self) -> Option<u64> {
-        None
-    }
 
     /// The cluster version now.
     async fn cluster_version(&self) -> Result<ClusterVersion>;
@@ -239,36 +142,6 @@ pub trait Store: AccessStore + Send + Sync + 'static {
         let _ = on_change;
     }
 
-    /// Whether any deployment waits for capacity
-    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
-    async fn has_waiting_deployments(&self) -> Result<bool>;
-
-    /// Deployments placed on `node_id` or still to be removed from it.
-    async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>>;
-
-    /// Reads a [`Snapshot`], lets `change` decide, and writes what it returns, all
-    /// in one transaction: concurrent changes serialize, so placement can never
-    /// book the same free resources twice. Returns the decision, once committed.
-    async fn transact(&self, change: ClusterChange<'_>) -> Result<Decision> {
-        let mut decided = None;
-        let mut decider = |changes: FleetChanges| {
-            let decision = change(&Snapshot::from_changes(changes))?;
-            let writes = decision.writes.clone();
-            decided = Some(decision);
-            Ok(writes)
-        };
-        self.decide(Some(0), &mut decider).await?;
-        decided.ok_or_else(|| crate::Error::Unavailable("the change was not run".into()))
-    }
-
-    /// As [`Store::transact`], but the store may decide and write this change in one
-    /// transaction with concurrent ones (group commit): each sees the writes of the
-    /// ones before it, an error undoes only its own change, and each is answered
-    /// after the shared commit.
-    async fn transact_shared(&self, change: SharedChange) -> Result<Decision> {
-        self.transact(&*change).await
-    }
-
     /// Everything stored, for `miaas db copy`.
     async fn export(&self) -> Result<Dump>;
 
@@ -293,7 +166,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 /// With `options.secrets`, the keys are checked against what the database holds
 /// before anything is sealed (see [`crate::secrets::Secrets::settle`]).
 pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
-    let mut store: Arc<dyn Store> = match DatabaseLocation::parse(url)? {
+    let store: Arc<dyn Store> = match DatabaseLocation::parse(url)? {
         DatabaseLocation::Sqlite(target) => {
             Arc::new(sqlite::SqliteStore::open(target, options).await?)
         }
@@ -301,33 +174,8 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
             Arc::new(postgres::PostgresStore::open(&url, options).await?)
         }
     };
-    if options.fleet_in_memory {
-        store = Arc::new(crate::fleet::FleetCache::new(store));
-    }
     if let Some(secrets) = &options.secrets {
         secrets.settle(&store.sealed_key_ids().await?)?;
     }
     Ok(store)
-}
-
-/// Deployments counted by status and by health.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeploymentCounts {
-    /// By status (`running`, …).
-    pub by_status: std::collections::BTreeMap<&'static str, u64>,
-    /// By health (`healthy`, …), of those that have one.
-    pub by_health: std::collections::BTreeMap<&'static str, u64>,
-}
-
-impl DeploymentCounts {
-    /// Counts `deployment`.
-    pub fn count(&mut self, deployment: &Deployment) {
-        *self
-            .by_status
-            .entry(deployment.status.as_str())
-            .or_default() += 1;
-        if let Some(health) = deployment.health {
-            *self.by_health.entry(health.as_str()).or_default() += 1;
-        }
-    }
 }

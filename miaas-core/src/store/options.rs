@@ -17,9 +17,6 @@ pub struct StoreOptions {
     pub migrate: bool,
     /// Seal deployment environments at rest with these keys (`None`: stored plain).
     pub secrets: Option<Secrets>,
-    /// Keep the fleet in memory ([`crate::fleet::FleetCache`]) and answer reads
-    /// from it, kept in step with every write (for a long-running server).
-    pub fleet_in_memory: bool,
     /// Own a SQLite file as the server at this URL: no other process may write it
     /// while this store is open, and `miaas` in local mode is told where the
     /// server is (see [`crate::store::OwnerLock`]).
@@ -34,7 +31,6 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(5),
             migrate: true,
             secrets: None,
-            fleet_in_memory: false,
             owner: None,
         }
     }

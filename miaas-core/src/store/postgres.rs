@@ -20,7 +20,7 @@ use super::{
     AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeUpsert,
     Store, StoreOptions,
 };
-use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
+use crate::model::{Deployment, NodeMetrics, NodeUpdate};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
@@ -316,28 +316,8 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
-    async fn upsert_nodes(&self, nodes: &[NodeUpsert<'_>]) -> Result<Vec<Option<String>>> {
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
         self.tables.upsert_nodes(nodes).await
-    }
-
-    async fn nodes_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<NodeRecord>> {
-        self.tables.nodes_page(after, limit).await
-    }
-
-    async fn deployments_page(
-        &self,
-        after: Option<&crate::model::page::DeploymentKey>,
-        limit: usize,
-    ) -> Result<Vec<Deployment>> {
-        self.tables.deployments_page(after, limit).await
-    }
-
-    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        self.tables.get_node(id).await
-    }
-
-    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        self.tables.list_nodes().await
     }
 
     async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
@@ -352,48 +332,8 @@ impl Store for PostgresStore {
         Ok(deleted)
     }
 
-    async fn node_by_token_hash(&self, token_hash: &str) -> Result<Option<(String, f64)>> {
-        self.tables.node_by_token_hash(token_hash).await
-    }
-
     async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
         self.tables.record_heartbeats(batch).await
-    }
-
-    async fn record_heartbeat(&self, node_id: &str, metrics: &NodeMetrics) -> Result<Option<f64>> {
-        self.tables.record_heartbeat(node_id, metrics).await
-    }
-
-    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        self.tables.get_deployment(id).await
-    }
-
-    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        self.tables.list_deployments().await
-    }
-
-    async fn reservations(&self) -> Result<Vec<crate::placement::Reservation>> {
-        self.tables.reservations().await
-    }
-
-    async fn reservations_on_nodes(
-        &self,
-        node_ids: &[String],
-    ) -> Result<Vec<crate::placement::Reservation>> {
-        let rows: Vec<super::rows::ReservationRow> =
-            sqlx::query_as(super::sql::RESERVATIONS_ON_NODES_POSTGRES.as_str())
-                .bind(node_ids)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter().map(super::rows::reservation).collect()
-    }
-
-    async fn has_waiting_deployments(&self) -> Result<bool> {
-        self.tables.has_waiting_deployments().await
-    }
-
-    async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        self.tables.deployments_of_node(node_id).await
     }
 
     async fn cluster_version(&self) -> Result<ClusterVersion> {

@@ -158,19 +158,6 @@ impl DeploymentRow {
     }
 }
 
-/// Decodes many rows into exactly as many deployments (a large fleet's list is
-/// never grown by doubling).
-pub(crate) fn into_deployments(
-    rows: Vec<DeploymentRow>,
-    secrets: Option<&Secrets>,
-) -> Result<Vec<Deployment>> {
-    let mut deployments = Vec::with_capacity(rows.len());
-    for row in rows {
-        deployments.push(row.into_deployment(secrets)?);
-    }
-    Ok(deployments)
-}
-
 /// Decodes deployments as their rows arrive (a fleet's rows are never all held at
 /// once beside their deployments), into a list made for `count` of them.
 pub(crate) async fn decode_deployments<S>(
@@ -214,19 +201,4 @@ pub(crate) fn with_token_hashes(
             Ok(super::NodeExport { record, token_hash })
         })
         .collect()
-}
-
-/// A row of `reservations_query!`.
-pub(crate) type ReservationRow = (String, String, String, String);
-
-/// Decodes a reservation row.
-pub(crate) fn reservation(
-    (deployment_id, node_id, requirements, gpu_ids): ReservationRow,
-) -> Result<crate::placement::Reservation> {
-    Ok(crate::placement::Reservation {
-        deployment_id,
-        node_id,
-        requirements: decode_json("requirements", &requirements)?,
-        gpu_ids: decode_json("gpu_ids", &gpu_ids)?,
-    })
 }

@@ -93,7 +93,7 @@ async fn list_nodes(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let service = &state.service;
-    let version = service.node_views_version().await;
+    let version = service.node_views_version().await.ok();
     if let Some(hit) = version.and_then(|v| state.node_pages.get(v, &query, service.now())) {
         return Ok(paged_json("/api/v1/nodes", &query, hit.body, hit.next));
     }

@@ -8,10 +8,8 @@ use sqlx::{Database, Transaction};
 
 use super::{RowsAffected, SqlTables};
 use crate::Result;
-use crate::model::page::DeploymentKey;
-use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
-use crate::placement::Reservation;
-use crate::store::rows::{DeploymentRow, NodeRow, ReservationRow, StoredNodeRow, encode_json};
+use crate::model::{Deployment, NodeMetrics, NodeUpdate};
+use crate::store::rows::{DeploymentRow, NodeRow, StoredNodeRow, encode_json};
 use crate::store::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
 use crate::store::{
     ClusterVersion, Decided, Decider, FleetChanges, NodeExport, NodeUpsert, StoredNode,
@@ -51,7 +49,6 @@ where
     NodeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     StoredNodeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     DeploymentRow: for<'r> sqlx::FromRow<'r, DB::Row>,
-    ReservationRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     VersionRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
     (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
@@ -158,24 +155,21 @@ where
     }
 
     /// Registrations in one transaction.
-    pub(crate) async fn upsert_nodes(
-        &self,
-        nodes: &[NodeUpsert<'_>],
-    ) -> Result<Vec<Option<String>>> {
+    pub(crate) async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
         let (mut tx, version) = self
             .begin_write(crate::store::version::BUMP_VERSION_SQL)
             .await?;
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let capabilities = encode_json(node.capabilities)?;
+            let capabilities = encode_json(&node.capabilities)?;
             let tags = encode_json(&node.tags)?;
             let id: Option<(String,)> = sqlx::query_as(crate::store::sql::UPSERT_NODE_SQL)
-                .bind(node.new_id)
-                .bind(node.name)
-                .bind(node.ip)
+                .bind(node.new_id.as_str())
+                .bind(node.name.as_str())
+                .bind(node.ip.as_str())
                 .bind(capabilities.as_str())
                 .bind(tags.as_str())
-                .bind(node.token_hash)
+                .bind(node.token_hash.as_str())
                 .bind(node.now)
                 .bind(node.only_new)
                 .bind(column(version.version))
@@ -206,36 +200,6 @@ where
         Ok(())
     }
 
-    /// One heartbeat written at once; the previous `last_seen`, or `None` when the
-    /// node does not exist.
-    pub(crate) async fn record_heartbeat(
-        &self,
-        node_id: &str,
-        metrics: &NodeMetrics,
-    ) -> Result<Option<f64>> {
-        let (mut tx, version) = self
-            .begin_write(crate::store::version::BUMP_VERSION_SQL)
-            .await?;
-        let previous: Option<(f64,)> = sqlx::query_as("SELECT last_seen FROM nodes WHERE id = $1")
-            .bind(node_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if previous.is_some() {
-            let encoded = encode_json(metrics)?;
-            sqlx::query(
-                "UPDATE nodes SET last_seen = $1, metrics = $2, version = $3 WHERE id = $4",
-            )
-            .bind(metrics.reported_at)
-            .bind(encoded.as_str())
-            .bind(column(version.version))
-            .bind(node_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-        Ok(previous.map(|p| p.0))
-    }
-
     /// A cordon or tag change.
     pub(crate) async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
@@ -260,117 +224,6 @@ where
             .execute(&mut **tx)
             .await?;
         Ok(done.affected() == 1)
-    }
-
-    /// Up to `limit` nodes named after `after`.
-    pub(crate) async fn nodes_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODES_PAGE_SQL)
-            .bind(after.unwrap_or_default())
-            .bind(column(limit))
-            .fetch_all(&self.reader)
-            .await?
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect()
-    }
-
-    /// Up to `limit` deployments created after `after`.
-    pub(crate) async fn deployments_page(
-        &self,
-        after: Option<&DeploymentKey>,
-        limit: usize,
-    ) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_PAGE_SQL)
-            .bind(after.map_or(f64::NEG_INFINITY, |k| k.created_at))
-            .bind(after.map_or("", |k| k.deployment_id.as_str()))
-            .bind(column(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
-    }
-
-    /// One node by id.
-    pub(crate) async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODE_BY_ID_SQL)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
-            .map(NodeRecord::try_from)
-            .transpose()
-    }
-
-    /// Every node, by name.
-    pub(crate) async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
-        sqlx::query_as::<_, NodeRow>(crate::store::sql::NODES_BY_NAME_SQL)
-            .fetch_all(&self.reader)
-            .await?
-            .into_iter()
-            .map(NodeRecord::try_from)
-            .collect()
-    }
-
-    /// The id and `last_seen` of the node whose token has this hash.
-    pub(crate) async fn node_by_token_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<(String, f64)>> {
-        Ok(
-            sqlx::query_as("SELECT id, last_seen FROM nodes WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
-    /// What every placed deployment reserves, oldest first.
-    pub(crate) async fn reservations(&self) -> Result<Vec<Reservation>> {
-        let rows: Vec<ReservationRow> =
-            sqlx::query_as(crate::store::sql::RESERVATIONS_SQL.as_str())
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(crate::store::rows::reservation)
-            .collect()
-    }
-
-    /// Whether any deployment waits for capacity
-    /// ([`DeploymentStatus::waits_for_capacity`](crate::model::DeploymentStatus::waits_for_capacity)).
-    pub(crate) async fn has_waiting_deployments(&self) -> Result<bool> {
-        let (waiting,): (i64,) = sqlx::query_as(crate::store::sql::WAITING_SQL.as_str())
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(waiting > 0)
-    }
-
-    /// Deployments placed on `node_id` or still to be removed from it.
-    pub(crate) async fn deployments_of_node(&self, node_id: &str) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_OF_NODE_SQL)
-            .bind(node_id)
-            .fetch_all(&self.reader)
-            .await?;
-        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
-    }
-
-    /// One deployment by id.
-    pub(crate) async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENT_BY_ID_SQL)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
-            .map(|row| row.into_deployment(self.secrets.as_ref()))
-            .transpose()
-    }
-
-    /// Every deployment, oldest first.
-    pub(crate) async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_SQL)
-            .fetch_all(&self.reader)
-            .await?;
-        crate::store::rows::into_deployments(rows, self.secrets.as_ref())
     }
 
     /// Every node (with its token hash) and deployment, read inside `tx`.
