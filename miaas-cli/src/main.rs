@@ -90,9 +90,7 @@ async fn run(cli: Cli) -> Result<()> {
                 backend,
                 output: cli.output,
             };
-            // in local mode the changes are the console's, as the event log records
-            let origin = miaas_core::events::Origin::acting("console");
-            let outcome = origin.scope(commands::run(&ctx, command)).await;
+            let outcome = commands::run(&ctx, command).await;
             ctx.backend.finish().await;
             outcome
         }

@@ -12,6 +12,7 @@
 //! ## Example: open a SQLite store, register a node, list it
 //!
 //! ```
+//! use miaas_core::access::Principal;
 //! use miaas_core::model::{NodeCapabilities, NodeRegistration, NodeStatus};
 //! use miaas_core::service::{Service, ServiceSettings};
 //!
@@ -28,7 +29,7 @@
 //!     "ip": "192.168.1.10",
 //!     "capabilities": {"os": "linux", "cpu_count": 8, "mem_mb": 16000, "disk_mb": 500000}
 //! }"#).expect("valid JSON");
-//! let credentials = service.register_node(&registration).await?;
+//! let credentials = service.register_node(&Principal::Console, &registration).await?;
 //!
 //! let nodes = service.list_nodes().await?;
 //! assert_eq!(nodes.len(), 1);
@@ -60,8 +61,6 @@ pub mod events;
 pub mod fleet;
 #[cfg(feature = "server")]
 pub mod placement;
-#[cfg(feature = "server")]
-mod rounds;
 #[cfg(feature = "server")]
 pub mod secrets;
 #[cfg(feature = "server")]

@@ -65,24 +65,33 @@ async fn report(
 async fn deployments_are_placed_with_the_original_message_and_gpus_are_never_shared() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let node = s.register_node(&gpu_registration("g1", 3)).await.unwrap();
-        s.submit_deployment(&needing("a", json!({"gpus": 2})))
+        let node = s
+            .register_node(&Principal::Unrestricted, &gpu_registration("g1", 3))
             .await
             .unwrap();
-        s.submit_deployment(&needing("b", json!({"gpus": 2})))
+        s.submit_deployment(&Principal::Unrestricted, &needing("a", json!({"gpus": 2})))
             .await
             .unwrap();
-        s.submit_deployment(&needing("c", json!({"gpus": 1})))
+        s.submit_deployment(&Principal::Unrestricted, &needing("b", json!({"gpus": 2})))
             .await
             .unwrap();
-        let a = s.get_deployment("a").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &needing("c", json!({"gpus": 1})))
+            .await
+            .unwrap();
+        let a = s
+            .get_deployment(&Principal::Unrestricted, "a", true)
+            .await
+            .unwrap();
         assert_eq!(a.status, DeploymentStatus::Scheduled);
         assert_eq!(
             a.message,
             format!("Deployment 'web' on node {}", node.node_id)
         );
         assert_eq!(a.gpu_ids, vec![0, 1]);
-        let b = s.get_deployment("b").await.unwrap();
+        let b = s
+            .get_deployment(&Principal::Unrestricted, "b", true)
+            .await
+            .unwrap();
         assert_eq!(b.status, DeploymentStatus::Pending);
         assert!(b.node_id.is_none());
         let summary = b.placement.unwrap();
@@ -92,7 +101,10 @@ async fn deployments_are_placed_with_the_original_message_and_gpus_are_never_sha
             "{}",
             b.message
         );
-        let c = s.get_deployment("c").await.unwrap();
+        let c = s
+            .get_deployment(&Principal::Unrestricted, "c", true)
+            .await
+            .unwrap();
         assert_eq!(c.gpu_ids, vec![2]);
 
         let shown = s.get_node(&node.node_id).await.unwrap();
@@ -101,19 +113,30 @@ async fn deployments_are_placed_with_the_original_message_and_gpus_are_never_sha
         assert_eq!(shown.deployments, vec!["a".to_string(), "c".to_string()]);
 
         // deleting `a` frees its GPUs once the node confirms; `b` then fits
-        s.delete_deployment("a").await.unwrap();
+        s.delete_deployment(&Principal::Unrestricted, "a")
+            .await
+            .unwrap();
         assert_eq!(
-            s.get_deployment("b").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "b", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Pending
         );
         report(s, &node, "a", ReportedStatus::Deleted)
             .await
             .unwrap();
         assert_eq!(
-            s.get_deployment("a").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "a", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Deleted
         );
-        let b = s.get_deployment("b").await.unwrap();
+        let b = s
+            .get_deployment(&Principal::Unrestricted, "b", true)
+            .await
+            .unwrap();
         assert_eq!(b.status, DeploymentStatus::Scheduled);
         assert_eq!(b.gpu_ids, vec![0, 1]);
     }
@@ -123,11 +146,18 @@ async fn deployments_are_placed_with_the_original_message_and_gpus_are_never_sha
 async fn requirements_come_from_the_compose_document() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        s.register_node(&gpu_registration("g1", 1)).await.unwrap();
+        s.register_node(&Principal::Unrestricted, &gpu_registration("g1", 1))
+            .await
+            .unwrap();
         let mut r = request("c", "x");
         r.rendered_compose = Some("services:\n  t:\n    image: t\n    deploy:\n      replicas: 2\n      resources:\n        reservations:\n          cpus: '1.5'\n          memory: 2G\n          devices:\n            - capabilities: [gpu]\n              count: 1\n".into());
-        s.submit_deployment(&r).await.unwrap();
-        let d = s.get_deployment("c").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &r)
+            .await
+            .unwrap();
+        let d = s
+            .get_deployment(&Principal::Unrestricted, "c", true)
+            .await
+            .unwrap();
         assert_eq!(d.requirements.cpus, 3.0);
         assert_eq!(d.requirements.mem_mb, 4096);
         assert_eq!(d.requirements.gpus, 2);
@@ -140,11 +170,12 @@ async fn requirements_come_from_the_compose_document() {
         let mut bad = request("bad", "x");
         bad.rendered_compose = Some("services: [oops".into());
         assert!(matches!(
-            s.submit_deployment(&bad).await,
+            s.submit_deployment(&Principal::Unrestricted, &bad).await,
             Err(Error::Invalid(_))
         ));
         assert!(matches!(
-            s.get_deployment("bad").await,
+            s.get_deployment(&Principal::Unrestricted, "bad", true)
+                .await,
             Err(Error::NotFound(_))
         ));
     }
@@ -154,14 +185,26 @@ async fn requirements_come_from_the_compose_document() {
 async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "nginx"))
+            .await
+            .unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().node_id.as_deref(),
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .node_id
+                .as_deref(),
             Some(a.node_id.as_str())
         );
         f.clock.advance(10.0);
-        let b = s.register_node(&registration("b")).await.unwrap();
+        let b = s
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
 
         // a stops heartbeating; b keeps going
         f.clock.advance(25.0);
@@ -169,7 +212,10 @@ async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
             .await
             .unwrap();
         s.reconcile().await.unwrap();
-        let lost = s.get_deployment("d").await.unwrap();
+        let lost = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(lost.status, DeploymentStatus::Lost);
         assert_eq!(lost.node_id.as_deref(), Some(a.node_id.as_str()));
 
@@ -180,7 +226,10 @@ async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
             .unwrap();
         s.reconcile().await.unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Lost
         );
 
@@ -190,7 +239,10 @@ async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
             .await
             .unwrap();
         s.reconcile().await.unwrap();
-        let moved = s.get_deployment("d").await.unwrap();
+        let moved = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(moved.status, DeploymentStatus::Scheduled);
         assert_eq!(moved.node_id.as_deref(), Some(b.node_id.as_str()));
         assert_eq!(moved.previous_node_id.as_deref(), Some(a.node_id.as_str()));
@@ -223,18 +275,29 @@ async fn an_offline_node_loses_its_deployments_which_move_after_the_grace() {
 async fn a_node_back_within_the_grace_keeps_its_deployments() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "nginx"))
+            .await
+            .unwrap();
         f.clock.advance(31.0);
         s.reconcile().await.unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Lost
         );
         s.heartbeat(&a.node_id, Some(&a.node_token), beat(1.0))
             .await
             .unwrap();
-        let back = s.get_deployment("d").await.unwrap();
+        let back = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(back.status, DeploymentStatus::Scheduled);
         assert_eq!(back.node_id.as_deref(), Some(a.node_id.as_str()));
     }
@@ -249,17 +312,27 @@ async fn rescheduling_can_be_turned_off() {
     };
     for f in fixtures_with(off).await {
         let s = &f.service;
-        s.register_node(&registration("a")).await.unwrap();
-        s.submit_deployment(&request("d", "nginx")).await.unwrap();
+        s.register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "nginx"))
+            .await
+            .unwrap();
         f.clock.advance(31.0);
-        let b = s.register_node(&registration("b")).await.unwrap();
+        let b = s
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
         s.heartbeat(&b.node_id, Some(&b.node_token), beat(1.0))
             .await
             .unwrap();
         s.reconcile().await.unwrap();
         s.reconcile().await.unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Lost
         );
     }
@@ -269,16 +342,30 @@ async fn rescheduling_can_be_turned_off() {
 async fn cordon_drain_uncordon_and_tags_steer_placement() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        let b = s.register_node(&registration("b")).await.unwrap();
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        let b = s
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
         let cordon = NodeUpdate {
             schedulable: Some(false),
             tags: None,
         };
-        s.update_node(&a.node_id, &cordon).await.unwrap();
-        s.submit_deployment(&request("d1", "x")).await.unwrap();
+        s.update_node(&Principal::Unrestricted, &a.node_id, &cordon)
+            .await
+            .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d1", "x"))
+            .await
+            .unwrap();
         assert_eq!(
-            s.get_deployment("d1").await.unwrap().node_id.as_deref(),
+            s.get_deployment(&Principal::Unrestricted, "d1", true)
+                .await
+                .unwrap()
+                .node_id
+                .as_deref(),
             Some(b.node_id.as_str())
         );
 
@@ -287,12 +374,15 @@ async fn cordon_drain_uncordon_and_tags_steer_placement() {
             tags: None,
         };
         assert!(
-            s.update_node(&a.node_id, &uncordon)
+            s.update_node(&Principal::Unrestricted, &a.node_id, &uncordon)
                 .await
                 .unwrap()
                 .schedulable
         );
-        let report = s.drain_node(&b.node_id).await.unwrap();
+        let report = s
+            .drain_node(&Principal::Unrestricted, &b.node_id)
+            .await
+            .unwrap();
         assert_eq!(report.moved.len(), 1);
         assert_eq!(report.moved[0].node_id, a.node_id);
         assert!(!s.get_node(&b.node_id).await.unwrap().schedulable);
@@ -302,19 +392,30 @@ async fn cordon_drain_uncordon_and_tags_steer_placement() {
             .unwrap();
         assert_eq!(removal.remove[0].deployment_id, "d1");
 
-        s.submit_deployment(&needing("eu", json!({"tags": ["zone=eu"]})))
+        s.submit_deployment(
+            &Principal::Unrestricted,
+            &needing("eu", json!({"tags": ["zone=eu"]})),
+        )
+        .await
+        .unwrap();
+        let pending = s
+            .get_deployment(&Principal::Unrestricted, "eu", true)
             .await
             .unwrap();
-        let pending = s.get_deployment("eu").await.unwrap();
         assert_eq!(pending.status, DeploymentStatus::Pending);
         assert_eq!(pending.placement.unwrap().reasons["missing_tags"], 1);
         let tags = NodeUpdate {
             schedulable: None,
             tags: Some(vec!["zone=eu".into()]),
         };
-        s.update_node(&a.node_id, &tags).await.unwrap();
+        s.update_node(&Principal::Unrestricted, &a.node_id, &tags)
+            .await
+            .unwrap();
         assert_eq!(
-            s.get_deployment("eu").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "eu", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Scheduled
         );
     }
@@ -324,13 +425,27 @@ async fn cordon_drain_uncordon_and_tags_steer_placement() {
 async fn deregistering_a_node_reschedules_its_work_and_revokes_its_token() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        s.submit_deployment(&needing("pinned", json!({"node": "a"})))
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
             .await
             .unwrap();
-        s.submit_deployment(&request("free", "x")).await.unwrap();
-        let b = s.register_node(&registration("b")).await.unwrap();
-        let report = s.deregister_node(&a.node_id).await.unwrap();
+        s.submit_deployment(
+            &Principal::Unrestricted,
+            &needing("pinned", json!({"node": "a"})),
+        )
+        .await
+        .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("free", "x"))
+            .await
+            .unwrap();
+        let b = s
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
+        let report = s
+            .deregister_node(&Principal::Unrestricted, &a.node_id)
+            .await
+            .unwrap();
         assert_eq!(report.pending, vec!["pinned".to_string()]);
         assert_eq!(report.moved[0].node_id, b.node_id);
         assert!(matches!(
@@ -341,7 +456,10 @@ async fn deregistering_a_node_reschedules_its_work_and_revokes_its_token() {
             s.authenticate_node(&a.node_id, Some(&a.node_token)).await,
             Err(Error::Unauthorized(_))
         ));
-        let pinned = s.get_deployment("pinned").await.unwrap();
+        let pinned = s
+            .get_deployment(&Principal::Unrestricted, "pinned", true)
+            .await
+            .unwrap();
         assert_eq!(pinned.status, DeploymentStatus::Pending);
         assert!(pinned.node_id.is_none());
     }
@@ -351,11 +469,20 @@ async fn deregistering_a_node_reschedules_its_work_and_revokes_its_token() {
 async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        let b = s.register_node(&registration("b")).await.unwrap();
-        s.submit_deployment(&needing("d", json!({"node": "a"})))
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
             .await
             .unwrap();
+        let b = s
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
+        s.submit_deployment(
+            &Principal::Unrestricted,
+            &needing("d", json!({"node": "a"})),
+        )
+        .await
+        .unwrap();
         let none = StatusReport {
             status: ReportedStatus::Running,
             message: None,
@@ -381,12 +508,18 @@ async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle()
         ));
         report(s, &a, "d", ReportedStatus::Running).await.unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Running
         );
         report(s, &a, "d", ReportedStatus::Failed).await.unwrap();
         assert_eq!(
-            s.get_deployment("d").await.unwrap().status,
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap()
+                .status,
             DeploymentStatus::Failed
         );
 
@@ -407,22 +540,38 @@ async fn only_the_deployments_node_may_report_and_reports_follow_the_lifecycle()
 async fn an_update_keeps_its_node_unless_its_requirements_change() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let small = s.register_node(&registration("small")).await.unwrap();
-        s.submit_deployment(&needing("d", json!({"cpus": 1})))
+        let small = s
+            .register_node(&Principal::Unrestricted, &registration("small"))
             .await
             .unwrap();
-        let big = s.register_node(&gpu_registration("big", 1)).await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &needing("d", json!({"cpus": 1})))
+            .await
+            .unwrap();
+        let big = s
+            .register_node(&Principal::Unrestricted, &gpu_registration("big", 1))
+            .await
+            .unwrap();
         let mut new_image = needing("d", json!({"cpus": 1}));
         new_image.rendered_compose = Some("services:\n  web:\n    image: nginx:2\n".into());
-        s.submit_deployment(&new_image).await.unwrap();
-        let kept = s.get_deployment("d").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &new_image)
+            .await
+            .unwrap();
+        let kept = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(kept.revision, 2);
         assert_eq!(kept.node_id.as_deref(), Some(small.node_id.as_str()));
 
         let mut bigger = needing("d", json!({"cpus": 16}));
         bigger.rendered_compose = new_image.rendered_compose.clone();
-        s.submit_deployment(&bigger).await.unwrap();
-        let moved = s.get_deployment("d").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &bigger)
+            .await
+            .unwrap();
+        let moved = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(moved.revision, 3);
         assert_eq!(moved.node_id.as_deref(), Some(big.node_id.as_str()));
         assert_eq!(
@@ -437,11 +586,22 @@ async fn an_update_keeps_its_node_unless_its_requirements_change() {
 async fn a_deployment_placed_back_on_its_old_node_is_not_also_removed_there() {
     for f in fixtures_with(settings()).await {
         let s = &f.service;
-        let a = s.register_node(&registration("a")).await.unwrap();
-        s.submit_deployment(&request("d", "x")).await.unwrap();
-        let report = s.drain_node(&a.node_id).await.unwrap();
+        let a = s
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "x"))
+            .await
+            .unwrap();
+        let report = s
+            .drain_node(&Principal::Unrestricted, &a.node_id)
+            .await
+            .unwrap();
         assert_eq!(report.pending, vec!["d".to_string()]);
-        let pending = s.get_deployment("d").await.unwrap();
+        let pending = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(
             pending.previous_node_id.as_deref(),
             Some(a.node_id.as_str())
@@ -451,8 +611,13 @@ async fn a_deployment_placed_back_on_its_old_node_is_not_also_removed_there() {
             schedulable: Some(true),
             tags: None,
         };
-        s.update_node(&a.node_id, &uncordon).await.unwrap();
-        let back = s.get_deployment("d").await.unwrap();
+        s.update_node(&Principal::Unrestricted, &a.node_id, &uncordon)
+            .await
+            .unwrap();
+        let back = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(back.node_id.as_deref(), Some(a.node_id.as_str()));
         assert_eq!(back.previous_node_id, None);
         let desired = s
@@ -467,9 +632,13 @@ async fn a_deployment_placed_back_on_its_old_node_is_not_also_removed_there() {
 #[tokio::test]
 async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lost() {
     for f in fixtures_with(settings()).await {
-        let node = f.service.register_node(&registration("n1")).await.unwrap();
+        let node = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
         f.service
-            .submit_deployment(&request("web", "nginx"))
+            .submit_deployment(&Principal::Unrestricted, &request("web", "nginx"))
             .await
             .unwrap();
         f.service.close().await;
@@ -478,7 +647,10 @@ async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lo
         let clock = std::sync::Arc::new(miaas_core::clock::ManualClock::new(common::T0 + 600.0));
         let restarted = Service::with_clock(store, clock.clone(), settings());
         restarted.reconcile().await.unwrap();
-        let web = restarted.get_deployment("web").await.unwrap();
+        let web = restarted
+            .get_deployment(&Principal::Unrestricted, "web", true)
+            .await
+            .unwrap();
         assert_eq!(
             web.status,
             DeploymentStatus::Scheduled,
@@ -486,7 +658,10 @@ async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lo
         );
         clock.advance(31.0);
         restarted.reconcile().await.unwrap();
-        let web = restarted.get_deployment("web").await.unwrap();
+        let web = restarted
+            .get_deployment(&Principal::Unrestricted, "web", true)
+            .await
+            .unwrap();
         assert_eq!(
             web.status,
             DeploymentStatus::Lost,
@@ -503,7 +678,10 @@ async fn after_a_restart_nodes_get_one_heartbeat_timeout_before_their_work_is_lo
             .await
             .unwrap();
         fresh.reconcile().await.unwrap();
-        let web = fresh.get_deployment("web").await.unwrap();
+        let web = fresh
+            .get_deployment(&Principal::Unrestricted, "web", true)
+            .await
+            .unwrap();
         assert_eq!(
             web.status,
             DeploymentStatus::Scheduled,
@@ -517,13 +695,16 @@ async fn pending_deployments_alike_are_each_explained_and_placed_as_capacity_com
     for f in fixtures_with(settings()).await {
         let s = &f.service;
         for id in ["p1", "p2", "p3"] {
-            s.submit_deployment(&needing(id, json!({"cpus": 20})))
+            s.submit_deployment(&Principal::Unrestricted, &needing(id, json!({"cpus": 20})))
                 .await
                 .unwrap();
         }
         // 32 CPUs: one of the three fits; the others wait with the reason
-        let node = s.register_node(&gpu_registration("g1", 0)).await.unwrap();
-        let all = s.list_deployments().await.unwrap();
+        let node = s
+            .register_node(&Principal::Unrestricted, &gpu_registration("g1", 0))
+            .await
+            .unwrap();
+        let all = s.list_deployments(&Principal::Unrestricted).await.unwrap();
         let status = |id: &str| {
             let d = all.iter().find(|d| d.deployment_id == id).unwrap();
             (d.status, d.message.clone())
@@ -535,11 +716,13 @@ async fn pending_deployments_alike_are_each_explained_and_placed_as_capacity_com
             assert!(message.contains("too little free CPU"), "{message}");
         }
         // p1 goes: its CPUs take the next one, and only one
-        s.delete_deployment("p1").await.unwrap();
+        s.delete_deployment(&Principal::Unrestricted, "p1")
+            .await
+            .unwrap();
         report(s, &node, "p1", ReportedStatus::Deleted)
             .await
             .unwrap();
-        let all = s.list_deployments().await.unwrap();
+        let all = s.list_deployments(&Principal::Unrestricted).await.unwrap();
         let placed = (all.iter())
             .filter(|d| d.status == DeploymentStatus::Scheduled)
             .map(|d| d.deployment_id.as_str())

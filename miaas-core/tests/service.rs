@@ -15,9 +15,17 @@ use miaas_core::service::{Service, ServiceSettings};
 #[tokio::test]
 async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
     for f in fixtures().await {
-        let first = f.service.register_node(&registration("n1")).await.unwrap();
+        let first = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
         f.clock.advance(5.0);
-        let second = f.service.register_node(&registration("n1")).await.unwrap();
+        let second = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
         assert_eq!(first.node_id, second.node_id, "{}", f.url);
         assert_ne!(first.node_token, second.node_token);
         let old = f
@@ -42,8 +50,16 @@ async fn reregistration_keeps_the_id_and_invalidates_the_old_token() {
 #[tokio::test]
 async fn node_authentication_distinguishes_missing_invalid_foreign_and_unknown() {
     for f in fixtures().await {
-        let a = f.service.register_node(&registration("a")).await.unwrap();
-        let b = f.service.register_node(&registration("b")).await.unwrap();
+        let a = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        let b = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
         let s = &f.service;
         assert!(matches!(
             s.authenticate_node(&a.node_id, None).await,
@@ -67,7 +83,11 @@ async fn node_authentication_distinguishes_missing_invalid_foreign_and_unknown()
 #[tokio::test]
 async fn status_follows_last_seen_and_the_heartbeat_timeout() {
     for f in fixtures().await {
-        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        let creds = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n"))
+            .await
+            .unwrap();
         let status = || async { f.service.get_node(&creds.node_id).await.unwrap().status };
         assert_eq!(status().await, NodeStatus::Online);
         f.clock.advance(30.0);
@@ -96,12 +116,18 @@ async fn invalid_input_is_refused_before_anything_is_written() {
         let mut bad = registration("n");
         bad.ip = "300.0.0.1".into();
         assert!(matches!(
-            f.service.register_node(&bad).await,
+            f.service
+                .register_node(&Principal::Unrestricted, &bad)
+                .await,
             Err(Error::Invalid(_))
         ));
         assert!(f.service.list_nodes().await.unwrap().is_empty());
 
-        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        let creds = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n"))
+            .await
+            .unwrap();
         let refused = f
             .service
             .heartbeat(&creds.node_id, Some(&creds.node_token), beat(250.0))
@@ -113,10 +139,18 @@ async fn invalid_input_is_refused_before_anything_is_written() {
         let mut empty = request("d", "nginx");
         empty.rendered_compose = Some("  ".into());
         assert!(matches!(
-            f.service.submit_deployment(&empty).await,
+            f.service
+                .submit_deployment(&Principal::Unrestricted, &empty)
+                .await,
             Err(Error::Invalid(_))
         ));
-        assert!(f.service.list_deployments().await.unwrap().is_empty());
+        assert!(
+            f.service
+                .list_deployments(&Principal::Unrestricted)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
@@ -124,36 +158,66 @@ async fn invalid_input_is_refused_before_anything_is_written() {
 async fn deployments_are_created_revised_and_marked_for_deletion() {
     for f in fixtures().await {
         let s = &f.service;
-        s.submit_deployment(&request("d", "nginx:1")).await.unwrap();
-        let created = s.get_deployment("d").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "nginx:1"))
+            .await
+            .unwrap();
+        let created = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(created.status, DeploymentStatus::Pending);
         assert_eq!(created.revision, 1);
         assert_eq!(created.created_at, T0);
 
         f.clock.advance(1.0);
-        let same = s.submit_deployment(&request("d", "nginx:1")).await.unwrap();
+        let same = s
+            .submit_deployment(&Principal::Unrestricted, &request("d", "nginx:1"))
+            .await
+            .unwrap();
         assert!(same.message.contains("unchanged"), "{}", same.message);
-        assert_eq!(s.get_deployment("d").await.unwrap(), created);
+        assert_eq!(
+            s.get_deployment(&Principal::Unrestricted, "d", true)
+                .await
+                .unwrap(),
+            created
+        );
 
-        s.submit_deployment(&request("d", "nginx:2")).await.unwrap();
-        let revised = s.get_deployment("d").await.unwrap();
+        s.submit_deployment(&Principal::Unrestricted, &request("d", "nginx:2"))
+            .await
+            .unwrap();
+        let revised = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(revised.revision, 2);
         assert_eq!(revised.updated_at, T0 + 1.0);
         assert_eq!(revised.created_at, T0);
 
         // a node appears: the pending deployment is placed on it
-        let node = s.register_node(&registration("n1")).await.unwrap();
-        let placed = s.get_deployment("d").await.unwrap();
+        let node = s
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
+        let placed = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(placed.status, DeploymentStatus::Scheduled);
         assert_eq!(placed.node_id.as_deref(), Some(node.node_id.as_str()));
 
-        let ack = s.delete_deployment("d").await.unwrap();
+        let ack = s
+            .delete_deployment(&Principal::Unrestricted, "d")
+            .await
+            .unwrap();
         assert_eq!(ack.status, "deleting");
-        let deleting = s.get_deployment("d").await.unwrap();
+        let deleting = s
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap();
         assert_eq!(deleting.status, DeploymentStatus::Deleting);
         assert_eq!(deleting.action, DeploymentAction::Remove);
         assert!(matches!(
-            s.delete_deployment("nope").await,
+            s.delete_deployment(&Principal::Unrestricted, "nope").await,
             Err(Error::NotFound(_))
         ));
     }
@@ -163,7 +227,7 @@ async fn deployments_are_created_revised_and_marked_for_deletion() {
 async fn concurrent_applies_to_one_deployment_serialize() {
     for f in fixtures().await {
         f.service
-            .submit_deployment(&request("d", "v0"))
+            .submit_deployment(&Principal::Unrestricted, &request("d", "v0"))
             .await
             .unwrap();
         let tasks: Vec<_> = (1..=40)
@@ -171,7 +235,10 @@ async fn concurrent_applies_to_one_deployment_serialize() {
                 let service = f.service.clone();
                 tokio::spawn(async move {
                     service
-                        .submit_deployment(&request("d", &format!("v{i}")))
+                        .submit_deployment(
+                            &Principal::Unrestricted,
+                            &request("d", &format!("v{i}")),
+                        )
                         .await
                 })
             })
@@ -180,7 +247,12 @@ async fn concurrent_applies_to_one_deployment_serialize() {
             task.await.unwrap().unwrap();
         }
         // every apply changed the spec, so none may be lost: 1 + 40 revisions
-        let revision = f.service.get_deployment("d").await.unwrap().revision;
+        let revision = f
+            .service
+            .get_deployment(&Principal::Unrestricted, "d", true)
+            .await
+            .unwrap()
+            .revision;
         assert_eq!(revision, 41);
     }
 }
@@ -188,19 +260,31 @@ async fn concurrent_applies_to_one_deployment_serialize() {
 #[tokio::test]
 async fn data_survives_reopening_the_database() {
     for f in fixtures().await {
-        let creds = f.service.register_node(&registration("n")).await.unwrap();
+        let creds = f
+            .service
+            .register_node(&Principal::Unrestricted, &registration("n"))
+            .await
+            .unwrap();
         f.service
-            .submit_deployment(&request("d", "nginx"))
+            .submit_deployment(&Principal::Unrestricted, &request("d", "nginx"))
             .await
             .unwrap();
         let nodes = f.service.list_nodes().await.unwrap();
-        let deployments = f.service.list_deployments().await.unwrap();
+        let deployments = f
+            .service
+            .list_deployments(&Principal::Unrestricted)
+            .await
+            .unwrap();
         f.service.close().await;
 
         let reopened = fixture_on(f.url.clone(), f.dir.clone()).await;
         assert_eq!(reopened.service.list_nodes().await.unwrap(), nodes);
         assert_eq!(
-            reopened.service.list_deployments().await.unwrap(),
+            reopened
+                .service
+                .list_deployments(&Principal::Unrestricted)
+                .await
+                .unwrap(),
             deployments
         );
         reopened
@@ -215,7 +299,10 @@ async fn data_survives_reopening_the_database() {
 async fn an_in_memory_store_works_for_library_users() {
     let store = miaas_core::store::connect("sqlite::memory:").await.unwrap();
     let service = Service::new(store, ServiceSettings::default());
-    let creds = service.register_node(&registration("m")).await.unwrap();
+    let creds = service
+        .register_node(&Principal::Unrestricted, &registration("m"))
+        .await
+        .unwrap();
     assert_eq!(service.list_nodes().await.unwrap()[0].id, creds.node_id);
 }
 
@@ -225,21 +312,36 @@ async fn two_stores_on_one_database_see_each_others_writes() {
     // must see what the other committed, whatever either keeps in memory
     for f in fixtures().await {
         let other = fixture_on(f.url.clone(), f.dir.clone()).await;
-        f.service.register_node(&registration("n1")).await.unwrap();
+        f.service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
         let mut big = request("first", "nginx");
         big.requirements = Some(serde_json::from_value(serde_json::json!({"cpus": 3})).unwrap());
-        let first = f.service.submit_deployment(&big).await.unwrap();
+        let first = f
+            .service
+            .submit_deployment(&Principal::Unrestricted, &big)
+            .await
+            .unwrap();
         assert_eq!(first.status, "accepted");
         // the other store places on the same node: only 1 CPU is left
         big.deployment_id = "second".into();
-        other.service.submit_deployment(&big).await.unwrap();
-        let second = other.service.get_deployment("second").await.unwrap();
+        other
+            .service
+            .submit_deployment(&Principal::Unrestricted, &big)
+            .await
+            .unwrap();
+        let second = other
+            .service
+            .get_deployment(&Principal::Unrestricted, "second", true)
+            .await
+            .unwrap();
         assert_eq!(second.status.as_str(), "pending", "{second:?}");
         // a node registered through the other store takes "second" there; the first
         // store's next decisions see both the node and what "second" reserves on it
         other
             .service
-            .register_node(&registration("n2"))
+            .register_node(&Principal::Unrestricted, &registration("n2"))
             .await
             .unwrap();
         let pinned = |id: &str, cpus: f64| {
@@ -250,18 +352,30 @@ async fn two_stores_on_one_database_see_each_others_writes() {
             r
         };
         f.service
-            .submit_deployment(&pinned("third", 1.0))
+            .submit_deployment(&Principal::Unrestricted, &pinned("third", 1.0))
             .await
             .unwrap();
-        let third = f.service.get_deployment("third").await.unwrap();
+        let third = f
+            .service
+            .get_deployment(&Principal::Unrestricted, "third", true)
+            .await
+            .unwrap();
         assert!(third.node_id.is_some(), "n2 is known: {third:?}");
         f.service
-            .submit_deployment(&pinned("fourth", 1.0))
+            .submit_deployment(&Principal::Unrestricted, &pinned("fourth", 1.0))
             .await
             .unwrap();
-        let fourth = f.service.get_deployment("fourth").await.unwrap();
+        let fourth = f
+            .service
+            .get_deployment(&Principal::Unrestricted, "fourth", true)
+            .await
+            .unwrap();
         assert_eq!(fourth.status.as_str(), "pending", "n2 is full: {fourth:?}");
-        let listed = f.service.list_deployments().await.unwrap();
+        let listed = f
+            .service
+            .list_deployments(&Principal::Unrestricted)
+            .await
+            .unwrap();
         assert_eq!(listed.len(), 4);
     }
 }
@@ -282,9 +396,12 @@ async fn reads_from_memory_see_what_another_process_committed_at_once() {
         ServiceSettings::default(),
     );
     let local = fixture_on(url, dir.clone()).await;
-    let n1 = server.register_node(&registration("n1")).await.unwrap();
+    let n1 = server
+        .register_node(&Principal::Unrestricted, &registration("n1"))
+        .await
+        .unwrap();
     server
-        .submit_deployment(&request("d1", "nginx"))
+        .submit_deployment(&Principal::Unrestricted, &request("d1", "nginx"))
         .await
         .unwrap();
     for _ in 0..3 {
@@ -296,16 +413,23 @@ async fn reads_from_memory_see_what_another_process_committed_at_once() {
     }
     local
         .service
-        .register_node(&registration("n2"))
+        .register_node(&Principal::Unrestricted, &registration("n2"))
         .await
         .unwrap();
-    local.service.delete_deployment("d1").await.unwrap();
+    local
+        .service
+        .delete_deployment(&Principal::Unrestricted, "d1")
+        .await
+        .unwrap();
     let names: Vec<String> = (server.list_nodes().await.unwrap())
         .into_iter()
         .map(|n| n.name)
         .collect();
     assert_eq!(names, ["n1", "n2"]);
-    let d1 = server.get_deployment("d1").await.unwrap();
+    let d1 = server
+        .get_deployment(&Principal::Unrestricted, "d1", true)
+        .await
+        .unwrap();
     assert_eq!(d1.status, DeploymentStatus::Deleting);
     local
         .service
@@ -334,10 +458,16 @@ async fn remembered_credentials_follow_another_processs_changes_at_once() {
     let url = format!("sqlite://{}", dir.path().join("core.db").display());
     let server = fixture_on(url.clone(), dir.clone()).await.service;
     let local = fixture_on(url, dir.clone()).await.service;
-    let node = server.register_node(&registration("n1")).await.unwrap();
+    let node = server
+        .register_node(&Principal::Unrestricted, &registration("n1"))
+        .await
+        .unwrap();
     let request: miaas_core::model::TokenRequest =
         serde_json::from_value(serde_json::json!({"name": "ci", "role": "operator"})).unwrap();
-    let api = server.create_api_token(&request).await.unwrap();
+    let api = server
+        .create_api_token(&Principal::Unrestricted, &request)
+        .await
+        .unwrap();
     let join = server.join_token().await.unwrap().join_token;
     for _ in 0..2 {
         // remembered after the first use
@@ -348,9 +478,18 @@ async fn remembered_credentials_follow_another_processs_changes_at_once() {
         server.authenticate(Some(&api.token)).await.unwrap();
         server.authenticate(Some(&join)).await.unwrap();
     }
-    local.deregister_node(&node.node_id).await.unwrap();
-    local.revoke_api_token(&api.info.id).await.unwrap();
-    local.rotate_join_token().await.unwrap();
+    local
+        .deregister_node(&Principal::Unrestricted, &node.node_id)
+        .await
+        .unwrap();
+    local
+        .revoke_api_token(&Principal::Unrestricted, &api.info.id)
+        .await
+        .unwrap();
+    local
+        .rotate_join_token(&Principal::Unrestricted)
+        .await
+        .unwrap();
     let beat_after = server
         .heartbeat(&node.node_id, Some(&node.node_token), beat(1.0))
         .await;
@@ -376,7 +515,9 @@ async fn concurrent_registrations_all_commit_and_share_ids_by_name() {
             // every third name twice: both registrations land on one node
             let name = format!("node-{}", i % 40);
             tasks.push(tokio::spawn(async move {
-                service.register_node(&registration(&name)).await
+                service
+                    .register_node(&Principal::Unrestricted, &registration(&name))
+                    .await
             }));
         }
         let mut by_name = std::collections::HashMap::new();
@@ -398,7 +539,10 @@ async fn concurrent_registrations_all_commit_and_share_ids_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deploys_sharing_commits_never_overbook_and_all_get_answers() {
     for f in fixtures().await {
-        f.service.register_node(&registration("n1")).await.unwrap();
+        f.service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..50 {
             let service = f.service.clone();
@@ -406,13 +550,19 @@ async fn concurrent_deploys_sharing_commits_never_overbook_and_all_get_answers()
                 let mut r = request(&format!("d{}", i % 45), "nginx");
                 r.requirements =
                     Some(serde_json::from_value(serde_json::json!({"cpus": 1})).unwrap());
-                service.submit_deployment(&r).await
+                service
+                    .submit_deployment(&Principal::Unrestricted, &r)
+                    .await
             }));
         }
         for task in tasks {
             assert_eq!(task.await.unwrap().unwrap().status, "accepted");
         }
-        let deployments = f.service.list_deployments().await.unwrap();
+        let deployments = f
+            .service
+            .list_deployments(&Principal::Unrestricted)
+            .await
+            .unwrap();
         assert_eq!(deployments.len(), 45, "same ids are one deployment");
         let placed = deployments.iter().filter(|d| d.node_id.is_some()).count();
         assert_eq!(
@@ -433,17 +583,39 @@ async fn placement_sees_registrations_made_after_its_last_decision() {
             r.requirements = Some(serde_json::from_value(serde_json::json!({"cpus": n})).unwrap());
             r
         };
-        f.service.register_node(&registration("n1")).await.unwrap();
-        f.service.submit_deployment(&cpus("d1", 4.0)).await.unwrap();
+        f.service
+            .register_node(&Principal::Unrestricted, &registration("n1"))
+            .await
+            .unwrap();
+        f.service
+            .submit_deployment(&Principal::Unrestricted, &cpus("d1", 4.0))
+            .await
+            .unwrap();
         // a new node, then a bigger n1: each decision after sees them
-        f.service.register_node(&registration("n2")).await.unwrap();
-        f.service.submit_deployment(&cpus("d2", 4.0)).await.unwrap();
+        f.service
+            .register_node(&Principal::Unrestricted, &registration("n2"))
+            .await
+            .unwrap();
+        f.service
+            .submit_deployment(&Principal::Unrestricted, &cpus("d2", 4.0))
+            .await
+            .unwrap();
         let mut bigger = registration("n1");
         bigger.capabilities.cpu_count = 8;
-        f.service.register_node(&bigger).await.unwrap();
-        f.service.submit_deployment(&cpus("d3", 4.0)).await.unwrap();
+        f.service
+            .register_node(&Principal::Unrestricted, &bigger)
+            .await
+            .unwrap();
+        f.service
+            .submit_deployment(&Principal::Unrestricted, &cpus("d3", 4.0))
+            .await
+            .unwrap();
         for id in ["d1", "d2", "d3"] {
-            let d = f.service.get_deployment(id).await.unwrap();
+            let d = f
+                .service
+                .get_deployment(&Principal::Unrestricted, id, true)
+                .await
+                .unwrap();
             assert!(d.node_id.is_some(), "{id} placed: {d:?}");
         }
         let nodes = f.service.list_nodes().await.unwrap();

@@ -1,5 +1,5 @@
 //! What recording metrics costs on the heartbeat path: one heartbeat through the
-//! whole application (every layer, the service, the fleet cache), called in
+//! whole application (every layer, the service, the fleet state), called in
 //! process so that the network's cost does not hide it, on a server started with
 //! `--no-metrics` and on one with metrics (the default).
 //!

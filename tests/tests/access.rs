@@ -235,6 +235,7 @@ impl Fixture {
         let other_node = server.register("third-node").await;
         let key = server
             .store
+            .access()
             .cluster_secret("access_token_signing_key")
             .await
             .expect("read the signing key")

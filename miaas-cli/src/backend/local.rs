@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use miaas_core::access::Principal;
+
+/// Who works in local mode: the person at the `miaas` command, with full access
+/// (the event log records their changes as `console`).
+const CONSOLE: &Principal = &Principal::Console;
 use miaas_core::model::{
     ApiTokenInfo, CreatedApiToken, CreatedUser, Deployment, DeploymentAck, DeploymentRequest,
     Event, EventFilter, JoinToken, LogQuery, NewUser, Node, NodeUpdate, PasswordChange,
@@ -73,37 +77,37 @@ impl Backend for LocalBackend {
     }
 
     async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node> {
-        Ok(self.service.update_node(node_id, update).await?)
+        Ok(self.service.update_node(CONSOLE, node_id, update).await?)
     }
 
     async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
-        Ok(self.service.drain_node(node_id).await?)
+        Ok(self.service.drain_node(CONSOLE, node_id).await?)
     }
 
     async fn remove_node(&self, node_id: &str) -> Result<NodeEvacuation> {
-        Ok(self.service.deregister_node(node_id).await?)
+        Ok(self.service.deregister_node(CONSOLE, node_id).await?)
     }
 
     async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
-        Ok(self.service.submit_deployment(request).await?)
+        Ok(self.service.submit_deployment(CONSOLE, request).await?)
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self
-            .service
-            .list_deployments_as(&Principal::Console)
-            .await?)
+        Ok(self.service.list_deployments(CONSOLE).await?)
     }
 
     async fn get_deployment(&self, deployment_id: &str, reveal: bool) -> Result<Deployment> {
         Ok(self
             .service
-            .get_deployment_as(&Principal::Console, deployment_id, reveal)
+            .get_deployment(CONSOLE, deployment_id, reveal)
             .await?)
     }
 
     async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
-        Ok(self.service.delete_deployment(deployment_id).await?)
+        Ok(self
+            .service
+            .delete_deployment(CONSOLE, deployment_id)
+            .await?)
     }
 
     async fn plan(&self, input: &PlanInput) -> Result<PlacementPlan> {
@@ -129,14 +133,14 @@ impl Backend for LocalBackend {
     async fn put_template(&self, spec: TemplateSpec, replace: bool) -> Result<Template> {
         let id = spec.id.clone();
         Ok(if replace {
-            self.service.replace_template(&id, spec).await?
+            self.service.replace_template(CONSOLE, &id, spec).await?
         } else {
-            self.service.create_template(&id, spec).await?
+            self.service.create_template(CONSOLE, &id, spec).await?
         })
     }
 
     async fn remove_template(&self, id: &str) -> Result<()> {
-        Ok(self.service.remove_template(id).await?)
+        Ok(self.service.remove_template(CONSOLE, id).await?)
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
@@ -144,18 +148,18 @@ impl Backend for LocalBackend {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<CreatedUser> {
-        Ok(self.service.create_user(user).await?)
+        Ok(self.service.create_user(CONSOLE, user).await?)
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
-        Ok(self.service.delete_user(username).await?)
+        Ok(self.service.delete_user(CONSOLE, username).await?)
     }
 
     async fn change_password(&self, username: &str, change: &PasswordChange) -> Result<()> {
         // access to the database is already full access: no old password
         Ok(self
             .service
-            .change_password(&Principal::Unrestricted, username, change)
+            .change_password(CONSOLE, username, change)
             .await?)
     }
 
@@ -164,11 +168,11 @@ impl Backend for LocalBackend {
     }
 
     async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
-        Ok(self.service.create_api_token(request).await?)
+        Ok(self.service.create_api_token(CONSOLE, request).await?)
     }
 
     async fn revoke_api_token(&self, id: &str) -> Result<()> {
-        Ok(self.service.revoke_api_token(id).await?)
+        Ok(self.service.revoke_api_token(CONSOLE, id).await?)
     }
 
     async fn join_token(&self) -> Result<JoinToken> {
@@ -176,7 +180,7 @@ impl Backend for LocalBackend {
     }
 
     async fn rotate_join_token(&self) -> Result<JoinToken> {
-        Ok(self.service.rotate_join_token().await?)
+        Ok(self.service.rotate_join_token(CONSOLE).await?)
     }
 
     async fn events(&self, request: &EventsRequest) -> Result<Box<dyn EventFeed>> {

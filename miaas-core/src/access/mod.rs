@@ -258,6 +258,19 @@ impl Principal {
         self.require(Permission::ManageAccess).is_ok()
     }
 
+    /// Who it is in the audit log (`user:NAME`, `token:NAME`, `node:ID`,
+    /// `join-token`, `console`); `None` for nobody in particular.
+    pub fn actor(&self) -> Option<String> {
+        match self {
+            Principal::User { username, .. } => Some(format!("user:{username}")),
+            Principal::ApiToken { name, .. } => Some(format!("token:{name}")),
+            Principal::Node { node_id } => Some(format!("node:{node_id}")),
+            Principal::Joiner => Some("join-token".into()),
+            Principal::Console => Some("console".into()),
+            Principal::Anonymous | Principal::Unrestricted => None,
+        }
+    }
+
     /// Who it is, for messages (never a credential).
     pub fn describe(&self) -> String {
         match self {

@@ -71,7 +71,7 @@ impl Fleet {
     pub async fn user(&self, username: &str) -> Result<Option<UserRecord>> {
         self.remembered(
             |memo| memo.user(username),
-            self.store.get_user(username),
+            self.store.access().get_user(username),
             AccessMemo::remember_user,
         )
         .await
@@ -81,7 +81,7 @@ impl Fleet {
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>> {
         self.remembered(
             |memo| memo.api_token(token_hash),
-            self.store.api_token_by_hash(token_hash),
+            self.store.access().api_token_by_hash(token_hash),
             AccessMemo::remember_api_token,
         )
         .await
@@ -91,7 +91,7 @@ impl Fleet {
     pub async fn cluster_secret(&self, name: &str) -> Result<Option<String>> {
         self.remembered(
             |memo| memo.cluster_secret(name),
-            self.store.cluster_secret(name),
+            self.store.access().cluster_secret(name),
             |memo, generation, value| memo.remember_cluster_secret(generation, name, value),
         )
         .await

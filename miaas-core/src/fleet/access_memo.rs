@@ -1,5 +1,5 @@
 //! Users, API tokens and cluster secrets remembered in memory, so that
-//! authenticating a request costs no query. The fleet cache forgets them on its
+//! authenticating a request costs no query. The fleet forgets them on its
 //! own writes of them, and when the cluster version shows a change of access.
 
 use std::collections::HashMap;

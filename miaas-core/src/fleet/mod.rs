@@ -38,6 +38,7 @@ mod access_memo;
 mod commit;
 mod heartbeats;
 mod registrations;
+mod rounds;
 mod snapshot;
 mod state;
 mod watch;
@@ -48,6 +49,7 @@ use crate::Result;
 use crate::clock::Clock;
 use crate::store::Store;
 
+pub(crate) use rounds::Rounds;
 pub use snapshot::{ReservationChange, Snapshot};
 pub use state::FleetState;
 
@@ -119,11 +121,6 @@ impl Fleet {
         }))
     }
 
-    /// The store under the fleet.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// The state holding every write committed before this call (on a shared
     /// database: after learning the cluster version and catching up with it).
     pub async fn state(&self) -> Result<Arc<FleetState>> {
@@ -179,7 +176,7 @@ impl Fleet {
             .published
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.published();
+        state.published_after(&published);
         *published = Arc::new(state);
         Ok(())
     }

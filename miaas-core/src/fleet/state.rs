@@ -6,7 +6,7 @@ use imbl::HashMap;
 
 use super::snapshot::Snapshot;
 use crate::model::{Deployment, NodeMetrics, NodeRecord, NodeUpdate};
-use crate::placement::{Candidate, Cluster};
+use crate::placement::{Candidate, Ledger};
 use crate::store::FleetChanges;
 
 /// The fleet at one version. Cheap to copy (persistent collections): a decision
@@ -21,7 +21,7 @@ pub struct FleetState {
     snapshot: Snapshot,
     /// What is reserved on each node, with the nodes' liveness: what placement
     /// decides over.
-    ledger: Cluster,
+    ledger: Ledger,
     /// Node token hash → node id.
     tokens: HashMap<String, String>,
     /// Node id → its token's hash.
@@ -37,7 +37,7 @@ impl FleetState {
             version: everything.version.version,
             publication: 0,
             snapshot: Snapshot::default(),
-            ledger: Cluster::default(),
+            ledger: Ledger::default(),
             tokens: HashMap::new(),
             token_of: HashMap::new(),
             timeout,
@@ -68,13 +68,19 @@ impl FleetState {
         self.publication += 1;
     }
 
+    /// Counts this state, read afresh, as the publication after `previous`, so
+    /// that no two states published by this process share a views version.
+    pub(crate) fn published_after(&mut self, previous: &FleetState) {
+        self.publication = previous.publication + 1;
+    }
+
     /// The nodes and deployments.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 
     /// The placement ledger: every node with what is reserved on it.
-    pub fn ledger(&self) -> &Cluster {
+    pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
@@ -91,11 +97,11 @@ impl FleetState {
         let candidates = (self.snapshot.nodes())
             .map(|n| Candidate::from_record(n, n.is_online(now, timeout)))
             .collect::<Vec<_>>();
-        self.ledger = Cluster::for_placement(candidates, self.snapshot.deployments());
+        self.ledger = Ledger::for_placement(candidates, self.snapshot.deployments());
     }
 
     /// The ledger as of `now`: nodes silent for longer than the timeout offline.
-    pub(crate) fn ledger_at(&self, now: f64) -> Cluster {
+    pub(crate) fn ledger_at(&self, now: f64) -> Ledger {
         let mut ledger = self.ledger.clone();
         ledger.expire(now, self.timeout);
         ledger

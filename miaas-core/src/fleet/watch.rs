@@ -3,8 +3,8 @@
 //! answers every read that arrived before it was sent, so a burst of reads costs
 //! one round trip, as etcd batches its read-index requests.
 
+use super::rounds::Rounds;
 use crate::Result;
-use crate::rounds::Rounds;
 use crate::store::{ClusterVersion, Store};
 
 /// Asks the store for its version, once for all the reads waiting.

@@ -202,19 +202,19 @@ pub struct Reservation {
 /// collections: a copy shares every candidate with the original until one of them
 /// changes it.
 #[derive(Debug, Clone, Default)]
-pub struct Cluster {
+pub struct Ledger {
     candidates: imbl::Vector<Arc<Candidate>>,
     index: imbl::HashMap<String, usize>,
     placed: HashMap<String, Vec<String>>,
-    /// `placed` is not kept (see [`Cluster::for_placement`]).
+    /// `placed` is not kept (see [`Ledger::for_placement`]).
     unnamed: bool,
     /// The earliest `last_seen` of an online candidate (infinite when none): no
     /// candidate goes silent for longer than the heartbeat timeout before this
-    /// plus it, so [`Cluster::expire`] looks at every node only when one may have.
+    /// plus it, so [`Ledger::expire`] looks at every node only when one may have.
     earliest_seen: f64,
 }
 
-impl Cluster {
+impl Ledger {
     /// Builds the ledger from the nodes and the deployments holding resources.
     pub fn new<'a>(
         nodes: impl IntoIterator<Item = Candidate>,
@@ -223,8 +223,8 @@ impl Cluster {
         Self::build(nodes, deployments, false)
     }
 
-    /// As [`Cluster::new`], for placement only: what is reserved on each node is
-    /// kept, but not which deployments reserve it ([`Cluster::usage`] lists none),
+    /// As [`Ledger::new`], for placement only: what is reserved on each node is
+    /// kept, but not which deployments reserve it ([`Ledger::usage`] lists none),
     /// which a ledger kept for a large fleet need not hold.
     pub fn for_placement<'a>(
         nodes: impl IntoIterator<Item = Candidate>,
@@ -238,20 +238,20 @@ impl Cluster {
         deployments: impl IntoIterator<Item = &'a Deployment>,
         unnamed: bool,
     ) -> Self {
-        let mut cluster = Self {
+        let mut ledger = Self {
             unnamed,
             earliest_seen: f64::INFINITY,
             ..Self::default()
         };
         for node in nodes {
-            cluster.add_node(node);
+            ledger.add_node(node);
         }
         for deployment in deployments {
             if let (true, Some(node_id)) = (deployment.holds_resources(), &deployment.node_id) {
-                cluster.reserve(node_id, deployment);
+                ledger.reserve(node_id, deployment);
             }
         }
-        cluster
+        ledger
     }
 
     /// Builds the ledger from the nodes and what placed deployments reserve.
@@ -259,11 +259,11 @@ impl Cluster {
         nodes: impl IntoIterator<Item = Candidate>,
         reservations: &[Reservation],
     ) -> Self {
-        let mut cluster = Self::new(nodes, []);
+        let mut ledger = Self::new(nodes, []);
         for r in reservations {
-            cluster.book(&r.node_id, &r.deployment_id, &r.requirements, &r.gpu_ids);
+            ledger.book(&r.node_id, &r.deployment_id, &r.requirements, &r.gpu_ids);
         }
-        cluster
+        ledger
     }
 
     /// The candidates, in the order given.
@@ -360,7 +360,7 @@ impl Cluster {
         }
     }
 
-    /// Books a reservation (as [`Cluster::reserve`] does a deployment).
+    /// Books a reservation (as [`Ledger::reserve`] does a deployment).
     pub fn book_reservation(&mut self, reservation: &Reservation) {
         self.book(
             &reservation.node_id,
@@ -370,7 +370,7 @@ impl Cluster {
         );
     }
 
-    /// Frees a reservation (as [`Cluster::release`] does a deployment).
+    /// Frees a reservation (as [`Ledger::release`] does a deployment).
     pub fn release_reservation(&mut self, reservation: &Reservation) {
         if let Some(candidate) = self.get_mut(&reservation.node_id) {
             candidate.remove(&reservation.requirements, &reservation.gpu_ids);

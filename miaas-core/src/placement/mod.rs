@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::model::{PlacementSummary, Requirements};
 
-pub use candidate::{Candidate, Cluster, Reservation, usage_by_node};
+pub use candidate::{Candidate, Ledger, Reservation, usage_by_node};
 pub use filters::{Prepared, Rejection};
 pub use score::{Strategy, Weights};
 

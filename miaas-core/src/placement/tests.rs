@@ -363,22 +363,22 @@ fn placed_on_a(status: &str) -> crate::model::Deployment {
 
 #[test]
 fn the_cluster_ledger_books_and_frees() {
-    let mut cluster = Cluster::new(vec![node("a", 4, 8000)], std::iter::empty());
+    let mut ledger = Ledger::new(vec![node("a", 4, 8000)], std::iter::empty());
     let d = placed_on_a("scheduled");
-    cluster.reserve("id-a", &d);
-    assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
-    assert_eq!(cluster.usage("id-a").deployments, vec!["d".to_string()]);
+    ledger.reserve("id-a", &d);
+    assert_eq!(ledger.usage("id-a").reserved.mem_mb, 5000);
+    assert_eq!(ledger.usage("id-a").deployments, vec!["d".to_string()]);
     let r = reqs(json!({"cpus": 2}));
     assert!(
         engine(Strategy::Binpack)
-            .select_node(cluster.candidates(), &r)
+            .select_node(ledger.candidates(), &r)
             .is_none()
     );
-    cluster.release("id-a", &d);
-    assert_eq!(cluster.usage("id-a").reserved, Resources::default());
+    ledger.release("id-a", &d);
+    assert_eq!(ledger.usage("id-a").reserved, Resources::default());
     assert!(
         engine(Strategy::Binpack)
-            .select_node(cluster.candidates(), &r)
+            .select_node(ledger.candidates(), &r)
             .is_some()
     );
 }
@@ -386,11 +386,11 @@ fn the_cluster_ledger_books_and_frees() {
 #[test]
 fn a_placement_ledger_books_without_naming_the_deployments() {
     let d = placed_on_a("running");
-    let mut cluster = Cluster::for_placement(vec![node("a", 4, 8000)], [&d]);
-    assert_eq!(cluster.usage("id-a").reserved.mem_mb, 5000);
-    assert!(cluster.usage("id-a").deployments.is_empty());
-    cluster.release("id-a", &d);
-    assert_eq!(cluster.usage("id-a").reserved, Resources::default());
+    let mut ledger = Ledger::for_placement(vec![node("a", 4, 8000)], [&d]);
+    assert_eq!(ledger.usage("id-a").reserved.mem_mb, 5000);
+    assert!(ledger.usage("id-a").deployments.is_empty());
+    ledger.release("id-a", &d);
+    assert_eq!(ledger.usage("id-a").reserved, Resources::default());
 }
 
 #[test]
@@ -438,26 +438,26 @@ fn a_ledger_follows_changed_and_new_nodes_keeping_what_is_reserved() {
     }))
     .unwrap();
     let candidates = nodes.iter().map(|n| Candidate::from_record(n, true));
-    let mut cluster = Cluster::for_placement(candidates, [&placed]);
-    let before = cluster.clone();
+    let mut ledger = Ledger::for_placement(candidates, [&placed]);
+    let before = ledger.clone();
 
     // "a" grows and is tagged, "c" joins, "b" goes silent
-    cluster.update_node(&record("a", 16, &["gpu"]), 160.0, 60.0);
-    cluster.update_node(&record("c", 8, &[]), 160.0, 60.0);
+    ledger.update_node(&record("a", 16, &["gpu"]), 160.0, 60.0);
+    ledger.update_node(&record("c", 8, &[]), 160.0, 60.0);
     let mut silent = record("b", 4, &[]);
     silent.last_seen = 1.0;
-    cluster.update_node(&silent, 160.0, 60.0);
-    let a = cluster.get("a").expect("a");
+    ledger.update_node(&silent, 160.0, 60.0);
+    let a = ledger.get("a").expect("a");
     assert_eq!(a.capabilities.cpu_count, 16);
     assert!(a.has_tag("gpu"), "derived fields follow the tags");
     assert_eq!(a.reserved.cpus, 2.0, "what is reserved stays");
-    assert!(!cluster.get("b").expect("b").online);
-    let c = cluster.get("c").expect("a new node");
+    assert!(!ledger.get("b").expect("b").online);
+    let c = ledger.get("c").expect("a new node");
     assert_eq!((c.capabilities.cpu_count, c.reserved.cpus), (8, 0.0));
     let wanted = reqs(json!({"cpus": 10}));
     let engine = engine(Strategy::Spread);
     assert!(matches!(
-        engine.decide(cluster.candidates(), &wanted),
+        engine.decide(ledger.candidates(), &wanted),
         Decision::Placed { node_id, .. } if node_id == "a"
     ));
     assert_eq!(
@@ -476,14 +476,14 @@ fn nodes_go_offline_as_time_passes_without_news() {
         record("c", 4, &[]),
     ];
     nodes[2].last_seen = 150.0;
-    let mut cluster =
-        Cluster::for_placement(nodes.iter().map(|n| Candidate::from_record(n, true)), []);
-    let online = |cluster: &Cluster| cluster.candidates().map(|c| c.online).collect::<Vec<_>>();
+    let mut ledger =
+        Ledger::for_placement(nodes.iter().map(|n| Candidate::from_record(n, true)), []);
+    let online = |ledger: &Ledger| ledger.candidates().map(|c| c.online).collect::<Vec<_>>();
     // "a" and "b" (seen at 100) expire after 160, "c" (150) after 210
-    cluster.expire(160.0, 60.0);
-    assert_eq!(online(&cluster), [true, true, true]);
-    cluster.expire(161.0, 60.0);
-    assert_eq!(online(&cluster), [false, false, true]);
+    ledger.expire(160.0, 60.0);
+    assert_eq!(online(&ledger), [true, true, true]);
+    ledger.expire(161.0, 60.0);
+    assert_eq!(online(&ledger), [false, false, true]);
     let beat = NodeMetrics {
         cpu_usage: 1.0,
         mem_usage: 1.0,
@@ -495,21 +495,21 @@ fn nodes_go_offline_as_time_passes_without_news() {
     let mut back = nodes[0].clone();
     back.last_seen = 170.0;
     back.metrics = Some(beat);
-    cluster.update_node(&back, 171.0, 60.0);
+    ledger.update_node(&back, 171.0, 60.0);
     assert_eq!(
-        online(&cluster),
+        online(&ledger),
         [true, false, true],
         "a heartbeat brings it back"
     );
     assert_eq!(
-        cluster
+        ledger
             .get("a")
             .and_then(|c| c.metrics.as_ref())
             .map(|m| m.reported_at),
         Some(170.0)
     );
-    cluster.expire(211.0, 60.0);
-    assert_eq!(online(&cluster), [true, false, false]);
-    cluster.expire(231.0, 60.0);
-    assert_eq!(online(&cluster), [false, false, false]);
+    ledger.expire(211.0, 60.0);
+    assert_eq!(online(&ledger), [true, false, false]);
+    ledger.expire(231.0, 60.0);
+    assert_eq!(online(&ledger), [false, false, false]);
 }

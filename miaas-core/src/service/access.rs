@@ -60,18 +60,21 @@ impl Service {
         let now = self.now();
         self.fleet.access_written(
             self.store
+                .access()
                 .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), now)
                 .await,
         )?;
         let join = credential::generate(JOIN_TOKEN_PREFIX);
-        if self
-            .fleet
-            .access_written(self.store.init_cluster_secret(JOIN_TOKEN, &join, now).await)?
-            == join
+        if self.fleet.access_written(
+            self.store
+                .access()
+                .init_cluster_secret(JOIN_TOKEN, &join, now)
+                .await,
+        )? == join
         {
             created.join_token = Some(join);
         }
-        if !self.store.list_users().await?.is_empty() {
+        if !self.store.access().list_users().await?.is_empty() {
             return Ok(created);
         }
         let admin_password = credential::generate_password();
@@ -85,7 +88,7 @@ impl Service {
         };
         if self
             .fleet
-            .access_written(self.store.insert_first_user(&record).await)?
+            .access_written(self.store.access().insert_first_user(&record).await)?
         {
             tracing::info!(username = BOOTSTRAP_ADMIN, "created the first admin user");
             created.admin = Some((BOOTSTRAP_ADMIN.into(), admin_password));
@@ -98,12 +101,6 @@ impl Service {
     /// is `Unauthorized`; one that matched once but no longer does (expired,
     /// revoked, its user removed) is `Expired`.
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
-        let principal = self.principal_of(bearer).await?;
-        crate::events::origin::note_principal(&principal);
-        Ok(principal)
-    }
-
-    async fn principal_of(&self, bearer: Option<&str>) -> Result<Principal> {
         let Some(token) = bearer else {
             return Ok(Principal::Anonymous);
         };
@@ -200,7 +197,7 @@ impl Service {
     }
 
     /// Adds a user; a missing password is generated and returned once.
-    pub async fn create_user(&self, new: &NewUser) -> Result<CreatedUser> {
+    pub async fn create_user(&self, caller: &Principal, new: &NewUser) -> Result<CreatedUser> {
         new.validate()?;
         let generated = new.password.is_none().then(credential::generate_password);
         let password = new
@@ -217,17 +214,20 @@ impl Service {
             password_hash: self.password_work.hash(password).await?,
         };
         self.fleet
-            .access_written(self.store.insert_user(&record).await)?;
+            .access_written(self.store.access().insert_user(&record).await)?;
         tracing::info!(username = %new.username, role = %new.role, "user created");
-        self.record(vec![
-            Event::new(
-                "user.created",
-                "user",
-                &new.username,
-                format!("user {} created ({})", new.username, new.role),
-            )
-            .with("role", new.role.as_str()),
-        ]);
+        self.record(
+            Some(caller),
+            vec![
+                Event::new(
+                    "user.created",
+                    "user",
+                    &new.username,
+                    format!("user {} created ({})", new.username, new.role),
+                )
+                .with("role", new.role.as_str()),
+            ],
+        );
         Ok(CreatedUser {
             user: record.user,
             password: generated,
@@ -236,38 +236,36 @@ impl Service {
 
     /// Every user, by name.
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        self.store.list_users().await
+        self.store.access().list_users().await
     }
 
     /// Removes a user: its access tokens, and the API tokens it created, stop
     /// working at once. The last admin cannot be removed.
-    pub async fn delete_user(&self, username: &str) -> Result<()> {
+    pub async fn delete_user(&self, caller: &Principal, username: &str) -> Result<()> {
         if !self.fleet.access_written(
             self.store
+                .access()
                 .delete_user(username, self.now(), &crate::access::keeps_an_admin)
                 .await,
         )? {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, "user removed");
-        self.record(vec![Event::new(
-            "user.removed",
-            "user",
-            username,
-            format!("user {username} removed"),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                "user.removed",
+                "user",
+                username,
+                format!("user {username} removed"),
+            )],
+        );
         Ok(())
     }
 
-    /// Creates a long-lived API token; the token is in the answer only.
-    pub async fn create_api_token(&self, request: &TokenRequest) -> Result<CreatedApiToken> {
-        self.create_api_token_as(&Principal::Unrestricted, request)
-            .await
-    }
-
-    /// As [`Self::create_api_token`], recording `creator` when it is a user: the
-    /// token is revoked when that user is removed.
-    pub async fn create_api_token_as(
+    /// Creates a long-lived API token (the token is in the answer only), recording
+    /// `creator` when it is a user: the token is revoked when that user is removed.
+    pub async fn create_api_token(
         &self,
         creator: &Principal,
         request: &TokenRequest,
@@ -286,6 +284,7 @@ impl Service {
         };
         self.fleet.access_written(
             self.store
+                .access()
                 .insert_api_token(&ApiTokenRecord {
                     info: info.clone(),
                     token_hash: hash_token(&token),
@@ -295,16 +294,19 @@ impl Service {
                 .await,
         )?;
         tracing::info!(id = %info.id, name = %info.name, role = %info.role, "API token created");
-        self.record(vec![
-            Event::new(
-                "token.created",
-                "token",
-                &info.id,
-                format!("API token {} created ({})", info.name, info.role),
-            )
-            .with("name", info.name.as_str())
-            .with("role", info.role.as_str()),
-        ]);
+        self.record(
+            Some(creator),
+            vec![
+                Event::new(
+                    "token.created",
+                    "token",
+                    &info.id,
+                    format!("API token {} created ({})", info.name, info.role),
+                )
+                .with("name", info.name.as_str())
+                .with("role", info.role.as_str()),
+            ],
+        );
         Ok(CreatedApiToken { info, token })
     }
 
@@ -340,40 +342,46 @@ impl Service {
         let hash = self.password_work.hash(&change.password).await?;
         if !self
             .fleet
-            .access_written(self.store.set_password_hash(username, &hash).await)?
+            .access_written(self.store.access().set_password_hash(username, &hash).await)?
         {
             return Err(Error::NotFound(format!("User {username:?} not found")));
         }
         tracing::info!(%username, by = %caller.describe(), "password changed; earlier access tokens revoked");
-        self.record(vec![Event::new(
-            "user.password_changed",
-            "user",
-            username,
-            format!("password of {username} changed"),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                "user.password_changed",
+                "user",
+                username,
+                format!("password of {username} changed"),
+            )],
+        );
         Ok(())
     }
 
     /// API tokens not revoked.
     pub async fn list_api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
-        self.store.list_api_tokens().await
+        self.store.access().list_api_tokens().await
     }
 
     /// Revokes an API token: it stops working at once.
-    pub async fn revoke_api_token(&self, id: &str) -> Result<()> {
+    pub async fn revoke_api_token(&self, caller: &Principal, id: &str) -> Result<()> {
         if !self
             .fleet
-            .access_written(self.store.revoke_api_token(id, self.now()).await)?
+            .access_written(self.store.access().revoke_api_token(id, self.now()).await)?
         {
             return Err(Error::NotFound(format!("API token {id:?} not found")));
         }
         tracing::info!(%id, "API token revoked");
-        self.record(vec![Event::new(
-            "token.removed",
-            "token",
-            id,
-            format!("API token {id} revoked"),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                "token.removed",
+                "token",
+                id,
+                format!("API token {id} revoked"),
+            )],
+        );
         Ok(())
     }
 
@@ -384,20 +392,24 @@ impl Service {
 
     /// Replaces the join token: the old one stops registering nodes; nodes already
     /// registered keep their own tokens.
-    pub async fn rotate_join_token(&self) -> Result<JoinToken> {
+    pub async fn rotate_join_token(&self, caller: &Principal) -> Result<JoinToken> {
         let join_token = credential::generate(JOIN_TOKEN_PREFIX);
         self.fleet.access_written(
             self.store
+                .access()
                 .put_cluster_secret(JOIN_TOKEN, &join_token, self.now())
                 .await,
         )?;
         tracing::info!("join token rotated");
-        self.record(vec![Event::new(
-            "join_token.rotated",
-            "cluster",
-            "join-token",
-            "join token rotated: the old one no longer registers nodes".into(),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                "join_token.rotated",
+                "cluster",
+                "join-token",
+                "join token rotated: the old one no longer registers nodes".into(),
+            )],
+        );
         Ok(JoinToken::new(join_token))
     }
 
@@ -407,6 +419,7 @@ impl Service {
             if let Some(value) = self.fleet.cluster_secret(name).await? {
                 self.fleet.access_written(
                     self.store
+                        .access()
                         .put_cluster_secret(name, &value, self.now())
                         .await,
                 )?;
@@ -422,6 +435,7 @@ impl Service {
                 let fresh = credential::generate(JOIN_TOKEN_PREFIX);
                 self.fleet.access_written(
                     self.store
+                        .access()
                         .init_cluster_secret(JOIN_TOKEN, &fresh, self.now())
                         .await,
                 )
@@ -434,6 +448,7 @@ impl Service {
             .get_or_try_init(|| async {
                 let stored = self.fleet.access_written(
                     self.store
+                        .access()
                         .init_cluster_secret(SIGNING_KEY, &SigningKey::generate_hex(), self.now())
                         .await,
                 )?;

@@ -136,7 +136,10 @@ impl Service {
             }
             Ok((planner.into_writes(), next))
         };
-        let (_, next) = self.transact(change).await?;
+        let node = Principal::Node {
+            node_id: reporter.clone(),
+        };
+        let (_, next) = self.transact(Some(&node), change).await?;
         tracing::info!(%deployment_id, node_id = %reporter, status = next.status.as_str(), "status reported");
         caller.show(next, false)
     }
@@ -278,8 +281,14 @@ mod tests {
             .await
             .expect("a store");
         let service = Arc::new(Service::new(store, ServiceSettings::default()));
-        let a = service.register_node(&registration("a")).await.unwrap();
-        let b = service.register_node(&registration("b")).await.unwrap();
+        let a = service
+            .register_node(&Principal::Unrestricted, &registration("a"))
+            .await
+            .unwrap();
+        let b = service
+            .register_node(&Principal::Unrestricted, &registration("b"))
+            .await
+            .unwrap();
         let before = service.signals.waiting_nodes();
         let long = Duration::from_secs(30);
 
@@ -348,7 +357,10 @@ mod tests {
             action: DeploymentAction::Apply,
             requirements: Some(serde_json::from_value(json!({"node": "a"})).unwrap()),
         };
-        service.submit_deployment(&request).await.unwrap();
+        service
+            .submit_deployment(&Principal::Unrestricted, &request)
+            .await
+            .unwrap();
         let woken = tokio::time::timeout(Duration::from_secs(10), poll)
             .await
             .expect("the poll woke before its 30 s")

@@ -86,18 +86,12 @@ impl Service {
     /// Applies or removes a deployment as `request.action` says. `apply` creates it
     /// and places it, updates it (new revision; placed again when its requirements
     /// changed), or changes nothing when the same spec is sent again; `remove` is
-    /// [`Service::delete_deployment`].
-    pub async fn submit_deployment(&self, request: &DeploymentRequest) -> Result<DeploymentAck> {
-        self.submit_deployment_as(&Principal::Unrestricted, request)
-            .await
-    }
-
-    /// As [`Self::submit_deployment`], for `caller`: the document is judged as
+    /// [`Service::delete_deployment`]. The document is judged for `caller` as
     /// Compose will run it (interpolated with the deployment's environment), and
     /// one with features outside what operators may run
     /// ([`crate::compose::baseline`]) needs the role the settings name (admin by
     /// default).
-    pub async fn submit_deployment_as(
+    pub async fn submit_deployment(
         &self,
         caller: &Principal,
         request: &DeploymentRequest,
@@ -122,7 +116,9 @@ impl Service {
                     .await
             }
             DeploymentAction::Remove => {
-                let mut ack = self.delete_deployment(&request.deployment_id).await?;
+                let mut ack = self
+                    .delete_deployment(caller, &request.deployment_id)
+                    .await?;
                 ack.status = "accepted".into();
                 Ok(ack)
             }
@@ -220,7 +216,7 @@ impl Service {
         // the change owns what it uses: the store may run it in a transaction shared
         // with concurrent deploys (group commit)
         let (service, deployment_id_owned) = (self.clone(), deployment_id.to_string());
-        let caller = caller.clone();
+        let judged_for = caller.clone();
         let change = move |state: &crate::fleet::FleetState| {
             let deployment_id = deployment_id_owned.as_str();
             let mut planner = service.planner(now, state);
@@ -236,7 +232,7 @@ impl Service {
                 if resolved.env == judged.env {
                     Cow::Borrowed(&judged)
                 } else {
-                    Cow::Owned(service.judged(&caller, &resolved, &secrets)?)
+                    Cow::Owned(service.judged(&judged_for, &resolved, &secrets)?)
                 }
             };
             let spec = spec.as_ref();
@@ -258,7 +254,7 @@ impl Service {
             };
             Ok((planner.into_writes(), (before.map(|b| b.revision), after)))
         };
-        let (_, (before, after)) = self.transact_shared(change).await?;
+        let (_, (before, after)) = self.transact_shared(caller, change).await?;
         let message = match before {
             None => ACCEPTED_MESSAGE.to_string(),
             Some(revision) if revision == after.revision => format!(
@@ -287,7 +283,11 @@ impl Service {
     /// Marks a deployment for deletion: `deleting` until its node confirms removal
     /// (which releases its reservation), or `deleted` at once when it was never
     /// placed. The answer always says `deleting`.
-    pub async fn delete_deployment(&self, deployment_id: &str) -> Result<DeploymentAck> {
+    pub async fn delete_deployment(
+        &self,
+        caller: &Principal,
+        deployment_id: &str,
+    ) -> Result<DeploymentAck> {
         let now = self.now();
         let change = |state: &crate::fleet::FleetState| {
             let mut planner = self.planner(now, state);
@@ -312,7 +312,7 @@ impl Service {
             planner.put(next);
             Ok((planner.into_writes(), ()))
         };
-        self.transact(change).await?;
+        self.transact(Some(caller), change).await?;
         tracing::info!(%deployment_id, "deployment marked for deletion");
         Ok(DeploymentAck {
             deployment_id: deployment_id.to_string(),
@@ -321,30 +321,31 @@ impl Service {
         })
     }
 
-    /// One deployment.
-    pub async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment> {
+    /// One deployment, its secrets in clear: only what the service itself does
+    /// with a deployment reads it so (callers get [`Self::get_deployment`]).
+    pub(super) async fn deployment_in_clear(&self, deployment_id: &str) -> Result<Deployment> {
         (self.fleet.state().await?.snapshot())
             .find(deployment_id)
             .cloned()
             .ok_or_else(|| deployment_not_found(deployment_id))
     }
 
-    /// Every deployment, oldest first.
-    pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+    /// Every deployment, oldest first, secrets in clear.
+    async fn deployments_in_clear(&self) -> Result<Vec<Deployment>> {
         let state = self.fleet.state().await?;
         Ok(state.snapshot().deployments().cloned().collect())
     }
 
     /// One deployment as `viewer` is shown it ([`Principal::show`]): `env` values
     /// in clear only to whoever may and `reveal`s them.
-    pub async fn get_deployment_as(
+    pub async fn get_deployment(
         &self,
         viewer: &Principal,
         deployment_id: &str,
         reveal: bool,
     ) -> Result<Deployment> {
         // endpoints first: they are worked out of the environment in clear
-        let deployment = self.get_deployment(deployment_id).await?;
+        let deployment = self.deployment_in_clear(deployment_id).await?;
         let mut with = self.with_endpoints(vec![deployment]).await?;
         let deployment = with
             .pop()
@@ -353,20 +354,21 @@ impl Service {
     }
 
     /// Every deployment, oldest first, as `viewer` is shown them (never revealed).
-    pub async fn list_deployments_as(&self, viewer: &Principal) -> Result<Vec<Deployment>> {
-        let all = self.list_deployments().await?;
+    pub async fn list_deployments(&self, viewer: &Principal) -> Result<Vec<Deployment>> {
+        let all = self.deployments_in_clear().await?;
         (self.with_endpoints(all).await?.into_iter())
             .map(|d| viewer.show(d, false))
             .collect()
     }
 
-    /// [`Self::list_deployments_page`], as `viewer` is shown them (never revealed).
-    pub async fn list_deployments_page_as(
+    /// One page of deployments, oldest first (at most `query.limit`, after
+    /// `query.cursor`), as `viewer` is shown them (never revealed).
+    pub async fn list_deployments_page(
         &self,
         viewer: &Principal,
         query: &PageQuery,
     ) -> Result<Page<Deployment>> {
-        let page = self.list_deployments_page(query).await?;
+        let page = self.deployments_page_in_clear(query).await?;
         let items = (self.with_endpoints(page.items).await?.into_iter())
             .map(|d| viewer.show(d, false))
             .collect::<Result<_>>()?;
@@ -410,9 +412,8 @@ impl Service {
         Ok(plan)
     }
 
-    /// One page of deployments, oldest first: at most `query.limit`, after
-    /// `query.cursor`.
-    pub async fn list_deployments_page(&self, query: &PageQuery) -> Result<Page<Deployment>> {
+    /// One page of deployments, oldest first, secrets in clear.
+    async fn deployments_page_in_clear(&self, query: &PageQuery) -> Result<Page<Deployment>> {
         let limit = query.limit()?;
         let after = query
             .cursor
@@ -583,24 +584,29 @@ mod tests {
             requirements: None,
         };
         service
-            .submit_deployment(&request("postgres"))
+            .submit_deployment(&Principal::Unrestricted, &request("postgres"))
             .await
             .unwrap();
-        let kept = service.get_deployment("db").await.unwrap().env;
+        let kept = service
+            .get_deployment(&Principal::Unrestricted, "db", true)
+            .await
+            .unwrap()
+            .env;
         let secret = kept.get("MIAAS_SECRET_PASSWORD").unwrap().to_string();
         let spec: TemplateSpec = serde_json::from_value(json!({
             "parameters": [{"name": "password", "type": "secret"}],
             "compose": "services:\n  x:\n    image: busybox\n    network_mode: {{ password }}\n",
         }))
         .unwrap();
-        service.create_template("mine", spec).await.unwrap();
+        service
+            .create_template(&Principal::Unrestricted, "mine", spec)
+            .await
+            .unwrap();
         let operator = Principal::User {
             username: "op".into(),
             role: Role::Operator,
         };
-        let answer = service
-            .submit_deployment_as(&operator, &request("mine"))
-            .await;
+        let answer = service.submit_deployment(&operator, &request("mine")).await;
         let said = format!("{answer:?}");
         assert!(!said.contains(&secret), "{said}");
         // nor when the template keeps its id: the refusal hides the value
@@ -608,13 +614,13 @@ mod tests {
         same.deployment_id = "mine-db".into();
         let given = BTreeMap::from([("password".to_string(), json!("host"))]);
         same.params = Some(given);
-        service.submit_deployment(&same).await.unwrap();
+        service
+            .submit_deployment(&Principal::Unrestricted, &same)
+            .await
+            .unwrap();
         let mut again = request("mine");
         again.deployment_id = "mine-db".into();
-        let said = format!(
-            "{:?}",
-            service.submit_deployment_as(&operator, &again).await
-        );
+        let said = format!("{:?}", service.submit_deployment(&operator, &again).await);
         assert!(said.contains("network_mode: ***"), "{said}");
         // and a template of another id starts afresh: the admin's password is
         // not the operator's deployment's
@@ -623,12 +629,19 @@ mod tests {
             "compose": "services:\n  x:\n    image: busybox\n    environment: {P: {{ password }}}\n",
         }))
         .unwrap();
-        service.create_template("harmless", spec).await.unwrap();
         service
-            .submit_deployment_as(&operator, &request("harmless"))
+            .create_template(&Principal::Unrestricted, "harmless", spec)
             .await
             .unwrap();
-        let now = service.get_deployment("db").await.unwrap().env;
+        service
+            .submit_deployment(&operator, &request("harmless"))
+            .await
+            .unwrap();
+        let now = service
+            .get_deployment(&Principal::Unrestricted, "db", true)
+            .await
+            .unwrap()
+            .env;
         let regenerated = now.get("MIAAS_SECRET_PASSWORD").unwrap();
         assert_ne!(regenerated, secret, "not carried into another template");
     }

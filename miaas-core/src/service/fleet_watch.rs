@@ -87,7 +87,7 @@ impl Service {
         let went = events.len();
         // once per node and transition: a missed heartbeat that made it offline
         metrics::counter!("miaas_heartbeats_missed_total").increment(went as u64);
-        self.record_new(events);
+        self.record_new(None, events);
         Ok(went)
     }
 

@@ -18,7 +18,7 @@ const EXPLANATION_REFRESH: f64 = 30.0;
 use super::ServiceSettings;
 use crate::fleet::Snapshot;
 use crate::model::{Deployment, DeploymentStatus, PlacementSummary};
-use crate::placement::{Cluster, Decision, PlacementEngine};
+use crate::placement::{Decision, Ledger, PlacementEngine};
 
 /// Deployment decisions over one snapshot; collects what to write. The snapshot's
 /// deployments are borrowed, and only the ones a decision changes are copied.
@@ -27,7 +27,7 @@ pub(super) struct Planner<'a> {
     settings: &'a ServiceSettings,
     now: f64,
     /// The placement ledger, a copy this planner books on.
-    cluster: Cluster,
+    ledger: Ledger,
     snapshot: &'a Snapshot,
     changed: HashMap<String, Deployment>,
     /// Ids of deployments the snapshot did not have, in the order they were put.
@@ -41,20 +41,20 @@ pub(super) struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Decisions over `snapshot` with the placement ledger `cluster` (of the same
+    /// Decisions over `snapshot` with the placement ledger `ledger` (of the same
     /// state).
     pub(super) fn new(
         engine: &'a PlacementEngine,
         settings: &'a ServiceSettings,
         now: f64,
-        cluster: Cluster,
+        ledger: Ledger,
         snapshot: &'a Snapshot,
     ) -> Self {
         Self {
             engine,
             settings,
             now,
-            cluster,
+            ledger,
             snapshot,
             changed: HashMap::new(),
             added: Vec::new(),
@@ -126,7 +126,7 @@ impl<'a> Planner<'a> {
     /// Frees what `deployment` holds on its node.
     pub(super) fn release(&mut self, deployment: &Deployment) {
         if let (true, Some(node)) = (deployment.holds_resources(), &deployment.node_id) {
-            self.cluster.release(node, deployment);
+            self.ledger.release(node, deployment);
             self.unplaceable.clear();
         }
     }
@@ -142,7 +142,7 @@ impl<'a> Planner<'a> {
             Some(summary) => Decision::Unplaceable(summary),
             None => self
                 .engine
-                .decide(self.cluster.candidates(), &deployment.requirements),
+                .decide(self.ledger.candidates(), &deployment.requirements),
         };
         crate::telemetry::scheduled(&decision, started.elapsed());
         match decision {
@@ -158,7 +158,7 @@ impl<'a> Planner<'a> {
                     deployment.previous_node_id = None;
                 }
                 deployment.node_id = Some(node_id.clone());
-                self.cluster.reserve(&node_id, deployment);
+                self.ledger.reserve(&node_id, deployment);
                 self.unplaceable.clear();
                 true
             }
@@ -185,7 +185,7 @@ impl<'a> Planner<'a> {
     pub(super) fn move_off(&mut self, deployment: &mut Deployment, remember: bool) -> bool {
         self.release(deployment);
         let old = deployment.node_id.take();
-        if let Some(old) = old.filter(|id| remember && self.cluster.get(id).is_some()) {
+        if let Some(old) = old.filter(|id| remember && self.ledger.get(id).is_some()) {
             deployment.previous_node_id = Some(old);
         }
         self.place(deployment)
@@ -262,7 +262,7 @@ impl<'a> Planner<'a> {
     }
 
     fn node_online(&self, node_id: &str) -> Option<bool> {
-        self.cluster.get(node_id).map(|c| c.online)
+        self.ledger.get(node_id).map(|c| c.online)
     }
 
     /// Marks deployments of offline nodes `lost`, brings them back when their node

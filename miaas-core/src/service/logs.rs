@@ -70,7 +70,7 @@ impl Service {
     /// many sessions open `Throttled`.
     pub async fn open_logs(&self, deployment_id: &str, query: &LogQuery) -> Result<LogReader> {
         query.validate()?;
-        let deployment = self.get_deployment(deployment_id).await?;
+        let deployment = self.deployment_in_clear(deployment_id).await?;
         let node_id = match (deployment.status, deployment.node_id.as_deref()) {
             (DeploymentStatus::Running | DeploymentStatus::Failed, Some(node)) => node.to_string(),
             (DeploymentStatus::Scheduled, Some(node)) => {

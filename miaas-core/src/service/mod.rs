@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Result;
+use crate::access::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::fleet::{Fleet, FleetState};
 use crate::model::{Deployment, Event, NewEvent};
@@ -114,7 +115,7 @@ pub struct Shared {
     reconciling: Arc<std::sync::atomic::AtomicBool>,
     /// Reconciles after a change that may free or add capacity, one for all the
     /// changes that came before it began.
-    reconcile_rounds: Arc<crate::rounds::Rounds<bool>>,
+    reconcile_rounds: Arc<crate::fleet::Rounds<bool>>,
     /// Nodes with log sessions opened here, and word of lines received.
     log_nodes: logs::LogNodes,
     /// The offline transitions this process has seen (and recorded).
@@ -182,48 +183,54 @@ impl Service {
     /// its events and tells long-polls that the fleet moved.
     async fn transact<T: Send>(
         &self,
+        caller: Option<&Principal>,
         change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync,
     ) -> Result<(Vec<Deployment>, T)> {
         let decided = self.fleet.decide(with_events(change)).await;
-        self.decided(decided)
+        self.decided(caller, decided)
     }
 
     /// As [`Self::transact`], in a transaction shared with concurrent decisions
     /// (so `change` owns what it uses).
     async fn transact_shared<T: Send + 'static>(
         &self,
+        caller: &Principal,
         change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
     ) -> Result<(Vec<Deployment>, T)> {
         let decided = self.fleet.decide_shared(with_events(change)).await;
-        self.decided(decided)
+        self.decided(Some(caller), decided)
     }
 
     /// What a decision wrote, with its result; wakes the long-polls of the nodes it
     /// touched (every node's, when it failed: it may have committed all the same)
-    /// and records its events.
-    fn decided<T>(&self, decided: Result<Decided<T>>) -> Result<(Vec<Deployment>, T)> {
+    /// and records its events as `caller`'s.
+    fn decided<T>(
+        &self,
+        caller: Option<&Principal>,
+        decided: Result<Decided<T>>,
+    ) -> Result<(Vec<Deployment>, T)> {
         let (writes, (outcome, events)) = decided.inspect_err(|_| {
             self.signals.notify_all();
             crate::telemetry::schedule_error();
         })?;
         self.signals.notify_written(&writes);
-        self.record(events);
+        self.record(caller, events);
         Ok((writes, outcome))
     }
 
-    /// Records events of a change just committed, on behalf of the request being
-    /// served (its actor and address), now.
-    pub(crate) fn record(&self, events: Vec<Event>) {
-        self.record_new(events.into_iter().map(NewEvent::from).collect());
+    /// Records events of a change `caller` just made (`None`: the control plane's
+    /// own work), now, with the address of the request being served.
+    pub(crate) fn record(&self, caller: Option<&Principal>, events: Vec<Event>) {
+        self.record_new(caller, events.into_iter().map(NewEvent::from).collect());
     }
 
     /// As [`Self::record`], with dedupe keys.
-    pub(crate) fn record_new(&self, mut events: Vec<NewEvent>) {
+    pub(crate) fn record_new(&self, caller: Option<&Principal>, mut events: Vec<NewEvent>) {
         if events.is_empty() {
             return;
         }
         let origin = crate::events::Origin::current();
-        let actor = origin.as_ref().and_then(crate::events::Origin::actor);
+        let actor = caller.and_then(Principal::actor);
         let now = self.now();
         for new in &mut events {
             new.event.time = now;
@@ -273,7 +280,9 @@ impl Service {
     /// rotation); returns how many were rewritten.
     pub async fn reseal_secrets(&self) -> Result<usize> {
         let (written, ()) = self
-            .transact(|state| Ok((state.snapshot().deployments().cloned().collect(), ())))
+            .transact(None, |state| {
+                Ok((state.snapshot().deployments().cloned().collect(), ()))
+            })
             .await?;
         self.reseal_cluster_secrets().await?;
         tracing::info!(

@@ -29,17 +29,12 @@ pub struct NodeCredentials {
 }
 
 impl Service {
-    /// Registers a node, or updates the node of the same name: it keeps its id and
-    /// gets a fresh token; the old token stops working at once.
-    pub async fn register_node(&self, registration: &NodeRegistration) -> Result<NodeCredentials> {
-        self.register_node_as(&Principal::Unrestricted, registration)
-            .await
-    }
-
-    /// Registers a node as `caller` may ([`Principal::registration`]): with the
-    /// join token an existing name is a `Conflict` and changes nothing, and a node's
-    /// own token re-registers only that node.
-    pub async fn register_node_as(
+    /// Registers a node, or updates the node of the same name (it keeps its id and
+    /// gets a fresh token; the old token stops working at once), as `caller` may
+    /// ([`Principal::registration`]): with the join token an existing name is a
+    /// `Conflict` and changes nothing, and a node's own token re-registers only that
+    /// node.
+    pub async fn register_node(
         &self,
         caller: &Principal,
         registration: &NodeRegistration,
@@ -102,16 +97,19 @@ impl Service {
         } else {
             format!("node {name} registered again ({})", registration.ip)
         };
-        self.record(vec![
-            Event::new("node.registered", "node", &node_id, summary)
-                .with("name", name.as_str())
-                .with("ip", registration.ip.as_str())
-                .with("new", node_id == new_id)
-                .with("cpu_count", registration.capabilities.cpu_count)
-                .with("gpus", registration.capabilities.gpus.len()),
-        ]);
+        self.record(
+            Some(caller),
+            vec![
+                Event::new("node.registered", "node", &node_id, summary)
+                    .with("name", name.as_str())
+                    .with("ip", registration.ip.as_str())
+                    .with("new", node_id == new_id)
+                    .with("cpu_count", registration.capabilities.cpu_count)
+                    .with("gpus", registration.capabilities.gpus.len()),
+            ],
+        );
         // New or changed capacity: pending deployments may fit now.
-        self.reconcile_if_waiting().await?;
+        self.reconcile_if_waiting(Some(caller)).await?;
         Ok(NodeCredentials {
             node_id,
             node_token: token,
@@ -165,17 +163,23 @@ impl Service {
             .ok_or_else(|| node_not_found(node_id))?;
         if back_online {
             tracing::info!(%node_id, "node is back online");
-            self.record_new(vec![NewEvent {
-                event: Event::new(
-                    "node.online",
-                    "node",
-                    node_id,
-                    format!("node {node_id} is back online"),
-                )
-                .with("offline_since", previous),
-                dedupe_key: Some(format!("node.online:{node_id}:{}", millis(previous))),
-            }]);
-            self.reconcile_if_waiting().await?;
+            let node = Principal::Node {
+                node_id: node_id.to_string(),
+            };
+            self.record_new(
+                Some(&node),
+                vec![NewEvent {
+                    event: Event::new(
+                        "node.online",
+                        "node",
+                        node_id,
+                        format!("node {node_id} is back online"),
+                    )
+                    .with("offline_since", previous),
+                    dedupe_key: Some(format!("node.online:{node_id}:{}", millis(previous))),
+                }],
+            );
+            self.reconcile_if_waiting(Some(&node)).await?;
         }
         Ok(HeartbeatAck {
             status: "ok".into(),
@@ -247,13 +251,13 @@ impl Service {
     /// Reconciles only when a deployment waits for capacity (pending or lost), so
     /// registrations and updates stay cheap when nothing waits; one bounded
     /// transaction here, the rest of a large backlog in the background.
-    async fn reconcile_if_waiting(&self) -> Result<()> {
+    async fn reconcile_if_waiting(&self, caller: Option<&Principal>) -> Result<()> {
         if !self.fleet.state().await?.snapshot().has_waiting() {
             return Ok(());
         }
         // one round for every caller that arrived before it began
         let more = (self.reconcile_rounds)
-            .after_now(|| self.reconcile_once())
+            .after_now(|| self.reconcile_once(caller))
             .await?;
         if more {
             self.reconcile_in_background();
@@ -272,7 +276,7 @@ impl Service {
         }
         let service = self.clone();
         tokio::spawn(async move {
-            let done = service.reconcile().await;
+            let done = service.reconcile_for(None).await;
             service
                 .reconciling
                 .store(false, std::sync::atomic::Ordering::Release);
@@ -283,7 +287,12 @@ impl Service {
     }
 
     /// Cordons/uncordons a node and/or replaces its tags; returns it as it is now.
-    pub async fn update_node(&self, node_id: &str, update: &NodeUpdate) -> Result<Node> {
+    pub async fn update_node(
+        &self,
+        caller: &Principal,
+        node_id: &str,
+        update: &NodeUpdate,
+    ) -> Result<Node> {
         if let Some(tags) = &update.tags {
             validate::tags("tags", tags)?;
         }
@@ -316,19 +325,15 @@ impl Service {
                 .with("tags", tags.clone()),
             );
         }
-        self.record(events);
-        self.reconcile_if_waiting().await?;
+        self.record(Some(caller), events);
+        self.reconcile_if_waiting(Some(caller)).await?;
         self.get_node(node_id).await
     }
 
     /// The id of the node whose current token `token` is; none or unknown is
     /// `Unauthorized`.
     pub async fn node_of_token(&self, token: Option<&str>) -> Result<String> {
-        let node_id = self.node_and_last_seen(token).await?.0;
-        crate::events::origin::note_principal(&Principal::Node {
-            node_id: node_id.clone(),
-        });
-        Ok(node_id)
+        Ok(self.node_and_last_seen(token).await?.0)
     }
 
     async fn node_and_last_seen(&self, token: Option<&str>) -> Result<(String, f64)> {
@@ -351,51 +356,66 @@ impl Service {
 
     /// Cordons a node and places its deployments elsewhere (pending where nothing
     /// fits); the node is told to remove its copies.
-    pub async fn drain_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+    pub async fn drain_node(&self, caller: &Principal, node_id: &str) -> Result<NodeEvacuation> {
         self.cordon(node_id).await?;
-        let report = self.evacuate(node_id, true).await?;
+        let report = self.evacuate(caller, node_id, true).await?;
         tracing::info!(%node_id, moved = report.moved.len(), pending = report.pending.len(), "node drained");
-        self.record(vec![
-            Event::new(
-                "node.drained",
-                "node",
-                node_id,
-                format!(
-                    "node {node_id} drained: {} moved, {} pending",
-                    report.moved.len(),
-                    report.pending.len()
-                ),
-            )
-            .with("moved", report.moved.len())
-            .with("pending", report.pending.len()),
-        ]);
+        self.record(
+            Some(caller),
+            vec![
+                Event::new(
+                    "node.drained",
+                    "node",
+                    node_id,
+                    format!(
+                        "node {node_id} drained: {} moved, {} pending",
+                        report.moved.len(),
+                        report.pending.len()
+                    ),
+                )
+                .with("moved", report.moved.len())
+                .with("pending", report.pending.len()),
+            ],
+        );
         Ok(report)
     }
 
     /// Removes a node: its deployments are placed elsewhere (pending where nothing
     /// fits) and its token stops working.
-    pub async fn deregister_node(&self, node_id: &str) -> Result<NodeEvacuation> {
+    pub async fn deregister_node(
+        &self,
+        caller: &Principal,
+        node_id: &str,
+    ) -> Result<NodeEvacuation> {
         self.cordon(node_id).await?;
-        let report = self.evacuate(node_id, false).await?;
+        let report = self.evacuate(caller, node_id, false).await?;
         self.fleet.delete_node(node_id).await?;
         // its own long-poll learns that it is gone
         self.signals.notify([node_id]);
         tracing::info!(%node_id, "node deregistered");
-        self.record(vec![
-            Event::new(
-                "node.removed",
-                "node",
-                node_id,
-                format!("node {node_id} removed"),
-            )
-            .with("moved", report.moved.len())
-            .with("pending", report.pending.len()),
-        ]);
-        self.reconcile().await?;
+        self.record(
+            Some(caller),
+            vec![
+                Event::new(
+                    "node.removed",
+                    "node",
+                    node_id,
+                    format!("node {node_id} removed"),
+                )
+                .with("moved", report.moved.len())
+                .with("pending", report.pending.len()),
+            ],
+        );
+        self.reconcile_for(Some(caller)).await?;
         Ok(report)
     }
 
-    async fn evacuate(&self, node_id: &str, keep_node: bool) -> Result<NodeEvacuation> {
+    async fn evacuate(
+        &self,
+        caller: &Principal,
+        node_id: &str,
+        keep_node: bool,
+    ) -> Result<NodeEvacuation> {
         let now = self.now();
         let change = |state: &FleetState| {
             let mut planner = self.planner(now, state);
@@ -434,7 +454,7 @@ impl Service {
             }
             Ok((planner.into_writes(), report))
         };
-        let (_, report) = self.transact(change).await?;
+        let (_, report) = self.transact(Some(caller), change).await?;
         Ok(report)
     }
 
@@ -442,20 +462,26 @@ impl Service {
     /// grace, and places pending ones where they now fit. Runs after every change
     /// that may free or add capacity, and periodically from the server.
     pub async fn reconcile(&self) -> Result<()> {
-        while self.reconcile_once().await? {}
+        self.reconcile_for(None).await
+    }
+
+    /// [`Self::reconcile`] after a change `caller` made (`None`: the control
+    /// plane's own), whose events it records as theirs.
+    async fn reconcile_for(&self, caller: Option<&Principal>) -> Result<()> {
+        while self.reconcile_once(caller).await? {}
         Ok(())
     }
 
     /// One reconcile transaction, of at most a bounded number of writes; whether
     /// more is left to do.
-    async fn reconcile_once(&self) -> Result<bool> {
+    async fn reconcile_once(&self, caller: Option<&Principal>) -> Result<bool> {
         let now = self.now();
         let change = |state: &FleetState| {
             let mut planner = self.planner(now, state);
             let more = planner.reconcile();
             Ok((planner.into_writes(), more))
         };
-        let (written, more) = self.transact(change).await?;
+        let (written, more) = self.transact(caller, change).await?;
         for d in &written {
             tracing::info!(
                 deployment_id = %d.deployment_id,

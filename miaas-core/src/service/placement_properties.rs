@@ -139,7 +139,11 @@ impl World {
         let Some(spec) = self.specs.get(index) else {
             return;
         };
-        if let Ok(credentials) = self.service.register_node(&registration(index, spec)).await {
+        if let Ok(credentials) = self
+            .service
+            .register_node(&Principal::Unrestricted, &registration(index, spec))
+            .await
+        {
             self.nodes
                 .insert(index, (credentials.node_id, credentials.node_token));
         }
@@ -175,14 +179,24 @@ impl World {
                     action: DeploymentAction::Apply,
                     requirements: Some(requirements),
                 };
-                let _ = self.service.submit_deployment(&request).await;
+                let _ = self
+                    .service
+                    .submit_deployment(&Principal::Unrestricted, &request)
+                    .await;
             }
             Op::Delete(id) => {
-                let _ = self.service.delete_deployment(&format!("d{id}")).await;
+                let _ = self
+                    .service
+                    .delete_deployment(&Principal::Unrestricted, &format!("d{id}"))
+                    .await;
             }
             Op::Report(id, status) => {
                 let id = format!("d{id}");
-                let Ok(deployment) = self.service.get_deployment(&id).await else {
+                let Ok(deployment) = self
+                    .service
+                    .get_deployment(&Principal::Unrestricted, &id, true)
+                    .await
+                else {
                     return;
                 };
                 let Some(node) = deployment.node_id else {
@@ -231,7 +245,10 @@ impl World {
             }
             Op::Deregister(index) => {
                 if let Some((node, _)) = self.nodes.remove(&usize::from(*index)) {
-                    let _ = self.service.deregister_node(&node).await;
+                    let _ = self
+                        .service
+                        .deregister_node(&Principal::Unrestricted, &node)
+                        .await;
                 }
             }
             Op::Register(index) => self.register(usize::from(*index)).await,
@@ -329,7 +346,7 @@ impl World {
         let kept_ledger = kept.ledger_at(service.now());
         for candidate in fresh.ledger_at(service.now()).candidates() {
             let Some(kept_node) = kept_ledger.get(&candidate.id) else {
-                return Err(format!("the kept ledger lacks node {}", candidate.name));
+                return Err(format!("the ledger kept lacks node {}", candidate.name));
             };
             // what placement reads of the node
             let seen = |c: &crate::placement::Candidate| {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Service;
+use crate::access::Principal;
 use crate::model::{
     Event, RenderedTemplate, Template, TemplateSource, TemplateSpec, TemplateSummary,
 };
@@ -130,16 +131,32 @@ impl Service {
     }
 
     /// Adds template `id` (version 1, or the next after a removed one).
-    pub async fn create_template(&self, id: &str, spec: TemplateSpec) -> Result<Template> {
-        self.put_template(id, spec, false).await
+    pub async fn create_template(
+        &self,
+        caller: &Principal,
+        id: &str,
+        spec: TemplateSpec,
+    ) -> Result<Template> {
+        self.put_template(caller, id, spec, false).await
     }
 
     /// Replaces template `id` with a new version.
-    pub async fn replace_template(&self, id: &str, spec: TemplateSpec) -> Result<Template> {
-        self.put_template(id, spec, true).await
+    pub async fn replace_template(
+        &self,
+        caller: &Principal,
+        id: &str,
+        spec: TemplateSpec,
+    ) -> Result<Template> {
+        self.put_template(caller, id, spec, true).await
     }
 
-    async fn put_template(&self, id: &str, spec: TemplateSpec, replace: bool) -> Result<Template> {
+    async fn put_template(
+        &self,
+        caller: &Principal,
+        id: &str,
+        spec: TemplateSpec,
+        replace: bool,
+    ) -> Result<Template> {
         templates::check_id(id)?;
         self.require_stored(id)?;
         let spec = self.checked(id, spec).await?;
@@ -152,17 +169,20 @@ impl Service {
             ("template.created", "created at")
         };
         tracing::info!(%id, version, "{kind}");
-        self.record(vec![Event::new(
-            kind,
-            "template",
-            id,
-            format!("template {id} {verb} version {version}"),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                kind,
+                "template",
+                id,
+                format!("template {id} {verb} version {version}"),
+            )],
+        );
         Ok(templates::describe(spec, version, TemplateSource::Stored))
     }
 
     /// Removes template `id`; deployments rendered from it keep running.
-    pub async fn remove_template(&self, id: &str) -> Result<()> {
+    pub async fn remove_template(&self, caller: &Principal, id: &str) -> Result<()> {
         self.require_stored(id)?;
         if !self
             .store
@@ -173,12 +193,15 @@ impl Service {
             return Err(not_found(id));
         }
         tracing::info!(%id, "template removed");
-        self.record(vec![Event::new(
-            "template.removed",
-            "template",
-            id,
-            format!("template {id} removed"),
-        )]);
+        self.record(
+            Some(caller),
+            vec![Event::new(
+                "template.removed",
+                "template",
+                id,
+                format!("template {id} removed"),
+            )],
+        );
         Ok(())
     }
 }

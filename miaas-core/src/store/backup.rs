@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::owner::OwnerLock;
 use super::sqlite::SqliteStore;
-use super::{AccessStore, SqliteTarget, Store, StoreOptions};
+use super::{SqliteTarget, Store, StoreOptions};
 use crate::{Error, Result};
 
 /// What a backup or a restore holds.
@@ -213,7 +213,7 @@ pub async fn restore_sqlite(
         };
         let store = SqliteStore::open(SqliteTarget::File(incoming.clone()), &options).await?;
         let settled = match &options.secrets {
-            Some(secrets) => match store.sealed_key_ids().await {
+            Some(secrets) => match store.access().sealed_key_ids().await {
                 Ok(ids) => secrets.settle(&ids),
                 Err(err) => Err(err),
             },

@@ -87,7 +87,10 @@ pub type FleetListener = Arc<dyn Fn(Option<&[String]>) + Send + Sync>;
 /// Persistent state of the control plane. Every write is committed before its
 /// method returns.
 #[async_trait]
-pub trait Store: AccessStore + Send + Sync + 'static {
+pub trait Store: Send + Sync + 'static {
+    /// Users, API tokens and cluster secrets.
+    fn access(&self) -> &dyn AccessStore;
+
     /// The event log and log sessions.
     fn streams(&self) -> &dyn StreamStore;
 
@@ -175,7 +178,7 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
         }
     };
     if let Some(secrets) = &options.secrets {
-        secrets.settle(&store.sealed_key_ids().await?)?;
+        secrets.settle(&store.access().sealed_key_ids().await?)?;
     }
     Ok(store)
 }

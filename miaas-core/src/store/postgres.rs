@@ -27,9 +27,7 @@ use crate::{Error, Result};
 /// A PostgreSQL database behind the [`Store`] trait.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
-    secrets: Option<Secrets>,
-    /// Users, API tokens and cluster secrets.
+    /// The pool (one, for reads and writes), with the SQL both backends share.
     tables: super::tables::SqlTables<Postgres>,
 }
 
@@ -65,12 +63,10 @@ impl PostgresStore {
         Ok(Self {
             tables: super::tables::SqlTables {
                 writer: pool.clone(),
-                reader: pool.clone(),
+                reader: pool,
                 secrets: options.secrets.clone(),
                 begin: "BEGIN",
             },
-            pool,
-            secrets: options.secrets.clone(),
         })
     }
 
@@ -143,7 +139,7 @@ impl PostgresStore {
                 .get(d.deployment_id.as_str())
                 .is_some_and(|l| std::ptr::eq(*l, d))
             {
-                columns.push(d, self.secrets.as_ref())?;
+                columns.push(d, self.tables.secrets.as_ref())?;
             }
         }
         let version = i64::try_from(version).unwrap_or(i64::MAX);
@@ -285,16 +281,12 @@ fn nodes_of(writes: &[Deployment]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl super::tables::WithSqlTables for PostgresStore {
-    type Db = Postgres;
-
-    fn tables(&self) -> &super::tables::SqlTables<Postgres> {
-        &self.tables
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
+    fn access(&self) -> &dyn AccessStore {
+        &self.tables
+    }
+
     fn streams(&self) -> &dyn super::StreamStore {
         &self.tables
     }
@@ -304,16 +296,16 @@ impl Store for PostgresStore {
     }
 
     fn listen_fleet(&self, on_change: FleetListener) {
-        tokio::spawn(Self::listen(self.pool.clone(), on_change));
+        tokio::spawn(Self::listen(self.tables.writer.clone(), on_change));
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.tables.writer).await?;
         Ok(())
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.tables.writer.close().await;
     }
 
     async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
@@ -342,7 +334,7 @@ impl Store for PostgresStore {
 
     async fn changes_since(&self, since: u64) -> Result<FleetChanges> {
         // one snapshot of the database for the version and every row
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.tables.writer.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
@@ -370,7 +362,7 @@ impl Store for PostgresStore {
     }
 
     async fn export(&self) -> Result<Dump> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.tables.writer.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
             .await?;
@@ -379,7 +371,7 @@ impl Store for PostgresStore {
         Ok(Dump {
             nodes,
             deployments,
-            access: self.export_access().await?,
+            access: self.tables.export_access().await?,
             templates: self.tables.export_templates().await?,
         })
     }

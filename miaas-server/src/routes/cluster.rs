@@ -53,13 +53,13 @@ async fn join_token(
 )]
 async fn rotate_join_token(
     State(state): State<AppState>,
-    _: Allowed<ManageAccess>,
+    Allowed(caller, _): Allowed<ManageAccess>,
 ) -> Result<Json<JoinToken>, ApiError> {
     let ca_hash = state.tls.as_ref().map(crate::tls::ServerTls::ca_hash);
     Ok(Json(
         state
             .service
-            .rotate_join_token()
+            .rotate_join_token(&caller)
             .await?
             .with_ca(ca_hash.as_deref()),
     ))

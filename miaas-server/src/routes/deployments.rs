@@ -58,10 +58,7 @@ async fn create_deployment(
     Allowed(caller, _): Allowed<Deploy>,
     ApiJson(request): ApiJson<DeploymentRequest>,
 ) -> Result<(StatusCode, Json<DeploymentAck>), ApiError> {
-    let ack = state
-        .service
-        .submit_deployment_as(&caller, &request)
-        .await?;
+    let ack = state.service.submit_deployment(&caller, &request).await?;
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }
 
@@ -87,7 +84,7 @@ async fn list_deployments(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let page = (state.service)
-        .list_deployments_page_as(&principal, &query)
+        .list_deployments_page(&principal, &query)
         .await?;
     Ok(paged("/api/v1/deployments", &query, page))
 }
@@ -115,7 +112,7 @@ async fn get_deployment(
     ApiQuery(query): ApiQuery<RevealQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
     let deployment = (state.service)
-        .get_deployment_as(&principal, &deployment_id, query.reveal)
+        .get_deployment(&principal, &deployment_id, query.reveal)
         .await?;
     Ok(Json(deployment))
 }
@@ -133,10 +130,15 @@ async fn get_deployment(
 )]
 async fn delete_deployment(
     State(state): State<AppState>,
-    _: Allowed<Deploy>,
+    Allowed(caller, _): Allowed<Deploy>,
     ApiPath(deployment_id): ApiPath<String>,
 ) -> Result<Json<DeploymentAck>, ApiError> {
-    Ok(Json(state.service.delete_deployment(&deployment_id).await?))
+    Ok(Json(
+        state
+            .service
+            .delete_deployment(&caller, &deployment_id)
+            .await?,
+    ))
 }
 
 /// A node reports on a deployment placed on it: `running`, `failed`, or `deleted`

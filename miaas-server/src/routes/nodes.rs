@@ -57,10 +57,7 @@ async fn register_node(
     Caller(caller): Caller,
     ApiJson(registration): ApiJson<NodeRegistration>,
 ) -> Result<(StatusCode, Json<RegistrationResponse>), ApiError> {
-    let credentials = state
-        .service
-        .register_node_as(&caller, &registration)
-        .await?;
+    let credentials = state.service.register_node(&caller, &registration).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegistrationResponse {
@@ -179,11 +176,16 @@ async fn heartbeat(
 )]
 async fn update_node(
     State(state): State<AppState>,
-    _: Allowed<ManageNodes>,
+    Allowed(caller, _): Allowed<ManageNodes>,
     ApiPath(node_id): ApiPath<String>,
     ApiJson(update): ApiJson<NodeUpdate>,
 ) -> Result<Json<Node>, ApiError> {
-    Ok(Json(state.service.update_node(&node_id, &update).await?))
+    Ok(Json(
+        state
+            .service
+            .update_node(&caller, &node_id, &update)
+            .await?,
+    ))
 }
 
 /// Deregister a node (admin): its deployments are placed elsewhere (or wait as
@@ -200,10 +202,12 @@ async fn update_node(
 )]
 async fn deregister_node(
     State(state): State<AppState>,
-    _: Allowed<DeregisterNodes>,
+    Allowed(caller, _): Allowed<DeregisterNodes>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeEvacuation>, ApiError> {
-    Ok(Json(state.service.deregister_node(&node_id).await?))
+    Ok(Json(
+        state.service.deregister_node(&caller, &node_id).await?,
+    ))
 }
 
 /// Drain a node (operator): cordon it and place its deployments elsewhere (or `pending`); the
@@ -220,10 +224,10 @@ async fn deregister_node(
 )]
 async fn drain_node(
     State(state): State<AppState>,
-    _: Allowed<ManageNodes>,
+    Allowed(caller, _): Allowed<ManageNodes>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeEvacuation>, ApiError> {
-    Ok(Json(state.service.drain_node(&node_id).await?))
+    Ok(Json(state.service.drain_node(&caller, &node_id).await?))
 }
 
 /// The node's desired state: the deployments to run (compose, env, revision, GPUs)

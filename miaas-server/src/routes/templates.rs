@@ -97,11 +97,11 @@ async fn get_template(
 )]
 async fn create_template(
     State(state): State<AppState>,
-    _: Allowed<ManageTemplates>,
+    Allowed(caller, _): Allowed<ManageTemplates>,
     ApiPath(id): ApiPath<String>,
     ApiJson(spec): ApiJson<TemplateSpec>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
-    let template = state.service.create_template(&id, spec).await?;
+    let template = state.service.create_template(&caller, &id, spec).await?;
     Ok((StatusCode::CREATED, Json(template)))
 }
 
@@ -126,11 +126,13 @@ async fn create_template(
 )]
 async fn replace_template(
     State(state): State<AppState>,
-    _: Allowed<ManageTemplates>,
+    Allowed(caller, _): Allowed<ManageTemplates>,
     ApiPath(id): ApiPath<String>,
     ApiJson(spec): ApiJson<TemplateSpec>,
 ) -> Result<Json<Template>, ApiError> {
-    Ok(Json(state.service.replace_template(&id, spec).await?))
+    Ok(Json(
+        state.service.replace_template(&caller, &id, spec).await?,
+    ))
 }
 
 /// Remove a template added through the API (operator); deployments rendered
@@ -148,10 +150,10 @@ async fn replace_template(
 )]
 async fn remove_template(
     State(state): State<AppState>,
-    _: Allowed<ManageTemplates>,
+    Allowed(caller, _): Allowed<ManageTemplates>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.remove_template(&id).await?;
+    state.service.remove_template(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -57,12 +57,7 @@ async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(
-            state
-                .service
-                .create_api_token_as(&creator, &request)
-                .await?,
-        ),
+        Json(state.service.create_api_token(&creator, &request).await?),
     ))
 }
 
@@ -79,9 +74,9 @@ async fn create_token(
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    _: Allowed<ManageAccess>,
+    Allowed(caller, _): Allowed<ManageAccess>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.revoke_api_token(&id).await?;
+    state.service.revoke_api_token(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

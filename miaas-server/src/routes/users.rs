@@ -53,12 +53,12 @@ async fn list_users(
 )]
 async fn create_user(
     State(state): State<AppState>,
-    _: Allowed<ManageAccess>,
+    Allowed(caller, _): Allowed<ManageAccess>,
     ApiJson(new): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(state.service.create_user(&new).await?),
+        Json(state.service.create_user(&caller, &new).await?),
     ))
 }
 
@@ -77,10 +77,10 @@ async fn create_user(
 )]
 async fn delete_user(
     State(state): State<AppState>,
-    _: Allowed<ManageAccess>,
+    Allowed(caller, _): Allowed<ManageAccess>,
     ApiPath(username): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.delete_user(&username).await?;
+    state.service.delete_user(&caller, &username).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -61,7 +61,7 @@ async fn notice_of(
                 role: role()?,
                 password: None,
             };
-            service.create_user(&new).await.map(|created| {
+            service.create_user(&viewer.principal, &new).await.map(|created| {
                 context! { title => format!("User {} created; their password, shown only now:", created.user.username),
                            secret => created.password }
             })
@@ -69,7 +69,7 @@ async fn notice_of(
         "delete-user" => {
             let username = field(form, "username").unwrap_or_default();
             service
-                .delete_user(username)
+                .delete_user(&viewer.principal, username)
                 .await
                 .map(|()| context! { title => format!("User {username} removed") })
         }
@@ -79,7 +79,7 @@ async fn notice_of(
                 role: role()?,
             };
             service
-                .create_api_token_as(&viewer.principal, &request)
+                .create_api_token(&viewer.principal, &request)
                 .await
                 .map(|created| {
                     context! { title => format!("API token {} created; shown only now:", created.info.name),
@@ -89,14 +89,14 @@ async fn notice_of(
         "revoke-token" => {
             let id = field(form, "id").unwrap_or_default();
             service
-                .revoke_api_token(id)
+                .revoke_api_token(&viewer.principal, id)
                 .await
                 .map(|()| context! { title => "API token revoked" })
         }
         "join-token" => service.join_token().await.map(|t| {
             context! { title => "The join token:", secret => t.join_token }
         }),
-        "rotate-join-token" => service.rotate_join_token().await.map(|t| {
+        "rotate-join-token" => service.rotate_join_token(&viewer.principal).await.map(|t| {
             context! { title => "The join token was replaced; the new one:", secret => t.join_token }
         }),
         _ => Err(miaas_core::Error::NotFound(format!("no action {action:?}"))),

@@ -52,7 +52,7 @@ pub async fn submit(
     let request = request_of(&form);
     match state
         .service
-        .submit_deployment_as(&viewer.principal, &request)
+        .submit_deployment(&viewer.principal, &request)
         .await
     {
         Ok(ack) => see_other(&format!("/ui/deployments/{}", ack.deployment_id)),

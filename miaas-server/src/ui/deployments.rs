@@ -64,7 +64,7 @@ async fn deployments_and_names(
     state: &AppState,
     viewer: &Viewer,
 ) -> miaas_core::Result<(Vec<Deployment>, HashMap<String, String>)> {
-    let deployments = state.service.list_deployments_as(&viewer.principal).await?;
+    let deployments = state.service.list_deployments(&viewer.principal).await?;
     let names = (state.service.list_nodes().await?)
         .into_iter()
         .map(|n| (n.id, n.name))
@@ -88,7 +88,7 @@ pub async fn show(
     viewer: Viewer,
 ) -> Response {
     let deployment = match (state.service)
-        .get_deployment_as(&viewer.principal, &deployment_id, false)
+        .get_deployment(&viewer.principal, &deployment_id, false)
         .await
     {
         Ok(d) => d,
@@ -122,7 +122,10 @@ pub async fn delete(
     Path(deployment_id): Path<String>,
     Checked { viewer, .. }: Checked<Deploy>,
 ) -> Response {
-    match state.service.delete_deployment(&deployment_id).await {
+    match (state.service)
+        .delete_deployment(&viewer.principal, &deployment_id)
+        .await
+    {
         Ok(_) => see_other(&format!("/ui/deployments/{deployment_id}")),
         Err(err) => error_page(&viewer, state.auth, &err),
     }

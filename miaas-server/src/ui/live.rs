@@ -11,6 +11,9 @@ use super::session::Viewer;
 use crate::routes::streaming::{Format, Item, respond};
 use crate::state::AppState;
 
+/// The least time between two `change` events of one stream.
+const CHANGE_PACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What `/ui/stream` sends.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct StreamQuery {
@@ -20,8 +23,9 @@ pub struct StreamQuery {
     logs: Option<String>,
 }
 
-/// `GET /ui/stream`: the page's one event stream. An SSE event `change` for
-/// every event the viewer may see after `since` (the page's own cursor); with
+/// `GET /ui/stream`: the page's one event stream. An SSE event `change` when
+/// events the viewer may see came after `since` (the page's own cursor), at most
+/// one a second and the last never left out; with
 /// `logs`, also that deployment's log lines (`line`, as HTML) and why they ended
 /// (`end`).
 pub async fn changes(
@@ -38,7 +42,13 @@ pub async fn changes(
         Ok(Ok(follower)) => follower,
         _ => return empty(&state),
     };
-    let changes = stream::unfold(follower, |mut follower| async move {
+    // at most one `change` a second, and never one dropped: after each, the
+    // stream waits, then sends one for whatever came meanwhile (the pages re-read
+    // on every `change`, so the last state is always shown)
+    let changes = stream::unfold((follower, false), |(mut follower, sent)| async move {
+        if sent {
+            tokio::time::sleep(CHANGE_PACE).await;
+        }
         loop {
             match follower.next_batch().await {
                 Ok(batch) if !batch.is_empty() => {
@@ -51,7 +61,7 @@ pub async fn changes(
                         id: None,
                         event: Some("change"),
                     };
-                    return Some((item, follower));
+                    return Some((item, (follower, true)));
                 }
                 Ok(_) => {}
                 Err(err) => {

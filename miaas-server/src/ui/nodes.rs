@@ -78,14 +78,14 @@ pub async fn show(
         Ok(node) => node,
         Err(err) => return error_page(&viewer, state.auth, &err),
     };
-    let deployments: Vec<Deployment> =
-        match state.service.list_deployments_as(&viewer.principal).await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|d| d.node_id.as_deref() == Some(node.id.as_str()) && d.holds_resources())
-                .collect(),
-            Err(err) => return error_page(&viewer, state.auth, &err),
-        };
+    let deployments: Vec<Deployment> = match state.service.list_deployments(&viewer.principal).await
+    {
+        Ok(all) => all
+            .into_iter()
+            .filter(|d| d.node_id.as_deref() == Some(node.id.as_str()) && d.holds_resources())
+            .collect(),
+        Err(err) => return error_page(&viewer, state.auth, &err),
+    };
     let holders: HashMap<u32, &str> = deployments
         .iter()
         .flat_map(|d| d.gpu_ids.iter().map(|g| (*g, d.deployment_id.as_str())))
@@ -115,9 +115,15 @@ pub async fn operate(
                 schedulable: Some(action == "uncordon"),
                 tags: None,
             };
-            service.update_node(&node_id, &update).await.map(|_| ())
+            service
+                .update_node(&viewer.principal, &node_id, &update)
+                .await
+                .map(|_| ())
         }
-        "drain" => service.drain_node(&node_id).await.map(|_| ()),
+        "drain" => service
+            .drain_node(&viewer.principal, &node_id)
+            .await
+            .map(|_| ()),
         _ => Err(miaas_core::Error::NotFound(format!("no action {action:?}"))),
     };
     match done {
@@ -132,7 +138,10 @@ pub async fn remove(
     Path(node_id): Path<String>,
     Checked { viewer, .. }: Checked<DeregisterNodes>,
 ) -> Response {
-    match state.service.deregister_node(&node_id).await {
+    match (state.service)
+        .deregister_node(&viewer.principal, &node_id)
+        .await
+    {
         Ok(_) => see_other("/ui/nodes"),
         Err(err) => error_page(&viewer, state.auth, &err),
     }

@@ -5,9 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
 use super::rows::encode_json;
@@ -18,7 +16,6 @@ use super::{
     Store, StoreOptions,
 };
 use crate::model::{Deployment, DeploymentHealth, NodeMetrics, NodeUpdate};
-use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 /// The tables both backends share, on SQLite.
@@ -28,14 +25,11 @@ type Tables = super::tables::SqlTables<Sqlite>;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A SQLite database file (or memory) behind the [`Store`] trait. It holds SQL
-/// only; what a server keeps in memory is the fleet cache's
-/// ([`crate::fleet::FleetCache`]).
+/// only; what the service keeps in memory is the fleet state's
+/// ([`crate::fleet::Fleet`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    secrets: Option<Secrets>,
-    /// Users, API tokens and cluster secrets.
+    /// The pools, with the SQL both backends share.
     tables: super::tables::SqlTables<Sqlite>,
     /// The lock on the file: a server owns it (nothing else writes it), a local
     /// command shares it (no server starts meanwhile). `None` when no lock file
@@ -71,13 +65,10 @@ impl SqliteStore {
                 Self {
                     tables: super::tables::SqlTables {
                         writer: pool.clone(),
-                        reader: pool.clone(),
+                        reader: pool,
                         secrets: store_options.secrets.clone(),
                         begin: "BEGIN IMMEDIATE",
                     },
-                    writer: pool.clone(),
-                    reader: pool,
-                    secrets: store_options.secrets.clone(),
                     // no other process can open an in-memory database
                     owner: Some(std::sync::Arc::new(super::owner::OwnerLock::memory())),
                 }
@@ -115,23 +106,20 @@ impl SqliteStore {
                     .map_err(cannot_open)?;
                 Self {
                     tables: super::tables::SqlTables {
-                        writer: writer.clone(),
-                        reader: reader.clone(),
+                        writer,
+                        reader,
                         secrets: options.secrets.clone(),
                         begin: "BEGIN IMMEDIATE",
                     },
-                    writer,
-                    reader,
-                    secrets: options.secrets.clone(),
                     owner,
                 }
             }
         };
         let migrator = sqlx::migrate!("migrations/sqlite");
         if options.migrate {
-            migrator.run(&store.writer).await?;
+            migrator.run(&store.tables.writer).await?;
         } else {
-            super::migrations::check_applied(&store.writer, &migrator).await?;
+            super::migrations::check_applied(&store.tables.writer, &migrator).await?;
         }
         Ok(store)
     }
@@ -175,7 +163,10 @@ impl SqliteStore {
             .bind(&d.deployment_id)
             .bind(&d.template_id)
             .bind(&d.rendered_compose)
-            .bind(super::rows::encode_env(&d.env, self.secrets.as_ref())?)
+            .bind(super::rows::encode_env(
+                &d.env,
+                self.tables.secrets.as_ref(),
+            )?)
             .bind(d.action.as_str())
             .bind(d.status.as_str())
             .bind(&d.message)
@@ -198,16 +189,12 @@ impl SqliteStore {
     }
 }
 
-impl super::tables::WithSqlTables for SqliteStore {
-    type Db = Sqlite;
-
-    fn tables(&self) -> &Tables {
-        &self.tables
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
+    fn access(&self) -> &dyn AccessStore {
+        &self.tables
+    }
+
     fn streams(&self) -> &dyn super::StreamStore {
         &self.tables
     }
@@ -217,13 +204,13 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.tables.reader).await?;
         Ok(())
     }
 
     async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        self.tables.reader.close().await;
+        self.tables.writer.close().await;
     }
 
     fn exclusive(&self) -> bool {
@@ -255,7 +242,7 @@ impl Store for SqliteStore {
 
     async fn changes_since(&self, since: u64) -> Result<FleetChanges> {
         // one read transaction: one consistent state of the file
-        let mut tx = self.reader.begin().await?;
+        let mut tx = self.tables.reader.begin().await?;
         let version = Tables::version_in(&mut tx).await?;
         let changes = self.tables.read_changes(&mut tx, since, version).await?;
         tx.commit().await?;
@@ -280,13 +267,13 @@ impl Store for SqliteStore {
     }
 
     async fn export(&self) -> Result<Dump> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.tables.writer.begin().await?;
         let (nodes, deployments) = self.tables.export_fleet(&mut tx).await?;
         tx.commit().await?;
         Ok(Dump {
             nodes,
             deployments,
-            access: self.export_access().await?,
+            access: self.tables.export_access().await?,
             templates: self.tables.export_templates().await?,
         })
     }
