@@ -59,32 +59,12 @@ impl<T> Queue<T> {
 }
 
 impl Fleet {
-    /// Decides and commits one change alone: `change` returns what to write and
-    /// its own result, which comes back once the writes are committed and
-    /// published. An error from `change` writes nothing.
-    pub async fn decide<T: Send>(
-        &self,
-        mut change: impl FnMut(&FleetState) -> Result<(Vec<Deployment>, T)> + Send,
-    ) -> Result<(Vec<Deployment>, T)> {
-        self.load().await?;
-        let _writer = self.writer.lock().await;
-        let mut outcome = None;
-        let mut answers = {
-            let mut job = |state: &FleetState| {
-                let (writes, result) = change(state)?;
-                outcome = Some(result);
-                Ok(writes)
-            };
-            self.run_batch(&mut [&mut job]).await?
-        };
-        let writes = answers.pop().unwrap_or_else(not_run)?;
-        let outcome = outcome.ok_or_else(|| Error::Unavailable("the change was not run".into()))?;
-        Ok((writes, outcome))
-    }
-
-    /// As [`Self::decide`], in a transaction shared with concurrent decisions (so
-    /// `change` owns what it uses).
-    pub async fn decide_shared<T: Send + 'static>(
+    /// Decides and commits one change: `change` returns what to write and its own
+    /// result, which comes back once the writes are committed and published. An
+    /// error from `change` writes nothing. It may share a transaction with
+    /// concurrent decisions (so `change` owns what it uses), and it is committed in
+    /// a task of its own: a caller that goes away cannot cut a commit short.
+    pub async fn decide<T: Send + 'static>(
         &self,
         mut change: impl FnMut(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + 'static,
     ) -> Result<(Vec<Deployment>, T)> {
@@ -115,7 +95,9 @@ impl Fleet {
 
     /// Runs one batch of the queued decisions. The caller holds the writer's turn.
     async fn commit_decisions(&self, _writer: OwnedMutexGuard<()>) {
-        let batch = self.decisions.take();
+        let mut batch = self.decisions.take();
+        // a caller gone before its change was decided: it is not made
+        batch.retain(|decision| !decision.reply.is_closed());
         if batch.is_empty() {
             return;
         }
@@ -146,6 +128,7 @@ impl Fleet {
         &self,
         jobs: &mut [&mut Change<'_>],
     ) -> Result<Vec<Result<Vec<Deployment>>>> {
+        self.reload_if_stale().await?;
         let now = self.clock.now();
         let mut working = FleetState::clone(&self.latest());
         let known = self.shared.then_some(working.version());

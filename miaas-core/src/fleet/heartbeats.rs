@@ -45,22 +45,38 @@ impl Fleet {
         let Some(previous) = state.snapshot().node(node_id).map(|n| n.last_seen) else {
             return Ok(None);
         };
-        if write_now {
-            let _writer = self.writer.lock().await;
-            self.store
-                .record_heartbeats(&[(node_id.to_string(), metrics.clone())])
-                .await?;
-            self.unwritten.latest().remove(node_id);
-        } else {
+        if !write_now {
             self.unwritten
                 .latest()
                 .insert(node_id.to_string(), metrics.clone());
+            let now = self.clock.now();
+            self.publish(|state| {
+                state.heartbeat(node_id, &metrics, now);
+            });
+            return Ok(Some(previous));
         }
-        let now = self.clock.now();
-        self.publish(|state| {
-            state.heartbeat(node_id, &metrics, now);
-        });
-        Ok(Some(previous))
+        let id = node_id.to_string();
+        self.write_alone(move |fleet| async move {
+            let row = [(id.clone(), metrics)];
+            let written = fleet.store.record_heartbeats(&row).await?;
+            let [(id, metrics)] = row;
+            let mut unwritten = fleet.unwritten.latest();
+            // a newer one may have come meanwhile: it is still to be written
+            if unwritten
+                .get(&id)
+                .is_some_and(|m| m.reported_at <= metrics.reported_at)
+            {
+                unwritten.remove(&id);
+            }
+            drop(unwritten);
+            let now = fleet.clock.now();
+            fleet.publish(|state| {
+                state.heartbeat(&id, &metrics, now);
+                state.committed_alone(written.version);
+            });
+            Ok(Some(previous))
+        })
+        .await
     }
 
     /// Writes the heartbeats not written yet in one transaction; the server calls
@@ -72,14 +88,19 @@ impl Fleet {
             return Ok(0);
         }
         let count = batch.len();
-        if let Err(err) = self.store.record_heartbeats(&batch).await {
-            // put back, unless newer ones arrived meanwhile
-            let mut latest = self.unwritten.latest();
-            for (node_id, metrics) in batch {
-                latest.entry(node_id).or_insert(metrics);
+        match self.store.record_heartbeats(&batch).await {
+            Ok(written) => {
+                self.publish(|state| state.committed_alone(written.version));
+                Ok(count)
             }
-            return Err(err);
+            Err(err) => {
+                // put back, unless newer ones arrived meanwhile
+                let mut latest = self.unwritten.latest();
+                for (node_id, metrics) in batch {
+                    latest.entry(node_id).or_insert(metrics);
+                }
+                Err(err)
+            }
         }
-        Ok(count)
     }
 }

@@ -41,8 +41,11 @@ mod registrations;
 mod rounds;
 mod snapshot;
 mod state;
+#[cfg(test)]
+mod tests;
 mod watch;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use crate::Result;
@@ -78,6 +81,9 @@ pub struct Parts {
     published: RwLock<Arc<FleetState>>,
     /// Set once the state was read from the database.
     loaded: tokio::sync::OnceCell<()>,
+    /// Set when a write's outcome is unknown and the state could not be read
+    /// again: it is read before anything else is answered or written.
+    stale: std::sync::atomic::AtomicBool,
     /// The writer's turn: every write holds it, so the database and the published
     /// state change in step.
     writer: Arc<tokio::sync::Mutex<()>>,
@@ -112,6 +118,7 @@ impl Fleet {
             timeout,
             published: RwLock::default(),
             loaded: tokio::sync::OnceCell::new(),
+            stale: std::sync::atomic::AtomicBool::new(false),
             writer: Arc::default(),
             decisions: commit::Queue::default(),
             registrations: commit::Queue::default(),
@@ -125,6 +132,10 @@ impl Fleet {
     /// database: after learning the cluster version and catching up with it).
     pub async fn state(&self) -> Result<Arc<FleetState>> {
         self.load().await?;
+        if self.stale.load(Ordering::Acquire) {
+            let _writer = self.writer.lock().await;
+            self.reload_if_stale().await?;
+        }
         if self.shared {
             let observed = self.observe().await?;
             if self.latest().version() < observed.version {
@@ -167,17 +178,29 @@ impl Fleet {
     }
 
     /// Reads the whole fleet afresh and publishes it; the caller holds the writer's
-    /// turn.
+    /// turn. Heartbeats laid over the state meanwhile (written or not) are kept.
     async fn reload(&self) -> Result<()> {
         let everything = self.store.changes_since(0).await?;
-        let mut state = FleetState::load(everything, self.clock.now(), self.timeout);
-        self.unwritten.lay_over(&mut state, self.clock.now());
+        let now = self.clock.now();
+        let mut state = FleetState::load(everything, now, self.timeout);
         let mut published = self
             .published
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.keep_newer_heartbeats(&published, now);
+        self.unwritten.lay_over(&mut state, now);
         state.published_after(&published);
         *published = Arc::new(state);
+        self.stale.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Reads the fleet afresh when a write left it stale; the caller holds the
+    /// writer's turn.
+    async fn reload_if_stale(&self) -> Result<()> {
+        if self.stale.load(Ordering::Acquire) {
+            self.reload().await?;
+        }
         Ok(())
     }
 

@@ -68,6 +68,23 @@ impl FleetState {
         self.publication += 1;
     }
 
+    /// Lays over this state, read afresh, the heartbeats `previous` had that are
+    /// newer than what was read.
+    pub(crate) fn keep_newer_heartbeats(&mut self, previous: &FleetState, now: f64) {
+        for node in previous.snapshot.nodes() {
+            if let Some(metrics) = &node.metrics
+                && self
+                    .snapshot
+                    .node(&node.id)
+                    .is_some_and(|read| read.last_seen < node.last_seen)
+            {
+                let mut metrics = metrics.clone();
+                metrics.reported_at = node.last_seen;
+                self.heartbeat(&node.id, &metrics, now);
+            }
+        }
+    }
+
     /// Counts this state, read afresh, as the publication after `previous`, so
     /// that no two states published by this process share a views version.
     pub(crate) fn published_after(&mut self, previous: &FleetState) {
@@ -158,9 +175,19 @@ impl FleetState {
         self.version = self.version.max(changes.version.version);
     }
 
-    /// Moves the state to cluster version `version` (a write of this process).
+    /// Moves the state to cluster version `version`: a decision of this process,
+    /// which read every write before its own.
     pub(crate) fn committed(&mut self, version: u64) {
         self.version = self.version.max(version);
+    }
+
+    /// Moves the state to cluster version `version`, the version of a write of
+    /// this process laid over it, when no other write came in between (else the
+    /// next read catches up with the others').
+    pub(crate) fn committed_alone(&mut self, version: u64) {
+        if version == self.version + 1 {
+            self.version = version;
+        }
     }
 
     /// Lays a committed registration over the state.

@@ -121,13 +121,20 @@ impl Service {
             validate::list_len("message", message.len(), 4096)?;
         }
         let now = self.now();
-        let change = |state: &FleetState| {
-            let mut planner = self.planner(now, state);
+        // the change owns what it uses: it may share a transaction with others
+        let (service, id, node_id, report) = (
+            self.clone(),
+            deployment_id.to_string(),
+            reporter.clone(),
+            report.clone(),
+        );
+        let change = move |state: &FleetState| {
+            let mut planner = service.planner(now, state);
             let current = planner
-                .get(deployment_id)
+                .get(&id)
                 .cloned()
-                .ok_or_else(|| deployment_not_found(deployment_id))?;
-            let next = apply_report(&mut planner, &current, &reporter, report)?;
+                .ok_or_else(|| deployment_not_found(&id))?;
+            let next = apply_report(&mut planner, &current, &node_id, &report)?;
             let released = next.status == DeploymentStatus::Deleted;
             planner.put(next.clone());
             if released {

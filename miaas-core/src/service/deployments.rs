@@ -254,7 +254,7 @@ impl Service {
             };
             Ok((planner.into_writes(), (before.map(|b| b.revision), after)))
         };
-        let (_, (before, after)) = self.transact_shared(caller, change).await?;
+        let (_, (before, after)) = self.transact(Some(caller), change).await?;
         let message = match before {
             None => ACCEPTED_MESSAGE.to_string(),
             Some(revision) if revision == after.revision => format!(
@@ -289,12 +289,13 @@ impl Service {
         deployment_id: &str,
     ) -> Result<DeploymentAck> {
         let now = self.now();
-        let change = |state: &crate::fleet::FleetState| {
-            let mut planner = self.planner(now, state);
+        let (service, id) = (self.clone(), deployment_id.to_string());
+        let change = move |state: &crate::fleet::FleetState| {
+            let mut planner = service.planner(now, state);
             let existing = planner
-                .get(deployment_id)
+                .get(&id)
                 .cloned()
-                .ok_or_else(|| deployment_not_found(deployment_id))?;
+                .ok_or_else(|| deployment_not_found(&id))?;
             if existing.status.is_removal() {
                 return Ok((Vec::new(), ()));
             }

@@ -178,27 +178,18 @@ impl Service {
         }))
     }
 
-    /// Decides and commits one change: `change` returns what to write and its own
-    /// result, which comes back, once committed, with what was written. Records
-    /// its events and tells long-polls that the fleet moved.
-    async fn transact<T: Send>(
+    /// Decides and commits one change, possibly in a transaction shared with
+    /// concurrent ones (so `change` owns what it uses): `change` returns what to
+    /// write and its own result, which comes back, once committed, with what was
+    /// written. Records its events as `caller`'s and tells long-polls that the
+    /// fleet moved.
+    async fn transact<T: Send + 'static>(
         &self,
         caller: Option<&Principal>,
-        change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync,
+        change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
     ) -> Result<(Vec<Deployment>, T)> {
         let decided = self.fleet.decide(with_events(change)).await;
         self.decided(caller, decided)
-    }
-
-    /// As [`Self::transact`], in a transaction shared with concurrent decisions
-    /// (so `change` owns what it uses).
-    async fn transact_shared<T: Send + 'static>(
-        &self,
-        caller: &Principal,
-        change: impl Fn(&FleetState) -> Result<(Vec<Deployment>, T)> + Send + Sync + 'static,
-    ) -> Result<(Vec<Deployment>, T)> {
-        let decided = self.fleet.decide_shared(with_events(change)).await;
-        self.decided(Some(caller), decided)
     }
 
     /// What a decision wrote, with its result; wakes the long-polls of the nodes it

@@ -417,8 +417,10 @@ impl Service {
         keep_node: bool,
     ) -> Result<NodeEvacuation> {
         let now = self.now();
-        let change = |state: &FleetState| {
-            let mut planner = self.planner(now, state);
+        let (service, node_id) = (self.clone(), node_id.to_string());
+        let change = move |state: &FleetState| {
+            let node_id = node_id.as_str();
+            let mut planner = service.planner(now, state);
             let mut report = NodeEvacuation {
                 node_id: node_id.to_string(),
                 moved: Vec::new(),
@@ -476,8 +478,9 @@ impl Service {
     /// more is left to do.
     async fn reconcile_once(&self, caller: Option<&Principal>) -> Result<bool> {
         let now = self.now();
-        let change = |state: &FleetState| {
-            let mut planner = self.planner(now, state);
+        let service = self.clone();
+        let change = move |state: &FleetState| {
+            let mut planner = service.planner(now, state);
             let more = planner.reconcile();
             Ok((planner.into_writes(), more))
         };

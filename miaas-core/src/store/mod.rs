@@ -36,7 +36,7 @@ pub use owner::{OwnerLock, lock_path};
 pub use stream::StreamStore;
 pub use templates::{StoredTemplate, TemplateExport, TemplateStore};
 pub use url::{DatabaseUrl, redact_url};
-pub use version::{ClusterVersion, Decided, Decider, FleetChanges, StoredNode};
+pub use version::{ClusterVersion, Committed, Decided, Decider, FleetChanges, StoredNode};
 
 /// A node registration as the store writes it.
 #[derive(Debug, Clone)]
@@ -108,17 +108,17 @@ pub trait Store: Send + Sync + 'static {
     /// first registration time and schedulability), in one transaction (one
     /// commit); answers each node's id (`None` where the name exists and
     /// `only_new`).
-    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>>;
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Committed<Vec<Option<String>>>>;
 
     /// Sets a node's schedulability and/or tags; `false` when it does not exist.
-    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool>;
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<Committed<bool>>;
 
     /// Removes a node (its token stops working); `false` when it did not exist.
-    async fn delete_node(&self, id: &str) -> Result<bool>;
+    async fn delete_node(&self, id: &str) -> Result<Committed<bool>>;
 
     /// Stores many heartbeats in one transaction; each only moves `last_seen`
     /// forward, and nodes that no longer exist are skipped.
-    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()>;
+    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<Committed<()>>;
 
     /// The cluster version now.
     async fn cluster_version(&self) -> Result<ClusterVersion>;

@@ -17,8 +17,8 @@ use super::tables::DecisionStart;
 use super::url::redact_url;
 use super::version::{BUMP_ACCESS_SQL, BUMP_NODES_REMOVED_SQL};
 use super::{
-    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, FleetListener, NodeUpsert,
-    Store, StoreOptions,
+    AccessStore, ClusterVersion, Committed, Decided, Decider, Dump, FleetChanges, FleetListener,
+    NodeUpsert, Store, StoreOptions,
 };
 use crate::model::{Deployment, NodeMetrics, NodeUpdate};
 use crate::secrets::Secrets;
@@ -308,23 +308,23 @@ impl Store for PostgresStore {
         self.tables.writer.close().await;
     }
 
-    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Committed<Vec<Option<String>>>> {
         self.tables.upsert_nodes(nodes).await
     }
 
-    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<Committed<bool>> {
         self.tables.update_node(id, update).await
     }
 
-    async fn delete_node(&self, id: &str) -> Result<bool> {
-        let (mut tx, _) = self.tables.begin_write(BUMP_NODES_REMOVED_SQL).await?;
+    async fn delete_node(&self, id: &str) -> Result<Committed<bool>> {
+        let (mut tx, version) = self.tables.begin_write(BUMP_NODES_REMOVED_SQL).await?;
         let deleted = Tables::delete_node_in(&mut tx, id).await?;
         Self::announce(&mut tx, &std::iter::once(id.to_string()).collect()).await?;
         tx.commit().await?;
-        Ok(deleted)
+        Ok(super::Committed::at(version, deleted))
     }
 
-    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<Committed<()>> {
         self.tables.record_heartbeats(batch).await
     }
 

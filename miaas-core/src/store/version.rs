@@ -97,6 +97,24 @@ impl FleetChanges {
     }
 }
 
+/// What a write answered, with the cluster version it committed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<T> {
+    /// The write's own answer.
+    pub value: T,
+    /// The cluster version it committed at.
+    pub version: u64,
+}
+
+impl<T> Committed<T> {
+    pub(crate) fn at(version: ClusterVersion, value: T) -> Self {
+        Self {
+            value,
+            version: version.version,
+        }
+    }
+}
+
 /// How a decision reached the store: the version the reader is at afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decided {

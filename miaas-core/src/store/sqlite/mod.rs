@@ -12,8 +12,8 @@ use super::rows::encode_json;
 use super::tables::DecisionStart;
 use super::version::BUMP_NODES_REMOVED_SQL;
 use super::{
-    AccessStore, ClusterVersion, Decided, Decider, Dump, FleetChanges, NodeUpsert, SqliteTarget,
-    Store, StoreOptions,
+    AccessStore, ClusterVersion, Committed, Decided, Decider, Dump, FleetChanges, NodeUpsert,
+    SqliteTarget, Store, StoreOptions,
 };
 use crate::model::{Deployment, DeploymentHealth, NodeMetrics, NodeUpdate};
 use crate::{Error, Result};
@@ -217,23 +217,23 @@ impl Store for SqliteStore {
         self.owner.as_ref().is_some_and(|owner| owner.is_owner())
     }
 
-    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
+    async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Committed<Vec<Option<String>>>> {
         self.tables.upsert_nodes(nodes).await
     }
 
-    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+    async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<Committed<()>> {
         self.tables.record_heartbeats(batch).await
     }
 
-    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+    async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<Committed<bool>> {
         self.tables.update_node(id, update).await
     }
 
-    async fn delete_node(&self, id: &str) -> Result<bool> {
-        let (mut tx, _) = self.tables.begin_write(BUMP_NODES_REMOVED_SQL).await?;
+    async fn delete_node(&self, id: &str) -> Result<Committed<bool>> {
+        let (mut tx, version) = self.tables.begin_write(BUMP_NODES_REMOVED_SQL).await?;
         let deleted = Tables::delete_node_in(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(deleted)
+        Ok(super::Committed::at(version, deleted))
     }
 
     async fn cluster_version(&self) -> Result<ClusterVersion> {

@@ -12,7 +12,7 @@ use crate::model::{Deployment, NodeMetrics, NodeUpdate};
 use crate::store::rows::{DeploymentRow, NodeRow, StoredNodeRow, encode_json};
 use crate::store::version::{NODE_IDS_SQL, READ_VERSION_SQL, VersionRow};
 use crate::store::{
-    ClusterVersion, Decided, Decider, FleetChanges, NodeExport, NodeUpsert, StoredNode,
+    ClusterVersion, Committed, Decided, Decider, FleetChanges, NodeExport, NodeUpsert, StoredNode,
 };
 
 /// How [`SqlTables::begin_decision`] ended.
@@ -155,7 +155,10 @@ where
     }
 
     /// Registrations in one transaction.
-    pub(crate) async fn upsert_nodes(&self, nodes: &[NodeUpsert]) -> Result<Vec<Option<String>>> {
+    pub(crate) async fn upsert_nodes(
+        &self,
+        nodes: &[NodeUpsert],
+    ) -> Result<Committed<Vec<Option<String>>>> {
         let (mut tx, version) = self
             .begin_write(crate::store::version::BUMP_VERSION_SQL)
             .await?;
@@ -178,11 +181,14 @@ where
             ids.push(id.map(|(id,)| id));
         }
         tx.commit().await?;
-        Ok(ids)
+        Ok(Committed::at(version, ids))
     }
 
     /// Heartbeats in one transaction, each only moving `last_seen` forward.
-    pub(crate) async fn record_heartbeats(&self, batch: &[(String, NodeMetrics)]) -> Result<()> {
+    pub(crate) async fn record_heartbeats(
+        &self,
+        batch: &[(String, NodeMetrics)],
+    ) -> Result<Committed<()>> {
         let (mut tx, version) = self
             .begin_write(crate::store::version::BUMP_VERSION_SQL)
             .await?;
@@ -197,11 +203,15 @@ where
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Committed::at(version, ()))
     }
 
     /// A cordon or tag change.
-    pub(crate) async fn update_node(&self, id: &str, update: &NodeUpdate) -> Result<bool> {
+    pub(crate) async fn update_node(
+        &self,
+        id: &str,
+        update: &NodeUpdate,
+    ) -> Result<Committed<bool>> {
         let tags = update.tags.as_ref().map(encode_json).transpose()?;
         let (mut tx, version) = self
             .begin_write(crate::store::version::BUMP_VERSION_SQL)
@@ -214,7 +224,7 @@ where
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(done.affected() == 1)
+        Ok(Committed::at(version, done.affected() == 1))
     }
 
     /// Removes a node inside `tx` (which marked the version as a removal).
