@@ -25,8 +25,9 @@ pub struct Snapshot {
     node_names: OrdMap<String, usize>,
     /// Every deployment, oldest first (by creation time, then id).
     deployments: Vector<Arc<Deployment>>,
-    /// Deployment id → position in `deployments`.
-    positions: HashMap<String, usize>,
+    /// Deployment id → position in `deployments` (a B-tree: a hash trie of
+    /// 100,000 ids is mostly empty slots).
+    positions: OrdMap<String, usize>,
     /// Node id → positions of the deployments holding resources on it.
     placed: HashMap<String, OrdSet<usize>>,
     /// Node id → positions of the deployments moved away from it and not yet
@@ -52,11 +53,17 @@ pub struct ReservationChange {
 
 impl Snapshot {
     /// A snapshot of `nodes` and `deployments` (in any order).
-    pub fn new(nodes: Vec<NodeRecord>, mut deployments: Vec<Deployment>) -> Self {
-        deployments.sort_by(order);
+    pub fn new(nodes: Vec<NodeRecord>, deployments: Vec<Deployment>) -> Self {
+        Self::of_shared(nodes, deployments.into_iter().map(Arc::new).collect())
+    }
+
+    /// A snapshot of `nodes` and `deployments` (in any order), holding the
+    /// deployments as they are.
+    pub fn of_shared(nodes: Vec<NodeRecord>, mut deployments: Vec<Arc<Deployment>>) -> Self {
+        deployments.sort_by(|a, b| order(a, b));
         let mut snapshot = Self {
             nodes: nodes.into_iter().map(Arc::new).collect(),
-            deployments: deployments.into_iter().map(Arc::new).collect(),
+            deployments: deployments.into_iter().collect(),
             ..Self::default()
         };
         snapshot.index_nodes();
@@ -148,6 +155,16 @@ impl Snapshot {
             .collect()
     }
 
+    /// What the deployments placed on `node_id` use of it, without copying
+    /// their reservations.
+    pub fn usage_on(&self, node_id: &str) -> crate::model::NodeUsage {
+        let mut usage = crate::model::NodeUsage::default();
+        for &i in self.placed.get(node_id).into_iter().flatten() {
+            crate::placement::book_usage(&mut usage, &self.deployments[i]);
+        }
+        usage
+    }
+
     /// What the deployments placed on `node_id` reserve, oldest first.
     pub fn reservations_on(&self, node_id: &str) -> Vec<Reservation> {
         (self.placed.get(node_id).into_iter().flatten())
@@ -185,18 +202,26 @@ impl Snapshot {
     /// Lays committed writes over the snapshot (replaced by id, new ones in order
     /// of creation); answers what each did to the reservations.
     pub(crate) fn apply(&mut self, writes: &[Deployment]) -> Vec<ReservationChange> {
-        let mut changes = Vec::with_capacity(writes.len());
+        self.apply_shared(writes.iter().map(|d| Arc::new(d.clone())))
+    }
+
+    /// [`Self::apply`], holding the deployments as they are.
+    pub(crate) fn apply_shared(
+        &mut self,
+        writes: impl IntoIterator<Item = Arc<Deployment>>,
+    ) -> Vec<ReservationChange> {
+        let mut changes = Vec::new();
         for deployment in writes {
             let after = deployment
                 .holds_resources()
-                .then(|| reservation(deployment));
+                .then(|| reservation(&deployment));
             let before = match self.positions.get(&deployment.deployment_id) {
                 Some(&i) => {
                     let before = self.deployments[i]
                         .holds_resources()
                         .then(|| reservation(&self.deployments[i]));
                     self.unindex_deployment(i);
-                    self.deployments.set(i, Arc::new(deployment.clone()));
+                    self.deployments.set(i, deployment);
                     self.index_deployment(i);
                     before
                 }
@@ -212,8 +237,8 @@ impl Snapshot {
 
     /// Adds a new deployment at its place in the order: at the end, unless another
     /// replica created it before ones already here.
-    fn insert(&mut self, deployment: &Deployment) {
-        let at = self.first_after(|d| order(d, deployment).is_lt());
+    fn insert(&mut self, deployment: Arc<Deployment>) {
+        let at = self.first_after(|d| order(d, &deployment).is_lt());
         let tail: Vec<Arc<Deployment>> = (at..self.deployments.len())
             .map(|i| self.deployments[i].clone())
             .collect();
@@ -221,7 +246,7 @@ impl Snapshot {
             self.unindex_deployment(i);
         }
         self.deployments.truncate(at);
-        self.deployments.push_back(Arc::new(deployment.clone()));
+        self.deployments.push_back(deployment);
         self.deployments.extend(tail);
         for i in at..self.deployments.len() {
             self.index_deployment(i);

@@ -46,7 +46,7 @@ impl FleetState {
             state.set_token(&node.record.id, &node.token_hash);
         }
         let nodes = everything.nodes.into_iter().map(|n| n.record).collect();
-        state.snapshot = Snapshot::new(nodes, everything.deployments);
+        state.snapshot = Snapshot::of_shared(nodes, everything.deployments);
         state.rebuild_ledger(now);
         state
     }
@@ -126,7 +126,13 @@ impl FleetState {
 
     /// Lays committed deployment writes over the state, reservations included.
     pub(crate) fn apply_writes(&mut self, writes: &[Deployment]) {
-        for change in self.snapshot.apply(writes) {
+        let changes = self.snapshot.apply(writes);
+        self.book(changes);
+    }
+
+    /// Books what writes did to the reservations on the ledger.
+    fn book(&mut self, changes: Vec<super::ReservationChange>) {
+        for change in changes {
             if let Some(before) = &change.before {
                 self.ledger.release_reservation(before);
             }
@@ -168,7 +174,10 @@ impl FleetState {
             let record = self.snapshot.put_node(record);
             self.ledger.update_node(&record, now, self.timeout);
         }
-        self.apply_writes(&changes.deployments);
+        let written = self
+            .snapshot
+            .apply_shared(changes.deployments.iter().cloned());
+        self.book(written);
         if removed {
             self.rebuild_ledger(now);
         }

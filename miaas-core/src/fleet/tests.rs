@@ -194,5 +194,8 @@ async fn a_change_whose_caller_left_before_it_was_decided_is_not_made() {
         ids(state.snapshot().deployments().collect()),
         ["first", "third"]
     );
-    assert_eq!(ids(stored.deployments.iter().collect()), ["first", "third"]);
+    assert_eq!(
+        ids(stored.deployments.iter().map(|d| &**d).collect()),
+        ["first", "third"]
+    );
 }

@@ -162,6 +162,16 @@ fn book(r: &mut Resources, requirements: &Requirements, gpu_ids: &[u32]) {
         .extend_from_slice(&requirements.container_names);
 }
 
+/// Adds what `deployment` reserves to `usage` (as a ledger books it).
+pub(crate) fn book_usage(usage: &mut NodeUsage, deployment: &Deployment) {
+    book(
+        &mut usage.reserved,
+        &deployment.requirements,
+        &deployment.gpu_ids,
+    );
+    usage.deployments.push(deployment.deployment_id.clone());
+}
+
 /// What the deployments placed on each node use, by node id, from their
 /// reservations (as a ledger would book them, without building one).
 pub fn usage_by_node(reservations: &[Reservation]) -> HashMap<&str, NodeUsage> {

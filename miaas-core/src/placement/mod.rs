@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::model::{PlacementSummary, Requirements};
 
+pub(crate) use candidate::book_usage;
 pub use candidate::{Candidate, Ledger, Reservation, usage_by_node};
 pub use filters::{Prepared, Rejection};
 pub use score::{Strategy, Weights};

@@ -58,14 +58,15 @@ impl Service {
     /// last looked (the same transition seen by several replicas is one event).
     /// Returns how many went offline.
     pub async fn watch_liveness(&self) -> Result<usize> {
-        let nodes = self.list_nodes().await?;
+        let state = self.fleet.state().await?;
+        let (now, timeout) = (self.now(), self.settings.heartbeat_timeout.as_secs_f64());
         let mut announced = match self.offline_announced.lock() {
             Ok(announced) => announced,
             Err(_) => return Ok(0),
         };
         let mut events = Vec::new();
         let mut still_offline = HashSet::new();
-        for node in nodes.iter().filter(|n| n.status == NodeStatus::Offline) {
+        for node in (state.snapshot().nodes()).filter(|n| !n.is_online(now, timeout)) {
             let key = format!("node.offline:{}:{}", node.id, millis(node.last_seen));
             if !announced.contains(&key) {
                 events.push(NewEvent {
@@ -171,8 +172,8 @@ impl Service {
                 *totals.health.entry(health.as_str()).or_default() += 1;
             }
         }
-        for reservation in state.snapshot().reservations() {
-            let r = &reservation.requirements;
+        for deployment in (state.snapshot().deployments()).filter(|d| d.holds_resources()) {
+            let r = &deployment.requirements;
             add(&mut totals.allocated, "cpus", r.cpus);
             add(&mut totals.allocated, "memory_bytes", r.mem_mb as f64 * MB);
             add(&mut totals.allocated, "disk_bytes", r.disk_mb as f64 * MB);

@@ -13,7 +13,6 @@ use crate::model::{
     DeploymentStatus, Event, Heartbeat, HeartbeatAck, NewEvent, Node, NodeMetrics, NodeRecord,
     NodeRegistration, NodeUpdate, NodeUsage,
 };
-use crate::placement::usage_by_node;
 use crate::store::NodeUpsert;
 use crate::token::{generate_node_token, hash_token};
 use crate::validate;
@@ -193,8 +192,7 @@ impl Service {
         let record =
             (state.snapshot().node(node_id).cloned()).ok_or_else(|| node_not_found(node_id))?;
         // only this node's deployments: a single node never costs a fleet scan
-        let placed = state.snapshot().reservations_on(node_id);
-        let usage = usage_by_node(&placed).remove(node_id).unwrap_or_default();
+        let usage = state.snapshot().usage_on(node_id);
         Ok(self.show_node(record, usage, self.now()))
     }
 
@@ -202,13 +200,11 @@ impl Service {
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
         let state = self.fleet.state().await?;
         let records = state.snapshot().nodes_by_name();
-        let placed = state.snapshot().reservations();
-        let mut usage = usage_by_node(&placed);
         let now = self.now();
         Ok(records
             .into_iter()
             .map(|r| {
-                let used = usage.remove(r.id.as_str()).unwrap_or_default();
+                let used = state.snapshot().usage_on(&r.id);
                 self.show_node(r, used, now)
             })
             .collect())
@@ -224,16 +220,12 @@ impl Service {
             records.truncate(limit);
             records.last().map(|r| node_cursor(&r.name))
         });
-        let placed: Vec<_> = (records.iter())
-            .flat_map(|r| state.snapshot().reservations_on(&r.id))
-            .collect();
-        let mut usage = usage_by_node(&placed);
         let now = self.now();
         Ok(Page {
             items: records
                 .into_iter()
                 .map(|r| {
-                    let used = usage.remove(r.id.as_str()).unwrap_or_default();
+                    let used = state.snapshot().usage_on(&r.id);
                     self.show_node(r, used, now)
                 })
                 .collect(),

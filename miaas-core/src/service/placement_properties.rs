@@ -264,7 +264,7 @@ impl World {
         // what the database holds
         let everything = (self.service.store.changes_since(0).await).map_err(|e| e.to_string())?;
         let reservations =
-            crate::fleet::Snapshot::new(Vec::new(), everything.deployments).reservations();
+            crate::fleet::Snapshot::of_shared(Vec::new(), everything.deployments).reservations();
         let mut seen = HashSet::new();
         for reservation in &reservations {
             if !seen.insert(reservation.deployment_id.clone()) {

@@ -159,19 +159,20 @@ impl DeploymentRow {
 }
 
 /// Decodes deployments as their rows arrive (a fleet's rows are never all held at
-/// once beside their deployments), into a list made for `count` of them.
-pub(crate) async fn decode_deployments<S>(
+/// once beside their deployments), each straight into what holds it (`Deployment`,
+/// or `Arc<Deployment>` for the fleet state, never moved again).
+pub(crate) async fn decode_deployments<S, T>(
     mut rows: S,
-    count: usize,
     secrets: Option<&Secrets>,
-) -> Result<Vec<Deployment>>
+) -> Result<Vec<T>>
 where
     S: futures_util::Stream<Item = std::result::Result<DeploymentRow, sqlx::Error>> + Unpin,
+    T: From<Deployment>,
 {
     use futures_util::TryStreamExt;
-    let mut deployments = Vec::with_capacity(count);
+    let mut deployments = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        deployments.push(row.into_deployment(secrets)?);
+        deployments.push(T::from(row.into_deployment(secrets)?));
     }
     Ok(deployments)
 }

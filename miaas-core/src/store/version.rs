@@ -77,8 +77,9 @@ pub struct FleetChanges {
     pub nodes: Vec<StoredNode>,
     /// Every node id, when nodes were removed since (`None`: none was).
     pub node_ids: Option<Vec<String>>,
-    /// Deployments written since, whole, oldest first.
-    pub deployments: Vec<Deployment>,
+    /// Deployments written since, whole, oldest first (shared: the fleet state
+    /// holds them as they were read).
+    pub deployments: Vec<std::sync::Arc<Deployment>>,
 }
 
 impl FleetChanges {

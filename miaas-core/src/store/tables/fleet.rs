@@ -141,7 +141,7 @@ where
             .bind(column(since))
             .fetch(&mut **tx);
         let deployments =
-            crate::store::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+            crate::store::rows::decode_deployments(rows, self.secrets.as_ref()).await?;
         Ok(FleetChanges {
             version,
             since,
@@ -247,7 +247,7 @@ where
         let rows =
             sqlx::query_as::<_, DeploymentRow>(crate::store::sql::DEPLOYMENTS_SQL).fetch(&mut **tx);
         let deployments =
-            crate::store::rows::decode_deployments(rows, 0, self.secrets.as_ref()).await?;
+            crate::store::rows::decode_deployments(rows, self.secrets.as_ref()).await?;
         let hashes: Vec<(String, String)> = sqlx::query_as("SELECT id, token_hash FROM nodes")
             .fetch_all(&mut **tx)
             .await?;
