@@ -14,10 +14,15 @@
 //!   change laid over it, and the copy swapped in. A decision works on a copy of
 //!   the latest state, commits its writes under the cluster version lock, and is
 //!   published only once that commit succeeded; a failed commit publishes nothing
-//!   (and on an unknown outcome the state is read afresh). Decisions and
-//!   registrations that arrive while the writer is busy queue and share the next
-//!   transaction (group commit): each decides over the writes of the ones before
-//!   it, and each is answered after the shared commit.
+//!   (and on an unknown outcome the state is read afresh, or marked stale and read
+//!   before anything else when it cannot be). Every write is committed and
+//!   published in a task of its own, so a caller that goes away cannot leave a
+//!   committed write unpublished. Decisions and registrations that arrive while
+//!   the writer is busy queue and share the next transaction (group commit): each
+//!   decides over the writes of the ones before it, each is answered after the
+//!   shared commit, and one whose caller left before it was decided is not made.
+//!   The store answers each write's version, so this process's own writes move the
+//!   state's version when nothing else came in between.
 //! - **Heartbeats** are laid over the published state at once (under the same
 //!   short publication lock, not the writer's turn) and written to the database in
 //!   batches ([`Fleet::flush_heartbeats`]); a node coming back online is written at
