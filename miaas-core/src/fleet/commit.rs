@@ -46,6 +46,15 @@ impl<T> Queue<T> {
             .push(item);
     }
 
+    /// How many wait.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     /// The oldest [`MAX_BATCH`] waiting at most.
     pub(super) fn take(&self) -> Vec<T> {
         let mut waiting = self

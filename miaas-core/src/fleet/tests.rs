@@ -167,7 +167,12 @@ async fn a_change_whose_caller_left_before_it_was_decided_is_not_made() {
         let fleet = fleet.clone();
         tokio::spawn(async move { fleet.decide(|_| Ok((vec![deployment("left")], ()))).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // once its change is queued behind the first, the second caller goes away
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fleet.decisions.len() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never queued");
+        tokio::task::yield_now().await;
+    }
     second.abort();
     assert!(second.await.is_err(), "the second caller left");
     store.open.notify_one();
