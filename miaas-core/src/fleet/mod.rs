@@ -23,10 +23,10 @@
 //!   shared commit, and one whose caller left before it was decided is not made.
 //!   The store answers each write's version, so this process's own writes move the
 //!   state's version when nothing else came in between.
-//! - **Heartbeats** are laid over the published state at once (under the same
-//!   short publication lock, not the writer's turn) and written to the database in
-//!   batches ([`Fleet::flush_heartbeats`]); a node coming back online is written at
-//!   once.
+//! - **Heartbeats** wait to be laid over the published state by the next read or
+//!   write (all that came since, over one copy, under the short publication lock,
+//!   not the writer's turn) and to be written to the database in batches
+//!   ([`Fleet::flush_heartbeats`]); a node coming back online is written at once.
 //! - **Other writers.** A server on its own SQLite file is the only writer: its
 //!   state is always current. On a shared database (PostgreSQL replicas, the CLI's
 //!   local mode) a read first learns the cluster version (one query answers every
@@ -96,8 +96,8 @@ pub struct Parts {
     decisions: commit::Queue<commit::QueuedDecision>,
     /// Registrations waiting to share the next commit.
     registrations: commit::Queue<registrations::QueuedRegistration>,
-    /// Heartbeats laid over the state and not written yet.
-    unwritten: heartbeats::Unwritten,
+    /// Heartbeats not laid over the state or not written yet.
+    heartbeats: heartbeats::PendingHeartbeats,
     /// Users, API tokens and cluster secrets as last read.
     access: access::RememberedAccess,
     /// The cluster version as the latest reads saw it.
@@ -127,15 +127,30 @@ impl Fleet {
             writer: Arc::default(),
             decisions: commit::Queue::default(),
             registrations: commit::Queue::default(),
-            unwritten: heartbeats::Unwritten::default(),
+            heartbeats: heartbeats::PendingHeartbeats::default(),
             access: access::RememberedAccess::default(),
             watch: watch::VersionWatch::default(),
         }))
     }
 
-    /// The state holding every write committed before this call (on a shared
-    /// database: after learning the cluster version and catching up with it).
+    /// The state holding every write committed and every heartbeat answered
+    /// before this call (on a shared database: after learning the cluster version
+    /// and catching up with it).
     pub async fn state(&self) -> Result<Arc<FleetState>> {
+        self.catch_up_for_read().await?;
+        Ok(self.latest())
+    }
+
+    /// As [`Self::state`], without laying the heartbeats not laid yet: for a
+    /// heartbeat's own checks, which must not cost a copy of the state each.
+    async fn state_as_published(&self) -> Result<Arc<FleetState>> {
+        self.catch_up_for_read().await?;
+        Ok(self.published_state())
+    }
+
+    /// Reads the fleet when it was not read yet or a write left it stale, and on
+    /// a shared database catches up with the cluster version.
+    async fn catch_up_for_read(&self) -> Result<()> {
         self.load().await?;
         if self.stale.load(Ordering::Acquire) {
             let _writer = self.writer.lock().await;
@@ -143,29 +158,41 @@ impl Fleet {
         }
         if self.shared {
             let observed = self.observe().await?;
-            if self.latest().version() < observed.version {
+            if self.published_state().version() < observed.version {
                 let _writer = self.writer.lock().await;
                 self.catch_up(observed.version).await?;
             }
         }
-        Ok(self.latest())
+        Ok(())
+    }
+
+    /// The last published state, with the heartbeats not laid yet laid over it.
+    fn latest(&self) -> Arc<FleetState> {
+        if self.heartbeats.any_unlaid() {
+            self.publish(|_| {});
+        }
+        self.published_state()
     }
 
     /// The last published state, as it is.
-    fn latest(&self) -> Arc<FleetState> {
+    fn published_state(&self) -> Arc<FleetState> {
         self.published
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Publishes the latest state with `change` laid over it.
+    /// Publishes the latest state with the heartbeats not laid yet and `change`
+    /// laid over it.
     fn publish(&self, change: impl FnOnce(&mut FleetState)) {
         let mut published = self
             .published
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = FleetState::clone(&published);
+        if self.heartbeats.any_unlaid() {
+            self.heartbeats.lay_unlaid(&mut next, self.clock.now());
+        }
         change(&mut next);
         next.published();
         *published = Arc::new(next);
@@ -193,7 +220,8 @@ impl Fleet {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.keep_newer_heartbeats(&published, now);
-        self.unwritten.lay_over(&mut state, now);
+        self.heartbeats.lay_unlaid(&mut state, now);
+        self.heartbeats.lay_unwritten(&mut state, now);
         state.published_after(&published);
         *published = Arc::new(state);
         self.stale.store(false, Ordering::Release);
@@ -212,7 +240,7 @@ impl Fleet {
     /// Publishes what others wrote since the latest state's version, when it is
     /// below `version`; the caller holds the writer's turn.
     async fn catch_up(&self, version: u64) -> Result<()> {
-        let known = self.latest().version();
+        let known = self.published_state().version();
         if known >= version {
             return Ok(());
         }

@@ -134,8 +134,7 @@ impl Service {
                 }
             }
             CredentialKind::NodeToken => {
-                let (node_id, _) = (self.fleet.state().await?)
-                    .node_of_token(&hash_token(token))
+                let (node_id, _) = (self.fleet.node_of_token(&hash_token(token)).await?)
                     .ok_or_else(|| unauthorized("Invalid token"))?;
                 Ok(Principal::Node { node_id })
             }

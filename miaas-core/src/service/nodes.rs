@@ -330,8 +330,7 @@ impl Service {
 
     async fn node_and_last_seen(&self, token: Option<&str>) -> Result<(String, f64)> {
         let token = token.ok_or_else(|| Error::Unauthorized("missing node token".into()))?;
-        (self.fleet.state().await?)
-            .node_of_token(&hash_token(token))
+        (self.fleet.node_of_token(&hash_token(token)).await?)
             .ok_or_else(|| Error::Unauthorized("invalid node token".into()))
     }
 
