@@ -140,6 +140,7 @@ impl Fleet {
         self.reload_if_stale().await?;
         let now = self.clock.now();
         let mut working = FleetState::clone(&self.latest());
+        working.expire(now);
         let known = self.shared.then_some(working.version());
         let mut answers = Vec::with_capacity(jobs.len());
         let mut others: Option<FleetChanges> = None;

@@ -190,10 +190,12 @@ impl Fleet {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = FleetState::clone(&published);
+        let now = self.clock.now();
         if self.heartbeats.any_unlaid() {
-            self.heartbeats.lay_unlaid(&mut next, self.clock.now());
+            self.heartbeats.lay_unlaid(&mut next, now);
         }
         change(&mut next);
+        next.expire(now);
         next.published();
         *published = Arc::new(next);
     }

@@ -117,6 +117,12 @@ impl FleetState {
         self.ledger = Ledger::for_placement(candidates, self.snapshot.deployments());
     }
 
+    /// Marks offline in the ledger the nodes silent for longer than the timeout at
+    /// `now`, so that the ledgers made of this state need not look again.
+    pub(crate) fn expire(&mut self, now: f64) {
+        self.ledger.expire(now, self.timeout);
+    }
+
     /// The ledger as of `now`: nodes silent for longer than the timeout offline.
     pub(crate) fn ledger_at(&self, now: f64) -> Ledger {
         let mut ledger = self.ledger.clone();

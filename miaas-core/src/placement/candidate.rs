@@ -331,12 +331,21 @@ impl Ledger {
             return;
         }
         let mut earliest = f64::INFINITY;
-        for i in 0..self.candidates.len() {
-            let online = now - self.candidates[i].last_seen <= timeout;
-            if self.candidates[i].online != online {
-                Arc::make_mut(&mut self.candidates[i]).online = online;
+        let mut changed = Vec::new();
+        // read in order first (an index into the persistent vector is a walk down
+        // its tree), then copy only what changes
+        for (i, candidate) in self.candidates.iter().enumerate() {
+            let online = now - candidate.last_seen <= timeout;
+            if candidate.online == online {
+                earliest = earliest.min(candidate.seen_while_online());
+            } else {
+                changed.push((i, online));
             }
-            earliest = earliest.min(self.candidates[i].seen_while_online());
+        }
+        for (i, online) in changed {
+            let candidate = Arc::make_mut(&mut self.candidates[i]);
+            candidate.online = online;
+            earliest = earliest.min(candidate.seen_while_online());
         }
         self.earliest_seen = earliest;
     }
