@@ -71,7 +71,8 @@ impl PendingHeartbeats {
 impl Fleet {
     /// Lays a heartbeat over node `node_id`: written at once when `write_now` (a
     /// node coming back online), else with the next flush. Answers when the node
-    /// was last seen before, or `None` when it does not exist.
+    /// was last seen before, or `None` when it does not exist. Call it after
+    /// [`Self::node_of_token`], which caught up with other writers.
     pub async fn heartbeat(
         &self,
         node_id: &str,
@@ -121,9 +122,11 @@ impl Fleet {
     }
 
     /// When node `node_id` was last seen, heartbeats not laid yet included, or
-    /// `None` when it does not exist.
+    /// `None` when it does not exist. Not caught up with other writers: the
+    /// heartbeat's caller has just checked the node's token, which was.
     async fn last_seen(&self, node_id: &str) -> Result<Option<f64>> {
-        let state = self.state_as_published().await?;
+        self.load().await?;
+        let state = self.published_state();
         let Some(node) = state.snapshot().node(node_id) else {
             return Ok(None);
         };
