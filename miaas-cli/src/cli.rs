@@ -262,6 +262,11 @@ pub enum TokensCommand {
         /// keep working.
         #[arg(long)]
         rotate: bool,
+        /// Print the one-liner that installs, starts and joins the agent on a
+        /// Linux machine (`curl … /install.sh | sh -s - --join-token …`), pinned to
+        /// the server's key when its CA is its own (needs --server).
+        #[arg(long)]
+        install_command: bool,
     },
 }
 

@@ -39,8 +39,10 @@ pub struct Application {
     stop_streams: tokio::sync::watch::Sender<bool>,
     /// `--metrics-listen`'s listener and router.
     metrics: Option<(TcpListener, Router)>,
-    /// `--tls-cert` and `--tls-key`, loaded.
+    /// `--tls-cert` and `--tls-key` (or --tls auto's), loaded.
     tls: Option<crate::tls::ServerTls>,
+    /// --tls auto's certificates, renewed while the server runs.
+    auto_tls: Option<crate::tls_auto::AutoTls>,
 }
 
 impl Application {
@@ -51,7 +53,7 @@ impl Application {
         config.check_auth().map_err(ServerError::Config)?;
         let listener = bind(config).await?;
         let mut options = config.store_options()?;
-        let https = config.tls_cert.is_some();
+        let https = config.serves_tls();
         options.owner = Some(public_url(config, local_addr(&listener)?, https));
         let rotating = options.secrets.as_ref().is_some_and(|s| s.rotating());
         let store = miaas_core::store::connect_with(&config.database_url, &options).await?;
@@ -77,17 +79,10 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, ServerError> {
         config.check_auth().map_err(ServerError::Config)?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
-            (None, None) => None,
-            _ => {
-                return Err(ServerError::Config(
-                    "--tls-cert and --tls-key go together".into(),
-                ));
-            }
-        };
-        let cors = cors_layer(config.effective_cors_origins())?;
         let addr = local_addr(&listener)?;
+        let (tls, auto_tls) = server_tls(config, addr)?;
+        warn_if_plain(config, addr, tls.is_some());
+        let cors = cors_layer(config.effective_cors_origins())?;
         let public_url = public_url(config, addr, tls.is_some());
         let service = Service::new(store, config.service_settings());
         if let Some(folder) = &config.templates_dir {
@@ -119,6 +114,9 @@ impl Application {
             stopping,
             metrics: !config.no_metrics,
             metrics_per_node: config.metrics_per_node,
+            agent_binaries: Arc::new(crate::downloads::AgentBinaries::new(
+                config.agent_binaries.clone(),
+            )),
             tls: tls.clone(),
         });
         let metrics = match &config.metrics_listen {
@@ -168,6 +166,7 @@ impl Application {
             stop_streams,
             metrics,
             tls,
+            auto_tls,
         })
     }
 
@@ -219,6 +218,9 @@ impl Application {
             .tls
             .clone()
             .map(|tls| tokio::spawn(crate::tls::reload_on_hangup(tls)));
+        let tls_renewal = (self.auto_tls.clone())
+            .zip(self.tls.clone())
+            .map(|(auto, tls)| tokio::spawn(crate::tls_auto::renew_periodically(auto, tls)));
         let (stop_flushing, stopped) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush(self.service.clone(), self.flush_interval, stopped));
         let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
@@ -246,7 +248,7 @@ impl Application {
             shutdown,
         )
         .await;
-        if let Some(task) = tls_reload {
+        for task in tls_reload.into_iter().chain(tls_renewal) {
             task.abort();
         }
         if let Some(metrics) = metrics {
@@ -309,6 +311,75 @@ async fn sweep(service: Service, every: std::time::Duration) {
         {
             tracing::warn!(error = %err, "removing old events failed; retrying");
         }
+    }
+}
+
+/// The TLS identity to serve: `--tls-cert`/`--tls-key`, or --tls auto's (made or
+/// renewed now), or none.
+fn server_tls(
+    config: &ServerConfig,
+    addr: SocketAddr,
+) -> Result<
+    (
+        Option<crate::tls::ServerTls>,
+        Option<crate::tls_auto::AutoTls>,
+    ),
+    ServerError,
+> {
+    match (&config.tls_cert, &config.tls_key, config.tls) {
+        (Some(cert), Some(key), None) => Ok((Some(crate::tls::ServerTls::load(cert, key)?), None)),
+        (None, None, Some(crate::config::TlsMode::Auto)) => {
+            let public_host = config.public_url.as_deref().and_then(url_host);
+            let auto = crate::tls_auto::AutoTls::new(
+                config.tls_folder(),
+                addr,
+                public_host.as_deref(),
+                &config.tls_sans,
+                config.tls_lifetime,
+            );
+            let files = auto.ensure()?;
+            let tls = crate::tls::ServerTls::load(&files.chain, &files.key)?;
+            tracing::info!(
+                dir = %auto.dir().display(),
+                ca_hash = %tls.ca_hash(),
+                "TLS: serving this server's own certificate (--tls auto)"
+            );
+            Ok((Some(tls), Some(auto)))
+        }
+        (None, None, None) => Ok((None, None)),
+        (_, _, Some(_)) => Err(ServerError::Config(
+            "--tls auto makes its own certificate: drop --tls-cert and --tls-key".into(),
+        )),
+        _ => Err(ServerError::Config(
+            "--tls-cert and --tls-key go together".into(),
+        )),
+    }
+}
+
+/// The host of a URL (`https://[::1]:8443/x` → `::1`).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+/// Credentials in clear over the network deserve a warning.
+fn warn_if_plain(config: &ServerConfig, addr: SocketAddr, tls: bool) {
+    if !tls && config.auth == AuthMode::On && !addr.ip().is_loopback() {
+        tracing::warn!(
+            address = %addr,
+            "serving plain HTTP on a non-loopback address: tokens and deployment secrets \
+             cross the network in clear; start with `--tls auto` (MIAAS_TLS=auto) to serve \
+             HTTPS with a certificate this server makes itself"
+        );
     }
 }
 

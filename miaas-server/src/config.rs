@@ -19,6 +19,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the server gets its TLS certificate besides --tls-cert/--tls-key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    /// The server is its own CA: it makes and renews its certificates.
+    Auto,
+}
+
 /// Whether API calls need credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
@@ -226,6 +233,35 @@ pub struct ServerConfig {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// `auto`: serve HTTPS with a CA and server certificate this server makes
+    /// itself at first start (kept beside a SQLite database as `<db>.tls/`, or in
+    /// --tls-dir) and renews before they expire; join tokens and the install
+    /// one-liner pin them.
+    #[arg(long, env = "MIAAS_TLS", value_enum, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls: Option<TlsMode>,
+
+    /// The folder of --tls auto's CA and certificates (every replica on one
+    /// PostgreSQL database needs the same) [default: beside a SQLite database as
+    /// <file>.tls; miaas.tls in the working directory otherwise].
+    #[arg(long, env = "MIAAS_TLS_DIR", value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+
+    /// More names (or addresses) --tls auto's certificate holds, beside the host
+    /// name, `localhost`, the listening addresses and the --public-url host
+    /// (repeat, or comma-separated).
+    #[arg(
+        long = "tls-san",
+        env = "MIAAS_TLS_SANS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub tls_sans: Vec<String>,
+
+    /// How long a certificate made by --tls auto is valid; it is renewed (same
+    /// key) once a third of it is left.
+    #[arg(long, env = "MIAAS_TLS_LIFETIME", default_value = "365d", value_parser = parse_duration)]
+    pub tls_lifetime: Duration,
+
     /// Requests handled at once; one more is answered `503` with `Retry-After` at
     /// once instead of queueing. `/health`, heartbeats and agents' long-polls are
     /// not counted.
@@ -262,6 +298,12 @@ pub struct ServerConfig {
     /// The most log sessions one node serves at once (more are answered `429`).
     #[arg(long, env = "MIAAS_MAX_LOG_SESSIONS_PER_NODE", default_value_t = 8)]
     pub max_log_sessions_per_node: usize,
+
+    /// The agent binaries `/install.sh` offers: files named `miaas-linux-<arch>`
+    /// (`miaas-linux-x86_64`, `miaas-linux-aarch64`, …) [default: the `miaas`
+    /// binary beside this server's executable, for this machine's architecture].
+    #[arg(long, env = "MIAAS_AGENT_BINARIES", value_name = "DIR")]
+    pub agent_binaries: Option<PathBuf>,
 
     /// A folder of your own templates (`*.yaml`, `*.yml`, `*.json`, one template
     /// each), beside the built-in ones: read at start (a bad file stops it), and
@@ -308,6 +350,10 @@ impl ServerConfig {
             max_inflight: 1024,
             tls_cert: None,
             tls_key: None,
+            tls: None,
+            tls_dir: None,
+            tls_sans: Vec::new(),
+            tls_lifetime: Duration::from_secs(365 * 24 * 3600),
             allow_unsafe_compose: Role::Admin,
             heartbeat_flush_interval: Duration::from_millis(500),
             metrics_listen: None,
@@ -317,7 +363,23 @@ impl ServerConfig {
             event_max_age: Duration::from_secs(7 * 24 * 3600),
             max_log_sessions_per_node: 8,
             templates_dir: None,
+            agent_binaries: None,
         }
+    }
+
+    /// Whether the server serves HTTPS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() || self.tls == Some(TlsMode::Auto)
+    }
+
+    /// Where --tls auto keeps its files.
+    pub fn tls_folder(&self) -> PathBuf {
+        self.tls_dir.clone().unwrap_or_else(|| {
+            DatabaseLocation::parse(&self.database_url)
+                .ok()
+                .and_then(|location| location.companion_file("tls"))
+                .unwrap_or_else(|| PathBuf::from("miaas.tls"))
+        })
     }
 
     /// The CORS origins in force: as configured, else none with auth on and the

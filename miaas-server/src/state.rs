@@ -40,6 +40,8 @@ pub struct Shared {
     pub metrics: bool,
     /// Whether `/metrics` has per-node series.
     pub metrics_per_node: bool,
+    /// The agent binaries `/install.sh` offers.
+    pub agent_binaries: Arc<crate::downloads::AgentBinaries>,
     /// The TLS identity when the server serves HTTPS itself.
     pub tls: Option<crate::tls::ServerTls>,
 }

@@ -23,6 +23,8 @@ struct Certified {
     acceptor: TlsAcceptor,
     ca_pem: String,
     ca_hash: String,
+    public_key_pin: Option<String>,
+    self_signed: bool,
 }
 
 /// The server's TLS identity, reloadable.
@@ -55,6 +57,7 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
         .last()
         .ok_or_else(|| config_error(cert, "holds no certificate (--tls-cert)"))?
         .clone();
+    let leaf = chain.first().cloned();
     if chain.first().is_some_and(is_ca) {
         tracing::warn!(
             cert = %cert.display(),
@@ -83,6 +86,8 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         ca_hash: miaas_core::access::pinned::ca_hash(ca.as_ref()),
         ca_pem,
+        public_key_pin: leaf.as_ref().and_then(public_key_pin),
+        self_signed: is_self_signed(&ca),
     })
 }
 
@@ -92,6 +97,26 @@ fn load(cert: &Path, key: &Path) -> Result<Certified, ServerError> {
 fn is_ca(der: &CertificateDer<'_>) -> bool {
     x509_parser::parse_x509_certificate(der.as_ref())
         .is_ok_and(|(_, certificate)| certificate.is_ca())
+}
+
+/// `sha256//<base64>` of the certificate's public key (its SPKI), as
+/// `curl --pinnedpubkey` takes it.
+fn public_key_pin(der: &CertificateDer<'_>) -> Option<String> {
+    use base64::Engine;
+    use sha2::Digest;
+    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let digest = sha2::Sha256::digest(certificate.public_key().raw);
+    Some(format!(
+        "sha256//{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    ))
+}
+
+/// Whether the certificate is its own issuer (a private CA, not one that the
+/// machines' trust stores hold).
+fn is_self_signed(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .is_ok_and(|(_, c)| c.issuer().as_raw() == c.subject().as_raw())
 }
 
 /// One certificate as PEM text (base64 in 64-column lines).
@@ -130,6 +155,18 @@ impl ServerTls {
     /// `sha256:<hex>` of the CA certificate.
     pub fn ca_hash(&self) -> String {
         self.certified().ca_hash.clone()
+    }
+
+    /// `sha256//<base64>` of the server certificate's public key, for
+    /// `curl --pinnedpubkey`.
+    pub fn public_key_pin(&self) -> Option<String> {
+        self.certified().public_key_pin.clone()
+    }
+
+    /// Whether the chain ends in a self-signed CA (clients must be told to trust
+    /// it: by a pin or a CA file).
+    pub fn self_signed(&self) -> bool {
+        self.certified().self_signed
     }
 
     /// Reads the files again; keeps the pair in use when they do not load.

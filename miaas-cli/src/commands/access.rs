@@ -95,7 +95,10 @@ pub async fn tokens(ctx: &Context, command: TokensCommand) -> Result<()> {
             backend.revoke_api_token(&id).await?;
             say!("revoked API token {id}");
         }
-        TokensCommand::Join { rotate } => {
+        TokensCommand::Join {
+            rotate,
+            install_command,
+        } => {
             let join = if rotate {
                 let join = backend.rotate_join_token().await?;
                 eprintln!("join token rotated: the old one no longer registers nodes");
@@ -103,7 +106,15 @@ pub async fn tokens(ctx: &Context, command: TokensCommand) -> Result<()> {
             } else {
                 backend.join_token().await?
             };
-            if !print_data(ctx.output, &join)? {
+            if install_command {
+                let command = join.install_command.as_deref().ok_or_else(|| {
+                    crate::error::CliError::Usage(
+                        "the install command comes from a server: give --server URL (or MIAAS_SERVER)"
+                            .into(),
+                    )
+                })?;
+                say!("{command}");
+            } else if !print_data(ctx.output, &join)? {
                 say!("{}", join.join_token);
             }
         }

@@ -237,6 +237,11 @@ pub struct JoinToken {
     /// exactly this server on first contact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_join_token: Option<String>,
+    /// The one-liner that installs and starts the agent on a Linux machine and
+    /// joins it (`curl … /install.sh | sh -s - --join-token …`), when a server
+    /// answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_command: Option<String>,
 }
 
 impl JoinToken {
@@ -246,6 +251,7 @@ impl JoinToken {
             join_token,
             ca_hash: None,
             pinned_join_token: None,
+            install_command: None,
         }
     }
 
@@ -256,6 +262,13 @@ impl JoinToken {
             self.ca_hash = Some(hash.to_string());
         }
         self
+    }
+
+    /// The token a machine joins with: pinned when there is a pin.
+    pub fn for_joining(&self) -> &str {
+        self.pinned_join_token
+            .as_deref()
+            .unwrap_or(&self.join_token)
     }
 }
 

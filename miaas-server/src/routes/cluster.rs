@@ -32,13 +32,11 @@ async fn join_token(
     _: Allowed<ManageAccess>,
 ) -> Result<Json<JoinToken>, ApiError> {
     let ca_hash = state.tls.as_ref().map(crate::tls::ServerTls::ca_hash);
-    Ok(Json(
-        state
-            .service
-            .join_token()
-            .await?
-            .with_ca(ca_hash.as_deref()),
-    ))
+    let token = state.service.join_token().await?;
+    Ok(Json(with_install_command(
+        &state,
+        token.with_ca(ca_hash.as_deref()),
+    )))
 }
 
 /// Replace the join token (admin): the old one stops registering nodes at once;
@@ -56,11 +54,15 @@ async fn rotate_join_token(
     Allowed(caller, _): Allowed<ManageAccess>,
 ) -> Result<Json<JoinToken>, ApiError> {
     let ca_hash = state.tls.as_ref().map(crate::tls::ServerTls::ca_hash);
-    Ok(Json(
-        state
-            .service
-            .rotate_join_token(&caller)
-            .await?
-            .with_ca(ca_hash.as_deref()),
-    ))
+    let token = state.service.rotate_join_token(&caller).await?;
+    Ok(Json(with_install_command(
+        &state,
+        token.with_ca(ca_hash.as_deref()),
+    )))
+}
+
+/// The token with the one-liner that joins a machine with it.
+fn with_install_command(state: &AppState, mut token: JoinToken) -> JoinToken {
+    token.install_command = Some(super::install::install_command(state, token.for_joining()));
+    token
 }

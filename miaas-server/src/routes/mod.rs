@@ -5,6 +5,7 @@ mod cluster;
 mod deployments;
 mod docs;
 mod events;
+pub(crate) mod install;
 mod login;
 mod logs;
 mod metrics;
@@ -201,6 +202,7 @@ pub fn router(state: AppState) -> Router {
     };
     api.merge(docs::router(openapi))
         .merge(crate::ui::router())
+        .merge(install::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -1,0 +1,505 @@
+//! `--tls auto`: the server is its own certificate authority, as k3s is. At first
+//! start it creates a CA (ECDSA P-256, valid 10 years) and a server certificate
+//! signed by it, in one folder (`<db>.tls` beside a SQLite database, `--tls-dir`
+//! otherwise; folder `0700`, files `0600`):
+//!
+//! - `ca.pem`, `ca.key`: never made again while they exist (join tokens and
+//!   agents pin the CA);
+//! - `server.key`: kept across renewals, so a pin of the server's public key
+//!   (`curl --pinnedpubkey`, the install one-liner) stays valid;
+//! - `server.pem`: the server certificate then the CA (`CA:FALSE`; SANs: the host
+//!   name, `localhost`, every address the server listens on, the `--public-url`
+//!   host and `--tls-san` names), issued again when a third of its lifetime is
+//!   left, when a name is missing, or when it is not the CA's.
+//!
+//! Replicas sharing the folder: a file is created whole under a temporary name and
+//! linked into place only if absent, so two servers starting at once agree on one
+//! CA and one key.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+};
+
+use crate::error::ServerError;
+
+/// How long the CA is valid.
+const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The folder and the names the server certificate must hold.
+#[derive(Debug, Clone)]
+pub struct AutoTls {
+    dir: PathBuf,
+    dns_names: BTreeSet<String>,
+    addresses: BTreeSet<IpAddr>,
+    lifetime: Duration,
+}
+
+/// The files to serve.
+#[derive(Debug, Clone)]
+pub struct AutoTlsFiles {
+    /// `server.pem`: the server certificate, then the CA.
+    pub chain: PathBuf,
+    /// `server.key`.
+    pub key: PathBuf,
+    /// Whether `server.pem` was (re)issued by this call.
+    pub issued: bool,
+}
+
+fn io_error(path: &Path, what: &str, source: std::io::Error) -> ServerError {
+    ServerError::Io {
+        context: format!("{what} {}", path.display()),
+        source,
+    }
+}
+
+fn tls_error(what: impl std::fmt::Display) -> ServerError {
+    ServerError::Config(format!("--tls auto: {what}"))
+}
+
+impl AutoTls {
+    /// The certificates in `dir`, for a server listening on `listening`, reached at
+    /// `public_host` (if any), with `extra` names; the server certificate lives
+    /// `lifetime`.
+    pub fn new(
+        dir: PathBuf,
+        listening: SocketAddr,
+        public_host: Option<&str>,
+        extra: &[String],
+        lifetime: Duration,
+    ) -> Self {
+        let mut dns_names = BTreeSet::from(["localhost".to_string()]);
+        let mut addresses = BTreeSet::new();
+        if let Some(host) = host_name() {
+            dns_names.insert(host);
+        }
+        for name in public_host
+            .into_iter()
+            .chain(extra.iter().map(String::as_str))
+        {
+            let name = name.trim().trim_start_matches('[').trim_end_matches(']');
+            match name.parse::<IpAddr>() {
+                Ok(ip) => {
+                    addresses.insert(ip);
+                }
+                Err(_) if !name.is_empty() => {
+                    dns_names.insert(name.to_ascii_lowercase());
+                }
+                Err(_) => {}
+            }
+        }
+        addresses.extend(listening_addresses(listening.ip()));
+        Self {
+            dir,
+            dns_names,
+            addresses,
+            lifetime,
+        }
+    }
+
+    /// The folder holding the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How often to look whether the server certificate needs renewing.
+    pub fn check_interval(&self) -> Duration {
+        (self.lifetime / 20).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+
+    /// Creates what is missing and renews the server certificate when due.
+    pub fn ensure(&self) -> Result<AutoTlsFiles, ServerError> {
+        self.ensure_at(unix_now())
+    }
+
+    /// As [`Self::ensure`], judging at `now` (since the Unix epoch) whether the
+    /// server certificate is due.
+    fn ensure_at(&self, now: Duration) -> Result<AutoTlsFiles, ServerError> {
+        private_dir(&self.dir)?;
+        let (ca_pem, ca_key) = self.ca()?;
+        let key_path = self.dir.join("server.key");
+        let server_key = match read(&key_path)? {
+            Some(pem) => KeyPair::from_pem(&pem)
+                .map_err(|err| tls_error(format!("{}: {err}", key_path.display())))?,
+            None => {
+                let key =
+                    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(tls_error)?;
+                let pem = create_if_absent(&key_path, &key.serialize_pem())?;
+                KeyPair::from_pem(&pem).map_err(tls_error)?
+            }
+        };
+        let chain = self.dir.join("server.pem");
+        let current = read(&chain)?;
+        let due = current
+            .as_deref()
+            .is_none_or(|pem| self.needs_issuing(pem, &ca_pem, &server_key, now));
+        if due {
+            let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key)
+                .map_err(|err| tls_error(format!("ca.pem: {err}")))?;
+            let leaf = self
+                .server_params()?
+                .signed_by(&server_key, &issuer)
+                .map_err(tls_error)?;
+            replace(&chain, &format!("{}{}", leaf.pem(), ca_pem))?;
+            tracing::info!(
+                dir = %self.dir.display(),
+                names = ?self.dns_names,
+                addresses = ?self.addresses,
+                "TLS: server certificate issued by this server's CA"
+            );
+        }
+        Ok(AutoTlsFiles {
+            chain,
+            key: key_path,
+            issued: due,
+        })
+    }
+
+    /// The CA's certificate and key, created on first use.
+    fn ca(&self) -> Result<(String, KeyPair), ServerError> {
+        let key_path = self.dir.join("ca.key");
+        let cert_path = self.dir.join("ca.pem");
+        if let Some(key) = read(&key_path)? {
+            let key = KeyPair::from_pem(&key)
+                .map_err(|err| tls_error(format!("{}: {err}", key_path.display())))?;
+            let pem = wait_for(&cert_path)?;
+            return Ok((pem, key));
+        }
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(tls_error)?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, "MIaaS");
+        name.push(
+            DnType::CommonName,
+            format!("MIaaS CA {}", &uuid_like_suffix(&key)),
+        );
+        params.distinguished_name = name;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + CA_LIFETIME;
+        let cert = params.self_signed(&key).map_err(tls_error)?;
+        // the key is the CA's claim: whoever links it first made the CA
+        let written = create_if_absent(&key_path, &key.serialize_pem())?;
+        if written != key.serialize_pem() {
+            let key = KeyPair::from_pem(&written).map_err(tls_error)?;
+            return Ok((wait_for(&cert_path)?, key));
+        }
+        let pem = create_if_absent(&cert_path, &cert.pem())?;
+        tracing::info!(dir = %self.dir.display(), "TLS: created this server's CA");
+        Ok((pem, key))
+    }
+
+    fn server_params(&self) -> Result<CertificateParams, ServerError> {
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, "MIaaS");
+        let common = (self.dns_names.iter())
+            .find(|n| *n != "localhost")
+            .cloned()
+            .unwrap_or_else(|| "localhost".into());
+        name.push(DnType::CommonName, common);
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        for dns in &self.dns_names {
+            let dns = dns.clone().try_into().map_err(|err| {
+                tls_error(format!("{dns:?} is not a host name (--tls-san): {err}"))
+            })?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        for ip in &self.addresses {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + self.lifetime;
+        Ok(params)
+    }
+
+    /// Whether `chain` (server.pem) must be issued again: unreadable, not the
+    /// CA's, not for `key`, missing a name, or with a third of its lifetime left.
+    fn needs_issuing(&self, chain: &str, ca_pem: &str, key: &KeyPair, now: Duration) -> bool {
+        let Some((leaf, ca)) = split_chain(chain) else {
+            return true;
+        };
+        if Some(ca) != der_of(ca_pem) {
+            return true;
+        }
+        let Ok((_, certificate)) = x509_parser::parse_x509_certificate(&leaf) else {
+            return true;
+        };
+        if certificate.public_key().raw != key.subject_public_key_info().as_slice() {
+            return true;
+        }
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let left = certificate
+            .validity()
+            .not_after
+            .timestamp()
+            .saturating_sub(now);
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        if left.saturating_mul(3) < lifetime {
+            return true;
+        }
+        let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
+        if let Ok(Some(names)) = certificate.subject_alternative_name() {
+            for name in &names.value.general_names {
+                match name {
+                    x509_parser::extensions::GeneralName::DNSName(n) => {
+                        dns.insert(n.to_ascii_lowercase());
+                    }
+                    x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_of(bytes) {
+                            ips.insert(ip);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        !(self.dns_names.is_subset(&dns) && self.addresses.is_subset(&ips))
+    }
+}
+
+/// Renews the server certificate when due, for as long as the server runs, and
+/// has `tls` serve the new one.
+pub async fn renew_periodically(auto: AutoTls, tls: crate::tls::ServerTls) {
+    let mut ticker = tokio::time::interval(auto.check_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let check = auto.clone();
+        match tokio::task::spawn_blocking(move || check.ensure()).await {
+            Ok(Ok(files)) if files.issued => {
+                if let Err(err) = tls.reload() {
+                    tracing::error!(error = %err, "TLS: the renewed certificate did not load");
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "TLS: renewing the certificate failed"),
+            Err(err) => tracing::error!(error = %err, "TLS: renewing the certificate failed"),
+        }
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// A short, unique-enough name part from the CA's key, so two installs' CAs
+/// differ by name too.
+fn uuid_like_suffix(key: &KeyPair) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.subject_public_key_info());
+    hex::encode(&digest[..6])
+}
+
+fn ip_of(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
+        _ => None,
+    }
+}
+
+/// The certificates of a PEM chain: the first, and the last as DER.
+fn split_chain(chain: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let all: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((all.first()?.to_vec(), all.last()?.to_vec()))
+}
+
+fn der_of(pem: &str) -> Option<Vec<u8>> {
+    split_chain(pem).map(|(first, _)| first)
+}
+
+/// The addresses a listener on `ip` answers on: every interface's for an
+/// unspecified address (with the loopbacks), else that one.
+fn listening_addresses(ip: IpAddr) -> BTreeSet<IpAddr> {
+    let mut all = BTreeSet::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    if ip.is_unspecified() {
+        if ip.is_ipv6() {
+            all.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
+        if let Ok(interfaces) = if_addrs::get_if_addrs() {
+            all.extend(
+                interfaces
+                    .iter()
+                    .map(|i| i.ip())
+                    .filter(|ip| ip.is_ipv4() || !is_link_local_v6(ip)),
+            );
+        }
+    } else {
+        all.insert(ip);
+    }
+    all
+}
+
+fn is_link_local_v6(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// This machine's host name, if it has one.
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty() && name.parse::<IpAddr>().is_err())
+}
+
+/// Creates `dir` `0700` (or makes it so).
+fn private_dir(dir: &Path) -> Result<(), ServerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder
+            .create(dir)
+            .map_err(|err| io_error(dir, "cannot create the TLS folder", err))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| io_error(dir, "cannot make private the TLS folder", err))?;
+    }
+    #[cfg(not(unix))]
+    builder
+        .create(dir)
+        .map_err(|err| io_error(dir, "cannot create the TLS folder", err))?;
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Option<String>, ServerError> {
+    miaas_core::private_file::read_private(path).map_err(|err| io_error(path, "cannot read", err))
+}
+
+/// Waits a little for `path`, which a replica starting at the same time is
+/// writing.
+fn wait_for(path: &Path) -> Result<String, ServerError> {
+    for _ in 0..100 {
+        if let Some(text) = read(path)? {
+            return Ok(text);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(tls_error(format!(
+        "{} is missing beside its key: remove the folder's files to start a new CA",
+        path.display()
+    )))
+}
+
+/// A temporary file beside `path` holding `text` (mode `0600`).
+fn staged(path: &Path, text: &str) -> Result<PathBuf, ServerError> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = miaas_core::private_file::create_new(&temporary)
+        .map_err(|err| io_error(&temporary, "cannot write", err))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|err| io_error(&temporary, "cannot write", err))?;
+    Ok(temporary)
+}
+
+/// Writes `text` to `path` unless it exists; answers what `path` holds then.
+fn create_if_absent(path: &Path, text: &str) -> Result<String, ServerError> {
+    let temporary = staged(path, text)?;
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(text.to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => wait_for(path),
+        Err(err) => Err(io_error(path, "cannot write", err)),
+    }
+}
+
+/// Replaces `path` with `text` at once (readers see the old or the new file).
+fn replace(path: &Path, text: &str) -> Result<(), ServerError> {
+    let temporary = staged(path, text)?;
+    std::fs::rename(&temporary, path).map_err(|err| io_error(path, "cannot write", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(dir: &Path, lifetime: Duration) -> AutoTls {
+        AutoTls::new(
+            dir.to_path_buf(),
+            "127.0.0.1:8443".parse().unwrap(),
+            Some("cp.example"),
+            &["10.1.2.3".into(), "Extra.Example".into()],
+            lifetime,
+        )
+    }
+
+    #[test]
+    fn a_second_start_keeps_everything_and_a_new_name_keeps_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("db.tls");
+        let first = auto(&tls, Duration::from_secs(3600)).ensure().unwrap();
+        assert!(first.issued);
+        let read = |name: &str| std::fs::read_to_string(tls.join(name)).unwrap();
+        let (ca, key, chain) = (read("ca.pem"), read("server.key"), read("server.pem"));
+        let again = auto(&tls, Duration::from_secs(3600)).ensure().unwrap();
+        assert!(!again.issued);
+        assert_eq!(read("server.pem"), chain);
+        // a new name: issued again, same CA and key
+        let mut wider = auto(&tls, Duration::from_secs(3600));
+        wider.dns_names.insert("new.example".into());
+        assert!(wider.ensure().unwrap().issued);
+        assert_eq!((read("ca.pem"), read("server.key")), (ca, key));
+        assert_ne!(read("server.pem"), chain);
+    }
+
+    #[test]
+    fn a_third_of_the_lifetime_left_renews_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let tls = auto(dir.path(), 30 * day);
+        assert!(tls.ensure().unwrap().issued);
+        let key = std::fs::read_to_string(dir.path().join("server.key")).unwrap();
+        assert!(!tls.ensure_at(unix_now() + 19 * day).unwrap().issued);
+        assert!(tls.ensure_at(unix_now() + 21 * day).unwrap().issued);
+        let after = std::fs::read_to_string(dir.path().join("server.key")).unwrap();
+        assert_eq!(after, key);
+    }
+
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("x.tls");
+        auto(&tls, Duration::from_secs(3600)).ensure().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tls), 0o700);
+        for name in ["ca.pem", "ca.key", "server.pem", "server.key"] {
+            assert_eq!(mode(&tls.join(name)), 0o600, "{name}");
+        }
+        assert_eq!(
+            std::fs::read_dir(&tls).unwrap().count(),
+            4,
+            "no temporary left"
+        );
+    }
+}
