@@ -12,6 +12,9 @@ use std::time::SystemTime;
 /// The prefix of every offered file's name.
 pub const PREFIX: &str = "miaas-linux-";
 
+/// A file's SHA-256, as of its size and modification time.
+type KnownHashes = HashMap<PathBuf, (u64, Option<SystemTime>, String)>;
+
 /// Where the offered binaries are, and their hashes once computed.
 #[derive(Debug, Default)]
 pub struct AgentBinaries {
@@ -19,7 +22,7 @@ pub struct AgentBinaries {
     /// The default offer: the server's own architecture and that binary.
     own: Option<(String, PathBuf)>,
     /// SHA-256 of each file as of its size and modification time.
-    hashes: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    hashes: Mutex<KnownHashes>,
 }
 
 impl AgentBinaries {
@@ -113,9 +116,7 @@ impl AgentBinaries {
         Ok(hash)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, Option<SystemTime>, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KnownHashes> {
         self.hashes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

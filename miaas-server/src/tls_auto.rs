@@ -311,8 +311,8 @@ fn uuid_like_suffix(key: &KeyPair) -> String {
 
 fn ip_of(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
         _ => None,
     }
 }
