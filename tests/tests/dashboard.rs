@@ -123,3 +123,51 @@ async fn the_pages_work_at_phone_width_without_authentication() {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_opens_add_a_node_copies_the_command_and_sees_the_node_arrive() {
+    let Some(browser) = Browser::start(1280, 900).await else {
+        return;
+    };
+    let server = TestServer::secure().await;
+    let dir = tempfile::tempdir().unwrap();
+    browser.open(&server.url("/ui/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", &server.admin_password).await;
+    browser.click("#sign-in").await;
+    assert_eq!(browser.text("#user").await, "admin");
+
+    browser.open(&server.url("/ui/admin")).await;
+    browser.click("#add-node").await;
+    let install = browser.text("#install-command").await;
+    assert!(
+        install.starts_with("curl -fsSL '")
+            && install.contains("/install.sh' | sh -s - --join-token '")
+            && install.contains(&server.join_token),
+        "{install}"
+    );
+    browser.click("#copy-install").await;
+    browser
+        .wait_for_text("#copy-install", |t| t == "Copied")
+        .await;
+    let docker = browser.text("#docker-command").await;
+    assert!(
+        docker.starts_with("docker run") && docker.contains(&server.join_token),
+        "{docker}"
+    );
+    browser.text("#waiting-for-node").await;
+
+    // the token the page gives joins a node, which the page shows arriving
+    let agent = browser.text("#agent-command").await;
+    let token = agent
+        .split('\'')
+        .nth(1)
+        .expect("the command quotes the token")
+        .to_string();
+    let _agent = AgentProcess::simulated(&server.base, &token, dir.path(), "from-the-page");
+    let joined = browser
+        .wait_for_text("#joined", |t| t.contains("from-the-page"))
+        .await;
+    assert!(joined.contains("online"), "{joined}");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}

@@ -8,6 +8,7 @@ const STYLE: &str = include_str!("../../assets/style.css");
 const HTMX: &str = include_str!("../../assets/vendor/htmx.min.js");
 const HTMX_SSE: &str = include_str!("../../assets/vendor/htmx-ext-sse.min.js");
 const CONFIRM: &str = include_str!("../../assets/confirm.js");
+const COPY: &str = include_str!("../../assets/copy.js");
 
 /// `GET /ui/assets/{name}`.
 pub async fn asset(Path(name): Path<String>) -> Response {
@@ -16,6 +17,7 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "htmx-ext-sse.min.js" => (HTMX_SSE, "text/javascript; charset=utf-8"),
         "confirm.js" => (CONFIRM, "text/javascript; charset=utf-8"),
+        "copy.js" => (COPY, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
     (

@@ -7,6 +7,7 @@
 //! `admin`), each built on the shared ones (`page`, `guard`, `session`, `view`,
 //! `events`, `gpus`) and none on another; this file only routes.
 
+mod add_node;
 mod admin;
 mod assets;
 mod deploy;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/deploy", get(deploy::form).post(deploy::submit))
         .route("/ui/deploy/preview", post(deploy::preview))
         .route("/ui/admin", get(admin::show))
+        .route("/ui/admin/add-node", get(add_node::show))
         .route("/ui/admin/{action}", post(admin::act))
         .route("/ui/stream", get(live::changes))
         .route("/ui/assets/{name}", get(assets::asset))

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value};
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("overview.html", include_str!("templates/overview.html")),
@@ -22,6 +22,7 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("deploy.html", include_str!("templates/deploy.html")),
     ("plan.html", include_str!("templates/plan.html")),
     ("admin.html", include_str!("templates/admin.html")),
+    ("add_node.html", include_str!("templates/add_node.html")),
     ("error.html", include_str!("templates/error.html")),
     ("events.html", include_str!("templates/events.html")),
 ];
