@@ -110,6 +110,9 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the manual page of `miaas` (roff), e.g. `miaas man >
+    /// /usr/local/share/man/man1/miaas.1`.
+    Man,
 }
 
 /// How an agent runs deployments.

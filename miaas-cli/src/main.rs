@@ -67,6 +67,14 @@ async fn run(cli: Cli) -> Result<()> {
             say!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|err| CliError::Failed(format!("cannot write the manual page: {err}")))?;
+            say!("{}", String::from_utf8_lossy(&page).trim_end());
+            Ok(())
+        }
         Command::Logout => commands::login::logout(&require_server(cli.server.as_deref())?),
         Command::Login(args) => {
             let server = require_server(cli.server.as_deref())?;

@@ -537,3 +537,33 @@ fn version_and_completions() {
         2
     );
 }
+
+#[test]
+fn a_man_page_from_the_command_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = miaas(dir.path(), &["man"], &[], None).ok().stdout;
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "roff: {page:.80}"
+    );
+    assert!(page.contains(".TH miaas 1"), "{page:.200}");
+    for command in ["deploy", "nodes", "tokens", "completions"] {
+        assert!(page.contains(command), "{command} in the page");
+    }
+    if let Ok(man) = std::process::Command::new("man")
+        .arg("-l")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        let mut man = man;
+        let _ = man
+            .stdin
+            .take()
+            .map(|mut input| input.write_all(page.as_bytes()));
+        let output = man.wait_with_output().unwrap();
+        assert!(output.status.success(), "man reads it");
+    }
+}

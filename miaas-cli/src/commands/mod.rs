@@ -56,6 +56,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         | Command::Db(_)
         | Command::Version
         | Command::Completions { .. }
+        | Command::Man
         | Command::Login(_)
         | Command::Logout => Ok(()),
     }
