@@ -543,6 +543,10 @@ async fn on_a_docker_engine(name: &str) -> Option<(ControlPlane, AgentProcess, V
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_docker,
+    ignore = "needs a Docker engine: set MIAAS_TEST_DOCKER_HOST (bash .ci/start-docker DIR starts one)"
+)]
 async fn with_a_real_docker_engine_a_deployment_runs_and_is_removed() {
     let Some((cp, agent, node, host)) = on_a_docker_engine("docker-1").await else {
         return;
@@ -710,6 +714,10 @@ async fn a_template_runs_where_its_gpus_fit_with_its_secrets_resolved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_docker,
+    ignore = "needs a Docker engine: set MIAAS_TEST_DOCKER_HOST (bash .ci/start-docker DIR starts one)"
+)]
 async fn with_a_real_docker_engine_compose_fills_a_templates_secret() {
     let Some((cp, _agent, node, host)) = on_a_docker_engine("docker-t").await else {
         return;
@@ -1086,6 +1094,10 @@ async fn docker_health_and_restarts_reach_the_deployment() {
 /// seconds is `starting`, then `healthy`, and `miaas deploy --wait` returns only
 /// then; one whose check never passes turns `unhealthy` and `--wait` exits 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_docker,
+    ignore = "needs a Docker engine: set MIAAS_TEST_DOCKER_HOST (bash .ci/start-docker DIR starts one)"
+)]
 async fn with_a_real_docker_engine_deploy_wait_follows_the_healthchecks() {
     let Some((cp, agent, _node, _host)) = on_a_docker_engine("docker-health").await else {
         return;

@@ -6,6 +6,10 @@
 use miaas_tests::{AgentProcess, Browser, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium: apt-get install chromium chromium-driver"
+)]
 async fn an_operator_deploys_a_template_and_watches_it_run_in_a_browser() {
     let Some(browser) = Browser::start(1280, 900).await else {
         return;
@@ -95,6 +99,10 @@ async fn an_operator_deploys_a_template_and_watches_it_run_in_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium: apt-get install chromium chromium-driver"
+)]
 async fn the_pages_work_at_phone_width_without_authentication() {
     let Some(browser) = Browser::start(390, 844).await else {
         return;
@@ -125,6 +133,10 @@ async fn the_pages_work_at_phone_width_without_authentication() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium: apt-get install chromium chromium-driver"
+)]
 async fn an_admin_opens_add_a_node_copies_the_command_and_sees_the_node_arrive() {
     let Some(browser) = Browser::start(1280, 900).await else {
         return;

@@ -297,6 +297,10 @@ async fn past_retention_a_cursor_is_gone_and_only_admins_see_the_audit_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn an_event_committed_on_one_replica_reaches_a_follower_on_another() {
     let Some((a, b)) = postgres_replicas().await else {
         return;

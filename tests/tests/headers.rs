@@ -104,6 +104,10 @@ async fn framing_page(url: &str) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium: apt-get install chromium chromium-driver"
+)]
 async fn another_site_cannot_frame_the_dashboard_and_the_docs_still_work() {
     let Some(browser) = Browser::start(1280, 900).await else {
         return;

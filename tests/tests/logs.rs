@@ -205,6 +205,10 @@ async fn a_service_the_deployment_lacks_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn logs_reach_a_viewer_on_another_replica_than_the_agent_s() {
     let Some((a, b)) = postgres_replicas().await else {
         return;

@@ -121,6 +121,10 @@ async fn a_long_poll_answers_when_the_state_changes_or_when_the_wait_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn a_deploy_on_one_replica_wakes_a_poll_on_another() {
     let Some((a, b)) = postgres_replicas().await else {
         return;

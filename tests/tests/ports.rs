@@ -241,6 +241,10 @@ async fn a_container_name_is_one_deployments_per_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn two_replicas_deploying_at_once_never_book_a_port_twice() {
     let Some(url) = postgres_url().await else {
         eprintln!("MIAAS_TEST_POSTGRES_URL is not set: nothing to run on");

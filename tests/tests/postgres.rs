@@ -41,6 +41,10 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn two_replicas_place_500_concurrent_deploys_without_overcommit() {
     let Some(url) = postgres().await else { return };
     // replicas share the key that seals secrets, as the README says they must
@@ -97,6 +101,10 @@ async fn two_replicas_place_500_concurrent_deploys_without_overcommit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn the_sweep_goes_on_when_a_replica_dies() {
     let Some(url) = postgres().await else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -147,6 +155,10 @@ async fn the_sweep_goes_on_when_a_replica_dies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn a_postgres_restart_loses_no_acknowledged_write_and_the_server_recovers() {
     if postgres().await.is_none() {
         return;
@@ -227,6 +239,10 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_the_server_recovers(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn db_copy_moves_a_sqlite_install_onto_postgres_with_the_same_answers() {
     let Some(pg_url) = postgres().await else {
         return;
@@ -393,6 +409,10 @@ fn a_replica_without_the_shared_key_refuses_to_start_and_says_which_key() {
 /// Each replica keeps the fleet and remembered credentials in memory; what another
 /// replica committed must hold on the very next request, without any wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs PostgreSQL: set MIAAS_TEST_POSTGRES_URL (bash .ci/start-postgres DIR PORT starts one)"
+)]
 async fn a_replica_sees_the_others_writes_and_revocations_on_the_next_request() {
     let Some(url) = postgres().await else { return };
     let keys = tempfile::tempdir().unwrap();
