@@ -375,7 +375,7 @@ fn url_host(url: &str) -> Option<String> {
 fn warn_if_plain(config: &ServerConfig, addr: SocketAddr, tls: bool) {
     if !tls && config.auth == AuthMode::On && !addr.ip().is_loopback() {
         tracing::warn!(
-            address = %addr,
+            listen = %addr,
             "serving plain HTTP on a non-loopback address: tokens and deployment secrets \
              cross the network in clear; start with `--tls auto` (MIAAS_TLS=auto) to serve \
              HTTPS with a certificate this server makes itself"

@@ -170,6 +170,14 @@ impl AutoTls {
             let pem = wait_for(&cert_path)?;
             return Ok((pem, key));
         }
+        if cert_path.exists() {
+            return Err(tls_error(format!(
+                "{} is there without its key {}: restore the key (a new CA would break every \
+                 pin), or remove both to start a new CA",
+                cert_path.display(),
+                key_path.display()
+            )));
+        }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(tls_error)?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
@@ -483,6 +491,22 @@ mod tests {
         assert!(tls.ensure_at(unix_now() + 21 * day).unwrap().issued);
         let after = std::fs::read_to_string(dir.path().join("server.key")).unwrap();
         assert_eq!(after, key);
+    }
+
+    #[test]
+    fn a_ca_whose_key_is_gone_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = auto(dir.path(), Duration::from_secs(3600));
+        tls.ensure().unwrap();
+        let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        std::fs::remove_file(dir.path().join("ca.key")).unwrap();
+        let err = tls.ensure().unwrap_err().to_string();
+        assert!(err.contains("without its key"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ca.pem")).unwrap(),
+            ca
+        );
+        assert!(!dir.path().join("ca.key").exists());
     }
 
     #[test]

@@ -417,3 +417,34 @@ async fn a_tampered_binary_and_an_unknown_architecture_are_refused() {
     let detail = answer["detail"].as_str().unwrap();
     assert!(detail.contains(arch), "{detail}");
 }
+
+#[test]
+fn plain_http_on_the_network_with_auth_on_is_warned_about_naming_tls_auto() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |host: &str| {
+        ServerProcess::start(
+            &binary("miaas-server"),
+            &[
+                "--host",
+                host,
+                "--port",
+                "0",
+                "--database-url",
+                "sqlite://cp.db",
+            ],
+            dir.path(),
+            &[("MIAAS_AUTH", "on")],
+        )
+    };
+    let warned = |server: &ServerProcess| {
+        server
+            .startup_log()
+            .iter()
+            .any(|line| line.contains("plain HTTP") && line.contains("--tls auto"))
+    };
+    let open = start("0.0.0.0");
+    assert!(warned(&open), "{:?}", open.startup_log());
+    open.terminate();
+    let local = start("127.0.0.1");
+    assert!(!warned(&local), "{:?}", local.startup_log());
+}
