@@ -5,6 +5,7 @@
 mod agent;
 mod browser;
 mod cli;
+mod https;
 mod postgres;
 mod process;
 mod streams;
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 pub use agent::AgentProcess;
 pub use browser::{Browser, PAGE_PATIENCE};
 pub use cli::{Modes, Run, miaas};
+pub use https::{eventually, trusting};
 pub use postgres::OwnPostgres;
 pub use process::{ServerProcess, binary};
 pub use streams::{Lines, STREAM_PATIENCE, Sse, SseEvent};

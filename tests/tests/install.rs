@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use miaas_tests::{ServerProcess, binary, miaas, send};
+use miaas_tests::{ServerProcess, binary, eventually, miaas, send, trusting};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
@@ -16,28 +15,6 @@ use x509_parser::extensions::GeneralName;
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn trusting(ca: &Path) -> reqwest::Client {
-    let pem = std::fs::read(ca).expect("ca.pem");
-    let roots = reqwest::Certificate::from_pem_bundle(&pem).expect("PEM");
-    reqwest::Client::builder()
-        .tls_certs_only(roots)
-        .build()
-        .expect("a client")
-}
-
-/// Polls `check` until it holds; fails after 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
@@ -144,7 +121,7 @@ async fn tls_auto_makes_its_own_ca_renews_with_the_same_key_and_keeps_it_across_
 
     // `miaas --ca-cert <db>.tls/ca.pem` trusts it
     let base = https(&server);
-    let client = trusting(&tls.join("ca.pem"));
+    let client = trusting(&std::fs::read(tls.join("ca.pem")).unwrap());
     let admin = admin_token(&client, &base, dir.path()).await;
     let ca_file = tls.join("ca.pem").display().to_string();
     let listed = miaas(
@@ -243,7 +220,7 @@ async fn the_printed_one_liner_installs_starts_and_joins_an_agent() {
     let server = start(dir.path(), &[]);
     let base = https(&server);
     let tls = dir.path().join("control_plane.db.tls");
-    let client = trusting(&tls.join("ca.pem"));
+    let client = trusting(&std::fs::read(tls.join("ca.pem")).unwrap());
     let admin = admin_token(&client, &base, dir.path()).await;
     let ca_file = tls.join("ca.pem").display().to_string();
     let printed = miaas(

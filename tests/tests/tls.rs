@@ -5,9 +5,8 @@
 //! as a CA is warned about by the server and explained by `miaas` and the agent.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use miaas_tests::{AgentProcess, ServerProcess, binary, miaas, send};
+use miaas_tests::{AgentProcess, ServerProcess, binary, eventually, miaas, send, trusting};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -32,30 +31,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn trusting(pem: &str) -> reqwest::Client {
-    let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("PEM");
-    reqwest::Client::builder()
-        .tls_certs_only(roots)
-        .build()
-        .expect("a client")
-}
-
 fn write_pair(dir: &Path, cert: &str, key: &str) {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
-}
-
-/// Polls `check` until it holds; fails after 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -92,7 +70,7 @@ async fn https_with_a_pinned_join_token_and_a_reload_on_sighup() {
         reqwest::get(format!("{https}/health")).await.is_err(),
         "a self-signed certificate is not trusted by default"
     );
-    let client = trusting(&cert);
+    let client = trusting(cert.as_bytes());
     let (status, _) = send(client.get(format!("{https}/health"))).await;
     assert_eq!(status, 200);
     let served = client
@@ -210,7 +188,7 @@ async fn https_with_a_pinned_join_token_and_a_reload_on_sighup() {
         .status()
         .unwrap();
     assert!(hup.success());
-    let fresh = trusting(&renewed);
+    let fresh = trusting(renewed.as_bytes());
     let health = format!("{https}/health");
     eventually("the renewed certificate is served", || {
         let request = fresh.get(&health);
