@@ -331,7 +331,7 @@ fn server_tls(
         (None, None, Some(crate::config::TlsMode::Auto)) => {
             let public_host = config.public_url.as_deref().and_then(url_host);
             let auto = crate::tls_auto::AutoTls::new(
-                config.tls_folder(),
+                config.tls_folder().map_err(ServerError::Config)?,
                 addr,
                 public_host.as_deref(),
                 &config.tls_sans,

@@ -372,14 +372,24 @@ impl ServerConfig {
         self.tls_cert.is_some() || self.tls == Some(TlsMode::Auto)
     }
 
-    /// Where --tls auto keeps its files.
-    pub fn tls_folder(&self) -> PathBuf {
-        self.tls_dir.clone().unwrap_or_else(|| {
-            DatabaseLocation::parse(&self.database_url)
-                .ok()
-                .and_then(|location| location.companion_file("tls"))
-                .unwrap_or_else(|| PathBuf::from("miaas.tls"))
-        })
+    /// Where --tls auto keeps its files: --tls-dir, else beside a SQLite file
+    /// (`miaas.tls` for an in-memory one). On PostgreSQL --tls-dir is required:
+    /// replicas that each made a CA of their own would break every pin.
+    pub fn tls_folder(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.tls_dir {
+            return Ok(dir.clone());
+        }
+        match DatabaseLocation::parse(&self.database_url) {
+            Ok(DatabaseLocation::Postgres(_)) => Err(
+                "--tls auto on PostgreSQL needs --tls-dir DIR (MIAAS_TLS_DIR), a folder every \
+                 replica shares, so that they serve one CA"
+                    .into(),
+            ),
+            Ok(location) => Ok(location
+                .companion_file("tls")
+                .unwrap_or_else(|| PathBuf::from("miaas.tls"))),
+            Err(_) => Ok(PathBuf::from("miaas.tls")),
+        }
     }
 
     /// The CORS origins in force: as configured, else none with auth on and the

@@ -12,17 +12,23 @@ use std::time::SystemTime;
 /// The prefix of every offered file's name.
 pub const PREFIX: &str = "miaas-linux-";
 
+/// How many binaries are sent at once (the route is public: more wait their turn
+/// with a `503`).
+pub const PARALLEL_DOWNLOADS: usize = 8;
+
 /// A file's SHA-256, as of its size and modification time.
 type KnownHashes = HashMap<PathBuf, (u64, Option<SystemTime>, String)>;
 
 /// Where the offered binaries are, and their hashes once computed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentBinaries {
     folder: Option<PathBuf>,
     /// The default offer: the server's own architecture and that binary.
     own: Option<(String, PathBuf)>,
     /// SHA-256 of each file as of its size and modification time.
     hashes: Mutex<KnownHashes>,
+    /// A permit per binary being sent, held until its last byte is.
+    sending: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl AgentBinaries {
@@ -37,7 +43,13 @@ impl AgentBinaries {
             folder,
             own,
             hashes: Mutex::default(),
+            sending: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS)),
         }
+    }
+
+    /// A turn to send a binary, if one is free; the send holds it to its end.
+    pub fn turn_to_send(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.sending.clone().try_acquire_owned().ok()
     }
 
     /// Every architecture offered, with its file.
@@ -189,5 +201,16 @@ mod tests {
         .unwrap();
         assert_eq!(binaries.sha256(&path).await.unwrap(), published);
         assert_eq!(binaries.offered().len(), 1);
+    }
+
+    #[test]
+    fn only_so_many_binaries_are_sent_at_once() {
+        let binaries = AgentBinaries::new(None);
+        let turns: Vec<_> = (0..PARALLEL_DOWNLOADS)
+            .map(|_| binaries.turn_to_send().expect("a free turn"))
+            .collect();
+        assert!(binaries.turn_to_send().is_none());
+        drop(turns);
+        assert!(binaries.turn_to_send().is_some());
     }
 }

@@ -141,15 +141,22 @@ impl AutoTls {
         if due {
             let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key)
                 .map_err(|err| tls_error(format!("ca.pem: {err}")))?;
-            let leaf = self
-                .server_params()?
+            // replicas sharing the folder each add their own names: keep the others'
+            let (mut dns_names, mut addresses) = current
+                .as_deref()
+                .filter(|chain| split_chain(chain).map(|(_, ca)| ca) == der_of(&ca_pem))
+                .map(names_of)
+                .unwrap_or_default();
+            dns_names.extend(self.dns_names.iter().cloned());
+            addresses.extend(self.addresses.iter().copied());
+            let leaf = server_params(&dns_names, &addresses, self.lifetime)?
                 .signed_by(&server_key, &issuer)
                 .map_err(tls_error)?;
             replace(&chain, &format!("{}{}", leaf.pem(), ca_pem))?;
             tracing::info!(
                 dir = %self.dir.display(),
-                names = ?self.dns_names,
-                addresses = ?self.addresses,
+                names = ?dns_names,
+                addresses = ?addresses,
                 "TLS: server certificate issued by this server's CA"
             );
         }
@@ -168,7 +175,7 @@ impl AutoTls {
             let key = KeyPair::from_pem(&key)
                 .map_err(|err| tls_error(format!("{}: {err}", key_path.display())))?;
             let pem = wait_for(&cert_path)?;
-            return Ok((pem, key));
+            return matching(pem, key, &cert_path, &key_path);
         }
         if cert_path.exists() {
             return Err(tls_error(format!(
@@ -201,39 +208,11 @@ impl AutoTls {
         let written = create_if_absent(&key_path, &key.serialize_pem())?;
         if written != key.serialize_pem() {
             let key = KeyPair::from_pem(&written).map_err(tls_error)?;
-            return Ok((wait_for(&cert_path)?, key));
+            return matching(wait_for(&cert_path)?, key, &cert_path, &key_path);
         }
         let pem = create_if_absent(&cert_path, &cert.pem())?;
         tracing::info!(dir = %self.dir.display(), "TLS: created this server's CA");
         Ok((pem, key))
-    }
-
-    fn server_params(&self) -> Result<CertificateParams, ServerError> {
-        let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::OrganizationName, "MIaaS");
-        let common = (self.dns_names.iter())
-            .find(|n| *n != "localhost")
-            .cloned()
-            .unwrap_or_else(|| "localhost".into());
-        name.push(DnType::CommonName, common);
-        params.distinguished_name = name;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        for dns in &self.dns_names {
-            let dns = dns.clone().try_into().map_err(|err| {
-                tls_error(format!("{dns:?} is not a host name (--tls-san): {err}"))
-            })?;
-            params.subject_alt_names.push(SanType::DnsName(dns));
-        }
-        for ip in &self.addresses {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
-        }
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + self.lifetime;
-        Ok(params)
     }
 
     /// Whether `chain` (server.pem) must be issued again: unreadable, not the
@@ -261,24 +240,68 @@ impl AutoTls {
         if left.saturating_mul(3) < lifetime {
             return true;
         }
-        let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
-        if let Ok(Some(names)) = certificate.subject_alternative_name() {
-            for name in &names.value.general_names {
-                match name {
-                    x509_parser::extensions::GeneralName::DNSName(n) => {
-                        dns.insert(n.to_ascii_lowercase());
-                    }
-                    x509_parser::extensions::GeneralName::IPAddress(bytes) => {
-                        if let Some(ip) = ip_of(bytes) {
-                            ips.insert(ip);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let (dns, ips) = names_of(chain);
         !(self.dns_names.is_subset(&dns) && self.addresses.is_subset(&ips))
     }
+}
+
+/// The server certificate's parameters: these names, valid `lifetime` from now.
+fn server_params(
+    dns_names: &BTreeSet<String>,
+    addresses: &BTreeSet<IpAddr>,
+    lifetime: Duration,
+) -> Result<CertificateParams, ServerError> {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, "MIaaS");
+    let common = (dns_names.iter())
+        .find(|n| *n != "localhost")
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    name.push(DnType::CommonName, common);
+    params.distinguished_name = name;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    for dns in dns_names {
+        let dns = dns
+            .clone()
+            .try_into()
+            .map_err(|err| tls_error(format!("{dns:?} is not a host name (--tls-san): {err}")))?;
+        params.subject_alt_names.push(SanType::DnsName(dns));
+    }
+    for ip in addresses {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + lifetime;
+    Ok(params)
+}
+
+/// The names and addresses the first certificate of `chain` holds.
+fn names_of(chain: &str) -> (BTreeSet<String>, BTreeSet<IpAddr>) {
+    let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
+    let Some((leaf, _)) = split_chain(chain) else {
+        return (dns, ips);
+    };
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(&leaf) else {
+        return (dns, ips);
+    };
+    if let Ok(Some(names)) = certificate.subject_alternative_name() {
+        for name in &names.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(n) => {
+                    dns.insert(n.to_ascii_lowercase());
+                }
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                    ips.extend(ip_of(bytes));
+                }
+                _ => {}
+            }
+        }
+    }
+    (dns, ips)
 }
 
 /// Renews the server certificate when due, for as long as the server runs, and
@@ -301,6 +324,31 @@ pub async fn renew_periodically(auto: AutoTls, tls: crate::tls::ServerTls) {
             Err(err) => tracing::error!(error = %err, "TLS: renewing the certificate failed"),
         }
     }
+}
+
+/// The CA's certificate and key, once checked to belong together.
+fn matching(
+    pem: String,
+    key: KeyPair,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(String, KeyPair), ServerError> {
+    let same = der_of(&pem)
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .ok()
+                .map(|(_, c)| c.public_key().raw == key.subject_public_key_info().as_slice())
+        })
+        .unwrap_or(false);
+    if !same {
+        return Err(tls_error(format!(
+            "{} is not the certificate of the key {}: restore the pair (a new CA would break \
+             every pin)",
+            cert_path.display(),
+            key_path.display()
+        )));
+    }
+    Ok((pem, key))
 }
 
 fn unix_now() -> Duration {
@@ -414,37 +462,40 @@ fn wait_for(path: &Path) -> Result<String, ServerError> {
     )))
 }
 
-/// A temporary file beside `path` holding `text` (mode `0600`).
-fn staged(path: &Path, text: &str) -> Result<PathBuf, ServerError> {
+/// A temporary file of a random name beside `path`, holding `text` (mode
+/// `0600`, created exclusively: replicas sharing the folder never write or
+/// remove each other's).
+fn staged(path: &Path, text: &str) -> Result<tempfile::NamedTempFile, ServerError> {
     use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(name);
-    let _ = std::fs::remove_file(&temporary);
-    let mut file = miaas_core::private_file::create_new(&temporary)
-        .map_err(|err| io_error(&temporary, "cannot write", err))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    let mut file = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|err| io_error(path, "cannot write beside", err))?;
     file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|err| io_error(&temporary, "cannot write", err))?;
-    Ok(temporary)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|err| io_error(path, "cannot write beside", err))?;
+    Ok(file)
 }
 
 /// Writes `text` to `path` unless it exists; answers what `path` holds then.
 fn create_if_absent(path: &Path, text: &str) -> Result<String, ServerError> {
-    let temporary = staged(path, text)?;
-    let linked = std::fs::hard_link(&temporary, path);
-    let _ = std::fs::remove_file(&temporary);
-    match linked {
-        Ok(()) => Ok(text.to_string()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => wait_for(path),
-        Err(err) => Err(io_error(path, "cannot write", err)),
+    match staged(path, text)?.persist_noclobber(path) {
+        Ok(_) => Ok(text.to_string()),
+        Err(err) if err.error.kind() == std::io::ErrorKind::AlreadyExists => wait_for(path),
+        Err(err) => Err(io_error(path, "cannot write", err.error)),
     }
 }
 
 /// Replaces `path` with `text` at once (readers see the old or the new file).
 fn replace(path: &Path, text: &str) -> Result<(), ServerError> {
-    let temporary = staged(path, text)?;
-    std::fs::rename(&temporary, path).map_err(|err| io_error(path, "cannot write", err))
+    staged(path, text)?
+        .persist(path)
+        .map(|_| ())
+        .map_err(|err| io_error(path, "cannot write", err.error))
 }
 
 #[cfg(test)]
@@ -507,6 +558,36 @@ mod tests {
             ca
         );
         assert!(!dir.path().join("ca.key").exists());
+    }
+
+    #[test]
+    fn replicas_sharing_the_folder_keep_each_others_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = auto(dir.path(), Duration::from_secs(3600));
+        one.dns_names.insert("replica-1".into());
+        let mut two = auto(dir.path(), Duration::from_secs(3600));
+        two.dns_names.insert("replica-2".into());
+        assert!(one.ensure().unwrap().issued);
+        assert!(two.ensure().unwrap().issued, "replica-2 is missing");
+        assert!(!one.ensure().unwrap().issued, "both names are there");
+        assert!(!two.ensure().unwrap().issued);
+        let chain = std::fs::read_to_string(dir.path().join("server.pem")).unwrap();
+        let (names, _) = names_of(&chain);
+        assert!(
+            names.contains("replica-1") && names.contains("replica-2"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn a_ca_certificate_that_is_not_its_keys_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = auto(dir.path(), Duration::from_secs(3600));
+        tls.ensure().unwrap();
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(dir.path().join("ca.key"), other.serialize_pem()).unwrap();
+        let err = tls.ensure().unwrap_err().to_string();
+        assert!(err.contains("is not the certificate of the key"), "{err}");
     }
 
     #[test]

@@ -241,6 +241,8 @@ async fn the_printed_one_liner_installs_starts_and_joins_an_agent() {
     );
     assert_eq!(printed.code, 0, "{printed:?}");
     let one_liner = printed.stdout.trim().to_string();
+    // a public URL of 127.0.0.1 is this machine's own: said, on standard error
+    assert!(printed.stderr.contains("--public-url"), "{printed:?}");
     let pinned = ServerProcess::saved_secret(dir.path(), "MIAAS_JOIN_TOKEN_PINNED");
     assert!(
         one_liner.starts_with("curl -fsSL --pinnedpubkey 'sha256//")
@@ -315,6 +317,13 @@ async fn the_printed_one_liner_installs_starts_and_joins_an_agent() {
         "the hash is checked and shown"
     );
     assert_eq!(mode(&state.join("agent.env")), 0o600);
+    let settings = std::fs::read_to_string(state.join("agent.env")).unwrap();
+    assert!(
+        settings.contains("MIAAS_SERVER=") && !settings.contains("MIAAS_JOIN_TOKEN"),
+        "the join token leaves the node once it joined: {settings}"
+    );
+    // a new connection: the server may have closed the idle one while the script ran
+    let client = trusting(&std::fs::read(tls.join("ca.pem")).unwrap());
     let (status, nodes) = send(
         client
             .get(format!("{base}/api/v1/nodes"))
@@ -361,10 +370,25 @@ async fn a_tampered_binary_and_an_unknown_architecture_are_refused() {
         dir.path(),
         &[("MIAAS_AUTH", "on")],
     );
-    let one_liner = format!(
-        "curl -fsSL '{}' | sh -s - --join-token 'miaas_join_x' --no-start",
-        server.url("/install.sh")
+    let admin = server.admin_token(dir.path()).await;
+    let (status, join) = send(
+        reqwest::Client::new()
+            .get(server.url("/api/v1/cluster/join-token"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{join}");
+    assert!(
+        join["install_warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("plain HTTP") && w.contains("--tls auto")),
+        "{join}"
     );
+    let one_liner = join["install_command"]
+        .as_str()
+        .unwrap()
+        .replace("--join-token '", "--no-start --join-token '");
+    assert!(one_liner.starts_with("curl -fsSL 'http://"), "{one_liner}");
     // as released: installed (not started)
     let fine = sh(
         &format!("{one_liner} --prefix ok --state-dir ok-state"),

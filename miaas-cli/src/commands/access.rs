@@ -113,6 +113,9 @@ pub async fn tokens(ctx: &Context, command: TokensCommand) -> Result<()> {
                             .into(),
                     )
                 })?;
+                for warning in &join.install_warnings {
+                    eprintln!("warning: {warning}");
+                }
                 say!("{command}");
             } else if !print_data(ctx.output, &join)? {
                 say!("{}", join.join_token);

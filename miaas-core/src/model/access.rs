@@ -242,6 +242,10 @@ pub struct JoinToken {
     /// answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_command: Option<String>,
+    /// Why the install command is not safe or will not work as it is (plain
+    /// HTTP, a public URL that names the machine itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install_warnings: Vec<String>,
 }
 
 impl JoinToken {
@@ -252,6 +256,7 @@ impl JoinToken {
             ca_hash: None,
             pinned_join_token: None,
             install_command: None,
+            install_warnings: Vec::new(),
         }
     }
 

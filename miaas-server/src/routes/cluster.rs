@@ -64,5 +64,6 @@ async fn rotate_join_token(
 /// The token with the one-liner that joins a machine with it.
 fn with_install_command(state: &AppState, mut token: JoinToken) -> JoinToken {
     token.install_command = Some(super::install::install_command(state, token.for_joining()));
+    token.install_warnings = super::install::install_warnings(state);
     token
 }

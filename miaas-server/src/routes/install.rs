@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 
 use crate::downloads::{PREFIX, is_architecture};
 use crate::error::ApiError;
@@ -50,6 +51,44 @@ pub fn install_command(state: &AppState, join_token: &str) -> String {
         None => format!("curl -fsSL {}", shell_quoted(&url)),
     };
     format!("{curl} | sh -s - --join-token {}", shell_quoted(join_token))
+}
+
+/// Why [`install_command`] is unsafe or will not work as it is.
+pub fn install_warnings(state: &AppState) -> Vec<String> {
+    let url = &*state.public_url;
+    let mut warnings = Vec::new();
+    if url.starts_with("http://") {
+        warnings.push(
+            "this server serves plain HTTP: anyone on the network path can change the script \
+             (run as root) and read the join token; start it with --tls auto"
+                .to_string(),
+        );
+    }
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(host, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            host
+        } else {
+            ""
+        }
+    });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if loopback {
+        warnings.push(format!(
+            "the server's public URL is {url}, which another machine reaches as itself: \
+             start the server with --public-url https://<its name>:<port>"
+        ));
+    }
+    warnings
 }
 
 /// `GET /install.sh`: the install script for this server.
@@ -118,9 +157,27 @@ async fn download(
         )
             .into_response());
     }
+    let Some(turn) = binaries.turn_to_send() else {
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} downloads are being sent; try again in a few seconds",
+                crate::downloads::PARALLEL_DOWNLOADS
+            ),
+        )
+        .into_response();
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return Ok(busy);
+    };
     let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
     let length = file.metadata().await.map_err(unreadable)?.len();
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let chunks = tokio_util::io::ReaderStream::new(file).map(move |chunk| {
+        // the turn is given back when the body is done with (sent or dropped)
+        let _sending = &turn;
+        chunk
+    });
+    let body = Body::from_stream(chunks);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

@@ -10,7 +10,7 @@ use minijinja::context;
 use super::guard::Permitted;
 use super::page::{error_page, page};
 use crate::auth::ManageAccess;
-use crate::routes::install::{install_command, shell_quoted};
+use crate::routes::install::{install_command, install_warnings, shell_quoted};
 use crate::state::AppState;
 
 /// The nodes shown are those registered after `since` (epoch seconds).
@@ -65,6 +65,7 @@ pub async fn show(
         "add_node.html",
         context! {
             install => install_command(&state, joining),
+            warnings => install_warnings(&state),
             agent => agent,
             docker => docker,
             since => since,
