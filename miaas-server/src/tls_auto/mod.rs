@@ -17,7 +17,7 @@
 //! CA and one key.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +27,12 @@ use rcgen::{
 };
 
 use crate::error::ServerError;
+
+mod files;
+mod names;
+
+use files::{create_if_absent, private_dir, read, replace, wait_for};
+use names::{der_of, host_name, listening_addresses, names_of, split_chain};
 
 /// How long the CA is valid.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -49,13 +55,6 @@ pub struct AutoTlsFiles {
     pub key: PathBuf,
     /// Whether `server.pem` was (re)issued by this call.
     pub issued: bool,
-}
-
-fn io_error(path: &Path, what: &str, source: std::io::Error) -> ServerError {
-    ServerError::Io {
-        context: format!("{what} {}", path.display()),
-        source,
-    }
 }
 
 fn tls_error(what: impl std::fmt::Display) -> ServerError {
@@ -191,7 +190,7 @@ impl AutoTls {
         name.push(DnType::OrganizationName, "MIaaS");
         name.push(
             DnType::CommonName,
-            format!("MIaaS CA {}", &uuid_like_suffix(&key)),
+            format!("MIaaS CA {}", &key_fingerprint(&key)),
         );
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -279,31 +278,6 @@ fn server_params(
     Ok(params)
 }
 
-/// The names and addresses the first certificate of `chain` holds.
-fn names_of(chain: &str) -> (BTreeSet<String>, BTreeSet<IpAddr>) {
-    let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
-    let Some((leaf, _)) = split_chain(chain) else {
-        return (dns, ips);
-    };
-    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(&leaf) else {
-        return (dns, ips);
-    };
-    if let Ok(Some(names)) = certificate.subject_alternative_name() {
-        for name in &names.value.general_names {
-            match name {
-                x509_parser::extensions::GeneralName::DNSName(n) => {
-                    dns.insert(n.to_ascii_lowercase());
-                }
-                x509_parser::extensions::GeneralName::IPAddress(bytes) => {
-                    ips.extend(ip_of(bytes));
-                }
-                _ => {}
-            }
-        }
-    }
-    (dns, ips)
-}
-
 /// Renews the server certificate when due, for as long as the server runs, and
 /// has `tls` serve the new one.
 pub async fn renew_periodically(auto: AutoTls, tls: crate::tls::ServerTls) {
@@ -359,143 +333,10 @@ fn unix_now() -> Duration {
 
 /// A short, unique-enough name part from the CA's key, so two installs' CAs
 /// differ by name too.
-fn uuid_like_suffix(key: &KeyPair) -> String {
+fn key_fingerprint(key: &KeyPair) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.subject_public_key_info());
     hex::encode(&digest[..6])
-}
-
-fn ip_of(bytes: &[u8]) -> Option<IpAddr> {
-    match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
-        _ => None,
-    }
-}
-
-/// The certificates of a PEM chain: the first, and the last as DER.
-fn split_chain(chain: &str) -> Option<(Vec<u8>, Vec<u8>)> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let all: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    Some((all.first()?.to_vec(), all.last()?.to_vec()))
-}
-
-fn der_of(pem: &str) -> Option<Vec<u8>> {
-    split_chain(pem).map(|(first, _)| first)
-}
-
-/// The addresses a listener on `ip` answers on: every interface's for an
-/// unspecified address (with the loopbacks), else that one.
-fn listening_addresses(ip: IpAddr) -> BTreeSet<IpAddr> {
-    let mut all = BTreeSet::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]);
-    if ip.is_unspecified() {
-        if ip.is_ipv6() {
-            all.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        }
-        if let Ok(interfaces) = if_addrs::get_if_addrs() {
-            all.extend(
-                interfaces
-                    .iter()
-                    .map(|i| i.ip())
-                    .filter(|ip| ip.is_ipv4() || !is_link_local_v6(ip)),
-            );
-        }
-    } else {
-        all.insert(ip);
-    }
-    all
-}
-
-fn is_link_local_v6(ip: &IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
-}
-
-/// This machine's host name, if it has one.
-fn host_name() -> Option<String> {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty() && name.parse::<IpAddr>().is_err())
-}
-
-/// Creates `dir` `0700` (or makes it so).
-fn private_dir(dir: &Path) -> Result<(), ServerError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        builder.mode(0o700);
-        builder
-            .create(dir)
-            .map_err(|err| io_error(dir, "cannot create the TLS folder", err))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|err| io_error(dir, "cannot make private the TLS folder", err))?;
-    }
-    #[cfg(not(unix))]
-    builder
-        .create(dir)
-        .map_err(|err| io_error(dir, "cannot create the TLS folder", err))?;
-    Ok(())
-}
-
-fn read(path: &Path) -> Result<Option<String>, ServerError> {
-    miaas_core::private_file::read_private(path).map_err(|err| io_error(path, "cannot read", err))
-}
-
-/// Waits a little for `path`, which a replica starting at the same time is
-/// writing.
-fn wait_for(path: &Path) -> Result<String, ServerError> {
-    for _ in 0..100 {
-        if let Some(text) = read(path)? {
-            return Ok(text);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(tls_error(format!(
-        "{} is missing beside its key: remove the folder's files to start a new CA",
-        path.display()
-    )))
-}
-
-/// A temporary file of a random name beside `path`, holding `text` (mode
-/// `0600`, created exclusively: replicas sharing the folder never write or
-/// remove each other's).
-fn staged(path: &Path, text: &str) -> Result<tempfile::NamedTempFile, ServerError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(path.file_name().unwrap_or_default());
-    let mut file = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|err| io_error(path, "cannot write beside", err))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|err| io_error(path, "cannot write beside", err))?;
-    Ok(file)
-}
-
-/// Writes `text` to `path` unless it exists; answers what `path` holds then.
-fn create_if_absent(path: &Path, text: &str) -> Result<String, ServerError> {
-    match staged(path, text)?.persist_noclobber(path) {
-        Ok(_) => Ok(text.to_string()),
-        Err(err) if err.error.kind() == std::io::ErrorKind::AlreadyExists => wait_for(path),
-        Err(err) => Err(io_error(path, "cannot write", err.error)),
-    }
-}
-
-/// Replaces `path` with `text` at once (readers see the old or the new file).
-fn replace(path: &Path, text: &str) -> Result<(), ServerError> {
-    staged(path, text)?
-        .persist(path)
-        .map(|_| ())
-        .map_err(|err| io_error(path, "cannot write", err.error))
 }
 
 #[cfg(test)]
