@@ -329,7 +329,10 @@ fn server_tls(
     match (&config.tls_cert, &config.tls_key, config.tls) {
         (Some(cert), Some(key), None) => Ok((Some(crate::tls::ServerTls::load(cert, key)?), None)),
         (None, None, Some(crate::config::TlsMode::Auto)) => {
-            let public_host = config.public_url.as_deref().and_then(url_host);
+            let public_host = config
+                .public_url
+                .as_deref()
+                .and_then(crate::config::url_host);
             let auto = crate::tls_auto::AutoTls::new(
                 config.tls_folder().map_err(ServerError::Config)?,
                 addr,
@@ -354,21 +357,6 @@ fn server_tls(
             "--tls-cert and --tls-key go together".into(),
         )),
     }
-}
-
-/// The host of a URL (`https://[::1]:8443/x` → `::1`).
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        authority.split(':').next()?
-    };
-    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// Credentials in clear over the network deserve a warning.

@@ -512,9 +512,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The host of a URL, without brackets (`https://[::1]:8443/x` → `::1`).
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_of_a_url() {
+        assert_eq!(
+            url_host("https://cp.example:8443/x").as_deref(),
+            Some("cp.example")
+        );
+        assert_eq!(url_host("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(url_host("http://10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(url_host("not a url"), None);
+    }
 
     #[test]
     fn auth_off_is_allowed_on_loopback_only() {

@@ -64,20 +64,7 @@ pub fn install_warnings(state: &AppState) -> Vec<String> {
                 .to_string(),
         );
     }
-    let host = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(host, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            host
-        } else {
-            ""
-        }
-    });
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::config::url_host(url).unwrap_or_default();
     let loopback = host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
