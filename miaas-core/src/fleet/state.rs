@@ -178,7 +178,7 @@ impl FleetState {
                 record.metrics.clone_from(&known.metrics);
             }
             let record = self.snapshot.put_node(record);
-            self.ledger.update_node(&record, now, self.timeout);
+            self.lay_node(&record, now);
         }
         let written = self
             .snapshot
@@ -209,7 +209,26 @@ impl FleetState {
     pub(crate) fn registered(&mut self, node: NodeRecord, token_hash: &str, now: f64) {
         let node = self.snapshot.upsert_node(node);
         self.set_token(&node.id, token_hash);
-        self.ledger.update_node(&node, now, self.timeout);
+        self.lay_node(&node, now);
+    }
+
+    /// Lays a node's record over its candidate in the ledger. A node the ledger
+    /// did not have gets the reservations of the deployments already placed on it
+    /// here: a catch-up may bring a deployment before its node (the node's row was
+    /// written again after the version the catch-up read, by a heartbeat), and
+    /// the node's candidate must not start empty then.
+    fn lay_node(&mut self, node: &NodeRecord, now: f64) {
+        let new = self.ledger.get(&node.id).is_none();
+        self.ledger.update_node(node, now, self.timeout);
+        if new {
+            for deployment in self.snapshot.deployments_of_node(&node.id) {
+                if deployment.holds_resources()
+                    && deployment.node_id.as_deref() == Some(node.id.as_str())
+                {
+                    self.ledger.reserve(&node.id, &deployment);
+                }
+            }
+        }
     }
 
     /// Lays a committed cordon or tag change over the state.
@@ -256,5 +275,69 @@ impl FleetState {
         if let Some(old) = self.token_of.remove(node_id) {
             self.tokens.remove(&old);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{ClusterVersion, StoredNode};
+
+    fn node(id: &str) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            name: id.into(),
+            ip: "10.0.0.1".into(),
+            capabilities: serde_json::from_value(serde_json::json!({
+                "os": "linux", "cpu_count": 4, "mem_mb": 8000, "disk_mb": 100_000,
+                "gpus": [{"id": 0, "model": "L4", "mem_mb": 24000},
+                         {"id": 1, "model": "L4", "mem_mb": 24000}]
+            }))
+            .expect("capabilities"),
+            tags: vec![],
+            registered_at: 100.0,
+            last_seen: 100.0,
+            metrics: None,
+            schedulable: true,
+        }
+    }
+
+    fn changes(version: u64, nodes: Vec<NodeRecord>, deployments: Vec<Deployment>) -> FleetChanges {
+        FleetChanges {
+            version: ClusterVersion {
+                version,
+                ..ClusterVersion::default()
+            },
+            since: version - 1,
+            nodes: (nodes.into_iter())
+                .map(|record| StoredNode {
+                    token_hash: format!("hash-{}", record.id),
+                    record,
+                })
+                .collect(),
+            node_ids: None,
+            deployments: deployments.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    #[test]
+    fn a_node_that_arrives_after_its_deployment_keeps_the_deployments_reservation() {
+        let mut state = FleetState::load(changes(1, vec![], vec![]), 100.0, 60.0);
+        let placed: Deployment = serde_json::from_value(serde_json::json!({
+            "deployment_id": "d", "template_id": "t", "action": "apply", "status": "running",
+            "message": "", "node_id": "n", "env": {}, "rendered_compose": "", "revision": 1,
+            "created_at": 100.0, "updated_at": 100.0, "requirements": {"cpus": 1, "gpus": 1},
+            "gpu_ids": [0]
+        }))
+        .expect("a deployment");
+        // a catch-up brought the deployment, not yet its node (whose row a
+        // heartbeat wrote again after the version read)
+        state.apply_changes(&changes(2, vec![], vec![placed]), 100.0);
+        state.apply_changes(&changes(3, vec![node("n")], vec![]), 100.0);
+        let candidate = state.ledger().get("n").expect("the node's candidate");
+        assert_eq!(candidate.reserved.gpu_ids, vec![0], "GPU 0 stays taken");
+        assert!((candidate.reserved.cpus - 1.0).abs() < 1e-9);
     }
 }
