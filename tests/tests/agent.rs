@@ -1073,9 +1073,20 @@ async fn docker_health_and_restarts_reach_the_deployment() {
     let calls = std::fs::read_to_string(calls_dir.join("calls")).unwrap();
     assert!(calls.contains("inspect --format"), "{calls}");
 
-    let (_, events) = cp
-        .get("/api/v1/events?follow=false&topic=deployment:svc")
-        .await;
+    // events are stored a moment after the change they tell of (in batches)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let events = loop {
+        let (_, events) = cp
+            .get("/api/v1/events?follow=false&topic=deployment:svc")
+            .await;
+        let told = events
+            .as_array()
+            .is_some_and(|all| all.iter().any(|e| e["type"] == "deployment.unhealthy"));
+        if told || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     let kinds: Vec<&str> = events
         .as_array()
         .unwrap()
