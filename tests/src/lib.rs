@@ -23,7 +23,7 @@ pub use browser::{Browser, PAGE_PATIENCE};
 pub use cli::{Modes, Run, miaas};
 pub use https::{eventually, trusting};
 pub use postgres::OwnPostgres;
-pub use process::{ServerProcess, binary};
+pub use process::{ServerProcess, admin_token_over, binary};
 pub use streams::{Lines, STREAM_PATIENCE, Sse, SseEvent};
 
 /// A server running inside the test process on its own database.

@@ -147,17 +147,7 @@ impl ServerProcess {
     /// An access token of the bootstrap admin, whose password the first start
     /// saved in `dir`.
     pub async fn admin_token(&self, dir: &Path) -> String {
-        let password = Self::saved_secret(dir, "MIAAS_ADMIN_PASSWORD");
-        let login = serde_json::json!({"username": "admin", "password": password});
-        let request = reqwest::Client::new()
-            .post(self.url("/api/v1/auth/token"))
-            .json(&login);
-        let (status, answer) = crate::send(request).await;
-        assert_eq!(status, 200, "{answer}");
-        answer["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        admin_token_over(&reqwest::Client::new(), &self.base, dir).await
     }
 
     /// The process id.
@@ -204,4 +194,21 @@ impl Drop for ServerProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// An access token of the bootstrap admin of the server at `base` (whose first
+/// start saved the password in `dir`), asked for with `client` (one trusting the
+/// server's own CA, for HTTPS).
+pub async fn admin_token_over(client: &reqwest::Client, base: &str, dir: &Path) -> String {
+    let password = ServerProcess::saved_secret(dir, "MIAAS_ADMIN_PASSWORD");
+    let login = serde_json::json!({"username": "admin", "password": password});
+    let request = client
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&login);
+    let (status, answer) = crate::send(request).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }

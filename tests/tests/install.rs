@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use miaas_tests::{ServerProcess, binary, eventually, miaas, send, trusting};
-use serde_json::{Value, json};
+use miaas_tests::{ServerProcess, admin_token_over, binary, eventually, miaas, send, trusting};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 
@@ -34,18 +34,6 @@ fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
 
 fn https(server: &ServerProcess) -> String {
     server.base.replace("http://", "https://")
-}
-
-async fn admin_token(client: &reqwest::Client, base: &str, dir: &Path) -> String {
-    let password = ServerProcess::saved_secret(dir, "MIAAS_ADMIN_PASSWORD");
-    let (status, login) = send(
-        client
-            .post(format!("{base}/api/v1/auth/token"))
-            .json(&json!({"username": "admin", "password": password})),
-    )
-    .await;
-    assert_eq!(status, 200, "{login}");
-    login["access_token"].as_str().unwrap().to_string()
 }
 
 /// The leaf certificate of `server.pem`, and its SAN names and addresses.
@@ -122,7 +110,7 @@ async fn tls_auto_makes_its_own_ca_renews_with_the_same_key_and_keeps_it_across_
     // `miaas --ca-cert <db>.tls/ca.pem` trusts it
     let base = https(&server);
     let client = trusting(&std::fs::read(tls.join("ca.pem")).unwrap());
-    let admin = admin_token(&client, &base, dir.path()).await;
+    let admin = admin_token_over(&client, &base, dir.path()).await;
     let ca_file = tls.join("ca.pem").display().to_string();
     let listed = miaas(
         dir.path(),
@@ -221,7 +209,7 @@ async fn the_printed_one_liner_installs_starts_and_joins_an_agent() {
     let base = https(&server);
     let tls = dir.path().join("control_plane.db.tls");
     let client = trusting(&std::fs::read(tls.join("ca.pem")).unwrap());
-    let admin = admin_token(&client, &base, dir.path()).await;
+    let admin = admin_token_over(&client, &base, dir.path()).await;
     let ca_file = tls.join("ca.pem").display().to_string();
     let printed = miaas(
         dir.path(),

@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
-use miaas_tests::{AgentProcess, ServerProcess, binary, eventually, miaas, send, trusting};
+use miaas_tests::{
+    AgentProcess, ServerProcess, admin_token_over, binary, eventually, miaas, send, trusting,
+};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (PEM, key PEM, DER).
@@ -84,15 +85,7 @@ async fn https_with_a_pinned_join_token_and_a_reload_on_sighup() {
     assert_eq!(served.trim(), cert.trim(), "the CA, as PEM");
 
     // the admin sees the join token pinned to the CA
-    let password = ServerProcess::saved_secret(dir.path(), "MIAAS_ADMIN_PASSWORD");
-    let (status, login) = send(
-        client
-            .post(format!("{https}/api/v1/auth/token"))
-            .json(&json!({"username": "admin", "password": password})),
-    )
-    .await;
-    assert_eq!(status, 200, "{login}");
-    let admin = login["access_token"].as_str().unwrap().to_string();
+    let admin = admin_token_over(&client, &https, dir.path()).await;
     let (status, join) = send(
         client
             .get(format!("{https}/api/v1/cluster/join-token"))
